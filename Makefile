@@ -1,0 +1,35 @@
+# The two commands a newcomer types: `make quickstart` and `make test`.
+# Everything else here is what they need.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: setup test lint quickstart crd clean
+
+setup: $(STAMP)
+
+# Idempotent: the venv is rebuilt only when the dependency lists change.
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[dev]'
+	@touch $(STAMP)
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/lint-imports
+
+test: lint
+	$(BIN)/python -m pytest
+
+quickstart: setup
+	$(BIN)/ladder validate examples/quickstart.yaml
+	$(BIN)/ladder render examples/quickstart.yaml > /dev/null
+	@echo "quickstart: validated and rendered examples/quickstart.yaml (the local runner is not built yet)"
+
+crd: setup
+	$(BIN)/ladder crd > charts/ladder/crds/scalingexperiments.ladder.dev.yaml
+
+clean:
+	rm -rf $(VENV) .pytest_cache ladder-runs

@@ -1,0 +1,50 @@
+"""Turn pydantic errors into one line per problem that names the field path (camelCase, as the
+user wrote it) and what is allowed. The CLI, the operator's Invalid status and the pods all use
+this, so a bad spec reads the same everywhere."""
+
+from __future__ import annotations
+
+from pydantic import ValidationError
+
+
+class SpecError(Exception):  # noqa: N818 (reads better at call sites than SpecValidationError)
+    """A user error: the CLI prints `problems` and exits 2, with no traceback."""
+
+    def __init__(self, source: str, problems: list[str]):
+        self.source = source
+        self.problems = problems
+        super().__init__("\n".join(f"{source}: {p}" for p in problems))
+
+
+def _path(loc: tuple) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part in ("function-after", "function-before") or str(part).startswith(
+            ("function-", "literal[", "list[", "union[", "lax-or-strict")
+        ):
+            continue
+        else:
+            out += ("." if out else "") + str(part)
+    return out or "<root>"
+
+
+def describe(err: ValidationError) -> list[str]:
+    problems = []
+    for e in err.errors(include_url=False):
+        msg = e["msg"]
+        if msg.startswith("Value error, "):
+            msg = msg[len("Value error, "):]
+        if e["type"] == "extra_forbidden":
+            msg = "unknown field (check the spelling; fields are camelCase)"
+        problems.append(f"{_path(e['loc'])}: {msg}")
+    return problems
+
+
+class UserError(Exception):
+    """Any other user-facing error (missing checkpoint, unreachable bucket, bad weights path).
+
+    Entry points print the message, exit non-zero and show no traceback. The message must name
+    the field or path at fault and say what to do.
+    """

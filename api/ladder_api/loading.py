@@ -1,0 +1,50 @@
+"""Read experiment files. The only I/O in ladder_api; every failure becomes a SpecError."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+from pydantic import ValidationError
+
+from ladder_api.errors import SpecError, describe
+from ladder_api.spec import ScalingExperiment
+
+
+def parse_experiment(data, source: str = "<input>") -> ScalingExperiment:
+    if not isinstance(data, dict):
+        raise SpecError(source, ["the document must be a mapping with apiVersion, kind, metadata, spec"])
+    try:
+        return ScalingExperiment.model_validate(data)
+    except ValidationError as err:
+        raise SpecError(source, describe(err)) from None
+
+
+def load_documents(path: str | Path) -> list:
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except FileNotFoundError:
+        raise SpecError(str(p), ["file not found"]) from None
+    except (IsADirectoryError, PermissionError, UnicodeDecodeError) as err:
+        raise SpecError(str(p), [f"cannot read the file ({err.__class__.__name__})"]) from None
+    try:
+        docs = [d for d in yaml.safe_load_all(text) if d is not None]
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        raise SpecError(str(p), [f"{where}invalid YAML ({getattr(err, 'problem', err)})"]) from None
+    if not docs:
+        raise SpecError(str(p), ["the file holds no YAML document"])
+    return docs
+
+
+def load_experiment(path: str | Path) -> ScalingExperiment:
+    """Load the one ScalingExperiment in a file (a multi-document file must hold exactly one)."""
+    docs = [d for d in load_documents(path) if not isinstance(d, dict) or d.get("kind") != "List"]
+    exps = [
+        d for d in docs if isinstance(d, dict) and d.get("kind", "ScalingExperiment") == "ScalingExperiment"
+    ]
+    if len(exps) != 1:
+        raise SpecError(str(path), [f"expected exactly one ScalingExperiment document, found {len(exps)}"])
+    return parse_experiment(exps[0], str(path))

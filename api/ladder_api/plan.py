@@ -1,0 +1,182 @@
+"""expand(experiment) -> Plan: one Run per model size, each with its fully resolved config.
+
+Pure and deterministic: the same experiment always gives byte-identical run configs, which is what
+makes rendered manifests reproducible and lets pods (and `ladder run`) read back exactly what the
+operator meant. A RunConfig is the whole input of the trainer and evaluator entry points.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+from pydantic import Field
+
+from ladder_api.base import Model
+from ladder_api.ladder import forward_flops, normalized_cost, param_count
+from ladder_api.spec import (
+    DataSpec,
+    EvaluationSpec,
+    LadderSpec,
+    ScalingExperiment,
+    SliceRequest,
+    TrainingSpec,
+)
+
+CODE_VERSION = "0.1.0"
+
+
+def canonical_json(data) -> str:
+    """Stable JSON: sorted keys, no whitespace variance. Hashes and ConfigMaps use it."""
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+
+
+def short_hash(data, length: int = 10) -> str:
+    return hashlib.sha256(canonical_json(data).encode()).hexdigest()[:length]
+
+
+def join_uri(base: str, *parts: str) -> str:
+    out = base.rstrip("/")
+    for p in parts:
+        out = f"{out}/{p.strip('/')}"
+    return out
+
+
+class ModelConfig(Model):
+    """The U-Net of one run: the ladder's shared settings with the width filled in."""
+
+    base_channels: int
+    context_dim: int
+    context_tokens: int
+    channel_mult: list[int]
+    num_res_blocks: int
+    attention_levels: list[int]
+    num_heads: int
+    transformer_depth: int
+    norm_groups: int
+    latent_channels: int
+    latent_size: int
+    params: int = Field(..., description="Analytic parameter count.")
+    gflops_per_forward: float = Field(..., description="Analytic GFLOPs of one forward pass.")
+    normalized_cost: float = Field(..., description="Forward cost relative to c = 320.")
+
+
+class ExperimentRef(Model):
+    name: str
+    namespace: str
+    uid: str | None = None
+
+
+class RunPaths(Model):
+    root: str = Field(..., description="<outputUri>/<experiment>/c<width>")
+    checkpoints: str
+    metrics: str = Field(..., description="JSON-lines training metrics.")
+    results: str = Field(..., description="Evaluation results (JSON, same shape as status.results).")
+    samples: str
+
+
+class RunConfig(Model):
+    """Everything a trainer or evaluator pod needs, and nothing it has to look up elsewhere."""
+
+    experiment: ExperimentRef
+    name: str = Field(..., description="<experiment>-c<width>")
+    width: int
+    index: int = Field(..., description="Position in the experiment's start order.")
+    spec_hash: str
+    recipe_hash: str = Field(
+        ..., description="Hash of what fixes the trained model (ladder, data, training): a spec "
+        "edit that changes it would change what a finished size means."
+    )
+    code_version: str = CODE_VERSION
+    model: ModelConfig
+    data: DataSpec
+    training: TrainingSpec
+    evaluation: EvaluationSpec
+    slice: SliceRequest
+    eval_slice: SliceRequest
+    paths: RunPaths
+
+
+class Plan(Model):
+    experiment: ExperimentRef
+    spec_hash: str
+    runs: list[RunConfig]
+
+    def run(self, width: int) -> RunConfig:
+        for r in self.runs:
+            if r.width == width:
+                return r
+        raise KeyError(f"no run for width {width}; widths: {[r.width for r in self.runs]}")
+
+
+def spec_hash(exp: ScalingExperiment) -> str:
+    return short_hash(exp.spec.to_wire(exclude_none=False), 16)
+
+
+def recipe_hash(ladder: LadderSpec, data: DataSpec, training: TrainingSpec, width: int) -> str:
+    shared = {k: v for k, v in ladder.to_wire(exclude_none=False).items() if k != "widths"}
+    return short_hash(
+        {
+            "width": width,
+            "ladder": shared,
+            "data": data.to_wire(exclude_none=False),
+            "training": training.to_wire(exclude_none=False),
+        },
+        16,
+    )
+
+
+def model_config(ladder: LadderSpec, width: int) -> ModelConfig:
+    shape = ladder.shape(width)
+    return ModelConfig(
+        base_channels=width,
+        context_dim=ladder.context_dim,
+        context_tokens=ladder.context_tokens,
+        channel_mult=list(ladder.channel_mult),
+        num_res_blocks=ladder.num_res_blocks,
+        attention_levels=list(ladder.attention_levels),
+        num_heads=ladder.num_heads,
+        transformer_depth=ladder.transformer_depth,
+        norm_groups=ladder.norm_groups,
+        latent_channels=ladder.latent_channels,
+        latent_size=ladder.latent_size,
+        params=param_count(shape),
+        gflops_per_forward=forward_flops(shape, ladder.latent_size, ladder.context_tokens) / 1e9,
+        normalized_cost=normalized_cost(shape, ladder.latent_size, ladder.context_tokens),
+    )
+
+
+def expand(exp: ScalingExperiment, output_uri: str | None = None) -> Plan:
+    """One run per width, in the spec's start order. `output_uri` overrides storage.outputUri
+    (the local backend points it at its output directory)."""
+    spec = exp.spec
+    ref = ExperimentRef(name=exp.metadata.name, namespace=exp.metadata.namespace, uid=exp.metadata.uid)
+    s_hash = spec_hash(exp)
+    base = join_uri(output_uri or spec.storage.output_uri, exp.metadata.name)
+    runs = []
+    for index, width in enumerate(spec.ordered_widths()):
+        root = join_uri(base, f"c{width}")
+        runs.append(
+            RunConfig(
+                experiment=ref,
+                name=f"{exp.metadata.name}-c{width}",
+                width=width,
+                index=index,
+                spec_hash=s_hash,
+                recipe_hash=recipe_hash(spec.ladder, spec.data, spec.training, width),
+                model=model_config(spec.ladder, width),
+                data=spec.data,
+                training=spec.training,
+                evaluation=spec.evaluation,
+                slice=spec.resources.slice_for(width),
+                eval_slice=spec.resources.eval_slice,
+                paths=RunPaths(
+                    root=root,
+                    checkpoints=join_uri(root, "checkpoints"),
+                    metrics=join_uri(root, "metrics.jsonl"),
+                    results=join_uri(root, "results.json"),
+                    samples=join_uri(root, "samples"),
+                ),
+            )
+        )
+    return Plan(experiment=ref, spec_hash=s_hash, runs=runs)

@@ -1,0 +1,524 @@
+"""The ScalingExperiment spec: the single source of truth for what an experiment means.
+
+The CRD's openAPIV3Schema is generated from these models (``ladder_api.crd``), pods read their
+run configuration back with them, and ``ladder run`` validates with them too. Everything the
+paper leaves unstated (noise schedule, prediction type, EMA, optimizer, guidance dropout, ...)
+is an explicit field with a default here, so a run records exactly what it did.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from ladder_api import API_VERSION, KIND
+from ladder_api.base import Model
+from ladder_api.ladder import PAPER_CONTEXT_DIM, UNetShape
+from ladder_api.tpu import SLICES
+
+DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+URI_SCHEMES = ("gs://", "file://", "builtin:", "/", "./", "../")
+
+PositiveInt = Annotated[int, Field(gt=0)]
+
+
+class PredictionType(StrEnum):
+    epsilon = "epsilon"
+    v = "v"
+
+
+class NoiseScheduleKind(StrEnum):
+    scaled_linear = "scaled_linear"
+    linear = "linear"
+    cosine = "cosine"
+
+
+class LrScheduleKind(StrEnum):
+    constant = "constant"
+    cosine = "cosine"
+    linear = "linear"
+
+
+class Precision(StrEnum):
+    float32 = "float32"
+    bfloat16 = "bfloat16"
+
+
+class SamplerName(StrEnum):
+    ddim = "ddim"
+    ddpm = "ddpm"
+    dpmpp_2m = "dpmpp_2m"
+
+
+class MetricName(StrEnum):
+    fid = "fid"
+    clip = "clip"
+    adherence = "adherence"
+
+
+class FidFeatures(StrEnum):
+    """Which features FID is computed on. Only `inception` is comparable to published numbers."""
+
+    inception = "inception"
+    digits_classifier = "digits-classifier"
+
+
+class SizeOrder(StrEnum):
+    ascending = "ascending"
+    descending = "descending"
+    as_listed = "as-listed"
+
+
+class CheckpointRetention(StrEnum):
+    keep = "keep"
+    delete = "delete"
+
+
+def _check_uri(value: str, field: str) -> str:
+    if not value.startswith(URI_SCHEMES):
+        raise ValueError(
+            f"{field} must be a gs:// URI, a file:// URI, a local path or builtin:<name>; "
+            f"got {value!r}"
+        )
+    return value
+
+
+# --- the ladder ---------------------------------------------------------------------------------
+
+
+class LadderSpec(Model):
+    """The model sizes and the U-Net settings they share (SD v1.5 layout; only the width varies)."""
+
+    widths: list[PositiveInt] = Field(
+        default_factory=lambda: [64, 96, 128],
+        min_length=1,
+        description="Base channel counts c of the U-Net, one run per width (the paper: 64 to 768).",
+    )
+    context_dim: PositiveInt = Field(
+        PAPER_CONTEXT_DIM,
+        description="Width of the text-embedding context for cross-attention (1024 reproduces "
+        "the paper's parameter counts; SD v1.5's CLIP-L is 768).",
+    )
+    context_tokens: PositiveInt = Field(77, description="Tokens in the text context.")
+    channel_mult: list[PositiveInt] = Field(
+        default_factory=lambda: [1, 2, 4, 4],
+        min_length=1,
+        description="Block widths as multiples of c, one per resolution level.",
+    )
+    num_res_blocks: PositiveInt = Field(2, description="Residual blocks per level.")
+    attention_levels: list[Annotated[int, Field(ge=0)]] = Field(
+        default_factory=lambda: [0, 1, 2],
+        description="Levels (0 = highest resolution) with a transformer block after each res-block.",
+    )
+    num_heads: PositiveInt = Field(8, description="Attention heads.")
+    transformer_depth: PositiveInt = Field(1, description="Transformer blocks per attention site.")
+    norm_groups: PositiveInt = Field(32, description="GroupNorm groups.")
+    latent_channels: PositiveInt = Field(4, description="Latent channels in and out.")
+    latent_size: PositiveInt = Field(
+        64, description="Latent height and width (64 for 512px images with an f=8 VAE)."
+    )
+
+    @field_validator("widths")
+    @classmethod
+    def _unique_widths(cls, v: list[int]) -> list[int]:
+        if len(set(v)) != len(v):
+            raise ValueError("widths must be unique")
+        return v
+
+    @model_validator(mode="after")
+    def _consistent(self) -> LadderSpec:
+        levels = len(self.channel_mult)
+        bad = [lvl for lvl in self.attention_levels if lvl >= levels]
+        if bad:
+            raise ValueError(
+                f"attentionLevels {bad} do not exist: channelMult has {levels} levels (0..{levels - 1})"
+            )
+        for w in self.widths:
+            for m in self.channel_mult:
+                ch = w * m
+                if ch % self.norm_groups:
+                    raise ValueError(
+                        f"width {w} x channelMult {m} = {ch} channels is not divisible by "
+                        f"normGroups {self.norm_groups}"
+                    )
+                if ch % self.num_heads:
+                    raise ValueError(
+                        f"width {w} x channelMult {m} = {ch} channels is not divisible by "
+                        f"numHeads {self.num_heads}"
+                    )
+        down = 2 ** (levels - 1)
+        if self.latent_size % down:
+            raise ValueError(
+                f"latentSize {self.latent_size} must be divisible by {down} "
+                f"({levels} levels halve it {levels - 1} times)"
+            )
+        return self
+
+    def shape(self, width: int) -> UNetShape:
+        """The U-Net shape for one width; the ladder module counts its parameters and FLOPs."""
+        return UNetShape(
+            base_channels=width,
+            context_dim=self.context_dim,
+            channel_mult=tuple(self.channel_mult),
+            num_res_blocks=self.num_res_blocks,
+            attention_levels=tuple(self.attention_levels),
+            num_heads=self.num_heads,
+            in_channels=self.latent_channels,
+            out_channels=self.latent_channels,
+            norm_groups=self.norm_groups,
+            transformer_depth=self.transformer_depth,
+        )
+
+
+# --- data ---------------------------------------------------------------------------------------
+
+
+class AutoencoderSpec(Model):
+    kind: Literal["identity", "sd-vae"] = Field(
+        "sd-vae",
+        description="How images map to latents. `identity` trains in pixel space (recorded as "
+        "such in every result); `sd-vae` is the frozen f=8 SD VAE (250M, not counted in costs).",
+    )
+    weights_uri: str | None = Field(
+        None, description="Where the autoencoder weights are baked in or stored (sd-vae only)."
+    )
+    scaling_factor: float = Field(0.18215, gt=0, description="Latent scaling factor.")
+
+
+class ReferenceSetSpec(Model):
+    name: str = Field("coco2014-val-30k", description="Name of the evaluation reference set.")
+    uri: str = Field(
+        "gs://ladder-data/coco2014-val/prompts.jsonl",
+        description="Prompts (and text embeddings) used to generate evaluation samples.",
+    )
+    stats_uri: str | None = Field(
+        None,
+        description="FID reference statistics (mu, sigma) made with clean-fid's custom-stats path. "
+        "Required for Inception FID; computed from the reference set when omitted offline.",
+    )
+
+    @field_validator("uri", "stats_uri")
+    @classmethod
+    def _uri(cls, v: str | None, info) -> str | None:
+        return None if v is None else _check_uri(v, info.field_name)
+
+
+class DataSpec(Model):
+    train_uri: str = Field(
+        "gs://ladder-data/webli-latents/",
+        description="Training shards of precomputed latents and text embeddings (gs://, a local "
+        "path, or builtin:digits for the bundled handwritten-digits set).",
+    )
+    autoencoder: AutoencoderSpec = Field(default_factory=AutoencoderSpec)
+    text_encoder: str = Field(
+        "clip-vit-h14",
+        description="Frozen text encoder whose embeddings are in the shards (not counted in sizes).",
+    )
+    reference_set: ReferenceSetSpec = Field(default_factory=ReferenceSetSpec)
+    shuffle_buffer: PositiveInt = Field(10_000, description="Examples in the shuffle buffer.")
+
+    @field_validator("train_uri")
+    @classmethod
+    def _uri(cls, v: str) -> str:
+        return _check_uri(v, "trainUri")
+
+
+# --- training -----------------------------------------------------------------------------------
+
+
+class NoiseScheduleSpec(Model):
+    kind: NoiseScheduleKind = Field(
+        NoiseScheduleKind.scaled_linear, description="Beta schedule (SD uses scaled_linear)."
+    )
+    num_timesteps: PositiveInt = Field(1000, description="Diffusion timesteps T.")
+    beta_start: float = Field(0.00085, gt=0, lt=1, description="First beta.")
+    beta_end: float = Field(0.012, gt=0, lt=1, description="Last beta.")
+
+    @model_validator(mode="after")
+    def _order(self) -> NoiseScheduleSpec:
+        if self.beta_end <= self.beta_start:
+            raise ValueError("betaEnd must be greater than betaStart")
+        return self
+
+
+class LrScheduleSpec(Model):
+    kind: LrScheduleKind = Field(LrScheduleKind.constant, description="Decay after warm-up.")
+    warmup_steps: int = Field(10_000, ge=0, description="Linear warm-up steps from 0.")
+    end_factor: float = Field(
+        0.0, ge=0, le=1, description="Final learning rate as a fraction of the peak (decays only)."
+    )
+
+
+class OptimizerSpec(Model):
+    kind: Literal["adamw"] = Field("adamw", description="Optimizer (optax).")
+    beta1: float = Field(0.9, ge=0, lt=1)
+    beta2: float = Field(0.999, ge=0, lt=1)
+    eps: float = Field(1e-8, gt=0)
+    weight_decay: float = Field(0.01, ge=0)
+    grad_clip_norm: float | None = Field(1.0, gt=0, description="Global-norm clipping; null: off.")
+
+
+class EmaSpec(Model):
+    enabled: bool = Field(True, description="Keep an exponential moving average of the weights.")
+    decay: float = Field(0.9999, gt=0, lt=1)
+    evaluate_ema: bool = Field(True, description="Evaluate the EMA weights rather than the raw ones.")
+
+
+class CheckpointSpec(Model):
+    interval_steps: PositiveInt = Field(5000, description="Save a checkpoint every N steps.")
+    keep: PositiveInt = Field(3, description="Keep the newest N checkpoints.")
+    retention: CheckpointRetention = Field(
+        CheckpointRetention.keep,
+        description="What happens to checkpoints when the experiment is deleted.",
+    )
+
+
+class ShardingSpec(Model):
+    data: int = Field(-1, description="Data-parallel axis size; -1 takes the remaining devices.")
+    fsdp: PositiveInt = Field(1, description="Fully-sharded (parameter) axis size.")
+
+    @field_validator("data")
+    @classmethod
+    def _data(cls, v: int) -> int:
+        if v == 0 or v < -1:
+            raise ValueError("data must be -1 (all remaining devices) or a positive integer")
+        return v
+
+
+class TrainingSpec(Model):
+    steps: PositiveInt = Field(500_000, description="Optimizer steps (the paper: 500K).")
+    global_batch: PositiveInt = Field(2048, description="Examples per step across all devices.")
+    learning_rate: float = Field(1e-4, gt=0, description="Peak learning rate.")
+    lr_schedule: LrScheduleSpec = Field(default_factory=LrScheduleSpec)
+    optimizer: OptimizerSpec = Field(default_factory=OptimizerSpec)
+    ema: EmaSpec = Field(default_factory=EmaSpec)
+    param_dtype: Precision = Field(Precision.float32, description="Dtype of stored parameters.")
+    compute_dtype: Precision = Field(Precision.bfloat16, description="Dtype of activations.")
+    prediction_type: PredictionType = Field(PredictionType.epsilon, description="What the U-Net predicts.")
+    noise_schedule: NoiseScheduleSpec = Field(default_factory=NoiseScheduleSpec)
+    guidance_dropout: float = Field(
+        0.1, ge=0, le=1, description="Probability of replacing the text embedding by the "
+        "unconditional one, so classifier-free guidance works at sampling time."
+    )
+    seed: int = Field(0, ge=0, description="Seed for initialisation, data order and noise.")
+    checkpoint: CheckpointSpec = Field(default_factory=CheckpointSpec)
+    sharding: ShardingSpec = Field(default_factory=ShardingSpec)
+    log_every_steps: PositiveInt = Field(100, description="Metrics cadence.")
+    compilation_cache_uri: str | None = Field(
+        None, description="JAX persistent compilation cache (local path or gs://)."
+    )
+
+    @model_validator(mode="after")
+    def _warmup(self) -> TrainingSpec:
+        if self.lr_schedule.warmup_steps > self.steps:
+            raise ValueError(
+                f"lrSchedule.warmupSteps ({self.lr_schedule.warmup_steps}) exceeds steps ({self.steps})"
+            )
+        return self
+
+
+# --- resources ----------------------------------------------------------------------------------
+
+
+class SliceRequest(Model):
+    slice_type: str = Field(
+        "v5litepod-16", description="TPU slice type, e.g. v5litepod-16 or v5p-32."
+    )
+    num_slices: PositiveInt = Field(1, description="Slices (multislice over DCN when > 1).")
+
+    @field_validator("slice_type")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        if v not in SLICES:
+            raise ValueError(f"unknown TPU slice type {v!r}; valid: {', '.join(SLICES)}")
+        return v
+
+
+class SliceRule(SliceRequest):
+    """Pick a slice by model size: the first rule whose maxWidth covers the width wins."""
+
+    max_width: PositiveInt | None = Field(
+        None, description="Largest width this rule applies to; omit for a catch-all rule."
+    )
+
+
+class ImagesSpec(Model):
+    trainer: str = Field("ghcr.io/ladder-dev/ladder-trainer:0.1.0", description="Trainer image.")
+    evaluator: str = Field("ghcr.io/ladder-dev/ladder-evaluator:0.1.0", description="Evaluator image.")
+    pull_policy: Literal["Always", "IfNotPresent", "Never"] = Field("IfNotPresent")
+
+
+class ResourcesSpec(Model):
+    slices: list[SliceRule] = Field(
+        default_factory=lambda: [SliceRule()],
+        min_length=1,
+        description="Training slice per size: rules in order, first match wins.",
+    )
+    overrides: dict[str, SliceRequest] = Field(
+        default_factory=dict,
+        description="Per-width override keyed by the width as a string, e.g. {'768': {...}}.",
+    )
+    eval_slice: SliceRequest = Field(
+        default_factory=lambda: SliceRequest(slice_type="v5litepod-4"),
+        description="Slice each evaluation runs on (a single host is enough).",
+    )
+    images: ImagesSpec = Field(default_factory=ImagesSpec)
+    service_account: str | None = Field(
+        None,
+        description="Existing Kubernetes ServiceAccount for pods (e.g. bound to a GCP service "
+        "account through Workload Identity); the per-experiment one is used when omitted.",
+    )
+
+    def slice_for(self, width: int) -> SliceRequest:
+        if str(width) in self.overrides:
+            return self.overrides[str(width)]
+        for rule in self.slices:
+            if rule.max_width is None or width <= rule.max_width:
+                return SliceRequest(slice_type=rule.slice_type, num_slices=rule.num_slices)
+        raise ValueError(f"no resources.slices rule covers width {width}")
+
+
+# --- scheduling ---------------------------------------------------------------------------------
+
+
+class SchedulingSpec(Model):
+    queue: str = Field("ladder", description="Kueue LocalQueue the JobSets are submitted to.")
+    priority_class: str | None = Field(None, description="Kueue WorkloadPriorityClass.")
+    max_concurrent: PositiveInt = Field(2, description="At most this many sizes train at once.")
+    order: SizeOrder = Field(SizeOrder.ascending, description="Order in which sizes start.")
+    max_restarts: int = Field(
+        10, ge=0, description="JobSet restarts allowed for preemption-type failures."
+    )
+    ttl_seconds_after_finished: int = Field(
+        86_400, ge=0, description="How long finished JobSets stay for inspection."
+    )
+
+
+# --- evaluation ---------------------------------------------------------------------------------
+
+
+class EvaluationSpec(Model):
+    samplers: list[SamplerName] = Field(
+        default_factory=lambda: [SamplerName.ddim, SamplerName.dpmpp_2m, SamplerName.ddpm],
+        min_length=1,
+        description="Samplers to evaluate.",
+    )
+    steps: list[PositiveInt] = Field(
+        default_factory=lambda: [4, 6, 8, 10, 20, 50],
+        min_length=1,
+        description="Sampling step counts.",
+    )
+    guidance_scales: list[Annotated[float, Field(ge=0)]] = Field(
+        default_factory=lambda: [1.5, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0],
+        min_length=1,
+        description="Classifier-free guidance scales (1.0 = no guidance).",
+    )
+    ddim_eta: float = Field(0.0, ge=0, le=1, description="DDIM eta (0 = deterministic).")
+    num_samples: PositiveInt = Field(30_000, description="Samples per measurement.")
+    batch_size: PositiveInt = Field(64, description="Samples generated per forward batch.")
+    metrics: list[MetricName] = Field(
+        default_factory=lambda: [MetricName.fid, MetricName.clip], min_length=1
+    )
+    fid_features: FidFeatures = Field(
+        FidFeatures.inception,
+        description="Features FID uses; anything but inception is labelled as such in results.",
+    )
+    inception_weights_uri: str = Field(
+        "/opt/ladder/weights/inception-2015-12-05.pt",
+        description="clean-fid's Inception weights, baked into the evaluator image.",
+    )
+    clip_weights_uri: str | None = Field(
+        "/opt/ladder/weights/open_clip_vit_b32.safetensors",
+        description="open_clip weights for the CLIP score.",
+    )
+    checkpoints: Literal["final", "all"] | list[PositiveInt] = Field(
+        "final", description="Which checkpoints to evaluate: final, all kept, or given steps."
+    )
+    seed: int = Field(0, ge=0, description="Seed for sampling noise.")
+
+
+# --- storage ------------------------------------------------------------------------------------
+
+
+class StorageSpec(Model):
+    output_uri: str = Field(
+        "gs://ladder-experiments/",
+        description="Where checkpoints, metrics and samples go (gs:// or a local path); each "
+        "experiment writes under <outputUri>/<name>/.",
+    )
+
+    @field_validator("output_uri")
+    @classmethod
+    def _uri(cls, v: str) -> str:
+        return _check_uri(v, "outputUri")
+
+
+class LocalSpec(Model):
+    """Settings only `ladder run` (the one-machine backend) uses."""
+
+    max_parallel: PositiveInt = Field(1, description="Runs executed at once on this machine.")
+    output_dir: str | None = Field(
+        None, description="Output directory; default ./ladder-runs/<experiment name>/."
+    )
+
+
+# --- the resource -------------------------------------------------------------------------------
+
+
+class ScalingExperimentSpec(Model):
+    ladder: LadderSpec = Field(default_factory=LadderSpec)
+    data: DataSpec = Field(default_factory=DataSpec)
+    training: TrainingSpec = Field(default_factory=TrainingSpec)
+    resources: ResourcesSpec = Field(default_factory=ResourcesSpec)
+    scheduling: SchedulingSpec = Field(default_factory=SchedulingSpec)
+    evaluation: EvaluationSpec = Field(default_factory=EvaluationSpec)
+    storage: StorageSpec = Field(default_factory=StorageSpec)
+    local: LocalSpec = Field(default_factory=LocalSpec)
+    suspend: bool = Field(False, description="Suspend running JobSets (Kueue frees their quota).")
+
+    @model_validator(mode="after")
+    def _every_width_has_a_slice(self) -> ScalingExperimentSpec:
+        for w in self.ladder.widths:
+            self.resources.slice_for(w)
+        return self
+
+    def ordered_widths(self) -> list[int]:
+        widths = list(self.ladder.widths)
+        if self.scheduling.order is SizeOrder.ascending:
+            return sorted(widths)
+        if self.scheduling.order is SizeOrder.descending:
+            return sorted(widths, reverse=True)
+        return widths
+
+
+class ObjectMeta(Model):
+    """The part of Kubernetes metadata a spec file carries."""
+
+    model_config = {**Model.model_config, "extra": "ignore"}
+
+    name: str = Field(..., description="Experiment name (DNS-1123 label, at most 40 characters).")
+    namespace: str = Field("default")
+    uid: str | None = None
+    generation: int | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("name")
+    @classmethod
+    def _dns(cls, v: str) -> str:
+        if not DNS1123_LABEL.match(v) or len(v) > 40:
+            raise ValueError(
+                "must be a DNS-1123 label (lower-case letters, digits, '-') of at most 40 "
+                "characters, so that names derived from it stay within 63"
+            )
+        return v
+
+
+class ScalingExperiment(Model):
+    api_version: Literal["ladder.dev/v1alpha1"] = Field(API_VERSION, alias="apiVersion")
+    kind: Literal["ScalingExperiment"] = Field(KIND)
+    metadata: ObjectMeta
+    spec: ScalingExperimentSpec = Field(default_factory=ScalingExperimentSpec)

@@ -1,0 +1,7 @@
+"""Subcommands of `ladder` for this area."""
+
+from __future__ import annotations
+
+
+def register(sub) -> None:
+    """Add this area's subcommands to the `ladder` parser."""

@@ -1,0 +1,133 @@
+{{/* Names, labels and the operator's RBAC rules, shared by every template. */}}
+
+{{- define "ladder.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* The object-name prefix: <release>-<chart>, or just <release> when it already holds the chart name. */}}
+{{- define "ladder.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "ladder.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "ladder.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "ladder.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: operator
+{{- end }}
+
+{{- define "ladder.labels" -}}
+helm.sh/chart: {{ include "ladder.chart" . }}
+{{ include "ladder.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: ladder
+{{- end }}
+
+{{- define "ladder.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "ladder.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- required "serviceAccount.name is required when serviceAccount.create is false" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/*
+An image reference from {repository, tag, digest}: repository[:tag][@digest], the tag defaulting
+to the chart's appVersion. Call with (dict "image" .Values.x.image "root" $).
+*/}}
+{{- define "ladder.image" -}}
+{{- $tag := default .root.Chart.AppVersion .image.tag }}
+{{- $ref := printf "%s:%s" .image.repository $tag }}
+{{- if .image.digest }}
+{{- if not (hasPrefix "sha256:" .image.digest) }}
+{{- fail (printf "image digest %q of %s must start with sha256:" .image.digest .image.repository) }}
+{{- end }}
+{{- $ref = printf "%s@%s" $ref .image.digest }}
+{{- end }}
+{{- $ref }}
+{{- end }}
+
+{{/* The namespaces watched in namespaced mode: watch.namespaces, or the release namespace. */}}
+{{- define "ladder.watchNamespaces" -}}
+{{- if .Values.watch.namespaces }}
+{{- toJson (uniq .Values.watch.namespaces) }}
+{{- else }}
+{{- toJson (list .Release.Namespace) }}
+{{- end }}
+{{- end }}
+
+{{/*
+The operator's permissions, the same in a Role (namespaced mode) and in the ClusterRole.
+Why each rule exists:
+- scalingexperiments get/list/watch: kopf watches the experiments; patch: kopf's finalizer and its
+  progress annotations (the operator never writes the spec, only status).
+- scalingexperiments/status get/patch: status by server-side apply; also what each experiment's
+  own Role grants its pods, which the operator must hold to create that Role (RBAC escalation
+  prevention) without the `escalate` or `bind` verbs.
+- jobsets, configmaps, serviceaccounts, roles, rolebindings: the objects an experiment renders
+  into; delete for objects a spec edit or cleanup removes (owner references do the rest).
+- kueue workloads get/list/watch: whether a size is queued or admitted.
+- events (core and events.k8s.io) create/patch: Events on transitions (kopf posts core ones).
+No Secrets, no pods or pods/exec, no namespaces or CRDs (kopf runs with scanning disabled and
+peering off), no wildcards.
+*/}}
+{{- define "ladder.operatorRules" -}}
+- apiGroups: ["ladder.dev"]
+  resources: ["scalingexperiments"]
+  verbs: ["get", "list", "watch", "patch"]
+- apiGroups: ["ladder.dev"]
+  resources: ["scalingexperiments/status"]
+  verbs: ["get", "patch"]
+- apiGroups: ["jobset.x-k8s.io"]
+  resources: ["jobsets"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+- apiGroups: [""]
+  resources: ["configmaps", "serviceaccounts"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+- apiGroups: ["rbac.authorization.k8s.io"]
+  resources: ["roles", "rolebindings"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+- apiGroups: ["kueue.x-k8s.io"]
+  resources: ["workloads"]
+  verbs: ["get", "list", "watch"]
+- apiGroups: [""]
+  resources: ["events"]
+  verbs: ["create", "patch"]
+- apiGroups: ["events.k8s.io"]
+  resources: ["events"]
+  verbs: ["create", "patch"]
+{{- end }}
+
+{{/* What the operator fills in for experiments that leave a setting unset (mounted as JSON). */}}
+{{- define "ladder.operatorDefaults" -}}
+{{- $wsa := dict }}
+{{- with .Values.workloads.serviceAccount.annotations }}{{ $wsa = merge $wsa . }}{{ end }}
+{{- with .Values.workloads.serviceAccount.gcpServiceAccount }}{{ $_ := set $wsa "iam.gke.io/gcp-service-account" . }}{{ end }}
+{{- $d := dict
+  "images" (dict
+    "trainer" (include "ladder.image" (dict "image" .Values.images.trainer "root" .))
+    "evaluator" (include "ladder.image" (dict "image" .Values.images.evaluator "root" .))
+    "pullPolicy" .Values.images.pullPolicy)
+  "queue" .Values.defaults.queue
+  "priorityClass" (default nil .Values.defaults.priorityClass)
+  "outputUri" .Values.defaults.outputUri
+  "workloads" (dict
+    "serviceAccountAnnotations" $wsa
+    "nodeSelector" .Values.workloads.nodeSelector
+    "tolerations" .Values.workloads.tolerations)
+}}
+{{- toPrettyJson $d }}
+{{- end }}

@@ -18,7 +18,9 @@ from ladder_api.spec import (
     DataSpec,
     EvaluationSpec,
     LadderSpec,
+    ResourcesSpec,
     ScalingExperiment,
+    SchedulingSpec,
     SliceRequest,
     TrainingSpec,
 )
@@ -96,11 +98,25 @@ class RunConfig(Model):
     eval_slice: SliceRequest
     paths: RunPaths
 
+    def config_json(self) -> str:
+        """The exact bytes pods read (ConfigMap key <name>.json, `ladder plan -o`): canonical JSON
+        by alias, nulls kept so a reader sees every setting."""
+        return canonical_json(self.model_dump(mode="json", by_alias=True))
+
 
 class Plan(Model):
+    """The experiment resolved into runs, plus what the cluster backend needs to place them."""
+
     experiment: ExperimentRef
     spec_hash: str
     runs: list[RunConfig]
+    resources: ResourcesSpec = Field(
+        default_factory=ResourcesSpec, description="Images, service account and slices (render uses them)."
+    )
+    scheduling: SchedulingSpec = Field(
+        default_factory=SchedulingSpec, description="Queue, priority and restart policy of the JobSets."
+    )
+    suspend: bool = Field(False, description="The experiment's spec.suspend.")
 
     def run(self, width: int) -> RunConfig:
         for r in self.runs:
@@ -179,4 +195,11 @@ def expand(exp: ScalingExperiment, output_uri: str | None = None) -> Plan:
                 ),
             )
         )
-    return Plan(experiment=ref, spec_hash=s_hash, runs=runs)
+    return Plan(
+        experiment=ref,
+        spec_hash=s_hash,
+        runs=runs,
+        resources=spec.resources,
+        scheduling=spec.scheduling,
+        suspend=spec.suspend,
+    )

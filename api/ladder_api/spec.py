@@ -12,7 +12,7 @@ import re
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from ladder_api import API_VERSION, KIND
 from ladder_api.base import Model
@@ -20,9 +20,12 @@ from ladder_api.ladder import PAPER_CONTEXT_DIM, UNetShape
 from ladder_api.tpu import SLICES
 
 DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+DNS1035_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+MAX_NAME_LENGTH = 40
 URI_SCHEMES = ("gs://", "file://", "builtin:", "/", "./", "../")
 
 PositiveInt = Annotated[int, Field(gt=0)]
+MAX_WIDTH = 8192  # keeps derived object names short; the paper stops at 768
 
 
 class PredictionType(StrEnum):
@@ -90,13 +93,13 @@ def _check_uri(value: str, field: str) -> str:
 
 
 class LadderSpec(Model):
-    """The model sizes and the U-Net settings they share (SD v1.5 layout; only the width varies)."""
+    """The model sizes and the U-Net settings they share (SD v1.5 layout; only the width varies).
 
-    widths: list[PositiveInt] = Field(
-        default_factory=lambda: [64, 96, 128],
-        min_length=1,
-        description="Base channel counts c of the U-Net, one run per width (the paper: 64 to 768).",
-    )
+    `widths` is declared last on purpose: its validator checks every width against the shared
+    settings (channel multipliers, GroupNorm groups, heads), which pydantic has validated by then,
+    so a bad width is reported at `spec.ladder.widths` rather than at `spec.ladder`.
+    """
+
     context_dim: PositiveInt = Field(
         PAPER_CONTEXT_DIM,
         description="Width of the text-embedding context for cross-attention (1024 reproduces "
@@ -120,42 +123,63 @@ class LadderSpec(Model):
     latent_size: PositiveInt = Field(
         64, description="Latent height and width (64 for 512px images with an f=8 VAE)."
     )
+    widths: list[Annotated[int, Field(gt=0, le=MAX_WIDTH)]] = Field(
+        default_factory=lambda: [64, 96, 128],
+        min_length=1,
+        description="Base channel counts c of the U-Net, one run per width (the paper: 64 to 768). "
+        "Each c x channelMult must be divisible by normGroups and numHeads.",
+    )
+
+    @field_validator("attention_levels")
+    @classmethod
+    def _levels_exist(cls, v: list[int], info: ValidationInfo) -> list[int]:
+        mult = info.data.get("channel_mult")
+        if mult is None:
+            return v
+        bad = [lvl for lvl in v if lvl >= len(mult)]
+        if bad:
+            raise ValueError(
+                f"levels {bad} do not exist: channelMult has {len(mult)} levels (0..{len(mult) - 1})"
+            )
+        return v
+
+    @field_validator("latent_size")
+    @classmethod
+    def _halvable(cls, v: int, info: ValidationInfo) -> int:
+        mult = info.data.get("channel_mult")
+        if mult is None:
+            return v
+        down = 2 ** (len(mult) - 1)
+        if v % down:
+            raise ValueError(
+                f"must be divisible by {down} ({len(mult)} levels halve it {len(mult) - 1} times)"
+            )
+        return v
 
     @field_validator("widths")
     @classmethod
-    def _unique_widths(cls, v: list[int]) -> list[int]:
+    def _valid_widths(cls, v: list[int], info: ValidationInfo) -> list[int]:
         if len(set(v)) != len(v):
             raise ValueError("widths must be unique")
-        return v
-
-    @model_validator(mode="after")
-    def _consistent(self) -> LadderSpec:
-        levels = len(self.channel_mult)
-        bad = [lvl for lvl in self.attention_levels if lvl >= levels]
-        if bad:
-            raise ValueError(
-                f"attentionLevels {bad} do not exist: channelMult has {levels} levels (0..{levels - 1})"
-            )
-        for w in self.widths:
-            for m in self.channel_mult:
+        mult = info.data.get("channel_mult")
+        groups = info.data.get("norm_groups")
+        heads = info.data.get("num_heads")
+        if mult is None or groups is None or heads is None:
+            return v  # the broken shared setting is reported on its own
+        for w in v:
+            for m in mult:
                 ch = w * m
-                if ch % self.norm_groups:
+                if ch % groups:
                     raise ValueError(
                         f"width {w} x channelMult {m} = {ch} channels is not divisible by "
-                        f"normGroups {self.norm_groups}"
+                        f"normGroups {groups}; use a multiple of {groups}"
                     )
-                if ch % self.num_heads:
+                if ch % heads:
                     raise ValueError(
                         f"width {w} x channelMult {m} = {ch} channels is not divisible by "
-                        f"numHeads {self.num_heads}"
+                        f"numHeads {heads}"
                     )
-        down = 2 ** (levels - 1)
-        if self.latent_size % down:
-            raise ValueError(
-                f"latentSize {self.latent_size} must be divisible by {down} "
-                f"({levels} levels halve it {levels - 1} times)"
-            )
-        return self
+        return v
 
     def shape(self, width: int) -> UNetShape:
         """The U-Net shape for one width; the ladder module counts its parameters and FLOPs."""
@@ -212,12 +236,17 @@ class DataSpec(Model):
         description="Training shards of precomputed latents and text embeddings (gs://, a local "
         "path, or builtin:digits for the bundled handwritten-digits set).",
     )
-    autoencoder: AutoencoderSpec = Field(default_factory=AutoencoderSpec)
+    autoencoder: AutoencoderSpec = Field(
+        default_factory=AutoencoderSpec, description="How images map to the latents the U-Net sees."
+    )
     text_encoder: str = Field(
         "clip-vit-h14",
         description="Frozen text encoder whose embeddings are in the shards (not counted in sizes).",
     )
-    reference_set: ReferenceSetSpec = Field(default_factory=ReferenceSetSpec)
+    reference_set: ReferenceSetSpec = Field(
+        default_factory=ReferenceSetSpec,
+        description="Prompts and reference statistics for evaluation (the paper: COCO 2014 val, 30K).",
+    )
     shuffle_buffer: PositiveInt = Field(10_000, description="Examples in the shuffle buffer.")
 
     @field_validator("train_uri")
@@ -254,16 +283,16 @@ class LrScheduleSpec(Model):
 
 class OptimizerSpec(Model):
     kind: Literal["adamw"] = Field("adamw", description="Optimizer (optax).")
-    beta1: float = Field(0.9, ge=0, lt=1)
-    beta2: float = Field(0.999, ge=0, lt=1)
-    eps: float = Field(1e-8, gt=0)
-    weight_decay: float = Field(0.01, ge=0)
+    beta1: float = Field(0.9, ge=0, lt=1, description="Adam first-moment decay.")
+    beta2: float = Field(0.999, ge=0, lt=1, description="Adam second-moment decay.")
+    eps: float = Field(1e-8, gt=0, description="Adam epsilon.")
+    weight_decay: float = Field(0.01, ge=0, description="Decoupled (AdamW) weight decay.")
     grad_clip_norm: float | None = Field(1.0, gt=0, description="Global-norm clipping; null: off.")
 
 
 class EmaSpec(Model):
     enabled: bool = Field(True, description="Keep an exponential moving average of the weights.")
-    decay: float = Field(0.9999, gt=0, lt=1)
+    decay: float = Field(0.9999, gt=0, lt=1, description="EMA decay per step.")
     evaluate_ema: bool = Field(True, description="Evaluate the EMA weights rather than the raw ones.")
 
 
@@ -292,20 +321,28 @@ class TrainingSpec(Model):
     steps: PositiveInt = Field(500_000, description="Optimizer steps (the paper: 500K).")
     global_batch: PositiveInt = Field(2048, description="Examples per step across all devices.")
     learning_rate: float = Field(1e-4, gt=0, description="Peak learning rate.")
-    lr_schedule: LrScheduleSpec = Field(default_factory=LrScheduleSpec)
-    optimizer: OptimizerSpec = Field(default_factory=OptimizerSpec)
-    ema: EmaSpec = Field(default_factory=EmaSpec)
+    lr_schedule: LrScheduleSpec = Field(
+        default_factory=LrScheduleSpec, description="Warm-up and decay of the learning rate."
+    )
+    optimizer: OptimizerSpec = Field(default_factory=OptimizerSpec, description="Optimizer settings.")
+    ema: EmaSpec = Field(default_factory=EmaSpec, description="Exponential moving average of weights.")
     param_dtype: Precision = Field(Precision.float32, description="Dtype of stored parameters.")
     compute_dtype: Precision = Field(Precision.bfloat16, description="Dtype of activations.")
     prediction_type: PredictionType = Field(PredictionType.epsilon, description="What the U-Net predicts.")
-    noise_schedule: NoiseScheduleSpec = Field(default_factory=NoiseScheduleSpec)
+    noise_schedule: NoiseScheduleSpec = Field(
+        default_factory=NoiseScheduleSpec, description="The forward diffusion process."
+    )
     guidance_dropout: float = Field(
         0.1, ge=0, le=1, description="Probability of replacing the text embedding by the "
         "unconditional one, so classifier-free guidance works at sampling time."
     )
     seed: int = Field(0, ge=0, description="Seed for initialisation, data order and noise.")
-    checkpoint: CheckpointSpec = Field(default_factory=CheckpointSpec)
-    sharding: ShardingSpec = Field(default_factory=ShardingSpec)
+    checkpoint: CheckpointSpec = Field(
+        default_factory=CheckpointSpec, description="Checkpoint cadence and retention."
+    )
+    sharding: ShardingSpec = Field(
+        default_factory=ShardingSpec, description="Device mesh of the training slice(s)."
+    )
     log_every_steps: PositiveInt = Field(100, description="Metrics cadence.")
     compilation_cache_uri: str | None = Field(
         None, description="JAX persistent compilation cache (local path or gs://)."
@@ -348,7 +385,9 @@ class SliceRule(SliceRequest):
 class ImagesSpec(Model):
     trainer: str = Field("ghcr.io/ladder-dev/ladder-trainer:0.1.0", description="Trainer image.")
     evaluator: str = Field("ghcr.io/ladder-dev/ladder-evaluator:0.1.0", description="Evaluator image.")
-    pull_policy: Literal["Always", "IfNotPresent", "Never"] = Field("IfNotPresent")
+    pull_policy: Literal["Always", "IfNotPresent", "Never"] = Field(
+        "IfNotPresent", description="imagePullPolicy of every container."
+    )
 
 
 class ResourcesSpec(Model):
@@ -365,20 +404,53 @@ class ResourcesSpec(Model):
         default_factory=lambda: SliceRequest(slice_type="v5litepod-4"),
         description="Slice each evaluation runs on (a single host is enough).",
     )
-    images: ImagesSpec = Field(default_factory=ImagesSpec)
+    images: ImagesSpec = Field(default_factory=ImagesSpec, description="Container images.")
     service_account: str | None = Field(
         None,
         description="Existing Kubernetes ServiceAccount for pods (e.g. bound to a GCP service "
         "account through Workload Identity); the per-experiment one is used when omitted.",
     )
 
-    def slice_for(self, width: int) -> SliceRequest:
+    termination_grace_period_seconds: int = Field(
+        300,
+        ge=0,
+        description="Seconds a preempted pod gets between SIGTERM and SIGKILL: the trainer saves "
+        "a checkpoint in that time and exits 42 so the JobSet restarts it.",
+    )
+
+    @field_validator("overrides")
+    @classmethod
+    def _override_keys(cls, v: dict[str, SliceRequest]) -> dict[str, SliceRequest]:
+        bad = [k for k in v if not k.isdigit() or int(k) <= 0]
+        if bad:
+            raise ValueError(f"keys must be widths written as positive integers, e.g. '768'; got {bad}")
+        return v
+
+    @field_validator("eval_slice")
+    @classmethod
+    def _single_host(cls, v: SliceRequest) -> SliceRequest:
+        st = SLICES[v.slice_type]
+        if st.hosts != 1 or v.num_slices != 1:
+            single = [n for n, s in SLICES.items() if s.hosts == 1]
+            raise ValueError(
+                f"the evaluator runs on one host: use numSlices 1 and a single-host slice "
+                f"({', '.join(single)}); got {v.num_slices} x {v.slice_type} ({st.hosts} hosts)"
+            )
+        return v
+
+    def rule_for(self, width: int) -> SliceRequest | None:
         if str(width) in self.overrides:
             return self.overrides[str(width)]
         for rule in self.slices:
             if rule.max_width is None or width <= rule.max_width:
                 return SliceRequest(slice_type=rule.slice_type, num_slices=rule.num_slices)
-        raise ValueError(f"no resources.slices rule covers width {width}")
+        return None
+
+    def slice_for(self, width: int) -> SliceRequest:
+        found = self.rule_for(width)
+        if found is None:
+            raise ValueError(f"no resources.slices rule covers width {width}")
+        return found
 
 
 # --- scheduling ---------------------------------------------------------------------------------
@@ -420,7 +492,10 @@ class EvaluationSpec(Model):
     num_samples: PositiveInt = Field(30_000, description="Samples per measurement.")
     batch_size: PositiveInt = Field(64, description="Samples generated per forward batch.")
     metrics: list[MetricName] = Field(
-        default_factory=lambda: [MetricName.fid, MetricName.clip], min_length=1
+        default_factory=lambda: [MetricName.fid, MetricName.clip],
+        min_length=1,
+        description="Metrics per measurement: fid, clip (CLIP score), adherence (prompt-class "
+        "accuracy of a classifier; digits only).",
     )
     fid_features: FidFeatures = Field(
         FidFeatures.inception,
@@ -469,20 +544,46 @@ class LocalSpec(Model):
 
 
 class ScalingExperimentSpec(Model):
-    ladder: LadderSpec = Field(default_factory=LadderSpec)
-    data: DataSpec = Field(default_factory=DataSpec)
-    training: TrainingSpec = Field(default_factory=TrainingSpec)
-    resources: ResourcesSpec = Field(default_factory=ResourcesSpec)
-    scheduling: SchedulingSpec = Field(default_factory=SchedulingSpec)
-    evaluation: EvaluationSpec = Field(default_factory=EvaluationSpec)
-    storage: StorageSpec = Field(default_factory=StorageSpec)
-    local: LocalSpec = Field(default_factory=LocalSpec)
+    """What to train, on what, and how to evaluate it."""
+
+    ladder: LadderSpec = Field(
+        default_factory=LadderSpec, description="The model sizes and the U-Net settings they share."
+    )
+    data: DataSpec = Field(
+        default_factory=DataSpec, description="Training data and evaluation reference set."
+    )
+    training: TrainingSpec = Field(
+        default_factory=TrainingSpec, description="The training recipe, identical for every size."
+    )
+    resources: ResourcesSpec = Field(
+        default_factory=ResourcesSpec, description="TPU slices per size, images, service account."
+    )
+    scheduling: SchedulingSpec = Field(
+        default_factory=SchedulingSpec, description="Kueue queue, priority, concurrency and order."
+    )
+    evaluation: EvaluationSpec = Field(
+        default_factory=EvaluationSpec,
+        description="The sampling grid and metrics each checkpoint is scored on.",
+    )
+    storage: StorageSpec = Field(default_factory=StorageSpec, description="Where outputs go.")
+    local: LocalSpec = Field(default_factory=LocalSpec, description="Settings of `ladder run` only.")
     suspend: bool = Field(False, description="Suspend running JobSets (Kueue frees their quota).")
 
     @model_validator(mode="after")
     def _every_width_has_a_slice(self) -> ScalingExperimentSpec:
-        for w in self.ladder.widths:
-            self.resources.slice_for(w)
+        widths = set(self.ladder.widths)
+        stray = sorted((k for k in self.resources.overrides if int(k) not in widths), key=int)
+        if stray:
+            raise ValueError(
+                f"resources.overrides has widths {stray} that are not in ladder.widths "
+                f"{sorted(widths)}"
+            )
+        uncovered = [w for w in self.ladder.widths if self.resources.rule_for(w) is None]
+        if uncovered:
+            raise ValueError(
+                f"resources.slices: no rule covers widths {uncovered}; add a rule without "
+                "maxWidth (a catch-all) or an override"
+            )
         return self
 
     def ordered_widths(self) -> list[int]:
@@ -495,30 +596,46 @@ class ScalingExperimentSpec(Model):
 
 
 class ObjectMeta(Model):
-    """The part of Kubernetes metadata a spec file carries."""
+    """The part of Kubernetes metadata a spec file carries (the rest is ignored)."""
 
     model_config = {**Model.model_config, "extra": "ignore"}
 
-    name: str = Field(..., description="Experiment name (DNS-1123 label, at most 40 characters).")
-    namespace: str = Field("default")
-    uid: str | None = None
-    generation: int | None = None
-    labels: dict[str, str] = Field(default_factory=dict)
-    annotations: dict[str, str] = Field(default_factory=dict)
+    name: str = Field(
+        ..., description="Experiment name: a DNS-1035 label (starts with a letter) of at most 40 characters."
+    )
+    namespace: str = Field("default", description="Namespace of the experiment and of everything it creates.")
+    uid: str | None = Field(None, description="Set by the API server; owner references use it.")
+    generation: int | None = Field(None, description="Set by the API server.")
+    labels: dict[str, str] = Field(default_factory=dict, description="Kubernetes labels.")
+    annotations: dict[str, str] = Field(default_factory=dict, description="Kubernetes annotations.")
 
     @field_validator("name")
     @classmethod
     def _dns(cls, v: str) -> str:
-        if not DNS1123_LABEL.match(v) or len(v) > 40:
+        if not DNS1035_LABEL.match(v) or len(v) > MAX_NAME_LENGTH:
             raise ValueError(
-                "must be a DNS-1123 label (lower-case letters, digits, '-') of at most 40 "
-                "characters, so that names derived from it stay within 63"
+                f"must be a DNS-1035 label (lower-case letters, digits, '-', starting with a letter) "
+                f"of at most {MAX_NAME_LENGTH} characters, so that the JobSet, Job and Pod names "
+                f"derived from it stay valid; got {v!r}"
             )
+        return v
+
+    @field_validator("namespace")
+    @classmethod
+    def _ns(cls, v: str) -> str:
+        if not DNS1123_LABEL.match(v) or len(v) > 63:
+            raise ValueError(f"must be a DNS-1123 label of at most 63 characters; got {v!r}")
         return v
 
 
 class ScalingExperiment(Model):
-    api_version: Literal["ladder.dev/v1alpha1"] = Field(API_VERSION, alias="apiVersion")
-    kind: Literal["ScalingExperiment"] = Field(KIND)
-    metadata: ObjectMeta
-    spec: ScalingExperimentSpec = Field(default_factory=ScalingExperimentSpec)
+    """A scaling study: one model per width, trained on the same recipe, scored on one grid."""
+
+    api_version: Literal["ladder.dev/v1alpha1"] = Field(
+        API_VERSION, alias="apiVersion", description="ladder.dev/v1alpha1"
+    )
+    kind: Literal["ScalingExperiment"] = Field(KIND, description="ScalingExperiment")
+    metadata: ObjectMeta = Field(..., description="Name and namespace of the experiment.")
+    spec: ScalingExperimentSpec = Field(
+        default_factory=ScalingExperimentSpec, description="The experiment; every field has a default."
+    )

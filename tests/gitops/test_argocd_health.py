@@ -17,7 +17,6 @@ import yaml
 from ladder_api.spec import ScalingExperiment
 from ladder_api.status import ScalingExperimentStatus
 
-
 ROOT = Path(__file__).resolve().parents[2]
 CHECK_DIR = ROOT / "gitops/argocd/resource_customizations/ladder.dev/ScalingExperiment"
 HEALTH_LUA = (CHECK_DIR / "health.lua").read_text()

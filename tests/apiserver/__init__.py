@@ -1,0 +1,1 @@
+"""The local Kubernetes API server the operator tests run against (and its own tests)."""

@@ -1,0 +1,30 @@
+"""`python -m tests.apiserver --port N [--kubeconfig FILE]`: the local API server as a process
+(the benchmark and manual runs use it; tests start it in a thread with fixture.py)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from aiohttp import web
+
+from tests.apiserver.fixture import write_kubeconfig
+from tests.apiserver.server import ApiServer
+from tests.apiserver.store import Store
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m tests.apiserver")
+    parser.add_argument("--port", type=int, default=8001)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--kubeconfig", type=Path, help="also write a kubeconfig pointing here")
+    parser.add_argument("--history", type=int, default=20000, help="watch events kept for resuming")
+    args = parser.parse_args()
+    if args.kubeconfig:
+        write_kubeconfig(args.kubeconfig, f"http://{args.host}:{args.port}")
+    server = ApiServer(Store(history=args.history))
+    web.run_app(server.app, host=args.host, port=args.port, access_log=None, print=None)
+
+
+if __name__ == "__main__":
+    main()

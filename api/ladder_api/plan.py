@@ -130,13 +130,15 @@ def spec_hash(exp: ScalingExperiment) -> str:
 
 
 def recipe_hash(ladder: LadderSpec, data: DataSpec, training: TrainingSpec, width: int) -> str:
+    """Sharding is left out: it changes where the model is computed, not what is trained."""
     shared = {k: v for k, v in ladder.to_wire(exclude_none=False).items() if k != "widths"}
+    training_wire = {k: v for k, v in training.to_wire(exclude_none=False).items() if k != "sharding"}
     return short_hash(
         {
             "width": width,
             "ladder": shared,
             "data": data.to_wire(exclude_none=False),
-            "training": training.to_wire(exclude_none=False),
+            "training": training_wire,
         },
         16,
     )
@@ -182,7 +184,7 @@ def expand(exp: ScalingExperiment, output_uri: str | None = None) -> Plan:
                 recipe_hash=recipe_hash(spec.ladder, spec.data, spec.training, width),
                 model=model_config(spec.ladder, width),
                 data=spec.data,
-                training=spec.training,
+                training=spec.training_for(width),
                 evaluation=spec.evaluation,
                 slice=spec.resources.slice_for(width),
                 eval_slice=spec.resources.eval_slice,

@@ -361,10 +361,17 @@ class TrainingSpec(Model):
 
 
 class SliceRequest(Model):
+    """Where one size trains (or evaluates): a TPU slice type, how many, and how to shard."""
+
     slice_type: str = Field(
         "v5litepod-16", description="TPU slice type, e.g. v5litepod-16 or v5p-32."
     )
     num_slices: PositiveInt = Field(1, description="Slices (multislice over DCN when > 1).")
+    sharding: ShardingSpec | None = Field(
+        None,
+        description="Device mesh for the sizes this applies to, replacing training.sharding "
+        "(large models need FSDP, small ones train faster without). Does not change the recipe.",
+    )
 
     @field_validator("slice_type")
     @classmethod
@@ -443,7 +450,9 @@ class ResourcesSpec(Model):
             return self.overrides[str(width)]
         for rule in self.slices:
             if rule.max_width is None or width <= rule.max_width:
-                return SliceRequest(slice_type=rule.slice_type, num_slices=rule.num_slices)
+                return SliceRequest(
+                    slice_type=rule.slice_type, num_slices=rule.num_slices, sharding=rule.sharding
+                )
         return None
 
     def slice_for(self, width: int) -> SliceRequest:
@@ -584,7 +593,33 @@ class ScalingExperimentSpec(Model):
                 f"resources.slices: no rule covers widths {uncovered}; add a rule without "
                 "maxWidth (a catch-all) or an override"
             )
+        for w in self.ladder.widths:
+            req = self.resources.slice_for(w)
+            sharding = self.sharding_for(w)
+            chips = SLICES[req.slice_type].chips
+            if chips % sharding.fsdp:
+                raise ValueError(
+                    f"width {w}: sharding.fsdp {sharding.fsdp} does not divide the {chips} chips of "
+                    f"{req.slice_type} (FSDP runs within a slice)"
+                )
+            total = chips * req.num_slices
+            if sharding.data != -1 and sharding.data * sharding.fsdp != total:
+                raise ValueError(
+                    f"width {w}: sharding.data {sharding.data} x fsdp {sharding.fsdp} must equal the "
+                    f"{total} chips of {req.num_slices} x {req.slice_type} (or use data: -1)"
+                )
         return self
+
+    def sharding_for(self, width: int) -> ShardingSpec:
+        """The slice rule's sharding when it has one, else training.sharding."""
+        return self.resources.slice_for(width).sharding or self.training.sharding
+
+    def training_for(self, width: int) -> TrainingSpec:
+        """training with this width's sharding filled in: what its run config carries."""
+        sharding = self.sharding_for(width)
+        if sharding == self.training.sharding:
+            return self.training
+        return self.training.model_copy(update={"sharding": sharding})
 
     def ordered_widths(self) -> list[int]:
         widths = list(self.ladder.widths)

@@ -1,0 +1,236 @@
+"""The chart, linted and rendered by the real Helm engine, in namespaced and cluster-wide mode.
+
+Every rendered object is validated against the Kubernetes OpenAPI schemas (kubernetes-validate,
+strict: unknown fields fail), the RBAC is compared with the exact least-privilege rule set, and the
+operator pod is checked against the "restricted" Pod Security Standard.
+"""
+
+from __future__ import annotations
+
+import json
+
+import kubernetes_validate
+import pytest
+
+from tests.charts.chart_render import KUBE_VERSION, NAMESPACE, by_kind, lint, one, render, rule_set
+from tests.charts.pod_security import restricted_violations
+
+MODES = {
+    "namespaced-default": {},
+    "namespaced-list": {"watch": {"namespaces": ["research", "ladder-system", "research"]}},
+    "cluster-wide": {"watch": {"clusterWide": True}},
+    "everything-on": {
+        "watch": {"clusterWide": True},
+        "metrics": {"serviceMonitor": {"enabled": True, "labels": {"release": "prom"}}},
+        "serviceAccount": {"gcpServiceAccount": "op@p.iam.gserviceaccount.com"},
+        "workloads": {"serviceAccount": {"gcpServiceAccount": "runs@p.iam.gserviceaccount.com"}},
+        "operator": {"image": {"digest": "sha256:" + "a" * 64}, "nodeSelector": {"pool": "system"},
+                     "tolerations": [{"key": "dedicated", "operator": "Exists", "effect": "NoSchedule"}],
+                     "priorityClassName": "system-cluster-critical", "imagePullSecrets": ["regcred"],
+                     "extraEnv": [{"name": "X", "value": "1"}]},
+        "defaults": {"priorityClass": "research-high"},
+    },
+}
+
+# The least-privilege contract of the operator, one triple per (apiGroup, resource, verb).
+EXPECTED_RULES = {
+    *{("ladder.dev", "scalingexperiments", v) for v in ("get", "list", "watch", "patch")},
+    *{("ladder.dev", "scalingexperiments/status", v) for v in ("get", "patch")},
+    *{("jobset.x-k8s.io", "jobsets", v) for v in ("get", "list", "watch", "create", "patch", "delete")},
+    *{
+        (group, resource, verb)
+        for group, resource in (("", "configmaps"), ("", "serviceaccounts"),
+                                ("rbac.authorization.k8s.io", "roles"),
+                                ("rbac.authorization.k8s.io", "rolebindings"))
+        for verb in ("get", "list", "watch", "create", "patch", "delete")
+    },
+    *{("kueue.x-k8s.io", "workloads", v) for v in ("get", "list", "watch")},
+    *{(g, "events", v) for g in ("", "events.k8s.io") for v in ("create", "patch")},
+}
+
+
+@pytest.fixture(scope="module", params=list(MODES), ids=list(MODES))
+def mode(request):
+    return request.param, MODES[request.param], render(MODES[request.param])
+
+
+@pytest.mark.parametrize("name", list(MODES))
+def test_helm_lint_strict_is_clean(name):
+    report = lint(MODES[name])
+    assert report["errors"] == []
+    problems = [m for m in report["messages"] if m["severity"] >= 2]  # 2 warning, 3 error
+    assert problems == []
+
+
+def test_every_rendered_object_validates_against_the_kubernetes_schema(mode):
+    _, _, objects = mode
+    for obj in objects:
+        if obj["kind"] == "ServiceMonitor":  # a prometheus-operator CRD: checked in its own test
+            continue
+        kubernetes_validate.validate(obj, KUBE_VERSION, strict=True)
+
+
+def test_kinds_per_mode(mode):
+    name, values, objects = mode
+    kinds = sorted(o["kind"] for o in objects)
+    cluster = values.get("watch", {}).get("clusterWide", False)
+    namespaces = 2 if name == "namespaced-list" else 1
+    expected = ["ConfigMap", "Deployment", "Service", "ServiceAccount"]
+    expected += ["ClusterRole", "ClusterRoleBinding"] if cluster else ["Role", "RoleBinding"] * namespaces
+    if name == "everything-on":
+        expected.append("ServiceMonitor")
+    assert kinds == sorted(expected)
+
+
+def test_rbac_is_exactly_the_least_privilege_set(mode):
+    name, values, objects = mode
+    roles = by_kind(objects, "ClusterRole") + by_kind(objects, "Role")
+    assert roles
+    for role in roles:
+        assert rule_set(role["rules"]) == EXPECTED_RULES
+        flat = json.dumps(role["rules"])
+        assert "*" not in flat
+        for forbidden in ("secrets", "pods", "pods/exec", "escalate", "bind", "impersonate", "nodes",
+                          "customresourcedefinitions", "namespaces"):
+            assert f'"{forbidden}"' not in flat
+
+
+def test_namespaced_mode_binds_a_role_in_each_watched_namespace_only():
+    objects = render(MODES["namespaced-list"])
+    roles = {r["metadata"]["namespace"] for r in by_kind(objects, "Role")}
+    bindings = by_kind(objects, "RoleBinding")
+    assert roles == {"research", "ladder-system"}
+    assert {b["metadata"]["namespace"] for b in bindings} == roles
+    for binding in bindings:
+        assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
+                                      "name": "ladder-operator"}
+        assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "ladder", "namespace": NAMESPACE}]
+    assert not by_kind(objects, "ClusterRole") and not by_kind(objects, "ClusterRoleBinding")
+    args = one(objects, "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert [a for a in args if a.startswith("--namespace")] == ["--namespace=research",
+                                                                "--namespace=ladder-system"]
+    assert "--all-namespaces" not in args
+
+
+def test_default_namespaced_mode_watches_the_release_namespace():
+    objects = render({}, namespace="ml")
+    assert [r["metadata"]["namespace"] for r in by_kind(objects, "Role")] == ["ml"]
+    args = one(objects, "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "--namespace=ml" in args
+
+
+def test_cluster_wide_mode_binds_the_cluster_role_to_the_operator():
+    objects = render(MODES["cluster-wide"])
+    binding = one(objects, "ClusterRoleBinding")
+    assert binding["roleRef"]["kind"] == "ClusterRole"
+    assert binding["roleRef"]["name"] == one(objects, "ClusterRole")["metadata"]["name"]
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "ladder", "namespace": NAMESPACE}]
+    args = one(objects, "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "--all-namespaces" in args
+    assert not [a for a in args if a.startswith("--namespace")]
+
+
+def test_operator_deployment_runs_one_replica_recreated(mode):
+    _, _, objects = mode
+    deployment = one(objects, "Deployment")
+    assert deployment["spec"]["replicas"] == 1
+    assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+    pod = deployment["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == one(objects, "ServiceAccount")["metadata"]["name"]
+    (container,) = pod["containers"]
+    assert container["command"] == ["ladder", "operator"]
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports == {"health": 8080, "metrics": 9090}
+    for probe in ("livenessProbe", "readinessProbe"):
+        assert container[probe]["httpGet"] == {"path": "/healthz", "port": "health"}
+    assert "--liveness=http://0.0.0.0:8080/healthz" in container["args"]
+    assert "--metrics-port=9090" in container["args"]
+
+
+def test_operator_pod_meets_the_restricted_pod_security_standard(mode):
+    _, _, objects = mode
+    pod = one(objects, "Deployment")["spec"]["template"]["spec"]
+    assert restricted_violations(pod) == []
+    (container,) = pod["containers"]
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    writable = {m["mountPath"] for m in container["volumeMounts"] if not m.get("readOnly")}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert writable == {"/tmp"}
+    assert "emptyDir" in volumes["tmp"]
+
+
+def test_metrics_service_selects_the_operator_pod(mode):
+    _, _, objects = mode
+    service = one(objects, "Service")
+    labels = one(objects, "Deployment")["spec"]["template"]["metadata"]["labels"]
+    assert service["spec"]["selector"].items() <= labels.items()
+    assert service["spec"]["ports"] == [{"name": "metrics", "port": 9090, "targetPort": "metrics",
+                                         "protocol": "TCP"}]
+
+
+def test_service_monitor_scrapes_the_metrics_port():
+    objects = render(MODES["everything-on"])
+    monitor = one(objects, "ServiceMonitor")
+    assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
+    assert monitor["metadata"]["labels"]["release"] == "prom"
+    assert monitor["spec"]["selector"]["matchLabels"] == one(objects, "Service")["spec"]["selector"]
+    assert monitor["spec"]["endpoints"] == [{"port": "metrics", "path": "/metrics", "interval": "30s",
+                                             "scrapeTimeout": "10s"}]
+    assert not by_kind(render({}), "ServiceMonitor")
+
+
+def test_service_monitor_without_service_is_refused():
+    import helm_python
+
+    with pytest.raises(helm_python.HelmError, match="metrics.service.enabled"):
+        render({"metrics": {"service": {"enabled": False}, "serviceMonitor": {"enabled": True}}})
+
+
+def test_workload_identity_annotations():
+    objects = render(MODES["everything-on"])
+    sa = one(objects, "ServiceAccount")
+    assert sa["metadata"]["annotations"] == {"iam.gke.io/gcp-service-account": "op@p.iam.gserviceaccount.com"}
+    defaults = json.loads(one(objects, "ConfigMap")["data"]["defaults.json"])
+    assert defaults["workloads"]["serviceAccountAnnotations"] == {
+        "iam.gke.io/gcp-service-account": "runs@p.iam.gserviceaccount.com"
+    }
+    assert "annotations" not in one(render({}), "ServiceAccount")["metadata"]
+
+
+def test_operator_defaults_carry_images_queue_priority_and_bucket():
+    values = {
+        "images": {"trainer": {"repository": "r/t", "tag": "1.2.3", "digest": "sha256:" + "b" * 64},
+                   "evaluator": {"repository": "r/e"}},
+        "defaults": {"queue": "tpu-v5e", "priorityClass": "high", "outputUri": "gs://b/p/"},
+        "workloads": {"nodeSelector": {"pool": "tpu"}, "tolerations": [{"key": "k", "operator": "Exists"}]},
+    }
+    defaults = json.loads(one(render(values), "ConfigMap")["data"]["defaults.json"])
+    assert defaults == {
+        "images": {"trainer": "r/t:1.2.3@sha256:" + "b" * 64, "evaluator": "r/e:0.1.0",
+                   "pullPolicy": "IfNotPresent"},
+        "queue": "tpu-v5e",
+        "priorityClass": "high",
+        "outputUri": "gs://b/p/",
+        "workloads": {"serviceAccountAnnotations": {}, "nodeSelector": {"pool": "tpu"},
+                      "tolerations": [{"key": "k", "operator": "Exists"}]},
+    }
+    assert json.loads(one(render({}), "ConfigMap")["data"]["defaults.json"])["priorityClass"] is None
+
+
+def test_a_defaults_change_restarts_the_operator():
+    def checksum(values):
+        template = one(render(values), "Deployment")["spec"]["template"]
+        return template["metadata"]["annotations"]["checksum/defaults"]
+
+    assert checksum({}) == checksum({})
+    assert checksum({}) != checksum({"defaults": {"queue": "other"}})
+
+
+def test_image_references():
+    deployment = one(render(MODES["everything-on"]), "Deployment")
+    image = deployment["spec"]["template"]["spec"]["containers"][0]["image"]
+    assert image == "ghcr.io/ladder-dev/ladder-operator:0.1.0@sha256:" + "a" * 64
+    import helm_python
+
+    with pytest.raises(helm_python.HelmError, match="must start with sha256:"):
+        render({"operator": {"image": {"digest": "deadbeef"}}})

@@ -1,0 +1,105 @@
+"""The trainer and evaluator as subprocesses, started the way a pod starts them.
+
+Each child gets its own session (process group), so a Ctrl-C in the terminal reaches only the
+runner, which then sends SIGTERM to the child's main process alone, as the kubelet does to a
+container's PID 1: the trainer saves a checkpoint and exits RESTARTABLE (42). Kill (a second
+Ctrl-C, or the grace period running out) goes to the whole group.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from ladder_api.plan import RunConfig
+
+TRAIN = "train"
+EVALUATE = "evaluate"
+
+
+@dataclass(frozen=True)
+class Task:
+    width: int
+    kind: str  # TRAIN or EVALUATE
+    argv: tuple[str, ...]
+    log: Path
+
+
+def train_task(run: RunConfig, config: Path, log: Path, python: str = sys.executable) -> Task:
+    return Task(run.width, TRAIN, (python, "-m", "ladder_trainer", "--config", str(config)), log)
+
+
+def evaluate_task(run: RunConfig, config: Path, log: Path, python: str = sys.executable) -> Task:
+    argv = (python, "-m", "ladder_evaluator", "--config", str(config), "--checkpoint", run.paths.checkpoints)
+    return Task(run.width, EVALUATE, argv, log)
+
+
+class Child:
+    """One running task; its output is appended to the task's log file."""
+
+    def __init__(self, task: Task, env: dict[str, str] | None = None, cwd: Path | None = None):
+        self.task = task
+        self.started = time.monotonic()
+        self.terminated = False
+        task.log.parent.mkdir(parents=True, exist_ok=True)
+        self._log = task.log.open("ab")
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        self._log.write(f"\n=== ladder run {stamp}: {' '.join(task.argv)}\n".encode())
+        self._log.flush()
+        child_env = dict(os.environ if env is None else env)
+        child_env.setdefault("PYTHONUNBUFFERED", "1")
+        self.popen = subprocess.Popen(
+            list(task.argv),
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env=child_env,
+            cwd=cwd,
+            start_new_session=True,
+        )
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def poll(self) -> int | None:
+        rc = self.popen.poll()
+        if rc is not None and not self._log.closed:
+            self._log.close()
+        return rc
+
+    def terminate(self) -> None:
+        """SIGTERM to the main process only: it is the one that saves and exits 42."""
+        self.terminated = True
+        if self.popen.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.popen.send_signal(signal.SIGTERM)
+
+    def kill(self) -> None:
+        self.terminated = True
+        if self.popen.poll() is None:
+            try:
+                os.killpg(self.popen.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                self.popen.kill()
+
+
+def log_tail(path: Path, lines: int = 12, max_chars: int = 2000) -> str:
+    """The end of a log, for a failure message that shows what went wrong without opening it."""
+    try:
+        with path.open("rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(0, size - 64_000))
+            text = f.read().decode(errors="replace")
+    except FileNotFoundError:
+        return ""
+    kept = [ln for ln in text.splitlines() if ln.strip()][-lines:]
+    out = "\n".join(kept)
+    return out[-max_chars:]

@@ -1,0 +1,108 @@
+#!/usr/bin/env python3
+"""A stand-in for `python -m ladder_trainer` / `python -m ladder_evaluator` in the runner's
+process-management tests: it speaks the same files (checkpoint step folders, metrics lines,
+results.json) and the same signals (SIGTERM -> save -> exit 42), with no JAX, so the tests of
+resume, skip and interruption run in a second. The real entry points are exercised by the
+end-to-end quickstart test.
+
+Invoked as: fake_pods.py -m ladder_trainer --config C
+        or: fake_pods.py -m ladder_evaluator --config C --checkpoint D
+Env: FAKE_LOG (a file each invocation appends "<module> c<width> start=<step>" to),
+     FAKE_BLOCK_AT (trainer: after this step, wait for SIGTERM), FAKE_FAIL (exit code for the trainer).
+"""
+
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "api"))
+from ladder_api.plan import RunConfig  # noqa: E402
+from ladder_api.status import Result, result_id  # noqa: E402
+
+
+def arg(name):
+    return sys.argv[sys.argv.index(name) + 1]
+
+
+def steps_in(d: Path):
+    return sorted(int(p.name) for p in d.iterdir() if p.name.isdigit()) if d.is_dir() else []
+
+
+def save(d: Path, step: int):
+    tmp = d / f"{step}.orbax-checkpoint-tmp-1"
+    tmp.mkdir(parents=True, exist_ok=True)
+    (tmp / "meta").write_text(json.dumps({"step": step}))
+    tmp.rename(d / str(step))
+
+
+def train(run: RunConfig):
+    ckpt = Path(run.paths.checkpoints)
+    have = steps_in(ckpt)
+    start = max(have) if have else 0
+    log(f"ladder_trainer c{run.width} start={start}")
+    if os.environ.get("FAKE_FAIL"):
+        print("fake trainer: failing on purpose", flush=True)
+        sys.exit(int(os.environ["FAKE_FAIL"]))
+    state = {"step": start}
+
+    def on_term(*_):
+        save(ckpt, state["step"])
+        sys.exit(42)
+
+    signal.signal(signal.SIGTERM, on_term)
+    block = int(os.environ.get("FAKE_BLOCK_AT", "0") or 0)
+    with open(run.paths.metrics, "a") as m:
+        for step in range(start + 1, run.training.steps + 1):
+            state["step"] = step
+            m.write(json.dumps({"step": step, "loss": 1.0 / step, "lr": 0.001, "examples_per_s": 100.0,
+                                "mfu": 0.0, "time": time.time()}) + "\n")
+            m.flush()
+            if step % run.training.checkpoint.interval_steps == 0 or step == run.training.steps:
+                save(ckpt, step)
+            if block and step == block:
+                while True:
+                    signal.pause()
+
+
+def evaluate(run: RunConfig):
+    log(f"ladder_evaluator c{run.width} start=0")
+    path = Path(run.paths.results)
+    existing = json.loads(path.read_text()) if path.exists() else []
+    have = {r["id"] for r in existing}
+    ev = run.evaluation
+    step = run.training.steps
+    out = list(existing)
+    for sampler in ev.samplers:
+        for n in ev.steps:
+            for g in ev.guidance_scales:
+                for metric in ("fid-digits-classifier", "adherence"):
+                    rid = result_id(run.width, step, sampler.value, n, g, metric)
+                    if rid in have:
+                        continue
+                    cost = run.model.normalized_cost * n
+                    value = 100.0 / (run.width * n) if metric.startswith("fid") else 0.5
+                    out.append(Result(id=rid, width=run.width, checkpoint_step=step, sampler=sampler.value,
+                                      steps=n, guidance=g, metric=metric, value=value, num_samples=10,
+                                      gflops_per_forward=run.model.gflops_per_forward, sampling_cost=cost,
+                                      sampling_cost_with_guidance=cost * (1 if g in (0, 1) else 2)).to_wire())
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(out))
+    tmp.replace(path)
+
+
+def log(line):
+    if os.environ.get("FAKE_LOG"):
+        with open(os.environ["FAKE_LOG"], "a") as f:
+            f.write(line + "\n")
+
+
+if __name__ == "__main__":
+    module = arg("-m")
+    run = RunConfig.model_validate_json(Path(arg("--config")).read_text())
+    if module == "ladder_trainer":
+        train(run)
+    else:
+        evaluate(run)

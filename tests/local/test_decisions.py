@@ -1,0 +1,91 @@
+"""Resume and skip decisions, and the evaluation grid they rely on."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ladder_api.errors import UserError
+from ladder_api.plan import expand
+from ladder_operator.local.decisions import check_same_recipe, decide
+from ladder_operator.local.grid import expected_ids, metric_keys
+from ladder_operator.local.layout import localize, run_directory
+from tests.local.conftest import tiny_experiment
+
+
+def _run(**ev):
+    return localize(expand(tiny_experiment(**ev)), Path("/out")).runs[0]
+
+
+def test_grid_names_fid_by_its_features_and_covers_every_setting():
+    run = _run()
+    assert metric_keys(run.evaluation) == ["fid-digits-classifier", "adherence"]
+    ids = expected_ids(run, [6])
+    assert len(ids) == 2 * 2 * 2 * 2
+    assert "c8-s6-ddim-n2-g3-fid-digits-classifier" in ids
+
+
+def test_checkpoint_selection_all_and_list():
+    assert {i.split("-")[1] for i in expected_ids(_run(checkpoints="all"), [2, 4, 6])} == {"s2", "s4", "s6"}
+    assert {i.split("-")[1] for i in expected_ids(_run(checkpoints=[4]), [2, 4, 6])} == {"s4"}
+
+
+def test_fresh_size_trains_and_then_evaluates():
+    d = decide(_run(), [], [])
+    assert d.train and d.evaluate and d.resume_step is None and "scratch" in d.reason
+
+
+def test_partial_training_resumes_from_newest_checkpoint():
+    d = decide(_run(), [2, 4], [])
+    assert d.train and d.resume_step == 4 and "step 4" in d.reason
+
+
+def test_trained_size_skips_training_and_evaluates_only_what_is_missing():
+    run = _run()
+    ids = sorted(expected_ids(run, [6]))
+    d = decide(run, [4, 6], ids[:5])
+    assert not d.train and d.evaluate and d.recorded == 5 and d.expected == 16
+    assert "11 of 16" in d.reason
+
+
+def test_complete_size_is_skipped_unless_forced():
+    run = _run()
+    ids = expected_ids(run, [6])
+    assert not decide(run, [6], ids).evaluate
+    assert decide(run, [6], ids, force_eval=True).evaluate
+
+
+def test_results_of_other_settings_do_not_count():
+    run = _run()
+    d = decide(run, [6], {"c8-s6-ddim-n50-g7-fid-inception"})
+    assert d.evaluate and d.recorded == 0
+
+
+def test_recipe_change_with_checkpoints_is_refused_with_a_way_out():
+    old = _run()
+    new = localize(expand(tiny_experiment(steps=8)), Path("/out")).runs[0]
+    check_same_recipe(old, new, has_checkpoints=False, root=Path("/out/c8"))  # nothing to protect
+    check_same_recipe(old, old, has_checkpoints=True, root=Path("/out/c8"))
+    with pytest.raises(UserError, match="different recipe.*-o DIR"):
+        check_same_recipe(old, new, has_checkpoints=True, root=Path("/out/c8"))
+
+
+def test_evaluation_edits_keep_the_recipe():
+    a = _run()
+    b = localize(expand(tiny_experiment(steps=6, numSamples=99)), Path("/out")).runs[0]
+    assert a.recipe_hash == b.recipe_hash
+
+
+def test_run_directory_precedence(tmp_path):
+    exp = tiny_experiment()
+    assert run_directory(exp, cwd=tmp_path) == tmp_path / "ladder-runs" / "tiny"
+    assert run_directory(exp, "x", cwd=tmp_path) == tmp_path / "x"
+    exp.spec.local.output_dir = "/abs/where"
+    assert run_directory(exp, cwd=tmp_path) == Path("/abs/where")
+
+
+def test_localize_points_every_path_under_the_directory():
+    plan = localize(expand(tiny_experiment()), Path("/runs/tiny"))
+    assert [r.paths.root for r in plan.runs] == ["/runs/tiny/c8", "/runs/tiny/c16"]
+    assert plan.runs[1].paths.results == "/runs/tiny/c16/results.json"

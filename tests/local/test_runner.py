@@ -1,0 +1,117 @@
+"""The runner's process management with stand-in pods (tests/local/fake_pods.py): resume from
+the newest checkpoint after an interruption, skip recorded measurements, report failures."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from ladder_api.errors import UserError
+from ladder_api.status import ScalingExperimentStatus
+from ladder_operator.local.lock import RunLock, runner_alive
+from ladder_operator.local.runner import LocalRunner
+from tests.local.conftest import tiny_experiment
+
+DEADLINE_S = 60
+
+
+def _calls(log: Path) -> list[str]:
+    return log.read_text().splitlines() if log.exists() else []
+
+
+def _runner(exp, out, fake_python, log, **env):
+    import os
+
+    full_env = {**os.environ, "FAKE_LOG": str(log), **env}
+    return LocalRunner(exp, out, python=fake_python, poll_s=0.05, env=full_env)
+
+
+def test_full_run_then_rerun_does_nothing_twice(tmp_path, fake_python):
+    exp, out, log = tiny_experiment(), tmp_path / "run", tmp_path / "calls.log"
+    outcome = _runner(exp, out, fake_python, log).run()
+    assert outcome.exit_code == 0, outcome.messages
+    st = ScalingExperimentStatus.model_validate_json((out / "status.json").read_text())
+    assert st.phase.value == "Succeeded" and st.summary.progress == "2/2"
+    assert len(st.results) == 2 * 16 and st.summary.frontier
+    assert [s.checkpoint_step for s in st.sizes] == [6, 6]
+    assert _calls(log) == ["ladder_trainer c8 start=0", "ladder_evaluator c8 start=0",
+                           "ladder_trainer c16 start=0", "ladder_evaluator c16 start=0"]
+    # configs are the exact RunConfig bytes the subprocesses read
+    assert json.loads((out / "configs" / "tiny-c8.json").read_text())["paths"]["root"] == str(out / "c8")
+
+    again = _runner(exp, out, fake_python, log).run()
+    assert again.exit_code == 0 and len(_calls(log)) == 4  # nothing started again
+    assert again.status.results == st.results
+
+
+def test_new_grid_points_are_evaluated_without_retraining(tmp_path, fake_python):
+    out, log = tmp_path / "run", tmp_path / "calls.log"
+    assert _runner(tiny_experiment(), out, fake_python, log).run().exit_code == 0
+    wider = tiny_experiment(steps=6, guidanceScales=[1.0, 3.0, 5.0])
+    outcome = _runner(wider, out, fake_python, log).run()
+    assert outcome.exit_code == 0
+    assert _calls(log)[4:] == ["ladder_evaluator c8 start=0", "ladder_evaluator c16 start=0"]
+    assert len(outcome.status.results) == 2 * 24
+
+
+def test_interrupt_saves_and_rerun_resumes_from_the_checkpoint(tmp_path, fake_python):
+    exp, out, log = tiny_experiment(widths=(8,), steps=6), tmp_path / "run", tmp_path / "calls.log"
+    runner = _runner(exp, out, fake_python, log, FAKE_BLOCK_AT="3")
+    metrics = out / "c8" / "metrics.jsonl"
+
+    def stop_when_step_3_is_logged():
+        end = time.monotonic() + DEADLINE_S
+        while time.monotonic() < end:
+            if metrics.exists() and '"step": 3' in metrics.read_text():
+                runner.request_stop()
+                return
+            time.sleep(0.02)
+
+    watcher = threading.Thread(target=stop_when_step_3_is_logged)
+    watcher.start()
+    outcome = runner.run()
+    watcher.join()
+    assert outcome.interrupted and outcome.exit_code == 42
+    st = outcome.status
+    assert st.phase.value == "Suspended" and st.sizes[0].phase.value == "Suspended"
+    assert st.sizes[0].checkpoint_step == 3  # saved on SIGTERM
+    assert {c.type: c.status for c in st.conditions}["Suspended"] == "True"
+    assert not runner_alive(out)
+
+    resumed = _runner(exp, out, fake_python, log).run()
+    assert resumed.exit_code == 0
+    assert _calls(log) == [
+        "ladder_trainer c8 start=0", "ladder_trainer c8 start=3", "ladder_evaluator c8 start=0"
+    ]
+    steps = [json.loads(ln)["step"] for ln in metrics.read_text().splitlines()]
+    assert steps == [1, 2, 3, 4, 5, 6]  # no step trained twice
+
+
+def test_a_failing_trainer_fails_its_size_with_the_log_tail(tmp_path, fake_python):
+    out, log = tmp_path / "run", tmp_path / "calls.log"
+    outcome = _runner(tiny_experiment(widths=(8,)), out, fake_python, log, FAKE_FAIL="3").run()
+    assert outcome.exit_code == 1
+    assert outcome.status.phase.value == "Failed"
+    assert outcome.status.sizes[0].phase.value == "Failed"
+    assert "exited with code 3" in outcome.messages[0] and "failing on purpose" in outcome.messages[0]
+    assert (out / "c8" / "logs" / "train.log").exists()
+
+
+def test_a_user_error_in_a_pod_stops_launching_and_exits_2(tmp_path, fake_python):
+    out, log = tmp_path / "run", tmp_path / "calls.log"
+    outcome = _runner(tiny_experiment(), out, fake_python, log, FAKE_FAIL="2").run()
+    assert outcome.exit_code == 2 and _calls(log) == ["ladder_trainer c8 start=0"]
+    assert [s.phase.value for s in outcome.status.sizes] == ["Failed", "Pending"]
+
+
+def test_one_runner_per_directory(tmp_path, fake_python):
+    out = tmp_path / "run"
+    with RunLock(out):
+        assert runner_alive(out)
+        with pytest.raises(UserError, match="in use by another `ladder run`"):
+            _runner(tiny_experiment(), out, fake_python, tmp_path / "l").run()
+    assert not runner_alive(out)

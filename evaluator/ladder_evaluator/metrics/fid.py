@@ -1,0 +1,148 @@
+"""FID through clean-fid's own code: its per-image resizer, its batch feature function, its
+mean/covariance convention and its Frechet distance. Only the image source differs: images come
+from memory (the sampler's output), not from files, so no PNGs are written.
+
+Two feature extractors (the result's metric name says which one was used):
+- inception: clean-fid's torchscript Inception (`inception-2015-12-05.pt`, loaded from
+  evaluation.inceptionWeightsUri, never downloaded), "clean" mode resizing to 299x299; reference
+  statistics (mu, sigma) from data.referenceSet.statsUri in clean-fid's custom-stats layout
+  (an .npz with `mu` [2048] and `sigma` [2048, 2048]);
+- digits-classifier: the penultimate layer of a small classifier trained on the digits training
+  split (see `digits_classifier`), offline and only comparable to itself.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from cleanfid import fid as cleanfid_fid
+from cleanfid.resize import build_resizer
+
+from ladder_api.errors import UserError
+from ladder_evaluator.metrics.images import to_uint8_rgb
+
+INCEPTION_FILE = "inception-2015-12-05.pt"
+INCEPTION_DIM = 2048
+
+
+@dataclass
+class FeatureExtractor:
+    """What clean-fid calls a feature model plus the resize it applies before it."""
+
+    name: str  # goes into the metric name: fid-<name>
+    model: Callable[[torch.Tensor], torch.Tensor]  # [B, 3, H, W] in [0, 255] -> [B, dim]
+    fn_resize: Callable[[np.ndarray], np.ndarray]  # HWC [0, 255] -> HWC float, as clean-fid's
+    dim: int
+    device: torch.device
+
+
+def default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def inception_extractor(weights_uri: str, device: torch.device | None = None) -> FeatureExtractor:
+    """clean-fid's "clean" mode Inception, from a local file (baked into the evaluator image)."""
+    from cleanfid.inception_torchscript import InceptionV3W
+
+    path = Path(weights_uri[len("file://"):] if weights_uri.startswith("file://") else weights_uri)
+    if path.name != INCEPTION_FILE and path.is_dir():
+        path = path / INCEPTION_FILE
+    if not path.is_file():
+        raise UserError(
+            f"Inception weights not found at {path} (evaluation.inceptionWeightsUri). FID with "
+            f"fidFeatures: inception needs clean-fid's {INCEPTION_FILE}: bake it into the evaluator "
+            "image at that path (or point inceptionWeightsUri at a local copy); nothing is "
+            "downloaded at run time. For an offline run use fidFeatures: digits-classifier."
+        )
+    if path.name != INCEPTION_FILE:
+        raise UserError(
+            f"evaluation.inceptionWeightsUri must name clean-fid's {INCEPTION_FILE} (or its "
+            f"directory); got {path}"
+        )
+    device = device or default_device()
+    model = InceptionV3W(str(path.parent), download=False, resize_inside=False).to(device).eval()
+    return FeatureExtractor("inception", model, build_resizer("clean"), INCEPTION_DIM, device)
+
+
+def features(images, extractor: FeatureExtractor, batch_size: int = 64) -> np.ndarray:
+    """Features of model-space images [N, H, W, C] in [-1, 1], through clean-fid's functions."""
+    u8 = to_uint8_rgb(images)
+    out = []
+    for start in range(0, len(u8), batch_size):
+        chunk = u8[start:start + batch_size]
+        # clean-fid's folder path: HWC uint8 -> fn_resize -> CHW float tensor in [0, 255]
+        resized = np.stack([extractor.fn_resize(img) for img in chunk]).astype(np.float32)
+        batch = torch.from_numpy(resized.transpose(0, 3, 1, 2).copy())
+        out.append(cleanfid_fid.get_batch_features(batch, extractor.model, extractor.device))
+    return np.concatenate(out) if out else np.zeros((0, extractor.dim), np.float32)
+
+
+def statistics(feats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """clean-fid's convention: mean over samples, unbiased covariance (rowvar=False)."""
+    feats = np.asarray(feats, dtype=np.float64)
+    if feats.shape[0] < 2:
+        raise ValueError("FID needs at least 2 samples")
+    return np.mean(feats, axis=0), np.cov(feats, rowvar=False)
+
+
+def frechet(mu1, sigma1, mu2, sigma2) -> float:
+    return float(cleanfid_fid.frechet_distance(mu1, sigma1, mu2, sigma2))
+
+
+def fid(
+    images, ref: tuple[np.ndarray, np.ndarray], extractor: FeatureExtractor, batch_size: int = 64
+) -> float:
+    mu, sigma = statistics(features(images, extractor, batch_size))
+    return frechet(mu, sigma, *ref)
+
+
+def save_stats(path: str | os.PathLike, mu: np.ndarray, sigma: np.ndarray) -> None:
+    """Write reference statistics in clean-fid's custom-stats layout (npz: mu, sigma)."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = p.with_name(p.name + ".tmp.npz")
+    np.savez_compressed(tmp, mu=mu, sigma=sigma)
+    os.replace(tmp, p)
+
+
+def load_stats(
+    uri: str, dim: int, *, read: Callable[[str], bytes] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Reference (mu, sigma) from an npz in clean-fid's custom-stats layout; checks the dimension
+    against the feature extractor so Inception stats are never paired with other features."""
+    import io
+
+    try:
+        raw = read(uri) if read is not None else Path(uri.removeprefix("file://")).read_bytes()
+    except FileNotFoundError:
+        raise UserError(
+            f"reference statistics not found at {uri} (data.referenceSet.statsUri): make them with "
+            "clean-fid's make_custom_stats on the reference images, or with "
+            "ladder_evaluator.metrics.fid.save_stats"
+        ) from None
+    try:
+        with np.load(io.BytesIO(raw)) as z:
+            mu, sigma = np.asarray(z["mu"], np.float64), np.asarray(z["sigma"], np.float64)
+    except (KeyError, ValueError, OSError) as err:
+        raise UserError(
+            f"reference statistics at {uri} are not a clean-fid stats file (an .npz with 'mu' and "
+            f"'sigma'): {err}"
+        ) from None
+    if mu.shape != (dim,) or sigma.shape != (dim, dim):
+        raise UserError(
+            f"reference statistics at {uri} have mu {mu.shape} and sigma {sigma.shape}, but the "
+            f"feature extractor gives {dim}-dimensional features (mu ({dim},), sigma ({dim}, {dim})); "
+            "they were made with other features: recompute them with the same extractor "
+            "(evaluation.fidFeatures)"
+        )
+    return mu, sigma
+
+
+def reference_from_images(images: Iterable, extractor: FeatureExtractor, batch_size: int = 64):
+    """Reference statistics computed from reference images (offline reference sets)."""
+    return statistics(features(np.asarray(images), extractor, batch_size))

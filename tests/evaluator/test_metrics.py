@@ -1,0 +1,150 @@
+"""Metrics: FID through clean-fid's path (in memory == clean-fid's compute_fid on folders), the
+digits classifier (features, adherence, cache), reference statistics checks, CLIP score on a tiny
+random open_clip model and the Inception loader on a tiny stand-in torchscript file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from ladder_api.errors import UserError
+from ladder_evaluator.metrics import clip_score, digits_classifier, fid, fid_name, result_metric
+from ladder_evaluator.metrics.images import to_uint8_rgb
+from ladder_trainer.data import digits
+
+
+@pytest.fixture(scope="module")
+def splits():
+    return digits.load("train"), digits.load("test")
+
+
+def test_metric_names_say_which_features():
+    assert fid_name("inception") == "fid-inception"
+    assert fid_name("digits-classifier") == "fid-digits-classifier"
+    assert result_metric("fid", "digits-classifier") == "fid-digits-classifier"
+    assert result_metric("clip", "inception") == "clip-score"
+    assert result_metric("adherence", "inception") == "adherence"
+
+
+def test_in_memory_fid_equals_clean_fid_compute_fid_on_folders(tmp_path, splits, digits_extractor):
+    from cleanfid import fid as cleanfid_fid
+
+    train, test = splits
+    a, b = train.images[:120], test.images[:100]
+    for name, imgs in (("a", a), ("b", b)):
+        (tmp_path / name).mkdir()
+        for i, im in enumerate(to_uint8_rgb(imgs)):
+            Image.fromarray(im).save(tmp_path / name / f"{i:04d}.png")
+    ref = fid.reference_from_images(b, digits_extractor)
+    ours = fid.fid(a, ref, digits_extractor, batch_size=32)
+    theirs = cleanfid_fid.compute_fid(
+        str(tmp_path / "a"), str(tmp_path / "b"), mode="clean", custom_feat_extractor=digits_extractor.model,
+        custom_fn_resize=digits_extractor.fn_resize, num_workers=0, batch_size=32, device=torch.device("cpu"),
+        verbose=False,
+    )
+    assert ours == pytest.approx(theirs, rel=1e-6, abs=1e-8)
+
+
+def test_digits_fid_separates_real_digits_from_noise(splits, digits_extractor):
+    train, test = splits
+    ref = fid.reference_from_images(test.images, digits_extractor)
+    real = fid.fid(train.images, ref, digits_extractor)
+    noise = np.random.default_rng(0).uniform(-1, 1, test.images.shape).astype(np.float32)
+    assert real < 2.0 < 10 * real < fid.fid(noise, ref, digits_extractor)
+    assert fid.fid(test.images, ref, digits_extractor) == pytest.approx(0.0, abs=1e-4)
+
+
+def test_adherence_and_the_cached_classifier(splits, classifier_cache, digits_extractor):
+    _, test = splits
+    assert digits_classifier.adherence(test.images, test.labels, digits_extractor) > 0.93
+    wrong = (test.labels + 1) % 10
+    assert digits_classifier.adherence(test.images, wrong, digits_extractor) < 0.1
+    cached = list(Path(classifier_cache).glob("digits-classifier-*.npz"))
+    assert len(cached) == 1
+    again = digits_classifier.load_or_train(classifier_cache)  # read back, identical
+    np.testing.assert_array_equal(again.w0, digits_extractor.model.w0.numpy())
+
+
+def test_digits_classifier_training_is_deterministic():
+    a, b = digits_classifier.train(), digits_classifier.train()
+    np.testing.assert_array_equal(a.w0, b.w0)
+    np.testing.assert_array_equal(a.w1, b.w1)
+
+
+def test_reference_stats_roundtrip_and_errors(tmp_path):
+    rng = np.random.default_rng(0)
+    mu, sigma = rng.standard_normal(8), np.eye(8)
+    fid.save_stats(tmp_path / "ref.npz", mu, sigma)
+    got_mu, got_sigma = fid.load_stats(str(tmp_path / "ref.npz"), 8)
+    np.testing.assert_array_equal(got_mu, mu)
+    with pytest.raises(UserError, match=r"2048-dimensional.*fidFeatures"):
+        fid.load_stats(str(tmp_path / "ref.npz"), 2048)
+    with pytest.raises(UserError, match="statsUri"):
+        fid.load_stats(str(tmp_path / "missing.npz"), 8)
+    (tmp_path / "junk.npz").write_bytes(b"not an npz")
+    with pytest.raises(UserError, match="clean-fid stats"):
+        fid.load_stats(str(tmp_path / "junk.npz"), 8)
+
+
+class _Layers(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.proj = torch.nn.Linear(3, 2048)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.proj(x.mean(dim=(2, 3)))
+
+
+class _FakeInception(torch.nn.Module):
+    """Stands in for inception-2015-12-05.pt: same interface clean-fid's wrapper uses."""
+
+    def __init__(self):
+        super().__init__()
+        self.layers = _Layers()
+
+    def forward(self, x: torch.Tensor, return_features: bool = False) -> torch.Tensor:
+        return self.layers(x)
+
+
+def test_inception_loader_uses_clean_fids_wrapper_and_names_missing_weights(tmp_path, splits):
+    with pytest.raises(UserError, match=r"inception-2015-12-05\.pt.*inceptionWeightsUri|inceptionWeightsUri"):
+        fid.inception_extractor(str(tmp_path / "inception-2015-12-05.pt"))
+    torch.manual_seed(0)
+    torch.jit.script(_FakeInception()).save(str(tmp_path / "inception-2015-12-05.pt"))
+    ext = fid.inception_extractor(str(tmp_path / "inception-2015-12-05.pt"), torch.device("cpu"))
+    feats = fid.features(splits[1].images[:6], ext)
+    assert feats.shape == (6, 2048) and ext.name == "inception"
+
+
+def _tiny_clip(tmp_path: Path) -> Path:
+    import open_clip
+    from safetensors.torch import save_file
+
+    cfg = {"model_cfg": {
+        "embed_dim": 32,
+        "vision_cfg": {"image_size": 32, "layers": 1, "width": 64, "patch_size": 16},
+        "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1},
+    }}
+    (tmp_path / "open_clip_config.json").write_text(json.dumps(cfg))
+    name = clip_score._register_sidecar(tmp_path / "open_clip_config.json")
+    torch.manual_seed(0)
+    model = open_clip.create_model(name)
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp_path / "clip.safetensors"))
+    return tmp_path / "clip.safetensors"
+
+
+def test_clip_score_runs_open_clip_from_a_weights_path(tmp_path, splits):
+    with pytest.raises(UserError, match="clipWeightsUri"):
+        clip_score.load(str(tmp_path / "nope.safetensors"))
+    weights = _tiny_clip(tmp_path)
+    scorer = clip_score.load(str(weights), torch.device("cpu"))
+    imgs, caps = splits[1].images[:4], splits[1].captions[:4]
+    s1 = scorer.score(imgs, caps, batch_size=3)
+    assert -1.0 <= s1 <= 1.0
+    assert scorer.score(imgs, caps) == pytest.approx(s1, abs=1e-6)  # batching does not matter
+    assert scorer.score(imgs, ["a photo of a cat"] * 4) != pytest.approx(s1, abs=1e-6)

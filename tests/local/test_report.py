@@ -1,0 +1,141 @@
+"""The report's pure tables and figures on made-up results (tests only: the product reports
+recorded measurements), and the Markdown/HTML writers on a synthetic run directory."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ladder_api.frontier import sampling_cost
+from ladder_api.plan import expand
+from ladder_api.status import Result, result_id
+from ladder_evaluator.report import analysis, plots, write_report
+from ladder_evaluator.report.labels import label
+from ladder_evaluator.report.load import SampleSet
+from ladder_operator.local.layout import localize
+from ladder_operator.local.status_build import build_status
+from tests.local.conftest import tiny_experiment
+
+PNG = b"\x89PNG"
+
+
+def _res(width, norm, sampler, steps, g, metric, value):
+    paper, with_g = sampling_cost(norm, steps, g)
+    return Result(id=result_id(width, 6, sampler, steps, g, metric), width=width, checkpoint_step=6,
+                  sampler=sampler, steps=steps, guidance=g, metric=metric, value=value, num_samples=10,
+                  gflops_per_forward=norm, sampling_cost=paper, sampling_cost_with_guidance=with_g,
+                  settings={"fidFeatures": "digits-classifier", "autoencoder": "identity"})
+
+
+def _synthetic(runs):
+    out = []
+    for run in runs:
+        w, norm = run.width, run.model.normalized_cost
+        for sampler in ("ddim", "dpmpp_2m"):
+            for n in (2, 4):
+                for g in (1.0, 3.0):
+                    out.append(_res(w, norm, sampler, n, g, "fid-digits-classifier", 40.0 / (w * n) + g))
+                    out.append(_res(w, norm, sampler, n, g, "adherence", min(0.95, 0.02 * w + 0.05 * g)))
+    return out
+
+
+def _runs():
+    return localize(expand(tiny_experiment()), Path("/out")).runs
+
+
+def test_labels_never_pass_offline_fid_as_inception():
+    assert "not comparable to Inception" in label("fid-digits-classifier").long.replace("Not", "not")
+    assert "Chance is 10%" in label("adherence").long
+    assert label("fid-foo").short == "FID (foo features)"
+
+
+def test_ladder_table_has_the_analytic_costs():
+    runs = _runs()
+    t = analysis.ladder_table(runs, {8: [{"step": 5, "loss": 0.3}, {"step": 6, "loss": 0.1}]})
+    assert t.headers[:4] == ["c", "parameters", "GFLOPs / forward", "normalized cost"]
+    assert t.rows[0][0] == "c8" and t.rows[0][1] == f"{runs[0].model.params:,}"
+    assert t.rows[0][4] == "6/6" and t.rows[0][5] == "0.2000" and t.rows[1][4] == "-/6"
+
+
+def test_frontier_table_merges_budgets_with_the_same_winner():
+    runs = _runs()
+    s = analysis.summary_of(_synthetic(runs), 2)
+    t = analysis.frontier_table(s)
+    keys = [tuple(r[1:5]) for r in t.rows]
+    assert all(a != b for a, b in zip(keys, keys[1:], strict=False))
+    assert len(t.rows) <= len(s.frontier) and t.headers[-1] == "FID (digits-classifier features)"
+
+
+def test_adherence_headline_is_about_the_largest_size():
+    runs = _runs()
+    h = analysis.adherence_headline(_synthetic(runs), runs)
+    assert h.width == 16 and h.best == pytest.approx(0.47) and h.n_settings == 8
+    assert "well above chance (10%)" in h.sentence() and "c16" in h.sentence()
+    assert analysis.adherence_headline([], runs) is None
+
+
+def test_equal_cost_picks_more_steps_for_smaller_sizes():
+    img = np.zeros((3, 8, 8, 1))
+
+    def s(w, sampler, n, g):
+        return SampleSet(w, sampler, n, g, 6, img, None, Path(f"/s/{w}-{sampler}-{n}-{g}.npz"))
+
+    sets = [s(8, "ddim", n, 3.0) for n in (4, 8, 16)] + [s(16, "ddim", n, 3.0) for n in (4, 8, 16)]
+    sets += [s(8, "ddpm", 16, 5.0)]  # not available for every size: not preferred
+    pick = analysis.equal_cost_samples(sets, {8: 0.1, 16: 0.4})
+    assert pick.target_cost == 1.6 and (pick.sampler, pick.guidance) == ("ddim", 3.0)
+    assert [(w, ss.steps) for w, ss, _ in pick.picks] == [(8, 16), (16, 4)]
+    assert analysis.equal_cost_samples([], {8: 0.1}) is None
+
+
+def test_figures_are_png_and_empty_inputs_give_none():
+    runs = _runs()
+    results = _synthetic(runs)
+    fid = "fid-digits-classifier"
+    s = analysis.summary_of(results, 2)
+    assert plots.loss_curves({8: [{"step": i, "loss": 1 / i} for i in range(1, 20)]}).startswith(PNG)
+    assert plots.fid_vs_cost(analysis.curve_points(results, fid), fid).startswith(PNG)
+    assert plots.frontier_plot([r for r in results if r.metric == fid], s.frontier, fid).startswith(PNG)
+    assert plots.guidance_sweep(results, [fid, "adherence"]).startswith(PNG)
+    labels = np.arange(10)
+    assert plots.sample_grid([("c8", np.random.default_rng(0).random((10, 8, 8, 1)), labels)]).startswith(PNG)
+    assert plots.loss_curves({}) is None and plots.fid_vs_cost([], fid) is None
+    assert plots.frontier_plot([], [], fid) is None and plots.sample_grid([]) is None
+
+
+def test_report_of_a_run_directory_is_complete_and_self_contained(tmp_path):
+    plan = localize(expand(tiny_experiment()), tmp_path)
+    results = _synthetic(plan.runs)
+    for run in plan.runs:
+        Path(run.paths.root).mkdir(parents=True)
+        mine = [r.to_wire() for r in results if r.width == run.width]
+        Path(run.paths.results).write_text(json.dumps(mine))
+        Path(run.paths.metrics).write_text("".join(json.dumps({"step": i, "loss": 1.0 / i}) + "\n"
+                                                   for i in range(1, 7)))
+        Path(run.paths.samples).mkdir()
+        rng = np.random.default_rng(run.width)
+        np.savez(Path(run.paths.samples) / "ddim-n4-g3.npz", images=rng.random((10, 8, 8, 1)) * 2 - 1,
+                 labels=np.arange(10), sampler="ddim", steps=4, guidance=3.0, checkpoint_step=6)
+        (tmp_path / "configs").mkdir(exist_ok=True)
+        (tmp_path / "configs" / f"{run.name}.json").write_text(run.config_json())
+    status = build_status(plan, {}, {}, active=False, now="T")
+    (tmp_path / "status.json").write_text(json.dumps(status.to_wire()))
+
+    paths = write_report(tmp_path)
+    md = paths.markdown.read_text()
+    for heading in ("## The ladder", "## FID against sampling cost", "## The frontier", "## Guidance sweeps",
+                    "## Samples at equal sampling cost", "## What the metrics measure", "## Exact settings",
+                    "## All measurements"):
+        assert heading in md
+    assert "well above chance (10%)" in md and "not comparable to Inception FID" in md.replace("Not", "not")
+    for name in ("loss_curves", "fid_vs_cost", "frontier", "guidance", "samples"):
+        assert f"report_files/{name}.png" in md
+        assert (paths.figures / f"{name}.png").read_bytes().startswith(PNG)
+    page = paths.html.read_text()
+    srcs = re.findall(r'src="([^"]+)"', page)
+    assert len(srcs) == 5 and all(s.startswith("data:image/png;base64,") for s in srcs)
+    assert "<table>" in page and "fidFeatures" in page

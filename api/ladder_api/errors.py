@@ -31,15 +31,19 @@ def _path(loc: tuple) -> str:
 
 
 def describe(err: ValidationError) -> list[str]:
-    problems = []
+    """One line per field path. A union (e.g. evaluation.checkpoints: "final" | "all" | [steps])
+    fails once per member; those alternatives are joined on one line with "; or "."""
+    by_path: dict[str, list[str]] = {}
     for e in err.errors(include_url=False):
         msg = e["msg"]
         if msg.startswith("Value error, "):
             msg = msg[len("Value error, "):]
         if e["type"] == "extra_forbidden":
             msg = "unknown field (check the spelling; fields are camelCase)"
-        problems.append(f"{_path(e['loc'])}: {msg}")
-    return problems
+        msgs = by_path.setdefault(_path(e["loc"]), [])
+        if msg not in msgs:
+            msgs.append(msg)
+    return [f"{path}: {'; or '.join(msgs)}" for path, msgs in by_path.items()]
 
 
 class UserError(Exception):

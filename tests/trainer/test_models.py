@@ -27,11 +27,12 @@ def test_quickstart_like_config_counts_and_runs(tiny_model_config):
     params = init_params(cfg, jax.random.key(0))
     x = jnp.ones((2, cfg.latent_size, cfg.latent_size, cfg.latent_channels))
     ctx = jnp.ones((2, cfg.context_tokens, cfg.context_dim))
-    out = model.apply({"params": params}, x, jnp.array([1.0, 500.0]), ctx)
+    apply = jax.jit(model.apply)
+    out = apply({"params": params}, x, jnp.array([1.0, 500.0]), ctx)
     assert out.shape == x.shape and out.dtype == jnp.float32
     assert np.all(np.isfinite(out))
     # The context reaches the output through cross-attention.
-    out2 = model.apply({"params": params}, x, jnp.array([1.0, 500.0]), -ctx)
+    out2 = apply({"params": params}, x, jnp.array([1.0, 500.0]), -ctx)
     assert not np.allclose(out, out2)
 
 
@@ -41,7 +42,7 @@ def test_bf16_compute_keeps_float32_params(tiny_model_config):
     assert all(p.dtype == jnp.float32 for p in jax.tree_util.tree_leaves(params))
     model = build_unet(cfg, compute_dtype="bfloat16")
     x = jnp.ones((1, cfg.latent_size, cfg.latent_size, cfg.latent_channels))
-    out = model.apply({"params": params}, x, jnp.array([3.0]), jnp.ones((1, cfg.context_tokens, cfg.context_dim)))
-    ref = build_unet(cfg).apply({"params": params}, x, jnp.array([3.0]),
-                                jnp.ones((1, cfg.context_tokens, cfg.context_dim)))
+    ctx = jnp.ones((1, cfg.context_tokens, cfg.context_dim))
+    out = jax.jit(model.apply)({"params": params}, x, jnp.array([3.0]), ctx)
+    ref = jax.jit(build_unet(cfg).apply)({"params": params}, x, jnp.array([3.0]), ctx)
     np.testing.assert_allclose(out, ref, atol=0.1, rtol=0.1)

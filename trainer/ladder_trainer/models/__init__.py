@@ -62,11 +62,44 @@ def dummy_inputs(cfg, batch: int = 1, latent_size: int | None = None, context_to
 
 
 def init_params(cfg, rng, param_dtype="float32"):
-    """Real parameters (allocated): the trainer's initialisation."""
-    model = build_unet(cfg, param_dtype=param_dtype)
-    x, t, ctx = dummy_inputs(cfg, context_tokens=1, latent_size=2 ** (len(cfg.channel_mult) - 1))
-    zeros = [jnp.zeros(a.shape, a.dtype) for a in (x, t, ctx)]
-    return jax.jit(model.init)(rng, *zeros)["params"]
+    """Initial parameters, made on the host with numpy (see ``host_init``).
+
+    rng is a jax key or an int seed. Flax's own ``init`` would give the same distributions, but
+    jitting it costs tens of seconds of XLA compile on a CPU (every initializer is a threefry
+    program), and eager init compiles each op; the host path costs nothing to compile, is
+    identical on every host and for every sharding, and keeps tests fast.
+    """
+    seed = rng if isinstance(rng, int) else int(jax.random.randint(rng, (), 0, 2**31 - 1))
+    abstract = abstract_params(cfg, param_dtype)
+    return jax.tree_util.tree_map(jnp.asarray, host_init(abstract, seed))
+
+
+def host_init(abstract, seed: int):
+    """numpy arrays for an abstract param tree, with Flax's default initializers by leaf name:
+    kernels lecun-normal (truncated normal, variance 1/fan_in), biases zeros, norm scales ones.
+    Each leaf's stream is seeded by (seed, its path), so it does not depend on traversal order."""
+    import hashlib
+
+    import numpy as np
+    from scipy.stats import truncnorm
+
+    def make(path, leaf):
+        name = jax.tree_util.keystr(path)
+        dtype = np.dtype(leaf.dtype) if leaf.dtype != jnp.bfloat16 else np.float32
+        if name.endswith("['bias']"):
+            out = np.zeros(leaf.shape, dtype)
+        elif name.endswith("['scale']"):
+            out = np.ones(leaf.shape, dtype)
+        else:
+            fan_in = math.prod(leaf.shape[:-1])
+            digest = hashlib.sha256(f"{seed}:{name}".encode()).digest()
+            gen = np.random.default_rng(int.from_bytes(digest[:8], "little"))
+            # Flax's truncated_normal: truncated at +-2 stddev, rescaled to unit variance.
+            std = math.sqrt(1.0 / fan_in) / 0.87962566103423978
+            out = (truncnorm.rvs(-2, 2, size=leaf.shape, random_state=gen) * std).astype(dtype)
+        return out.astype(leaf.dtype) if leaf.dtype == jnp.bfloat16 else out
+
+    return jax.tree_util.tree_map_with_path(make, abstract)
 
 
 def abstract_params(cfg, param_dtype="float32"):

@@ -1,0 +1,184 @@
+"""Checkpoints: orbax CheckpointManager on a local path or gs://, and safe resumption.
+
+Layout under run.paths.checkpoints (one orbax step directory per saved step):
+  <step>/params       the raw parameters (StandardSave pytree)
+  <step>/ema_params   the EMA parameters (the ones evaluated when ema.evaluateEma)
+  <step>/opt_state    the optax state
+  <step>/meta         JSON: step, data position, width, params, model config, recipe hash
+
+Items are separate so the evaluator restores only the weights it needs. orbax writes a step into
+a temporary directory and finalises it atomically (a commit marker on GCS), so a save cut short by
+preemption is never listed. A step that is listed but cannot be read (truncated or deleted files)
+is reported and the previous one used; if none can be read, resumption fails loudly rather than
+silently starting from scratch. A checkpoint of another model is refused before any compute.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import jax
+import orbax.checkpoint as ocp
+from etils import epath
+
+from ladder_api.errors import UserError
+
+log = logging.getLogger(__name__)
+
+ITEMS = ("params", "ema_params", "opt_state", "meta")
+MODEL_KEYS = (
+    "base_channels", "context_dim", "channel_mult", "num_res_blocks", "attention_levels",
+    "num_heads", "transformer_depth", "norm_groups", "latent_channels",
+)
+
+
+def _path(uri: str) -> epath.Path:
+    return epath.Path(uri[len("file://"):] if uri.startswith("file://") else uri)
+
+
+def manager(uri: str, *, interval_steps: int = 1, keep: int | None = None, async_save: bool = True,
+            read_only: bool = False) -> ocp.CheckpointManager:
+    options = ocp.CheckpointManagerOptions(
+        max_to_keep=keep,
+        save_interval_steps=interval_steps,
+        enable_async_checkpointing=async_save,
+        create=not read_only,
+        read_only=read_only,
+    )
+    return ocp.CheckpointManager(_path(uri), options=options, item_names=ITEMS)
+
+
+def model_signature(model_config) -> dict:
+    """What must match for a checkpoint to fit a model (everything that fixes the param tree)."""
+    d = model_config if isinstance(model_config, dict) else model_config.model_dump()
+    return {k: d[k] for k in MODEL_KEYS}
+
+
+def save(mngr: ocp.CheckpointManager, step: int, state, meta: dict, force: bool = False) -> bool:
+    """Queue an (async) save of a TrainState; returns whether orbax saved at this step."""
+    return mngr.save(
+        step,
+        args=ocp.args.Composite(
+            params=ocp.args.StandardSave(state.params),
+            ema_params=ocp.args.StandardSave(state.ema_params),
+            opt_state=ocp.args.StandardSave(state.opt_state),
+            meta=ocp.args.JsonSave({**meta, "step": int(step)}),
+        ),
+        force=force,
+    )
+
+
+def list_steps(uri: str) -> list[int]:
+    """Finalised checkpoint steps at uri, oldest first (empty if the directory does not exist)."""
+    if not _path(uri).exists():
+        return []
+    return sorted(manager(uri, read_only=True).all_steps())
+
+
+def read_meta(uri: str, step: int) -> dict:
+    mngr = manager(uri, read_only=True)
+    return mngr.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
+
+
+def check_compatible(meta: dict, model_config, uri: str) -> None:
+    """A checkpoint of another model size (or layout) is a user error, raised before compute."""
+    want = model_signature(model_config)
+    have = meta.get("model") or {}
+    diff = {k: (have.get(k), want[k]) for k in want if have.get(k) != want[k]}
+    if diff:
+        detail = ", ".join(f"{k}: checkpoint {a!r} vs run {b!r}" for k, (a, b) in diff.items())
+        raise UserError(
+            f"checkpoint {uri} step {meta.get('step')} holds another model ({detail}); point "
+            "run.paths.checkpoints at this size's own directory, or delete it to start over"
+        )
+
+
+@dataclass
+class Restored:
+    step: int
+    meta: dict
+    items: dict[str, Any]
+    skipped: list[tuple[int, str]]  # (step, why) of newer checkpoints that could not be read
+
+
+def restore_latest(
+    mngr: ocp.CheckpointManager,
+    targets: dict[str, Any],
+    validate_meta: Callable[[dict], None] | None = None,
+    uri: str = "",
+) -> Restored | None:
+    """Restore the newest readable step; None only when there is no checkpoint at all.
+
+    targets maps item name -> abstract pytree (jax.ShapeDtypeStruct leaves, with shardings).
+    validate_meta runs on each step's metadata before arrays are read; a UserError it raises
+    (e.g. another model size) propagates rather than falling back.
+    """
+    steps = sorted(mngr.all_steps(), reverse=True)
+    if not steps:
+        return None
+    skipped: list[tuple[int, str]] = []
+    for step in steps:
+        try:
+            meta = mngr.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
+        except Exception as err:  # noqa: BLE001 - any read failure means this step is unusable
+            skipped.append((step, f"metadata unreadable: {err.__class__.__name__}: {err}"))
+            log.warning("checkpoint %s step %d: metadata unreadable (%s); trying the previous one",
+                        uri, step, err)
+            continue
+        if validate_meta is not None:
+            validate_meta(meta)
+        try:
+            args = {k: ocp.args.StandardRestore(v) for k, v in targets.items()}
+            out = mngr.restore(step, args=ocp.args.Composite(**args))
+            items = {k: out[k] for k in targets}
+            # Force the reads now, so a truncated array is found here and not mid-training.
+            jax.block_until_ready(items)
+        except Exception as err:  # noqa: BLE001
+            skipped.append((step, f"{err.__class__.__name__}: {err}"))
+            log.warning("checkpoint %s step %d is corrupt or partial (%s); trying the previous one",
+                        uri, step, str(err)[:500])
+            continue
+        return Restored(step=step, meta=meta, items=items, skipped=skipped)
+    raise UserError(
+        f"no readable checkpoint in {uri} (steps {steps} all failed: "
+        + "; ".join(f"{s}: {why[:200]}" for s, why in skipped)
+        + "). Refusing to start from scratch over them: move or delete the directory to retrain."
+    )
+
+
+# --- the evaluator's entry points --------------------------------------------------------------
+
+
+def restore_params(uri: str, step: int | None = None, ema: bool = True, model_config=None):
+    """(params, step) of the given step, or of the newest readable one when step is None.
+
+    ema=True gives the EMA weights (what run.training.ema.evaluateEma asks for). With model_config
+    the checkpoint is checked to hold that model first and arrays are restored to its shapes.
+    """
+    if not _path(uri).exists():
+        raise UserError(f"checkpoint directory {uri} does not exist")
+    mngr = manager(uri, read_only=True)
+    item = "ema_params" if ema else "params"
+    target = None
+    if model_config is not None:
+        from ladder_trainer.models import abstract_params
+
+        target = abstract_params(model_config)
+
+    def validate(meta):
+        if model_config is not None:
+            check_compatible(meta, model_config, uri)
+
+    if step is None:
+        restored = restore_latest(mngr, {item: target}, validate, uri)
+        if restored is None:
+            raise UserError(f"no checkpoint in {uri}")
+        return restored.items[item], restored.step
+    if step not in mngr.all_steps():
+        raise UserError(f"checkpoint step {step} not in {uri}; available: {sorted(mngr.all_steps())}")
+    validate(mngr.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"])
+    out = mngr.restore(step, args=ocp.args.Composite(**{item: ocp.args.StandardRestore(target)}))
+    return out[item], step

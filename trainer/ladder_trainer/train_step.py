@@ -1,0 +1,102 @@
+"""The training state and `train_step(state, batch, rng)`: one pure, jitted optimizer step.
+
+Everything a step needs that is not an array (the Flax module, the optax transformation, the
+noise schedule, prediction type, guidance dropout, EMA decay) lives in ``StepConfig``, a static
+(non-pytree) field of the state: the step stays a module-level pure function, and jit retraces only
+when the recipe changes. The unconditional context is an array leaf of the state (it comes from
+the data, not the recipe) but is never checkpointed: it is rebuilt from the data source.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import struct
+
+from ladder_trainer import diffusion
+from ladder_trainer.models import UNet, build_unet, init_params
+from ladder_trainer.optim import make_optimizer
+
+
+@dataclass(frozen=True)
+class StepConfig:
+    model: UNet
+    tx: optax.GradientTransformation
+    schedule: diffusion.NoiseSchedule
+    prediction_type: str
+    guidance_dropout: float
+    ema_decay: float  # 0 when EMA is off: ema_params then track params exactly
+
+    @classmethod
+    def from_run(cls, run) -> StepConfig:
+        t = run.training
+        return cls(
+            model=build_unet(run.model, t.compute_dtype.value, t.param_dtype.value),
+            tx=make_optimizer(t),
+            schedule=diffusion.NoiseSchedule.from_spec(t.noise_schedule),
+            prediction_type=t.prediction_type.value,
+            guidance_dropout=float(t.guidance_dropout),
+            ema_decay=float(t.ema.decay) if t.ema.enabled else 0.0,
+        )
+
+
+@struct.dataclass
+class TrainState:
+    step: jax.Array
+    params: Any
+    ema_params: Any
+    opt_state: Any
+    null_context: jax.Array  # [T, D] unconditional embedding, for guidance dropout
+    config: StepConfig = struct.field(pytree_node=False)
+
+
+def init_state(run, rng, null_context) -> TrainState:
+    config = StepConfig.from_run(run)
+    params = init_params(run.model, rng, run.training.param_dtype.value)
+    return TrainState(
+        step=jnp.zeros((), jnp.int32),
+        params=params,
+        ema_params=jax.tree_util.tree_map(jnp.copy, params),
+        opt_state=config.tx.init(params),
+        null_context=jnp.asarray(null_context, jnp.float32),
+        config=config,
+    )
+
+
+def abstract_state(run, null_context_shape) -> TrainState:
+    """Shapes and dtypes of the state (no allocation): restore targets and sharding plans."""
+    ctx = jax.ShapeDtypeStruct(tuple(null_context_shape), jnp.float32)
+    return jax.eval_shape(lambda k, n: init_state(run, k, n), jax.random.key(0), ctx)
+
+
+def loss_fn(params, state: TrainState, batch, rng):
+    cfg = state.config
+    drop_rng, loss_rng = jax.random.split(rng)
+    context = diffusion.drop_context(drop_rng, batch["context"], state.null_context, cfg.guidance_dropout)
+
+    def apply(p, x, t, ctx):
+        return cfg.model.apply({"params": p}, x, t, ctx)
+
+    return diffusion.diffusion_loss(
+        apply, params, cfg.schedule, cfg.prediction_type, batch["latents"], context, loss_rng
+    )
+
+
+def _train_step(state: TrainState, batch, rng):
+    cfg = state.config
+    loss, grads = jax.value_and_grad(loss_fn)(state.params, state, batch, rng)
+    updates, opt_state = cfg.tx.update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+    d = cfg.ema_decay
+    ema = jax.tree_util.tree_map(lambda e, p: d * e + (1.0 - d) * p, state.ema_params, params)
+    new_state = state.replace(step=state.step + 1, params=params, ema_params=ema, opt_state=opt_state)
+    metrics = {"loss": loss, "grad_norm": optax.global_norm(grads)}
+    return new_state, metrics
+
+
+train_step = jax.jit(_train_step, donate_argnums=(0,))
+"""The jitted step: (state, {'latents': [B,H,W,C], 'context': [B,T,D]}, key) -> (state, metrics)."""

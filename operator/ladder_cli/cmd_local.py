@@ -115,8 +115,23 @@ def cmd_status(args: argparse.Namespace) -> int:
     note = None
     if status.phase.value == "Running" and not alive:
         note = "no `ladder run` is running here now: it was killed; run it again to resume"
-    print(render_status(name, status, _expected(out_dir), note=note))
+    print(render_status(name, status, _expected(out_dir), note=note, examples_per_s=_speeds(configs, status)))
     return 0
+
+
+def _speeds(configs, status) -> dict[int, float | None]:
+    """Examples/s of the sizes training now, from the last line of their metrics."""
+    from ladder_operator.local.observe import MetricsTail
+
+    training = {s.width for s in status.sizes if s.phase.value == "Training"}
+    out: dict[int, float | None] = {}
+    for run in configs:
+        if run.width in training:
+            tail = MetricsTail(run.paths.metrics)
+            tail.poll()
+            v = (tail.last or {}).get("examples_per_s")
+            out[run.width] = float(v) if isinstance(v, int | float) else None
+    return out
 
 
 def cmd_report(args: argparse.Namespace) -> int:

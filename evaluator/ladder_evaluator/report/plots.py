@@ -29,6 +29,15 @@ def _png(fig) -> bytes:
     return buf.getvalue()
 
 
+def _log_x(ax) -> None:
+    """Log-scale x with plain numbers and no crowded minor labels (costs span ~1e-3..1e2)."""
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
+    ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+
+
 def _colors(widths: Sequence[int]) -> dict[int, tuple]:
     cmap = plt.get_cmap("viridis")
     ws = sorted(widths)
@@ -85,7 +94,7 @@ def fid_vs_cost(points: Sequence[FrontierPoint], fid_metric: str) -> bytes | Non
             for x, y, n in pts:
                 ax.annotate(str(n), (x, y), textcoords="offset points", xytext=(3, 3), fontsize=7,
                             color=colors[w])
-    ax.set_xscale("log")
+    _log_x(ax)
     ax.set_xlabel("sampling cost (normalized model cost x steps)")
     ax.set_ylabel(label(fid_metric).short)
     ax.set_title("FID against sampling cost (labels: sampling steps)")
@@ -117,7 +126,7 @@ def frontier_plot(
             ax.plot([b.budget, b.budget], [a.fid, b.fid], color="grey", linewidth=0.8)
     for w in sorted({p.width for p in fr}):
         ax.plot([], [], color=colors[w], linewidth=2.5, label=f"frontier: c{w} wins")
-    ax.set_xscale("log")
+    _log_x(ax)
     ax.set_xlabel("sampling budget (normalized model cost x steps)")
     ax.set_ylabel(f"best {label(fid_metric).short} within budget")
     ax.set_title("Sampling-efficiency frontier: best size per budget")

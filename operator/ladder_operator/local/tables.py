@@ -104,11 +104,12 @@ def render_status(
     *,
     note: str | None = None,
     frontier: bool = True,
+    examples_per_s: Mapping[int, float | None] | None = None,
 ) -> str:
     parts = [
         format_table(EXPERIMENT_HEADERS, [experiment_row(name, status, note)]),
         "",
-        format_table(SIZE_HEADERS, size_rows(status, expected)),
+        format_table(SIZE_HEADERS, size_rows(status, expected, examples_per_s)),
     ]
     if frontier and status.summary.frontier:
         parts += [

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import jsonschema
+import pytest
 
 from ladder_api.plan import expand
 from ladder_api.status import Result, ScalingExperimentStatus, SizePhase
@@ -49,12 +50,24 @@ def test_running_status_has_sizes_results_and_the_frontier():
     assert ScalingExperimentStatus.model_validate(st.to_wire()) == st
 
 
-def test_status_validates_against_the_json_schema_of_the_model():
+def crd_status_schema() -> dict:
+    """The status schema of the CRD the cluster serves, as JSON Schema (unknown fields rejected)."""
+    from ladder_api.crd import open_api_schema, to_json_schema
+
+    return to_json_schema(open_api_schema()["properties"]["status"], forbid_unknown=True)
+
+
+def test_status_validates_against_the_crd_status_schema():
     plan = _plan()
     st = build_status(plan, {}, {}, active=False, now=NOW)
-    schema = ScalingExperimentStatus.model_json_schema(by_alias=True)
-    jsonschema.validate(st.to_wire(), schema)
+    jsonschema.validate(st.to_wire(), crd_status_schema())
     assert st.phase.value == "Pending" and [s.phase for s in st.sizes] == [SizePhase.pending] * 2
+    full = build_status(plan, {8: SizeObservation(8, [6], {"step": 6, "loss": 0.1}, [_fid(8, 2, 9.0, 0.1)])},
+                        {8: SizeActivity(SizePhase.succeeded, "done")}, active=False, now=NOW)
+    jsonschema.validate(full.to_wire(), crd_status_schema())
+    bad = full.to_wire() | {"sizes": [{"width": 8, "phase": "Sleeping"}]}
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(bad, crd_status_schema())
 
 
 def test_a_resumed_size_reports_its_checkpoint_step_before_it_logs():

@@ -1,0 +1,133 @@
+"""Result stores: the JSON file (atomic, merged by id) and the cluster status written with
+server-side apply by 16 concurrent writers against the local API server, which enforces
+resourceVersion conflicts and SSA list-map ownership (plain kmock never answers 409)."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+
+from ladder_api.frontier import sampling_cost
+from ladder_api.status import Result, result_id
+from ladder_evaluator.results import FileStore, merge
+from ladder_evaluator.status_writer import StatusStore, field_manager
+
+
+def res(width: int, i: int, value: float = 1.0) -> Result:
+    steps = 4 + i
+    paper, with_g = sampling_cost(0.1, steps, 2.0)
+    return Result(
+        id=result_id(width, 100, "ddim", steps, 2.0, "fid-digits-classifier"), width=width, checkpoint_step=100,
+        sampler="ddim", steps=steps, guidance=2.0, metric="fid-digits-classifier", value=value,
+        num_samples=10, gflops_per_forward=1.0, sampling_cost=paper, sampling_cost_with_guidance=with_g,
+    )
+
+
+def test_merge_replaces_by_id_and_sorts():
+    a, b = res(8, 0), res(8, 1)
+    out = merge([a, b], [res(8, 0, value=5.0)])
+    assert [r.id for r in out] == sorted([a.id, b.id]) and out[[r.id for r in out].index(a.id)].value == 5.0
+
+
+def test_file_store_is_atomic_and_never_duplicates(tmp_path):
+    store = FileStore(tmp_path / "c8" / "results.json")
+    assert store.existing() == {}
+    store.write([res(8, 0), res(8, 1)])
+    store.write([res(8, 1, value=7.0), res(8, 2)])
+    data = json.loads((tmp_path / "c8" / "results.json").read_text())
+    assert [d["id"] for d in data] == sorted({res(8, i).id for i in range(3)})
+    assert {d["id"]: d["value"] for d in data}[res(8, 1).id] == 7.0
+    assert data[0]["checkpointStep"] == 100  # the Result wire shape (camelCase)
+    assert sorted(p.name for p in (tmp_path / "c8").iterdir()) == ["results.json"]  # no temp left
+
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory):
+    from tests.apiserver.fixture import running_apiserver
+
+    with running_apiserver(tmp_path_factory.mktemp("apiserver")) as server:
+        yield server
+
+
+@pytest.fixture()
+def experiment(api):
+    import uuid
+
+    from tests.apiserver.client import Http
+
+    name = f"sx-{uuid.uuid4().hex[:8]}"
+    code, _ = Http(api.url).post(
+        "/apis/ladder.dev/v1alpha1/namespaces/default/scalingexperiments",
+        {"apiVersion": "ladder.dev/v1alpha1", "kind": "ScalingExperiment", "metadata": {"name": name},
+         "spec": {}},
+    )
+    assert code == 201
+    return name
+
+
+def _client(api):
+    from kubernetes import config as k8s_config
+
+    return k8s_config.new_client_from_config(config_file=str(api.kubeconfig))
+
+
+def _status_results(api, name) -> list[dict]:
+    from tests.apiserver.client import Http
+
+    code, obj = Http(api.url).get(f"/apis/ladder.dev/v1alpha1/namespaces/default/scalingexperiments/{name}")
+    assert code == 200
+    return (obj.get("status") or {}).get("results") or []
+
+
+def test_sixteen_concurrent_evaluators_lose_nothing_and_duplicate_nothing(api, experiment):
+    widths = [8 * (k + 1) for k in range(16)]
+    errors: list[BaseException] = []
+    start = threading.Barrier(len(widths))
+
+    def evaluator(width: int) -> None:
+        try:
+            store = StatusStore(_client(api), "default", experiment, width)
+            start.wait()
+            for batch in range(3):  # results arrive in several writes, as the grid advances
+                store.write([res(width, 2 * batch), res(width, 2 * batch + 1)])
+        except BaseException as err:  # noqa: BLE001 (asserted below)
+            errors.append(err)
+
+    threads = [threading.Thread(target=evaluator, args=(w,)) for w in widths]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    ids = [r["id"] for r in _status_results(api, experiment)]
+    assert len(ids) == len(set(ids)) == 16 * 6
+    assert set(ids) == {res(w, i).id for w in widths for i in range(6)}
+
+    # A restarted pod of one size (a fresh writer, same manager) updates in place and keeps the
+    # entries its predecessor wrote, and nobody else's entries move.
+    again = StatusStore(_client(api), "default", experiment, 16)
+    assert set(again.existing()) == set(ids)
+    again.write([res(16, 0, value=42.0), res(16, 6)])
+    after = {r["id"]: r for r in _status_results(api, experiment)}
+    assert len(after) == 16 * 6 + 1
+    assert after[res(16, 0).id]["value"] == 42.0 and res(16, 5).id in after
+    assert again.manager == field_manager(16) == "ladder-evaluator-c16"
+
+
+def test_the_server_would_catch_a_lost_update(api, experiment):
+    """Control: the write style the SSA writer avoids really loses entries on this server, and a
+    stale resourceVersion really gets 409, so the test above could fail."""
+    from tests.apiserver.client import Http
+
+    http = Http(api.url)
+    path = f"/apis/ladder.dev/v1alpha1/namespaces/default/scalingexperiments/{experiment}/status"
+    StatusStore(_client(api), "default", experiment, 8).write([res(8, 0)])
+    StatusStore(_client(api), "default", experiment, 16).write([res(16, 0)])
+    _, obj = http.get(path)
+    stale_rv = obj["metadata"]["resourceVersion"]
+    http.merge(path, {"status": {"results": [res(32, 0).to_wire()]}})
+    assert [r["id"] for r in _status_results(api, experiment)] == [res(32, 0).id]
+    code, _ = http.merge(path, {"metadata": {"resourceVersion": stale_rv}, "status": {"results": []}})
+    assert code == 409

@@ -1,0 +1,415 @@
+"""The I/O shell around reconcile(): caches fed by watch events, a per-experiment work queue, and
+the execution of actions and the status write.
+
+Caches: experiments, their JobSets and (with Kueue) Workloads, filled by one LIST each at start and
+then by kopf's watch events, and also by the answers to the operator's own writes, so that a
+reconcile never runs on a view older than what the operator itself just did. Entries are only
+replaced by a newer resourceVersion.
+
+Work queue: every event marks its experiment dirty; one task per experiment runs reconciles until
+it is clean, so a burst of events costs one or two reconciles, never one each, and two reconciles
+of the same experiment never overlap. A global semaphore bounds the API load.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from ladder_api import API_VERSION, KIND
+from ladder_operator import labels as lb
+from ladder_operator import metrics
+from ladder_operator.kube import ApiError, Kube, resource_path
+from ladder_operator.reconcile import (
+    FIELD_MANAGER,
+    STATE_ANNOTATION,
+    ApplyShared,
+    CleanupCheckpoints,
+    Create,
+    Delete,
+    Observed,
+    PostEvent,
+    RecordState,
+    SetFinalizers,
+    SetSuspend,
+    event_name,
+    reconcile,
+)
+from ladder_operator.storage import Missing, store_for
+
+log = logging.getLogger("ladder.operator")
+
+Key = tuple[str, str]
+EXPERIMENTS = ("ladder.dev/v1alpha1", "scalingexperiments")
+JOBSETS = ("jobset.x-k8s.io/v1alpha2", "jobsets")
+
+
+def _rv(obj: dict) -> int:
+    try:
+        return int((obj.get("metadata") or {}).get("resourceVersion") or 0)
+    except ValueError:
+        return 0
+
+
+def _slim_jobset(obj: dict) -> dict:
+    """Only what reconcile reads: a JobSet's pod templates are large and never needed here."""
+    meta = obj.get("metadata") or {}
+    return {
+        "metadata": {
+            k: meta.get(k)
+            for k in ("name", "namespace", "uid", "resourceVersion", "labels", "annotations")
+            if meta.get(k) is not None
+        },
+        "spec": {"suspend": bool((obj.get("spec") or {}).get("suspend"))},
+        "status": obj.get("status") or {},
+    }
+
+
+def _slim_workload(obj: dict) -> dict:
+    meta = obj.get("metadata") or {}
+    return {
+        "metadata": {k: meta.get(k) for k in ("name", "namespace", "resourceVersion", "ownerReferences")},
+        "spec": {"active": (obj.get("spec") or {}).get("active", True)},
+        "status": obj.get("status") or {},
+    }
+
+
+def _drop_none(value):
+    if isinstance(value, dict):
+        return {k: _drop_none(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_drop_none(v) for v in value]
+    return value
+
+
+_KEYS = {"conditions": "type", "sizes": "width"}
+
+
+def covers(current, desired, key: str | None = None) -> bool:
+    """Whether the live value already holds everything the operator wants to apply."""
+    if isinstance(desired, dict):
+        if not isinstance(current, dict):
+            return False
+        return all(covers(current.get(k), v, k) for k, v in desired.items())
+    if isinstance(desired, list) and key in _KEYS:
+        if not isinstance(current, list):
+            return False
+        by_key = {c.get(_KEYS[key]): c for c in current if isinstance(c, dict)}
+        return all(covers(by_key.get(d.get(_KEYS[key])), d) for d in desired)
+    return current == desired
+
+
+def now_rfc3339() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class Controller:
+    def __init__(
+        self,
+        kube: Kube,
+        *,
+        namespaces: list[str] | None,
+        kueue: bool,
+        concurrency: int = 8,
+        store_for: Callable = store_for,
+    ):
+        self.kube = kube
+        self.namespaces = namespaces or []
+        self.kueue = kueue
+        self.experiments: dict[Key, dict] = {}
+        self.jobsets: dict[Key, dict[str, dict]] = {}  # (ns, experiment) -> name -> slim JobSet
+        self.jobset_owner: dict[Key, str] = {}  # (ns, jobset) -> experiment
+        self.workloads: dict[Key, dict] = {}  # (ns, jobset name) -> slim Workload
+        self.phases: dict[Key, str] = {}
+        self.applied: dict[Key, dict] = {}
+        self._dirty: set[Key] = set()
+        self._tasks: dict[Key, asyncio.Task] = {}
+        self._retry: dict[Key, float] = {}
+        self._sem = asyncio.Semaphore(concurrency)
+        self._store_for = store_for
+
+    # --- caches --------------------------------------------------------------------------------
+
+    async def prime(self) -> None:
+        """One LIST per kind before watching, so the first reconciles see existing children."""
+        scopes = self.namespaces or [None]
+        for ns in scopes:
+            for obj in (await self.kube.list(resource_path(*EXPERIMENTS[:1], EXPERIMENTS[1], ns)))["items"]:
+                self.on_experiment("ADDED", obj, kick=False)
+            for obj in (await self.kube.list(resource_path(JOBSETS[0], JOBSETS[1], ns), lb.EXPERIMENT))[
+                "items"
+            ]:
+                self.on_jobset("ADDED", obj, kick=False)
+            if self.kueue:
+                for obj in (await self.kube.list(resource_path("kueue.x-k8s.io/v1beta1", "workloads", ns)))[
+                    "items"
+                ]:
+                    self.on_workload("ADDED", obj, kick=False)
+        for key in list(self.experiments):
+            self.kick(key)
+
+    def on_experiment(self, etype: str | None, obj: dict, kick: bool = True) -> None:
+        meta = obj.get("metadata") or {}
+        key = (meta.get("namespace", ""), meta.get("name", ""))
+        old = self.experiments.get(key)
+        if etype == "DELETED":
+            if old is None or _rv(obj) >= _rv(old):
+                self.experiments.pop(key, None)
+                self.phases.pop(key, None)
+                self.applied.pop(key, None)
+                self._update_phase_gauge()
+            return
+        if old is not None and _rv(obj) < _rv(old):
+            return
+        self.experiments[key] = obj
+        if kick:
+            self.kick(key)
+
+    def on_jobset(self, etype: str | None, obj: dict, kick: bool = True) -> None:
+        meta = obj.get("metadata") or {}
+        exp = (meta.get("labels") or {}).get(lb.EXPERIMENT)
+        if not exp:
+            return
+        ns, name = meta.get("namespace", ""), meta.get("name", "")
+        bucket = self.jobsets.setdefault((ns, exp), {})
+        old = bucket.get(name)
+        if old is not None and _rv(obj) < _rv(old):
+            return
+        if etype == "DELETED":
+            bucket.pop(name, None)
+            self.jobset_owner.pop((ns, name), None)
+        else:
+            bucket[name] = _slim_jobset(obj)
+            self.jobset_owner[(ns, name)] = exp
+        if kick:
+            self.kick((ns, exp))
+
+    def on_workload(self, etype: str | None, obj: dict, kick: bool = True) -> None:
+        meta = obj.get("metadata") or {}
+        owner = next(
+            (r.get("name") for r in meta.get("ownerReferences") or [] if r.get("kind") == "JobSet"), None
+        )
+        if not owner:
+            return
+        key = (meta.get("namespace", ""), owner)
+        old = self.workloads.get(key)
+        if old is not None and _rv(obj) < _rv(old):
+            return
+        if etype == "DELETED":
+            self.workloads.pop(key, None)
+        else:
+            self.workloads[key] = _slim_workload(obj)
+        exp = self.jobset_owner.get(key)
+        if exp and kick:
+            self.kick((key[0], exp))
+
+    # --- work queue ----------------------------------------------------------------------------
+
+    def kick(self, key: Key) -> None:
+        self._dirty.add(key)
+        task = self._tasks.get(key)
+        if task is None or task.done():
+            self._tasks[key] = asyncio.get_running_loop().create_task(self._worker(key))
+
+    async def _worker(self, key: Key) -> None:
+        while key in self._dirty:
+            self._dirty.discard(key)
+            async with self._sem:
+                started = time.perf_counter()
+                try:
+                    await self.reconcile(key)
+                    metrics.RECONCILES.labels(result="ok").inc()
+                    self._retry.pop(key, None)
+                except ApiError as err:
+                    metrics.RECONCILES.labels(result="error").inc()
+                    delay = min(60.0, self._retry.get(key, 0.25) * 2)
+                    self._retry[key] = delay
+                    log.warning("reconcile of %s/%s failed (%s); retrying in %.1fs", *key, err, delay)
+                    asyncio.get_running_loop().call_later(delay, self.kick, key)
+                except Exception:
+                    metrics.RECONCILES.labels(result="error").inc()
+                    log.exception("reconcile of %s/%s crashed; retrying in 30s", *key)
+                    asyncio.get_running_loop().call_later(30.0, self.kick, key)
+                finally:
+                    metrics.RECONCILE_SECONDS.observe(time.perf_counter() - started)
+        self._tasks.pop(key, None)
+
+    async def idle(self) -> None:
+        """Wait until no reconcile is queued or running (tests and the benchmark use it)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks.values()), return_exceptions=True)
+
+    # --- one reconcile -------------------------------------------------------------------------
+
+    def observed(self, key: Key) -> Observed:
+        jobsets = dict(self.jobsets.get(key, {}))
+        workloads = None
+        if self.kueue:
+            workloads = {n: self.workloads[(key[0], n)] for n in jobsets if (key[0], n) in self.workloads}
+        return Observed(jobsets=jobsets, workloads=workloads)
+
+    async def reconcile(self, key: Key) -> None:
+        raw = self.experiments.get(key)
+        if raw is None:
+            return
+        outcome = reconcile(raw, self.observed(key), now_rfc3339())
+        ns, name = key
+        exp_path = resource_path(EXPERIMENTS[0], EXPERIMENTS[1], ns, name)
+        for action in outcome.actions:
+            await self._execute(key, raw, exp_path, action)
+        raw = self.experiments.get(key, raw)
+        if outcome.status:
+            desired = _drop_none(outcome.status)
+            if not covers(raw.get("status") or {}, desired) or self.applied.get(key) not in (None, desired):
+                body = {
+                    "apiVersion": API_VERSION,
+                    "kind": KIND,
+                    "metadata": {"name": name, "namespace": ns},
+                    "status": desired,
+                }
+                try:
+                    updated = await self.kube.apply(body, manager=FIELD_MANAGER, sub="status")
+                    metrics.WRITES.labels(action="status").inc()
+                    self.on_experiment("MODIFIED", updated, kick=False)
+                except ApiError as err:
+                    if err.status != 404:
+                        raise
+            self.applied[key] = desired
+        self.phases[key] = outcome.phase
+        self._update_phase_gauge()
+
+    def _update_phase_gauge(self) -> None:
+        counts: dict[str, int] = {}
+        for phase in self.phases.values():
+            counts[phase] = counts.get(phase, 0) + 1
+        for phase in ("Pending", "Running", "Succeeded", "Failed", "Suspended", "Invalid"):
+            metrics.EXPERIMENTS.labels(phase=phase).set(counts.get(phase, 0))
+
+    async def _execute(self, key: Key, raw: dict, exp_path: str, action) -> None:
+        ns, name = key
+        if isinstance(action, RecordState):
+            updated = await self.kube.merge_patch(
+                exp_path,
+                {
+                    "metadata": {
+                        "annotations": {
+                            STATE_ANNOTATION: json.dumps(action.state, sort_keys=True, separators=(",", ":"))
+                        }
+                    }
+                },
+            )
+            metrics.WRITES.labels(action="state").inc()
+            self.on_experiment("MODIFIED", updated, kick=False)
+        elif isinstance(action, ApplyShared):
+            for obj in action.objs:
+                await self.kube.apply(obj, manager=FIELD_MANAGER)
+                metrics.WRITES.labels(action="shared").inc()
+        elif isinstance(action, Create):
+            created = await self.kube.create(action.obj)
+            metrics.WRITES.labels(action="create").inc()
+            if created is not None and created.get("kind") == "JobSet":
+                self.on_jobset("ADDED", created, kick=False)
+        elif isinstance(action, SetSuspend):
+            if action.kind == "jobset":
+                path = resource_path(JOBSETS[0], JOBSETS[1], ns, action.name)
+                updated = await self.kube.merge_patch(path, {"spec": {"suspend": action.suspend}})
+                self.on_jobset("MODIFIED", updated, kick=False)
+            else:
+                path = resource_path("kueue.x-k8s.io/v1beta1", "workloads", ns, action.name)
+                updated = await self.kube.merge_patch(path, {"spec": {"active": not action.suspend}})
+                self.on_workload("MODIFIED", updated, kick=False)
+            metrics.WRITES.labels(action="suspend").inc()
+        elif isinstance(action, Delete):
+            await self.kube.delete(resource_path(action.api_version, action.plural, ns, action.name))
+            metrics.WRITES.labels(action="delete").inc()
+            self.jobsets.get(key, {}).pop(action.name, None)
+        elif isinstance(action, PostEvent):
+            await self.post_event(raw, action)
+        elif isinstance(action, SetFinalizers):
+            rv = (raw.get("metadata") or {}).get("resourceVersion")
+            current = self.experiments.get(key, raw)
+            rv = (current.get("metadata") or {}).get("resourceVersion", rv)
+            ops = [
+                {"op": "test", "path": "/metadata/resourceVersion", "value": rv},
+                {"op": "add", "path": "/metadata/finalizers", "value": list(action.finalizers)},
+            ]
+            try:
+                updated = await self.kube.json_patch(exp_path, ops)
+            except ApiError as err:
+                if err.status == 404:
+                    return
+                if err.status in (409, 422):
+                    self.kick(key)  # a newer version exists: decide again on it
+                    return
+                raise
+            metrics.WRITES.labels(action="finalizer").inc()
+            if updated.get("metadata"):
+                self.on_experiment("MODIFIED", updated, kick=False)
+        elif isinstance(action, CleanupCheckpoints):
+            await self.cleanup(raw, action.uri)
+
+    async def cleanup(self, raw: dict, uri: str) -> None:
+        store = self._store_for(uri)
+        try:
+            count = await asyncio.to_thread(store.delete_prefix, uri)
+            await self.post_event(
+                raw,
+                PostEvent(
+                    "Normal", "CheckpointsDeleted", f"deleted {count} objects under {uri} (retention: delete)"
+                ),
+            )
+        except Missing as err:
+            await self.post_event(
+                raw,
+                PostEvent(
+                    "Warning",
+                    "CheckpointsMissing",
+                    f"nothing to delete under {uri}: {err}; removing the finalizer",
+                ),
+            )
+        except Exception as err:  # noqa: BLE001 (deletion must never be blocked forever)
+            await self.post_event(
+                raw,
+                PostEvent(
+                    "Warning",
+                    "CheckpointCleanupFailed",
+                    f"could not delete {uri}: {err}; removing the finalizer anyway, "
+                    "delete the checkpoints by hand",
+                ),
+            )
+
+    async def post_event(self, raw: dict, ev: PostEvent) -> None:
+        meta = raw.get("metadata") or {}
+        stamp = now_rfc3339()
+        body = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {
+                "name": event_name(meta.get("name", ""), meta.get("uid", ""), ev.reason, ev.message),
+                "namespace": meta.get("namespace"),
+            },
+            "involvedObject": {
+                "apiVersion": API_VERSION,
+                "kind": KIND,
+                "name": meta.get("name"),
+                "namespace": meta.get("namespace"),
+                "uid": meta.get("uid"),
+                "resourceVersion": meta.get("resourceVersion"),
+            },
+            "reason": ev.reason,
+            "message": ev.message[:1024],
+            "type": ev.type,
+            "source": {"component": "ladder-operator"},
+            "reportingComponent": "ladder-operator",
+            "firstTimestamp": stamp,
+            "lastTimestamp": stamp,
+            "count": 1,
+        }
+        with contextlib.suppress(ApiError):  # an Event is best effort; never fail a reconcile for it
+            await self.kube.create(body)
+            metrics.WRITES.labels(action="event").inc()

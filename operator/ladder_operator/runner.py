@@ -1,0 +1,117 @@
+"""`ladder operator`: kopf watches, the Controller decides and writes.
+
+kopf is used for what it is good at (credentials, watch streams with reconnection and 410
+handling, the initial listing, graceful shutdown) and nothing else: the handlers are `on.event`
+handlers, which keep no per-object progress, so kopf itself never writes to the API. There is no
+kopf finalizer, no last-handled-configuration annotation and no kopf Event posting; the only
+writes are the Controller's, which is what keeps an idle operator silent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+
+import kopf
+from prometheus_client import start_http_server
+
+from ladder_api import GROUP, PLURAL, VERSION
+from ladder_operator import labels as lb
+from ladder_operator.controller import Controller
+from ladder_operator.kube import Credentials, Kube, load_credentials
+
+log = logging.getLogger("ladder.operator")
+
+
+def build_registry(controller_ref: dict, creds: Credentials, kueue: bool) -> kopf.OperatorRegistry:
+    registry = kopf.OperatorRegistry()
+
+    @kopf.on.login(registry=registry)
+    def login(**_):
+        return kopf.ConnectionInfo(
+            server=creds.server,
+            token=creds.token,
+            scheme="Bearer" if creds.token else None,
+            ca_path=creds.ca_path,
+            certificate_path=creds.cert_path,
+            private_key_path=creds.key_path,
+            insecure=creds.insecure,
+            default_namespace=creds.default_namespace,
+        )
+
+    @kopf.on.startup(registry=registry)
+    async def startup(settings: kopf.OperatorSettings, **_):
+        settings.peering.standalone = True
+        settings.posting.enabled = False
+        settings.watching.server_timeout = 600
+        settings.watching.client_timeout = 660
+        settings.networking.request_timeout = 60
+        await controller_ref["controller"].prime()
+
+    @kopf.on.cleanup(registry=registry)
+    async def cleanup(**_):
+        await controller_ref["controller"].kube.close()
+
+    @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry)
+    async def experiment_event(event, **_):
+        controller_ref["controller"].on_experiment(event.get("type"), event["object"])
+
+    @kopf.on.event(
+        "jobset.x-k8s.io", "v1alpha2", "jobsets", labels={lb.EXPERIMENT: kopf.PRESENT}, registry=registry
+    )
+    async def jobset_event(event, **_):
+        controller_ref["controller"].on_jobset(event.get("type"), event["object"])
+
+    if kueue:
+
+        @kopf.on.event("kueue.x-k8s.io", "v1beta1", "workloads", registry=registry)
+        async def workload_event(event, **_):
+            controller_ref["controller"].on_workload(event.get("type"), event["object"])
+
+    return registry
+
+
+async def run_async(
+    namespaces: list[str],
+    *,
+    kubeconfig: str | None = None,
+    context: str | None = None,
+    concurrency: int = 8,
+    stop: asyncio.Event | None = None,
+) -> None:
+    creds = load_credentials(kubeconfig, context)
+    kube = Kube(creds)
+    kueue = await kube.has_group("kueue.x-k8s.io")
+    if not kueue:
+        log.info("Kueue's API is not served: sizes go straight from Pending to Training")
+    controller = Controller(kube, namespaces=namespaces or None, kueue=kueue, concurrency=concurrency)
+    registry = build_registry({"controller": controller}, creds, kueue)
+    await kopf.operator(
+        registry=registry,
+        standalone=True,
+        namespaces=namespaces or [],
+        clusterwide=not namespaces,
+        stop_flag=stop,
+    )
+
+
+def run(
+    namespaces: list[str],
+    *,
+    metrics_port: int | None = None,
+    kubeconfig: str | None = None,
+    context: str | None = None,
+    verbose: bool = False,
+) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    logging.getLogger("kopf").setLevel(logging.INFO if verbose else logging.WARNING)
+    if metrics_port:
+        start_http_server(metrics_port)
+        log.info("metrics on :%d/metrics", metrics_port)
+    log.info("ladder operator starting (%s)", ", ".join(namespaces) if namespaces else "all namespaces")
+    assert threading.current_thread() is threading.main_thread()
+    asyncio.run(run_async(namespaces, kubeconfig=kubeconfig, context=context))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ import yaml
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO_ROOT / "examples"
-K8S_VERSION = "1.32.0"  # GKE's regular channel at the time of writing; kubernetes-validate ships it
+K8S_VERSION = "1.32.0"  # a GKE regular-channel version that kubernetes-validate ships
 
 
 def shared_dir() -> Path:
@@ -41,13 +42,41 @@ def crd_schema(file_name: str, version: str, forbid_unknown: bool = True) -> dic
     raise KeyError(f"{file_name} does not serve {version}")
 
 
+@functools.cache
+def _crd_validator(file_name: str, version: str):
+    import jsonschema
+
+    return jsonschema.Draft7Validator(crd_schema(file_name, version))
+
+
+@functools.cache
+def _core_validator(kind: str, api_version: str):
+    """kubernetes-validate's strict schema for one kind, compiled once (its own validate() re-reads
+    the multi-megabyte definitions file on every call)."""
+    import json
+    from importlib import resources
+
+    import jsonschema
+    from referencing import Registry, Resource
+
+    group_version = re.sub(r"^([^./]*)(?:\.[^/]*)?/", r"\1-", api_version)
+    schemas = resources.files("kubernetes_validate") / "kubernetes-json-schema"
+    folder = schemas / f"v{K8S_VERSION}-local-strict"
+    schema = json.loads((folder / f"{kind.lower()}-{group_version}.json").read_text())
+    definitions = json.loads((folder / "_definitions.json").read_text())
+    registry = Resource.from_contents(definitions) @ (Resource.from_contents(schema) @ Registry())
+    return jsonschema.Draft202012Validator(schema, registry=registry)
+
+
+def validate_core(obj: dict) -> None:
+    """A core Kubernetes object against the strict schema of K8S_VERSION (unknown fields fail)."""
+    _core_validator(obj["kind"], obj["apiVersion"]).validate(obj)
+
+
 def validate_jobset(obj: dict) -> None:
     """Against jobset.x-k8s.io v1alpha2 (unknown fields rejected), and each Job template (with its
-    pod template) against batch/v1 Job with kubernetes-validate."""
-    import jsonschema
-    import kubernetes_validate
-
-    jsonschema.validate(obj, crd_schema("jobset.x-k8s.io_jobsets.yaml", "v1alpha2"))
+    pod template) against batch/v1 Job."""
+    _crd_validator("jobset.x-k8s.io_jobsets.yaml", "v1alpha2").validate(obj)
     for rjob in obj["spec"]["replicatedJobs"]:
         job = {
             "apiVersion": "batch/v1",
@@ -55,16 +84,14 @@ def validate_jobset(obj: dict) -> None:
             "metadata": {"name": f"{obj['metadata']['name']}-{rjob['name']}-0"},
             "spec": rjob["template"]["spec"],
         }
-        kubernetes_validate.validate(job, K8S_VERSION, strict=True)
+        validate_core(job)
 
 
 def validate_manifest(obj: dict) -> None:
-    import kubernetes_validate
-
     if obj["kind"] == "JobSet":
         validate_jobset(obj)
     else:
-        kubernetes_validate.validate(obj, K8S_VERSION, strict=True)
+        validate_core(obj)
 
 
 @pytest.fixture

@@ -149,8 +149,13 @@ def test_evaluation_jobset_runs_the_evaluator_on_one_host():
     assert rjob["replicas"] == 1 and rjob["template"]["spec"]["parallelism"] == 1
     (c,) = pod_spec(js)["containers"]
     assert c["command"] == [
-        "python", "-m", "ladder_evaluator", "--config", "/etc/ladder/run/exp-c64.json",
-        "--checkpoint", run.paths.checkpoints,
+        "python",
+        "-m",
+        "ladder_evaluator",
+        "--config",
+        "/etc/ladder/run/exp-c64.json",
+        "--checkpoint",
+        run.paths.checkpoints,
     ]
     assert c["resources"]["limits"]["google.com/tpu"] == 8
     assert c["image"] == plan.resources.images.evaluator
@@ -201,8 +206,12 @@ def test_owner_references_need_the_uid():
     for m in render(plan_of()):
         (owner,) = m["metadata"]["ownerReferences"]
         assert owner == {
-            "apiVersion": "ladder.dev/v1alpha1", "kind": "ScalingExperiment", "name": "exp", "uid": UID,
-            "controller": True, "blockOwnerDeletion": True,
+            "apiVersion": "ladder.dev/v1alpha1",
+            "kind": "ScalingExperiment",
+            "name": "exp",
+            "uid": UID,
+            "controller": True,
+            "blockOwnerDeletion": True,
         }
         assert m["metadata"]["namespace"] == "research"
     for m in render(plan_of(uid=None)):
@@ -217,8 +226,13 @@ def test_labels():
         assert lab["ladder.dev/experiment"] == "exp"
         if m["kind"] == "JobSet":
             assert lab["ladder.dev/width"] == "64"
-            assert pod_spec(m) and m["spec"]["replicatedJobs"][0]["template"]["spec"]["template"]["metadata"][
-                "labels"]["ladder.dev/width"] == "64"
+            assert (
+                pod_spec(m)
+                and m["spec"]["replicatedJobs"][0]["template"]["spec"]["template"]["metadata"]["labels"][
+                    "ladder.dev/width"
+                ]
+                == "64"
+            )
 
 
 def test_pods_are_locked_down():

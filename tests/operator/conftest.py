@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.apiserver.fixture import running_apiserver
+from tests.operator.harness import Cluster, OperatorProcess, unique_ns
+
+
+@pytest.fixture(scope="module")
+def apiserver(tmp_path_factory):
+    if os.environ.get("LADDER_TEST_KUBECONFIG"):
+        pytest.skip("scenario tests drive the local API server (they play JobSet and Kueue over its API)")
+    with running_apiserver(tmp_path_factory.mktemp("apiserver")) as api:
+        yield api
+
+
+@pytest.fixture(scope="module")
+def operator_process(apiserver, tmp_path_factory):
+    """One `ladder operator` process for the module; tests isolate themselves by namespace."""
+    log = Path(tmp_path_factory.mktemp("operator")) / "operator.log"
+    proc = OperatorProcess(apiserver.kubeconfig, log).start()
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture
+def cluster(apiserver):
+    c = Cluster(apiserver.url, unique_ns())
+    c.create_namespace()
+    return c

@@ -1,0 +1,318 @@
+"""Scenario harness: the real `ladder operator` process against the local API server (or a real
+cluster when LADDER_TEST_KUBECONFIG is set), with the test playing the JobSet controller and
+Kueue by writing what they would write.
+
+Waiting is always polling the API for a condition with a deadline; a timeout fails with the
+last state seen, never a fixed sleep standing in for an assertion.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import yaml
+
+from ladder_api.status import result_id
+from tests.apiserver.client import Http
+
+REPO = Path(__file__).resolve().parents[2]
+SX = "/apis/ladder.dev/v1alpha1"
+JS = "/apis/jobset.x-k8s.io/v1alpha2"
+WL = "/apis/kueue.x-k8s.io/v1beta1"
+DEADLINE_S = float(os.environ.get("LADDER_TEST_DEADLINE_S", "30"))
+
+
+class TimedOut(AssertionError):
+    pass
+
+
+def wait_for(what: str, fn: Callable[[], object], timeout: float = DEADLINE_S, interval: float = 0.05):
+    """Poll `fn` until it returns something truthy; fail with the last value after `timeout`."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while True:
+        try:
+            last = fn()
+        except (KeyError, TypeError, IndexError) as err:
+            last = err
+        else:
+            if last:
+                return last
+        if time.monotonic() > deadline:
+            raise TimedOut(f"timed out after {timeout:.0f}s waiting for {what}; last: {str(last)[:2000]}")
+        time.sleep(interval)
+
+
+def load_example(name: str, namespace: str, exp_name: str | None = None) -> dict:
+    doc = yaml.safe_load((REPO / "examples" / name).read_text())
+    doc["metadata"]["namespace"] = namespace
+    if exp_name:
+        doc["metadata"]["name"] = exp_name
+    return doc
+
+
+class OperatorProcess:
+    def __init__(self, kubeconfig: Path, log_path: Path, extra: list[str] | None = None):
+        self.kubeconfig, self.log_path, self.extra = kubeconfig, log_path, extra or []
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> OperatorProcess:
+        env = {**os.environ, "KUBECONFIG": str(self.kubeconfig), "PYTHONUNBUFFERED": "1"}
+        env.pop("KUBERNETES_SERVICE_HOST", None)
+        log = open(self.log_path, "ab")  # noqa: SIM115 (kept open for the child's lifetime)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "ladder_cli.main", "operator", *self.extra],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=REPO,
+        )
+        log.close()
+        return self
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            self.proc.wait(20)
+
+    def stop(self) -> None:
+        self.kill(signal.SIGTERM)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-4000:]
+
+
+class Cluster:
+    """Reads and writes over HTTP, plus the parts of JobSet and Kueue the test plays."""
+
+    def __init__(self, url: str, namespace: str):
+        self.http = Http(url)
+        self.ns = namespace
+
+    # --- setup ---------------------------------------------------------------------------------
+
+    def create_namespace(self) -> None:
+        code, body = self.http.post("/api/v1/namespaces", {"metadata": {"name": self.ns}})
+        assert code in (201, 409), body
+
+    def create(self, exp: dict) -> dict:
+        code, body = self.http.post(f"{SX}/namespaces/{self.ns}/scalingexperiments", exp)
+        assert code == 201, body
+        return body
+
+    # --- reads ---------------------------------------------------------------------------------
+
+    def experiment(self, name: str) -> dict:
+        code, body = self.http.get(f"{SX}/namespaces/{self.ns}/scalingexperiments/{name}")
+        return body if code == 200 else {}
+
+    def status(self, name: str) -> dict:
+        return self.experiment(name).get("status") or {}
+
+    def sizes(self, name: str) -> dict[int, dict]:
+        return {s["width"]: s for s in self.status(name).get("sizes") or []}
+
+    def phases(self, name: str) -> dict[int, str]:
+        return {w: s.get("phase") for w, s in self.sizes(name).items()}
+
+    def condition(self, name: str, ctype: str) -> dict:
+        return next((c for c in self.status(name).get("conditions") or [] if c["type"] == ctype), {})
+
+    def jobsets(self, exp: str | None = None) -> dict[str, dict]:
+        q = f"?labelSelector=ladder.dev/experiment={exp}" if exp else ""
+        _, body = self.http.get(f"{JS}/namespaces/{self.ns}/jobsets{q}")
+        return {j["metadata"]["name"]: j for j in body["items"]}
+
+    def objects(self, path: str) -> list[dict]:
+        _, body = self.http.get(path.format(ns=self.ns))
+        return body["items"]
+
+    def events(self, reason: str | None = None) -> list[dict]:
+        items = self.objects("/api/v1/namespaces/{ns}/events")
+        return [e for e in items if reason is None or e["reason"] == reason]
+
+    # --- the JobSet controller -----------------------------------------------------------------
+
+    def set_jobset(self, name: str, state: str, restarts: int = 0, reason: str = "", message: str = ""):
+        conds = []
+        if state == "completed":
+            conds = [
+                {
+                    "type": "Completed",
+                    "status": "True",
+                    "reason": "AllJobsCompleted",
+                    "message": "jobset completed successfully",
+                    "lastTransitionTime": "2026-01-01T00:00:00Z",
+                }
+            ]
+        elif state == "failed":
+            conds = [
+                {
+                    "type": "Failed",
+                    "status": "True",
+                    "reason": reason or "FailedJobs",
+                    "message": message or "jobset failed",
+                    "lastTransitionTime": "2026-01-01T00:00:00Z",
+                }
+            ]
+        status = {"restarts": restarts, "conditions": conds, "replicatedJobsStatus": []}
+        if state in ("completed", "failed"):
+            status["terminalState"] = "Completed" if state == "completed" else "Failed"
+        code, body = self.http.merge(f"{JS}/namespaces/{self.ns}/jobsets/{name}/status", {"status": status})
+        assert code == 200, body
+
+    # --- Kueue ---------------------------------------------------------------------------------
+
+    def kueue_admit(self, admit: set[str] | None = None) -> None:
+        """What Kueue does: a Workload per JobSet (pending, JobSet suspended), then admission
+        (JobSet unsuspended) for the JobSets named in `admit`; deactivated Workloads are evicted."""
+        workloads = {w["metadata"]["name"]: w for w in self.objects(WL + "/namespaces/{ns}/workloads")}
+        for name, js in self.jobsets().items():
+            wl_name = f"jobset-{name}"
+            wl = workloads.get(wl_name)
+            if wl is None:
+                self.http.merge(f"{JS}/namespaces/{self.ns}/jobsets/{name}", {"spec": {"suspend": True}})
+                code, wl = self.http.post(
+                    f"{WL}/namespaces/{self.ns}/workloads",
+                    {
+                        "apiVersion": "kueue.x-k8s.io/v1beta1",
+                        "kind": "Workload",
+                        "metadata": {
+                            "name": wl_name,
+                            "ownerReferences": [
+                                {
+                                    "apiVersion": "jobset.x-k8s.io/v1alpha2",
+                                    "kind": "JobSet",
+                                    "name": name,
+                                    "uid": js["metadata"]["uid"],
+                                    "controller": True,
+                                }
+                            ],
+                        },
+                        "spec": {"queueName": "ladder", "active": True, "podSets": []},
+                    },
+                )
+                assert code == 201, wl
+            active = (wl.get("spec") or {}).get("active", True)
+            admitted = bool((wl.get("status") or {}).get("admission"))
+            if not active and admitted:
+                self.http.merge(
+                    f"{WL}/namespaces/{self.ns}/workloads/{wl_name}/status",
+                    {
+                        "status": {
+                            "admission": None,
+                            "conditions": [
+                                {"type": "Evicted", "status": "True", "reason": "InactiveWorkload"}
+                            ],
+                        }
+                    },
+                )
+                self.http.merge(f"{JS}/namespaces/{self.ns}/jobsets/{name}", {"spec": {"suspend": True}})
+            elif active and not admitted and admit is not None and name in admit:
+                self.http.merge(
+                    f"{WL}/namespaces/{self.ns}/workloads/{wl_name}/status",
+                    {
+                        "status": {
+                            "admission": {"clusterQueue": "tpu"},
+                            "conditions": [{"type": "Admitted", "status": "True", "reason": "Admitted"}],
+                        }
+                    },
+                )
+                self.http.merge(f"{JS}/namespaces/{self.ns}/jobsets/{name}", {"spec": {"suspend": False}})
+
+    # --- pods ----------------------------------------------------------------------------------
+
+    def trainer_reports(self, exp: str, width: int, step: int, total: int) -> None:
+        body = {
+            "apiVersion": "ladder.dev/v1alpha1",
+            "kind": "ScalingExperiment",
+            "metadata": {"name": exp},
+            "status": {
+                "sizes": [
+                    {
+                        "width": width,
+                        "step": step,
+                        "totalSteps": total,
+                        "loss": 0.1,
+                        "checkpointStep": step,
+                        "checkpointUri": f"gs://b/{exp}/c{width}/{step}",
+                    }
+                ]
+            },
+        }
+        code, out = self.http.apply(
+            f"{SX}/namespaces/{self.ns}/scalingexperiments/{exp}/status", body, f"ladder-trainer-c{width}"
+        )
+        assert code == 200, out
+
+    def evaluator_writes(self, exp: str, width: int, results: list[dict], manager: str | None = None) -> None:
+        body = {
+            "apiVersion": "ladder.dev/v1alpha1",
+            "kind": "ScalingExperiment",
+            "metadata": {"name": exp},
+            "status": {"results": results},
+        }
+        code, out = self.http.apply(
+            f"{SX}/namespaces/{self.ns}/scalingexperiments/{exp}/status",
+            body,
+            manager or f"ladder-evaluator-c{width}",
+        )
+        assert code == 200, out
+
+
+def results_for(
+    width: int,
+    step: int,
+    fid_base: float,
+    *,
+    samplers=("ddim",),
+    steps=(4, 8),
+    guidance=(1.0, 2.0),
+    metric="fid-digits-classifier",
+) -> list[dict]:
+    out = []
+    cost = width / 320
+    for sampler in samplers:
+        for n in steps:
+            for g in guidance:
+                out.append(
+                    {
+                        "id": result_id(width, step, sampler, n, g, metric),
+                        "width": width,
+                        "checkpointStep": step,
+                        "sampler": sampler,
+                        "steps": n,
+                        "guidance": g,
+                        "metric": metric,
+                        "value": round(fid_base / n + g, 4),
+                        "numSamples": 500,
+                        "gflopsPerForward": cost,
+                        "samplingCost": cost * n,
+                        "samplingCostWithGuidance": cost * n * (2 if g != 1.0 else 1),
+                    }
+                )
+    return out
+
+
+def unique_ns(prefix: str = "t") -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def with_changes(exp: dict, **paths) -> dict:
+    """Copy of `exp` with dotted spec paths set, e.g. with_changes(e, **{"training.steps": 5})."""
+    out = copy.deepcopy(exp)
+    for path, value in paths.items():
+        cur = out["spec"]
+        parts = path.split(".")
+        for p in parts[:-1]:
+            cur = cur.setdefault(p, {})
+        cur[parts[-1]] = value
+    return out

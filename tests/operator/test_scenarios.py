@@ -1,0 +1,267 @@
+"""The operator process against the local API server: the life of an experiment, end to end.
+
+The test plays the JobSet controller (JobSet status) and Kueue (Workloads, admission) by writing
+what they would; the pods' status writes are server-side applies with their own field managers.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from tests.operator.harness import SX, load_example, results_for, wait_for, with_changes
+
+
+def _started(cluster, exp):
+    return {n for n, j in cluster.jobsets(exp).items() if not n.endswith("-eval")}
+
+
+def test_quickstart_runs_to_the_frontier(operator_process, cluster):
+    exp = load_example("quickstart.yaml", cluster.ns)
+    name = exp["metadata"]["name"]
+    cluster.create(exp)
+    # maxConcurrent (2) training JobSets, in ascending width order, owned by the experiment.
+    wait_for("two training JobSets", lambda: _started(cluster, name) == {f"{name}-c32", f"{name}-c64"})
+    owner_uid = cluster.experiment(name)["metadata"]["uid"]
+    for js in cluster.jobsets(name).values():
+        assert js["metadata"]["ownerReferences"][0]["uid"] == owner_uid
+    assert {o["metadata"]["name"] for o in cluster.objects("/api/v1/namespaces/{ns}/configmaps")} == {
+        f"{name}-runs"
+    }
+    # Kueue: Workloads pending -> sizes Queued.
+    cluster.kueue_admit(admit=set())
+    wait_for("sizes queued", lambda: cluster.phases(name) == {32: "Queued", 64: "Queued", 96: "Pending"})
+    # Admit c32 only: it trains, c64 stays queued; the trainer reports progress.
+    cluster.kueue_admit(admit={f"{name}-c32"})
+    wait_for("c32 training", lambda: cluster.phases(name)[32] == "Training")
+    assert cluster.phases(name)[64] == "Queued"
+    cluster.trainer_reports(name, 32, 200, 600)
+    wait_for("progress kept", lambda: cluster.sizes(name)[32].get("step") == 200)
+    # Training completes: evaluation starts, the third size starts (a slot freed).
+    cluster.set_jobset(f"{name}-c32", "completed")
+    wait_for("c32 evaluating", lambda: cluster.phases(name)[32] == "Evaluating")
+    wait_for("eval JobSet", lambda: f"{name}-c32-eval" in cluster.jobsets(name))
+    wait_for("c96 started", lambda: f"{name}-c96" in cluster.jobsets(name))
+    assert cluster.sizes(name)[32]["step"] == 200, "the trainer's fields survive the operator's writes"
+    # Results from many writers at once, all kept; then the frontier.
+    threads = []
+    for width in (32, 64, 96):
+        for i, sampler in enumerate(("ddim", "dpmpp_2m")):
+            rs = results_for(width, 600, 100.0 * 64 / width, samplers=(sampler,))
+            threads.append(
+                threading.Thread(
+                    target=cluster.evaluator_writes, args=(name, width, rs, f"ladder-evaluator-c{width}-{i}")
+                )
+            )
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(cluster.status(name)["results"]) == 3 * 2 * 2 * 2
+    for width in (64, 96):
+        cluster.kueue_admit(admit={f"{name}-c{width}"})
+        cluster.set_jobset(f"{name}-c{width}", "completed")
+    wait_for("all eval JobSets", lambda: len([n for n in cluster.jobsets(name) if n.endswith("-eval")]) == 3)
+    for width in (32, 64, 96):
+        cluster.kueue_admit(admit={f"{name}-c{width}-eval"})
+        cluster.set_jobset(f"{name}-c{width}-eval", "completed")
+    wait_for("Succeeded", lambda: cluster.status(name).get("phase") == "Succeeded")
+    status = cluster.status(name)
+    assert len(status["results"]) == 24
+    summary = status["summary"]
+    assert summary["progress"] == "3/3" and summary["frontier"] and summary["bestWidth"] == 96
+    assert cluster.condition(name, "Ready")["status"] == "True"
+    assert cluster.condition(name, "Progressing")["status"] == "False"
+    assert cluster.events("ExperimentSucceeded")
+    assert len(cluster.jobsets(name)) == 6, "never a duplicate"
+
+
+def test_paper_example_starts_max_concurrent_sizes(operator_process, cluster):
+    exp = load_example("paper-v5e.yaml", cluster.ns)
+    name = exp["metadata"]["name"]
+    n = exp["spec"]["scheduling"]["maxConcurrent"]
+    widths = sorted(exp["spec"]["ladder"]["widths"])
+    cluster.create(exp)
+    expected = {f"{name}-c{w}" for w in widths[:n]}
+    wait_for(f"{n} JobSets", lambda: _started(cluster, name) == expected)
+    js = cluster.jobsets(name)[f"{name}-c{widths[0]}"]
+    assert js["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == exp["spec"]["scheduling"]["queue"]
+    assert js["metadata"]["annotations"]["ladder.dev/recipe-hash"]
+    # One finishes: exactly one more starts.
+    cluster.set_jobset(f"{name}-c{widths[0]}", "completed")
+    wait_for("next size", lambda: _started(cluster, name) == expected | {f"{name}-c{widths[n]}"})
+    wait_for("sizes in status", lambda: len(cluster.sizes(name)) == len(widths))
+
+
+def test_failure_names_reason_and_restarts_and_frees_the_slot(operator_process, cluster):
+    exp = with_changes(load_example("quickstart.yaml", cluster.ns), **{"scheduling.maxConcurrent": 1})
+    name = exp["metadata"]["name"]
+    cluster.create(exp)
+    wait_for("c32", lambda: _started(cluster, name) == {f"{name}-c32"})
+    cluster.set_jobset(
+        f"{name}-c32",
+        "failed",
+        restarts=10,
+        reason="FailedJobs",
+        message="jobset failed: max restarts reached",
+    )
+    wait_for("c32 failed", lambda: cluster.phases(name).get(32) == "Failed")
+    size = cluster.sizes(name)[32]
+    assert size["restarts"] == 10 and "FailedJobs" in size["message"] and "restarts: 10" in size["message"]
+    degraded = cluster.condition(name, "Degraded")
+    assert degraded["status"] == "True" and degraded["reason"] == "SizeFailed"
+    wait_for("c64 starts", lambda: f"{name}-c64" in cluster.jobsets(name))
+    assert any(e["type"] == "Warning" for e in cluster.events("SizeFailed"))
+
+
+def test_suspend_and_resume(operator_process, cluster):
+    exp = load_example("quickstart.yaml", cluster.ns)
+    name = exp["metadata"]["name"]
+    cluster.create(exp)
+    wait_for("2 JobSets", lambda: len(_started(cluster, name)) == 2)
+    cluster.kueue_admit(admit={f"{name}-c32", f"{name}-c64"})
+    wait_for("training", lambda: set(cluster.phases(name).values()) == {"Training", "Pending"})
+    cluster.http.merge(f"{SX}/namespaces/{cluster.ns}/scalingexperiments/{name}", {"spec": {"suspend": True}})
+    wait_for(
+        "JobSets suspended", lambda: all(j["spec"].get("suspend") for j in cluster.jobsets(name).values())
+    )
+    wait_for(
+        "workloads deactivated",
+        lambda: all(
+            w["spec"].get("active") is False
+            for w in cluster.objects("/apis/kueue.x-k8s.io/v1beta1/namespaces/{ns}/workloads")
+        ),
+    )
+    cluster.kueue_admit(admit=set())  # Kueue evicts the deactivated Workloads (quota given back)
+    wait_for("Suspended", lambda: cluster.status(name).get("phase") == "Suspended")
+    assert cluster.condition(name, "Suspended")["status"] == "True"
+    assert cluster.phases(name)[32] == "Suspended"
+    assert len(_started(cluster, name)) == 2, "nothing new starts while suspended"
+    cluster.http.merge(
+        f"{SX}/namespaces/{cluster.ns}/scalingexperiments/{name}", {"spec": {"suspend": False}}
+    )
+    wait_for(
+        "workloads active",
+        lambda: all(
+            w["spec"].get("active") is True
+            for w in cluster.objects("/apis/kueue.x-k8s.io/v1beta1/namespaces/{ns}/workloads")
+        ),
+    )
+    cluster.kueue_admit(admit={f"{name}-c32", f"{name}-c64"})
+    wait_for("training again", lambda: cluster.phases(name)[32] == "Training")
+    assert cluster.condition(name, "Suspended")["status"] == "False"
+
+
+def test_recipe_edit_is_refused_and_new_sizes_extend(operator_process, cluster):
+    exp = with_changes(load_example("quickstart.yaml", cluster.ns), **{"scheduling.maxConcurrent": 1})
+    name = exp["metadata"]["name"]
+    cluster.create(exp)
+    wait_for("c32", lambda: _started(cluster, name) == {f"{name}-c32"})
+    before = cluster.jobsets(name)[f"{name}-c32"]
+    live = cluster.experiment(name)
+    code, _ = cluster.http.put(
+        f"{SX}/namespaces/{cluster.ns}/scalingexperiments/{name}",
+        with_changes(live, **{"training.learningRate": 0.004}),
+    )
+    assert code == 200
+    wait_for("refusal", lambda: cluster.condition(name, "Degraded").get("reason") == "SpecChangeRefused")
+    message = cluster.condition(name, "Degraded")["message"]
+    assert "spec.training.learningRate" in message and "0.002" in message and "0.004" in message
+    assert (
+        cluster.jobsets(name)[f"{name}-c32"]["metadata"]["resourceVersion"]
+        == before["metadata"]["resourceVersion"]
+    ), "old runs untouched"
+    cluster.set_jobset(f"{name}-c32", "completed")
+    wait_for("observed", lambda: cluster.phases(name).get(32) == "Evaluating")
+    assert f"{name}-c64" not in cluster.jobsets(name), "nothing starts on a refused spec"
+    assert cluster.events("SpecChangeRefused")
+    # Revert, and extend: a new width and a new sampling step count.
+    live = cluster.experiment(name)
+    fixed = with_changes(
+        live,
+        **{
+            "training.learningRate": 0.002,
+            "ladder.widths": [32, 64, 96, 128],
+            "evaluation.steps": [4, 8, 16, 32],
+        },
+    )
+    code, body = cluster.http.put(f"{SX}/namespaces/{cluster.ns}/scalingexperiments/{name}", fixed)
+    assert code == 200, body
+    wait_for("refusal cleared", lambda: cluster.condition(name, "Degraded").get("status") == "False")
+    wait_for("c64 starts", lambda: f"{name}-c64" in cluster.jobsets(name))
+    wait_for("4 sizes", lambda: sorted(cluster.sizes(name)) == [32, 64, 96, 128])
+    wait_for(
+        "eval grid updated",
+        lambda: (
+            cluster.jobsets(name)
+            .get(f"{name}-c32-eval", {})
+            .get("metadata", {})
+            .get("annotations", {})
+            .get("ladder.dev/evaluation-hash")
+        ),
+    )
+    cm = cluster.objects("/api/v1/namespaces/{ns}/configmaps")[0]
+    assert f"{name}-c128.json" in cm["data"], "the run ConfigMap covers the new size"
+
+
+def test_delete_cascades_and_cleans_checkpoints_when_asked(operator_process, cluster, tmp_path):
+    out = tmp_path / "out"
+    ckpt = out / "quickstart" / "c32" / "checkpoints" / "200"
+    ckpt.mkdir(parents=True)
+    (ckpt / "params").write_bytes(b"x")
+    exp = with_changes(
+        load_example("quickstart.yaml", cluster.ns),
+        **{"training.checkpoint.retention": "delete", "storage.outputUri": str(out)},
+    )
+    name = exp["metadata"]["name"]
+    cluster.create(exp)
+    wait_for(
+        "finalizer",
+        lambda: (
+            "ladder.dev/checkpoint-cleanup" in (cluster.experiment(name)["metadata"].get("finalizers") or [])
+        ),
+    )
+    wait_for("JobSets", lambda: len(cluster.jobsets(name)) == 2)
+    code, _ = cluster.http.delete(f"{SX}/namespaces/{cluster.ns}/scalingexperiments/{name}")
+    assert code == 200
+    wait_for(
+        "gone", lambda: cluster.http.get(f"{SX}/namespaces/{cluster.ns}/scalingexperiments/{name}")[0] == 404
+    )
+    assert not (out / "quickstart").exists(), "checkpoints deleted"
+    assert cluster.jobsets(name) == {}
+    assert cluster.objects("/api/v1/namespaces/{ns}/configmaps") == []
+    assert cluster.events("CheckpointsDeleted")
+
+
+def test_missing_bucket_does_not_block_deletion(operator_process, cluster, tmp_path):
+    exp = with_changes(
+        load_example("quickstart.yaml", cluster.ns),
+        **{"training.checkpoint.retention": "delete", "storage.outputUri": str(tmp_path / "nope")},
+    )
+    name = exp["metadata"]["name"]
+    cluster.create(exp)
+    wait_for("finalizer", lambda: cluster.experiment(name)["metadata"].get("finalizers"))
+    cluster.http.delete(f"{SX}/namespaces/{cluster.ns}/scalingexperiments/{name}")
+    wait_for(
+        "gone", lambda: cluster.http.get(f"{SX}/namespaces/{cluster.ns}/scalingexperiments/{name}")[0] == 404
+    )
+    assert cluster.events("CheckpointsMissing")
+
+
+def test_invalid_experiment_is_reported_once(operator_process, cluster):
+    bad = load_example("quickstart.yaml", cluster.ns, "broken")
+    bad["spec"]["training"]["learningRate"] = -1
+    bad["spec"]["ladder"]["widths"] = [30]
+    cluster.create(bad)
+    wait_for("Invalid", lambda: cluster.status("broken").get("phase") == "Invalid")
+    message = cluster.status("broken")["message"]
+    assert "spec.training.learningRate" in message
+    assert cluster.events("InvalidSpec")
+    rv = cluster.experiment("broken")["metadata"]["resourceVersion"]
+    # The operator keeps serving others; the invalid one sees no further writes (no retry storm).
+    good = load_example("quickstart.yaml", cluster.ns, "good")
+    cluster.create(good)
+    wait_for("good runs", lambda: len(_started(cluster, "good")) == 2)
+    wait_for("good status", lambda: cluster.status("good").get("phase") == "Pending")
+    assert cluster.experiment("broken")["metadata"]["resourceVersion"] == rv
+    assert len(cluster.events("InvalidSpec")) == 1
+    assert cluster.jobsets("broken") == {}

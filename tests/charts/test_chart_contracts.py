@@ -69,7 +69,7 @@ def test_operator_holds_every_permission_it_grants_and_creates(path):
     objects = _experiment_objects(path)
     for obj in objects:
         group, resource = RESOURCE_OF_KIND[obj["kind"]]
-        assert {(group, resource, v) for v in ("create", "get", "patch")} <= granted, obj["kind"]
+        assert {(group, resource, v) for v in ("create", "patch")} <= granted, obj["kind"]
     roles = by_kind(objects, "Role")
     assert roles
     for role in roles:

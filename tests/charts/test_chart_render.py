@@ -42,10 +42,10 @@ EXPECTED_RULES = {
         for group, resource in (("", "configmaps"), ("", "serviceaccounts"),
                                 ("rbac.authorization.k8s.io", "roles"),
                                 ("rbac.authorization.k8s.io", "rolebindings"))
-        for verb in ("get", "list", "watch", "create", "patch", "delete")
+        for verb in ("create", "patch")  # server-side apply; never read back, never deleted
     },
-    *{("kueue.x-k8s.io", "workloads", v) for v in ("get", "list", "watch")},
-    *{(g, "events", v) for g in ("", "events.k8s.io") for v in ("create", "patch")},
+    *{("kueue.x-k8s.io", "workloads", v) for v in ("get", "list", "watch", "patch")},
+    ("", "events", "create"),
 }
 
 
@@ -109,7 +109,6 @@ def test_namespaced_mode_binds_a_role_in_each_watched_namespace_only():
     args = one(objects, "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"]
     assert [a for a in args if a.startswith("--namespace")] == ["--namespace=research",
                                                                 "--namespace=ladder-system"]
-    assert "--all-namespaces" not in args
 
 
 def test_default_namespaced_mode_watches_the_release_namespace():
@@ -126,8 +125,7 @@ def test_cluster_wide_mode_binds_the_cluster_role_to_the_operator():
     assert binding["roleRef"]["name"] == one(objects, "ClusterRole")["metadata"]["name"]
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "ladder", "namespace": NAMESPACE}]
     args = one(objects, "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"]
-    assert "--all-namespaces" in args
-    assert not [a for a in args if a.startswith("--namespace")]
+    assert not [a for a in args if a.startswith("--namespace")]  # `ladder operator` then watches all
 
 
 def test_operator_deployment_runs_one_replica_recreated(mode):
@@ -140,11 +138,25 @@ def test_operator_deployment_runs_one_replica_recreated(mode):
     (container,) = pod["containers"]
     assert container["command"] == ["ladder", "operator"]
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
-    assert ports == {"health": 8080, "metrics": 9090}
+    assert ports == {"metrics": 9090}
     for probe in ("livenessProbe", "readinessProbe"):
-        assert container[probe]["httpGet"] == {"path": "/healthz", "port": "health"}
-    assert "--liveness=http://0.0.0.0:8080/healthz" in container["args"]
+        assert container[probe]["httpGet"] == {"path": "/metrics", "port": "metrics"}
     assert "--metrics-port=9090" in container["args"]
+
+
+def test_operator_args_parse_with_the_real_cli():
+    """Every argument the chart passes must be one `ladder operator` accepts, with the meaning meant."""
+    from ladder_cli.main import build_parser
+
+    for name, values in MODES.items():
+        container = one(render(values), "Deployment")["spec"]["template"]["spec"]["containers"][0]
+        args = build_parser().parse_args(container["command"][1:] + container["args"])
+        assert args.metrics_port == 9090, name
+        expected = [] if values.get("watch", {}).get("clusterWide") else (
+            ["research", "ladder-system"] if name == "namespaced-list" else [NAMESPACE])
+        assert args.namespace == expected, name
+    container = one(render({"operator": {"verbose": True}}), "Deployment")["spec"]["template"]["spec"]
+    assert build_parser().parse_args(["operator", *container["containers"][0]["args"]]).verbose is True
 
 
 def test_operator_pod_meets_the_restricted_pod_security_standard(mode):

@@ -70,19 +70,22 @@ to the chart's appVersion. Call with (dict "image" .Values.x.image "root" $).
 {{- end }}
 
 {{/*
-The operator's permissions, the same in a Role (namespaced mode) and in the ClusterRole.
-Why each rule exists:
-- scalingexperiments get/list/watch: kopf watches the experiments; patch: kopf's finalizer and its
-  progress annotations (the operator never writes the spec, only status).
-- scalingexperiments/status get/patch: status by server-side apply; also what each experiment's
-  own Role grants its pods, which the operator must hold to create that Role (RBAC escalation
-  prevention) without the `escalate` or `bind` verbs.
-- jobsets, configmaps, serviceaccounts, roles, rolebindings: the objects an experiment renders
-  into; delete for objects a spec edit or cleanup removes (owner references do the rest).
-- kueue workloads get/list/watch: whether a size is queued or admitted.
-- events (core and events.k8s.io) create/patch: Events on transitions (kopf posts core ones).
-No Secrets, no pods or pods/exec, no namespaces or CRDs (kopf runs with scanning disabled and
-peering off), no wildcards.
+The operator's permissions, the same in a Role (namespaced mode) and in the ClusterRole. Each verb
+is one the operator's code uses (operator/ladder_operator/{controller,kube,runner}.py):
+- scalingexperiments get/list/watch: the watch and the initial listing; patch: its state
+  annotation and, for `checkpoint.retention: delete`, its finalizer (never the spec).
+- scalingexperiments/status patch: status by server-side apply; get: each experiment's own Role
+  grants its pods get and patch on the status, and Kubernetes lets the operator create that Role
+  only with permissions it holds itself (no `escalate` or `bind` verbs here).
+- jobsets get/list/watch/create/patch/delete: one per size, suspend/resume by patch, an evaluation
+  JobSet replaced by delete and create.
+- configmaps, serviceaccounts, roles, rolebindings create/patch: the per-experiment objects,
+  written by server-side apply (which creates them the first time); owner references delete them.
+  No get or list: the operator never reads them back.
+- kueue workloads get/list/watch: queued or admitted; patch: `spec.active` on suspend/resume.
+- events create: Events on transitions (core/v1; kopf's own event posting is off).
+No Secrets, no pods or pods/exec, no namespaces or CRDs (kopf runs standalone: no peering), no
+wildcards.
 */}}
 {{- define "ladder.operatorRules" -}}
 - apiGroups: ["ladder.dev"]
@@ -96,19 +99,16 @@ peering off), no wildcards.
   verbs: ["get", "list", "watch", "create", "patch", "delete"]
 - apiGroups: [""]
   resources: ["configmaps", "serviceaccounts"]
-  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+  verbs: ["create", "patch"]
 - apiGroups: ["rbac.authorization.k8s.io"]
   resources: ["roles", "rolebindings"]
-  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+  verbs: ["create", "patch"]
 - apiGroups: ["kueue.x-k8s.io"]
   resources: ["workloads"]
-  verbs: ["get", "list", "watch"]
+  verbs: ["get", "list", "watch", "patch"]
 - apiGroups: [""]
   resources: ["events"]
-  verbs: ["create", "patch"]
-- apiGroups: ["events.k8s.io"]
-  resources: ["events"]
-  verbs: ["create", "patch"]
+  verbs: ["create"]
 {{- end }}
 
 {{/* What the operator fills in for experiments that leave a setting unset (mounted as JSON). */}}

@@ -28,7 +28,8 @@ from ladder_api.errors import UserError
 
 log = logging.getLogger(__name__)
 
-ITEMS = ("params", "ema_params", "opt_state", "meta")
+ARRAY_ITEMS = ("params", "ema_params", "opt_state")
+ITEMS = (*ARRAY_ITEMS, "meta")
 MODEL_KEYS = (
     "base_channels", "context_dim", "channel_mult", "num_res_blocks", "attention_levels",
     "num_heads", "transformer_depth", "norm_groups", "latent_channels",

@@ -18,7 +18,7 @@ import optax
 from flax import struct
 
 from ladder_trainer import diffusion
-from ladder_trainer.models import UNet, build_unet, init_params
+from ladder_trainer.models import UNet, abstract_params, build_unet, init_params
 from ladder_trainer.optim import make_optimizer
 
 
@@ -54,9 +54,10 @@ class TrainState:
     config: StepConfig = struct.field(pytree_node=False)
 
 
-def init_state(run, rng, null_context) -> TrainState:
-    config = StepConfig.from_run(run)
-    params = init_params(run.model, rng, run.training.param_dtype.value)
+def init_state(run, seed: int, null_context, config: StepConfig | None = None) -> TrainState:
+    """Fresh state; pass the config of an abstract_state to get an identical (jit-compatible) tree."""
+    config = config or StepConfig.from_run(run)
+    params = init_params(run.model, int(seed), run.training.param_dtype.value)
     return TrainState(
         step=jnp.zeros((), jnp.int32),
         params=params,
@@ -67,10 +68,18 @@ def init_state(run, rng, null_context) -> TrainState:
     )
 
 
-def abstract_state(run, null_context_shape) -> TrainState:
+def abstract_state(run, null_context_shape, config: StepConfig | None = None) -> TrainState:
     """Shapes and dtypes of the state (no allocation): restore targets and sharding plans."""
-    ctx = jax.ShapeDtypeStruct(tuple(null_context_shape), jnp.float32)
-    return jax.eval_shape(lambda k, n: init_state(run, k, n), jax.random.key(0), ctx)
+    config = config or StepConfig.from_run(run)
+    params = abstract_params(run.model, run.training.param_dtype.value)
+
+    def build(p, n):
+        return TrainState(
+            step=jnp.zeros((), jnp.int32), params=p, ema_params=p, opt_state=config.tx.init(p),
+            null_context=n, config=config,
+        )
+
+    return jax.eval_shape(build, params, jax.ShapeDtypeStruct(tuple(null_context_shape), jnp.float32))
 
 
 def loss_fn(params, state: TrainState, batch, rng):

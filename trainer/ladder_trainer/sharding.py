@@ -1,0 +1,101 @@
+"""The device mesh ('data', 'fsdp') from training.sharding, and how arrays are laid out on it.
+
+- The batch is split over both axes (every device holds global_batch / devices examples).
+- Parameters, EMA and optimizer moments are sharded over 'fsdp' along their largest dimension
+  that divides evenly (replicated when none does, e.g. small biases); XLA inserts the all-gathers
+  and reduce-scatters. With fsdp = 1 this is plain data parallelism.
+The rule depends only on a leaf's shape, so Adam's mu and nu land where their parameter does.
+
+Multi-host: ``maybe_initialize_distributed`` calls ``jax.distributed.initialize()`` only when the
+environment GKE/JobSet injects says there are several processes (TPU_WORKER_HOSTNAMES with more
+than one host, or MEGASCALE_* for multislice); a single host never waits for a coordinator.
+"""
+
+from __future__ import annotations
+
+import os
+
+import jax
+import numpy as np
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
+
+from ladder_api.errors import UserError
+
+AXES = ("data", "fsdp")
+
+
+def is_multi_host(env=os.environ) -> bool:
+    hosts = [h for h in env.get("TPU_WORKER_HOSTNAMES", "").split(",") if h.strip()]
+    slices = int(env.get("MEGASCALE_NUM_SLICES", "1") or 1)
+    return len(hosts) > 1 or slices > 1 or bool(env.get("MEGASCALE_COORDINATOR_ADDRESS"))
+
+
+def maybe_initialize_distributed(env=os.environ) -> bool:
+    if is_multi_host(env):
+        jax.distributed.initialize()
+        return True
+    return False
+
+
+def mesh_shape(sharding_spec, n_devices: int) -> tuple[int, int]:
+    fsdp = int(sharding_spec.fsdp)
+    if n_devices % fsdp:
+        raise UserError(f"training.sharding.fsdp {fsdp} does not divide the {n_devices} devices")
+    data = n_devices // fsdp if sharding_spec.data == -1 else int(sharding_spec.data)
+    if data * fsdp != n_devices:
+        raise UserError(
+            f"training.sharding data {data} x fsdp {fsdp} = {data * fsdp} but there are {n_devices} "
+            "devices; use data: -1 to take the remaining devices"
+        )
+    return data, fsdp
+
+
+def make_mesh(sharding_spec, devices=None) -> Mesh:
+    devices = list(jax.devices() if devices is None else devices)
+    shape = mesh_shape(sharding_spec, len(devices))
+    return Mesh(np.array(devices).reshape(shape), AXES)
+
+
+def leaf_spec(shape: tuple[int, ...], fsdp: int) -> P:
+    if fsdp == 1 or not shape:
+        return P()
+    dims = sorted(range(len(shape)), key=lambda d: (-shape[d], d))
+    for d in dims:
+        if shape[d] % fsdp == 0:
+            spec = [None] * len(shape)
+            spec[d] = "fsdp"
+            return P(*spec)
+    return P()
+
+
+def tree_shardings(tree, mesh: Mesh):
+    fsdp = mesh.shape["fsdp"]
+    return jax.tree_util.tree_map(lambda x: NamedSharding(mesh, leaf_spec(tuple(x.shape), fsdp)), tree)
+
+
+def batch_sharding(mesh: Mesh) -> NamedSharding:
+    return NamedSharding(mesh, P(AXES))
+
+
+def replicated(mesh: Mesh) -> NamedSharding:
+    return NamedSharding(mesh, P())
+
+
+def sharded_train_step(step_fn, state_shardings, mesh: Mesh):
+    """jit step_fn (the un-jitted train_step) with the state's and the batch's layouts fixed."""
+    batch = {"latents": batch_sharding(mesh), "context": batch_sharding(mesh)}
+    return jax.jit(
+        step_fn,
+        in_shardings=(state_shardings, batch, replicated(mesh)),
+        out_shardings=(state_shardings, replicated(mesh)),
+        donate_argnums=(0,),
+    )
+
+
+def put_batch(batch: dict, mesh: Mesh) -> dict:
+    """This process's slice of the global batch -> global arrays laid out over the mesh."""
+    sh = batch_sharding(mesh)
+    if jax.process_count() == 1:
+        return {k: jax.device_put(v, sh) for k, v in batch.items()}
+    return {k: jax.make_array_from_process_local_data(sh, v) for k, v in batch.items()}

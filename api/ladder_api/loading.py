@@ -41,10 +41,14 @@ def load_documents(path: str | Path) -> list:
 
 def load_experiment(path: str | Path) -> ScalingExperiment:
     """Load the one ScalingExperiment in a file (a multi-document file must hold exactly one)."""
-    docs = [d for d in load_documents(path) if not isinstance(d, dict) or d.get("kind") != "List"]
+    docs = load_documents(path)
+    if len(docs) == 1:  # let parse_experiment name what is wrong with it (kind, fields, ...)
+        return parse_experiment(docs[0], str(path))
     exps = [
         d for d in docs if isinstance(d, dict) and d.get("kind", "ScalingExperiment") == "ScalingExperiment"
     ]
     if len(exps) != 1:
-        raise SpecError(str(path), [f"expected exactly one ScalingExperiment document, found {len(exps)}"])
+        raise SpecError(
+            str(path), [f"expected exactly one ScalingExperiment document, found {len(exps)} of {len(docs)}"]
+        )
     return parse_experiment(exps[0], str(path))

@@ -1,0 +1,126 @@
+"""`ladder validate | render | plan | crd`: exit codes, one line per problem, no tracebacks."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from ladder_api.crd import crd_yaml
+from ladder_api.plan import RunConfig
+from ladder_cli.main import main
+from tests.conftest import EXAMPLES, REPO_ROOT
+
+QUICKSTART = str(EXAMPLES / "quickstart.yaml")
+PAPER = str(EXAMPLES / "paper-v5e.yaml")
+
+
+def ladder(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "ladder_cli.main", *args], capture_output=True, text=True, cwd=REPO_ROOT
+    )
+
+
+def write(tmp_path, text: str) -> str:
+    path = tmp_path / "exp.yaml"
+    path.write_text(text)
+    return str(path)
+
+
+GOOD = """\
+apiVersion: ladder.dev/v1alpha1
+kind: ScalingExperiment
+metadata: {name: small}
+spec:
+  ladder: {widths: [64, 96]}
+"""
+
+
+def run_main(capsys, *args) -> tuple[int, str, str]:
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_validate_prints_one_ok_line(capsys):
+    code, out, err = run_main(capsys, "validate", PAPER)
+    assert code == 0 and err == ""
+    (line,) = out.splitlines()
+    assert line.startswith("OK ladder/paper-v5e: 11 sizes (c64 c96")
+    assert "2x v5litepod-256 for c768" in line and "evaluation: v5litepod-8-1host" in line
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("spec: [\n", "invalid YAML"),
+        (GOOD.replace("widths: [64, 96]", "widths: [64, 96], widht: 3"),
+         "spec.ladder.widht: unknown field"),
+        (GOOD + "  resources: {slices: [{sliceType: v4-8}]}\n",
+         "spec.resources.slices[0].sliceType: unknown TPU slice type 'v4-8'; valid: v5litepod-1,"),
+        (GOOD.replace("[64, 96]", "[64, 90]"), "spec.ladder.widths: width 90 x channelMult 1"),
+        ("- just\n- a list\n", "must be a mapping"),
+        ("", "no YAML document"),
+        (GOOD.replace("kind: ScalingExperiment", "kind: Job"), "kind: Input should be 'ScalingExperiment'"),
+    ],
+    ids=["bad-yaml", "unknown-field", "unknown-slice", "bad-width", "not-a-mapping", "empty", "wrong-kind"],
+)
+def test_validate_user_errors(tmp_path, capsys, text, expected):
+    path = write(tmp_path, text)
+    code, out, err = run_main(capsys, "validate", path)
+    assert code == 2 and out == ""
+    assert expected in err and err.startswith(f"{path}: ")
+    assert all(line.startswith(f"{path}: ") for line in err.splitlines())
+
+
+def test_missing_file(capsys, tmp_path):
+    code, _, err = run_main(capsys, "validate", str(tmp_path / "nope.yaml"))
+    assert code == 2 and err.strip().endswith("nope.yaml: file not found")
+
+
+def test_unknown_size(capsys):
+    code, _, err = run_main(capsys, "render", QUICKSTART, "--size", "100")
+    assert code == 2 and "--size 100: not one of spec.ladder.widths (32, 64, 96)" in err
+
+
+def test_render_one_size(capsys):
+    code, out, _ = run_main(capsys, "render", QUICKSTART, "--size", "64", "--uid", "u-1")
+    docs = list(yaml.safe_load_all(out))
+    assert code == 0
+    kinds = [d["kind"] for d in docs]
+    assert kinds == ["ServiceAccount", "Role", "RoleBinding", "ConfigMap", "JobSet", "JobSet"]
+    assert [d["metadata"]["name"] for d in docs[-2:]] == ["quickstart-c64", "quickstart-c64-eval"]
+    assert all(d["metadata"]["ownerReferences"][0]["uid"] == "u-1" for d in docs)
+
+
+def test_plan_writes_the_configs_pods_read(capsys, tmp_path):
+    code, out, _ = run_main(capsys, "plan", QUICKSTART, "-o", str(tmp_path / "plan"))
+    assert code == 0
+    files = sorted((tmp_path / "plan").glob("*.json"))
+    assert [f.name for f in files] == ["quickstart-c32.json", "quickstart-c64.json", "quickstart-c96.json"]
+    assert out.split() == [str(f) for f in files]
+    run = RunConfig.model_validate_json(files[0].read_text())
+    assert run.width == 32 and run.name == "quickstart-c32"
+
+
+def test_plan_to_stdout_one_size(capsys):
+    code, out, _ = run_main(capsys, "plan", QUICKSTART, "--size", "96", "--output-uri", "/data")
+    run = RunConfig.model_validate(json.loads(out))
+    assert code == 0 and run.width == 96 and run.paths.root == "/data/quickstart/c96"
+
+
+def test_crd_prints_the_chart_copy(capsys):
+    code, out, _ = run_main(capsys, "crd")
+    assert code == 0 and out == crd_yaml()
+
+
+def test_subprocess_render_is_byte_identical_and_errors_have_no_traceback(tmp_path):
+    first, second = ladder("render", PAPER), ladder("render", PAPER)
+    assert first.returncode == 0 and first.stderr == ""
+    assert first.stdout == second.stdout and len(first.stdout) > 10_000
+    bad = ladder("validate", write(tmp_path, GOOD.replace("[64, 96]", "[64, 90]")))
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    assert bad.stderr.count("\n") == 1 and "spec.ladder.widths" in bad.stderr

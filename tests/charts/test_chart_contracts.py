@@ -117,6 +117,26 @@ def test_every_value_is_documented_and_an_undocumented_one_is_caught(tmp_path):
         module.rows(bad)
 
 
+def test_values_schema_knows_every_value():
+    """values.schema.json closes each object; a value missing from it would fail every install."""
+    import json
+
+    import yaml
+
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+
+    def walk(value, node, path):
+        if node.get("additionalProperties", True) is not False:
+            return  # a free-form Kubernetes field (resources, nodeSelector, ...)
+        for key, sub in value.items():
+            assert key in node["properties"], f"{path}{key} is not in values.schema.json"
+            if isinstance(sub, dict):
+                walk(sub, node["properties"][key], f"{path}{key}.")
+
+    walk(values, schema, "")
+
+
 def test_readme_tells_how_crds_are_upgraded():
     readme = (CHART / "README.md").read_text()
     assert "kubectl apply --server-side -f charts/ladder/crds/" in readme

@@ -244,5 +244,19 @@ def test_image_references():
     assert image == "ghcr.io/ladder-dev/ladder-operator:0.1.0@sha256:" + "a" * 64
     import helm_python
 
-    with pytest.raises(helm_python.HelmError, match="must start with sha256:"):
+    with pytest.raises(helm_python.HelmError, match="/operator/image/digest"):
         render({"operator": {"image": {"digest": "deadbeef"}}})
+
+
+@pytest.mark.parametrize("values, where", [
+    ({"watch": {"clusterwide": True}}, "/watch"),  # a misspelt key is an error, not a no-op
+    ({"images": {"trainer": {"digest": "sha256:abc"}}}, "/images/trainer/digest"),
+    ({"defaults": {"outputUri": "s3://bucket/"}}, "/defaults/outputUri"),
+    ({"workloads": {"serviceAccount": {"gcpServiceAccount": "runs"}}}, "gcpServiceAccount"),
+])
+def test_values_schema_refuses_bad_values(values, where):
+    import helm_python
+
+    with pytest.raises(helm_python.HelmError, match=where):
+        render(values)
+    assert any(where in e for e in lint(values)["errors"])

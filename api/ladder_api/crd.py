@@ -163,7 +163,6 @@ def open_api_schema() -> dict:
     schema = {
         "type": "object",
         "description": (ScalingExperiment.__doc__ or KIND).strip(),
-        "required": ["spec"],
         "properties": {
             "apiVersion": {"type": "string", "description": "ladder.dev/v1alpha1"},
             "kind": {"type": "string", "description": "ScalingExperiment"},

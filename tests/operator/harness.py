@@ -30,7 +30,7 @@ WL = "/apis/kueue.x-k8s.io/v1beta1"
 DEADLINE_S = float(os.environ.get("LADDER_TEST_DEADLINE_S", "30"))
 
 
-class TimedOut(AssertionError):
+class WaitTimeoutError(AssertionError):
     pass
 
 
@@ -47,7 +47,9 @@ def wait_for(what: str, fn: Callable[[], object], timeout: float = DEADLINE_S, i
             if last:
                 return last
         if time.monotonic() > deadline:
-            raise TimedOut(f"timed out after {timeout:.0f}s waiting for {what}; last: {str(last)[:2000]}")
+            raise WaitTimeoutError(
+                f"timed out after {timeout:.0f}s waiting for {what}; last: {str(last)[:2000]}"
+            )
         time.sleep(interval)
 
 

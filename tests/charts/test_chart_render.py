@@ -260,3 +260,16 @@ def test_values_schema_refuses_bad_values(values, where):
     with pytest.raises(helm_python.HelmError, match=where):
         render(values)
     assert any(where in e for e in lint(values)["errors"])
+
+
+def test_existing_service_account_and_no_rbac():
+    """Platforms that manage identities and RBAC themselves: the chart then creates neither."""
+    values = {"serviceAccount": {"create": False, "name": "platform-ladder"}, "rbac": {"create": False}}
+    objects = render(values)
+    assert not [o for o in objects if o["kind"] in ("ServiceAccount", "Role", "RoleBinding", "ClusterRole",
+                                                     "ClusterRoleBinding")]
+    assert one(objects, "Deployment")["spec"]["template"]["spec"]["serviceAccountName"] == "platform-ladder"
+    import helm_python
+
+    with pytest.raises(helm_python.HelmError, match="serviceAccount.name is required"):
+        render({"serviceAccount": {"create": False}})

@@ -6,13 +6,20 @@ here are `helm template` and `helm lint`, not a look-alike template engine.
 
 from __future__ import annotations
 
+import os
 from functools import cache
 from pathlib import Path
 
 import pytest
 import yaml
 
-helm = pytest.importorskip("helm_python", reason="helm-python-sdk (the real Helm engine) is not installed")
+try:
+    import helm_python as helm
+except ImportError:  # pragma: no cover - depends on the environment
+    # On a developer machine without it, skip; in CI a missing Helm must fail, not pass by skipping.
+    if os.environ.get("CI"):
+        raise
+    pytest.skip("helm-python-sdk (the real Helm engine) is not installed", allow_module_level=True)
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts/ladder"

@@ -93,8 +93,7 @@ def test_two_hundred_experiments_are_all_reconciled(operator_process, cluster):
         ready = [
             e
             for e in body["items"]
-            if (e.get("status") or {}).get("phase") == "Pending"
-            and len(e["status"].get("sizes") or []) == 3
+            if (e.get("status") or {}).get("phase") == "Pending" and len(e["status"].get("sizes") or []) == 3
         ]
         return len(ready) == 200 and len(cluster.jobsets()) == 400
 

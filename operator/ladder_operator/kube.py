@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import aiohttp
 
+from ladder_api.plan import CODE_VERSION
 from ladder_operator import metrics
 
 
@@ -118,7 +119,9 @@ class Kube:
                 if self.creds.insecure:
                     ctx.check_hostname = False
                     ctx.verify_mode = ssl.CERT_NONE
-            headers = {"Authorization": f"Bearer {self.creds.token}"} if self.creds.token else {}
+            headers = {"User-Agent": "ladder-operator/" + CODE_VERSION}
+            if self.creds.token:
+                headers["Authorization"] = f"Bearer {self.creds.token}"
             self._session = aiohttp.ClientSession(
                 base_url=None,
                 headers=headers,

@@ -23,7 +23,12 @@ def main() -> None:
     if args.kubeconfig:
         write_kubeconfig(args.kubeconfig, f"http://{args.host}:{args.port}")
     server = ApiServer(Store(history=args.history))
-    web.run_app(server.app, host=args.host, port=args.port, access_log=None, print=None)
+
+    async def close_watches(_app) -> None:
+        server.close_watches()
+
+    server.app.on_shutdown.append(close_watches)
+    web.run_app(server.app, host=args.host, port=args.port, access_log=None, print=None, shutdown_timeout=1)
 
 
 if __name__ == "__main__":

@@ -42,6 +42,7 @@ class ApiServer:
     def __init__(self, store: Store | None = None, watch_poll_s: float = 30.0):
         self.store = store or Store()
         self.counts: Counter = Counter()
+        self.agent_counts: Counter = Counter()  # (client, verb, resource): who asked for what
         self.app = web.Application(client_max_size=64 * 1024 * 1024)
         self.app.router.add_route("*", "/{tail:.*}", self.handle)
         self._watch_tasks: set[asyncio.Task] = set()
@@ -162,7 +163,10 @@ class ApiServer:
         if sub and (sub != "status" or not rdef.status):
             raise ApiError(404, "NotFound", f"{plural} has no subresource {sub!r}")
         verb = self._verb(method, name, request)
-        self.counts[(verb, f"{plural}/{sub}" if sub else plural)] += 1
+        resource_name = f"{plural}/{sub}" if sub else plural
+        self.counts[(verb, resource_name)] += 1
+        agent = request.headers.get("User-Agent", "").split("/")[0] or "unknown"
+        self.agent_counts[(agent, verb, resource_name)] += 1
         q = request.query
         if name is None:
             if verb == "watch":
@@ -357,8 +361,12 @@ class ApiServer:
         if parts == ["requests"]:
             if request.method == "DELETE":
                 self.counts.clear()
+                self.agent_counts.clear()
             return _json(
-                [{"verb": v, "resource": r, "count": c} for (v, r), c in sorted(self.counts.items())]
+                [
+                    {"client": a, "verb": v, "resource": r, "count": c}
+                    for (a, v, r), c in sorted(self.agent_counts.items())
+                ]
             )
         if parts == ["compact"] and request.method == "POST":
             self.store.compact()

@@ -1,9 +1,10 @@
 """One entry point for every sampler: `sample(eps_fn, x_T, sampler=..., steps=..., ...)`.
 
-The whole loop is a single jitted `lax.fori_loop`: the sampler's per-step coefficients are
-tabulated on the host (NumPy, float64) and passed in as arrays, its state is a
-`flax.struct.dataclass`, and the guidance scale is a traced scalar, so one compiled program
-serves every guidance scale of a (sampler, steps, batch shape).
+The whole loop is a single jitted `lax.fori_loop` (its trip count traced): the sampler's
+per-step coefficients are tabulated on the host (NumPy, float64) and passed in as arrays padded
+to a fixed length, its state is a `flax.struct.dataclass`, and the step count and guidance scale
+are traced scalars, so one compiled program serves every guidance scale > 1 and every step count
+up to the padded length of a (sampler, batch shape).
 
 `eps_fn(x, t, context)` predicts noise (or v, with prediction_type="v"; converted to eps here
 with the schedule's alpha-bar). Pass it as a `jax.tree_util.Partial` over the model's parameters
@@ -28,6 +29,7 @@ import numpy as np
 from jax.tree_util import Partial
 
 from ladder_evaluator import samplers
+from ladder_evaluator.samplers.base import Tables
 from ladder_evaluator.schedule import alphas_cumprod as default_alphas_cumprod
 
 EpsFn = Callable[[jax.Array, jax.Array, jax.Array | None], jax.Array]
@@ -61,10 +63,22 @@ def _predict_eps(eps_fn, x, t, mode, cond, uncond, guidance, alpha_bar, predicti
     return out
 
 
+def _pad(tables: Tables, length: int) -> Tables:
+    """Tables padded to `length` by repeating the last entry; only the first `steps` are used."""
+    def pad(a):
+        return np.pad(np.asarray(a), (0, length - a.shape[0]), mode="edge")
+
+    return jax.tree_util.tree_map(pad, tables)
+
+
+def bucket(steps: int) -> int:
+    """Padded table length: the next power of two (at least 8), so step counts share programs."""
+    return max(8, 1 << (steps - 1).bit_length())
+
+
 @partial(jax.jit, static_argnames=("sampler_name", "mode", "prediction_type"))
-def _run(eps_fn, x_T, tables, cond, uncond, guidance, key, *, sampler_name, mode, prediction_type):  # noqa: N803
+def _run(eps_fn, x_T, tables, n, cond, uncond, guidance, key, *, sampler_name, mode, prediction_type):  # noqa: N803
     sampler = samplers.get(sampler_name)
-    n = tables.timesteps.shape[0]
 
     def body(i, state):
         eps = _predict_eps(
@@ -90,11 +104,15 @@ def sample(
     schedule: np.ndarray | None = None,
     prediction_type: str = "epsilon",
     eta: float = 0.0,
+    pad_to: int | None = None,
 ) -> jax.Array:
     """Denoise x_T ~ N(0, I) in `steps` steps; returns x_0 (float32).
 
     schedule: the training alphas_cumprod (default: SD v1.5's scaled_linear 0.00085..0.012, 1000
-    steps). eta: DDIM only. key: needed by DDPM and DDIM with eta > 0.
+    steps). eta: DDIM only. key: needed by DDPM and DDIM with eta > 0. pad_to: length the
+    per-step tables are padded to; the step count is a traced loop bound, so every step count up
+    to pad_to runs the same compiled program (the evaluator passes its grid's largest count;
+    default: the next power of two).
     """
     if prediction_type not in ("epsilon", "v"):
         raise ValueError(f"prediction_type must be 'epsilon' or 'v', got {prediction_type!r}")
@@ -110,7 +128,10 @@ def sample(
     if not isinstance(eps_fn, Partial):
         eps_fn = Partial(eps_fn)
     g = jnp.asarray(1.0 if guidance is None else guidance, jnp.float32)
+    length = bucket(steps) if pad_to is None else pad_to
+    if length < steps:
+        raise ValueError(f"pad_to ({pad_to}) must be at least steps ({steps})")
     return _run(
-        eps_fn, x_T, tables, cond, uncond, g, key,
+        eps_fn, x_T, _pad(tables, length), jnp.asarray(steps, jnp.int32), cond, uncond, g, key,
         sampler_name=s.name, mode=mode, prediction_type=prediction_type,
     )

@@ -19,7 +19,8 @@ def res(width: int, i: int, value: float = 1.0) -> Result:
     steps = 4 + i
     paper, with_g = sampling_cost(0.1, steps, 2.0)
     return Result(
-        id=result_id(width, 100, "ddim", steps, 2.0, "fid-digits-classifier"), width=width, checkpoint_step=100,
+        id=result_id(width, 100, "ddim", steps, 2.0, "fid-digits-classifier"), width=width,
+        checkpoint_step=100,
         sampler="ddim", steps=steps, guidance=2.0, metric="fid-digits-classifier", value=value,
         num_samples=10, gflops_per_forward=1.0, sampling_cost=paper, sampling_cost_with_guidance=with_g,
     )

@@ -1,0 +1,5 @@
+import sys
+
+from ladder_evaluator.main import main
+
+sys.exit(main())

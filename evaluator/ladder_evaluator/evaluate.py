@@ -1,0 +1,268 @@
+"""Score a run's checkpoints over its evaluation grid and hand each measurement to a store.
+
+Grid: checkpoints x samplers x steps x guidance scales; at each point `numSamples` images are
+generated once and every metric of `evaluation.metrics` is computed on them. Everything that can
+fail on user input (checkpoint, weights, reference statistics, prompts) is checked before the
+first image is sampled. Results are stored after every grid point, so an interrupted evaluation
+resumes where it stopped (ids already stored are skipped unless force).
+
+Noise is common across grid points: sample i always starts from the same x_T (seeded by
+evaluation.seed and i's batch) and the same prompt, so differences between settings are not
+sampling noise.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ladder_api.errors import UserError
+from ladder_api.frontier import sampling_cost
+from ladder_api.plan import RunConfig
+from ladder_api.spec import FidFeatures, MetricName
+from ladder_api.status import Result, result_id
+from ladder_evaluator import metrics, model, schedule, storage
+from ladder_evaluator import prompts as prompts_mod
+from ladder_evaluator.results import ResultStore
+from ladder_evaluator.sampling import sample
+
+log = logging.getLogger(__name__)
+SAMPLES_KEPT = 64  # images per grid point saved for the report's sample grids
+
+
+@dataclass(frozen=True)
+class Setting:
+    sampler: str
+    steps: int
+    guidance: float
+
+    @property
+    def label(self) -> str:
+        return f"{self.sampler} n={self.steps} g={self.guidance:g}"
+
+
+def grid(run: RunConfig) -> list[Setting]:
+    ev = run.evaluation
+    return [
+        Setting(str(getattr(s, "value", s)), n, float(g))
+        for s in ev.samplers for n in ev.steps for g in ev.guidance_scales
+    ]
+
+
+def metric_names(run: RunConfig) -> list[str]:
+    return [metrics.result_metric(m, run.evaluation.fid_features) for m in run.evaluation.metrics]
+
+
+def cache_dir(run: RunConfig) -> Path:
+    """Where the digits classifier is cached: the run directory when local, else the user cache."""
+    root = run.paths.root
+    if not root.startswith("gs://"):
+        return storage.local_path(root) / "eval-cache"
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "ladder" / run.name
+
+
+@dataclass
+class Scorers:
+    """Feature extractors, reference statistics and judges, built once per evaluation."""
+
+    run: RunConfig
+    prompts: prompts_mod.Prompts
+    fid_extractor: object | None = None
+    fid_ref: tuple[np.ndarray, np.ndarray] | None = None
+    clip: object | None = None
+    judge: object | None = None
+    names: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def build(cls, run: RunConfig, prompts: prompts_mod.Prompts) -> Scorers:
+        from ladder_evaluator.metrics import clip_score, digits_classifier, fid
+
+        self = cls(run, prompts)
+        ev = run.evaluation
+        cache = cache_dir(run)
+        if MetricName.fid in ev.metrics:
+            if ev.fid_features == FidFeatures.inception:
+                self.fid_extractor = fid.inception_extractor(ev.inception_weights_uri)
+            else:
+                self.fid_extractor = digits_classifier.extractor(cache)
+            stats_uri = run.data.reference_set.stats_uri
+            if stats_uri:
+                self.fid_ref = fid.load_stats(stats_uri, self.fid_extractor.dim, read=storage.read_bytes)
+            elif prompts.images is not None:
+                self.fid_ref = fid.reference_from_images(prompts.images, self.fid_extractor, ev.batch_size)
+            else:
+                raise UserError(
+                    f"FID needs reference statistics: set data.referenceSet.statsUri (clean-fid "
+                    f"custom stats, {self.fid_extractor.dim}-dimensional for fidFeatures "
+                    f"{ev.fid_features.value}); the reference set {run.data.reference_set.uri} "
+                    "ships no images"
+                )
+        if MetricName.clip in ev.metrics:
+            self.clip = clip_score.load(ev.clip_weights_uri)
+        if MetricName.adherence in ev.metrics:
+            if prompts.labels is None:
+                raise UserError(
+                    "evaluation.metrics has adherence, which needs prompts with known digits: use "
+                    "data.referenceSet.uri builtin:digits-test, or drop adherence"
+                )
+            self.judge = digits_classifier.extractor(cache)
+        return self
+
+    def measure(self, images: np.ndarray, captions, labels) -> dict[str, float]:
+        from ladder_evaluator.metrics import digits_classifier, fid
+
+        ev, out = self.run.evaluation, {}
+        for m in ev.metrics:
+            name = metrics.result_metric(m, ev.fid_features)
+            if m == MetricName.fid:
+                out[name] = fid.fid(images, self.fid_ref, self.fid_extractor, ev.batch_size)
+            elif m == MetricName.clip:
+                out[name] = self.clip.score(images, list(captions), ev.batch_size)
+            else:
+                out[name] = digits_classifier.adherence(images, labels, self.judge)
+        return out
+
+
+def latents_to_images(run: RunConfig, latents: np.ndarray) -> np.ndarray:
+    if run.data.autoencoder.kind != "identity":
+        raise UserError(
+            f"data.autoencoder.kind {run.data.autoencoder.kind!r}: this evaluator decodes only the "
+            "identity autoencoder (pixel-space runs such as the digits quickstart); sd-vae decoding "
+            "is not implemented yet"
+        )
+    return np.clip(latents, -1.0, 1.0)
+
+
+def generate(run: RunConfig, apply: Callable, params, setting: Setting, prompts: prompts_mod.Prompts,
+             alphas_cumprod: np.ndarray, on_batch: Callable[[int], None] | None = None):
+    """numSamples images (model space) with their captions and prompted labels."""
+    ev, m = run.evaluation, run.model
+    n, bs = ev.num_samples, ev.batch_size
+    shape = (bs, m.latent_size, m.latent_size, m.latent_channels)
+    eps = model.eps_fn(apply, params)
+    base = jax.random.key(ev.seed)
+    uncond = jnp.broadcast_to(jnp.asarray(prompts.uncond), (bs, *prompts.uncond.shape))
+    images, captions, labels = [], [], []
+    for b, start in enumerate(range(0, n, bs)):
+        # Full batches only (one compiled program); the last one is truncated afterwards.
+        key = jax.random.fold_in(base, b)
+        ctx, caps, labs = prompts.take(start, bs)
+        x = sample(
+            eps, jax.random.normal(key, shape, jnp.float32), sampler=setting.sampler, steps=setting.steps,
+            guidance=setting.guidance, cond=jnp.asarray(ctx), uncond=uncond,
+            key=jax.random.fold_in(key, 1), schedule=alphas_cumprod,
+            prediction_type=str(getattr(run.training.prediction_type, "value", run.training.prediction_type)),
+            eta=ev.ddim_eta, pad_to=max(ev.steps),
+        )
+        images.append(latents_to_images(run, np.asarray(x)))
+        captions.extend(caps)
+        labels.append(labs)
+        if on_batch:
+            on_batch(min(bs, n - start))
+    imgs = np.concatenate(images)[:n]
+    labs = None if labels[0] is None else np.concatenate(labels)[:n]
+    return imgs, tuple(captions[:n]), labs
+
+
+def save_samples(run: RunConfig, step: int, setting: Setting, images, labels) -> None:
+    buf = io.BytesIO()
+    k = min(SAMPLES_KEPT, len(images))
+    arrays = dict(
+        images=np.asarray(images[:k], np.float32), sampler=np.array(setting.sampler),
+        steps=np.array(setting.steps), guidance=np.array(setting.guidance),
+        checkpoint_step=np.array(step), width=np.array(run.width),
+    )
+    if labels is not None:
+        arrays["labels"] = np.asarray(labels[:k])
+    np.savez_compressed(buf, **arrays)
+    name = f"{setting.sampler}-n{setting.steps}-g{setting.guidance:g}.npz"
+    storage.write_bytes(storage.join(run.paths.samples, f"step-{step}", name), buf.getvalue())
+
+
+def results_for(run: RunConfig, step: int, setting: Setting, values: dict[str, float]) -> list[Result]:
+    paper, with_g = sampling_cost(run.model.normalized_cost, setting.steps, setting.guidance)
+    ev = run.evaluation
+    settings = {
+        "autoencoder": run.data.autoencoder.kind,
+        "referenceSet": run.data.reference_set.name,
+        "weights": "ema" if model.uses_ema(run) else "raw",
+        "predictionType": str(getattr(run.training.prediction_type, "value", run.training.prediction_type)),
+        "seed": str(ev.seed),
+    }
+    if setting.sampler == "ddim":
+        settings["eta"] = f"{ev.ddim_eta:g}"
+    out = []
+    for name, value in values.items():
+        extra = {"features": name.removeprefix("fid-")} if name.startswith("fid-") else {}
+        out.append(Result(
+            id=result_id(run.width, step, setting.sampler, setting.steps, setting.guidance, name),
+            width=run.width, checkpoint_step=step, sampler=setting.sampler, steps=setting.steps,
+            guidance=setting.guidance, metric=name, value=float(value), num_samples=ev.num_samples,
+            gflops_per_forward=run.model.gflops_per_forward, sampling_cost=paper,
+            sampling_cost_with_guidance=with_g, settings={**settings, **extra},
+        ))
+    return out
+
+
+class Progress:
+    """Progress callbacks; the CLI plugs rich bars in, tests use the silent default."""
+
+    def start(self, total_points: int, samples_per_point: int) -> None: ...
+    def point(self, label: str) -> None: ...
+    def samples(self, n: int) -> None: ...
+    def done_point(self, skipped: bool) -> None: ...
+    def close(self) -> None: ...
+
+
+def evaluate(run: RunConfig, checkpoint_uri: str, store: ResultStore, *, force: bool = False,
+             progress: Progress | None = None) -> list[Result]:
+    """Evaluate and store; returns the results written in this call."""
+    progress = progress or Progress()
+    steps = model.select_steps(run, checkpoint_uri)
+    names = metric_names(run)
+    points = [(s, p) for s in steps for p in grid(run)]
+    done = {} if force else store.existing()
+    todo = [(s, p) for s, p in points if force or any(
+        result_id(run.width, s, p.sampler, p.steps, p.guidance, n) not in done for n in names)]
+    progress.start(len(points), run.evaluation.num_samples)
+    written: list[Result] = []
+    if not todo:
+        for _ in points:
+            progress.done_point(skipped=True)
+        progress.close()
+        return written
+    if run.data.autoencoder.kind != "identity":
+        latents_to_images(run, np.zeros((0,)))  # raises the UserError before any compute
+    prompts = prompts_mod.load(run)
+    scorers = Scorers.build(run, prompts)
+    ac = schedule.alphas_cumprod(run.training.noise_schedule)
+    apply = model.make_apply(run)
+    todo_set = set(todo)
+    params_step, params = None, None
+    for step, setting in points:
+        if (step, setting) not in todo_set:
+            progress.done_point(skipped=True)
+            continue
+        if params_step != step:
+            params, params_step = model.load_params(run, checkpoint_uri, step), step
+        progress.point(f"c{run.width} step {step}: {setting.label}")
+        images, captions, labels = generate(run, apply, params, setting, prompts, ac, progress.samples)
+        values = scorers.measure(images, captions, labels)
+        results = results_for(run, step, setting, values)
+        store.write(results)
+        written.extend(results)
+        try:
+            save_samples(run, step, setting, images, labels)
+        except OSError as err:  # sample grids are a convenience; results are what matters
+            log.warning("could not save sample images for %s: %s", setting.label, err)
+        progress.done_point(skipped=False)
+    progress.close()
+    return written

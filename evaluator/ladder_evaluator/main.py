@@ -1,0 +1,115 @@
+"""`python -m ladder_evaluator --config RUN.json --checkpoint URI`: score a size's checkpoints
+over the experiment's evaluation grid and record each measurement as a Result.
+
+Where results go: in a cluster (KUBERNETES_SERVICE_HOST set, or --status cluster) into the
+ScalingExperiment's status by server-side apply (see status_writer); otherwise into
+run.paths.results (or --results-file), a JSON list merged by id. Ids already recorded are skipped
+unless --force. User errors (missing checkpoint, missing weights, reference statistics of the
+wrong dimension, bad config) print one message and exit 2, with no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from ladder_api import exitcodes
+from ladder_api.errors import SpecError, UserError, describe
+from ladder_api.plan import RunConfig
+from ladder_evaluator.evaluate import Progress, evaluate
+from ladder_evaluator.results import FileStore, ResultStore
+
+log = logging.getLogger("ladder_evaluator")
+
+
+def load_run_config(path: str) -> RunConfig:
+    try:
+        text = Path(path).read_text()
+    except OSError as err:
+        raise UserError(f"--config {path}: cannot read ({err.strerror or err})") from None
+    try:
+        return RunConfig.model_validate_json(text)
+    except ValidationError as err:
+        raise SpecError(path, describe(err)) from None
+
+
+def make_store(run: RunConfig, mode: str, results_file: str | None) -> ResultStore:
+    in_cluster = bool(os.environ.get("KUBERNETES_SERVICE_HOST"))
+    if mode == "cluster" or (mode == "auto" and in_cluster and not results_file):
+        from ladder_evaluator.status_writer import StatusStore, api_client_from_environment
+
+        exp = run.experiment
+        return StatusStore(api_client_from_environment(), exp.namespace, exp.name, run.width)
+    return FileStore(results_file or run.paths.results)
+
+
+class RichProgress(Progress):
+    """Two bars: grid points (with the current setting) and samples of the current point."""
+
+    def __init__(self, enabled: bool = True):
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+        from rich.progress import Progress as Bars
+
+        self.bars = Bars(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            TimeRemainingColumn(), console=Console(stderr=True), disable=not enabled,
+        )
+
+    def start(self, total_points: int, samples_per_point: int) -> None:
+        self.bars.start()
+        self.grid = self.bars.add_task("grid", total=total_points)
+        self.per_point = samples_per_point
+        self.imgs = self.bars.add_task("samples", total=samples_per_point)
+
+    def point(self, label: str) -> None:
+        self.bars.update(self.grid, description=label)
+        self.bars.reset(self.imgs, total=self.per_point)
+
+    def samples(self, n: int) -> None:
+        self.bars.advance(self.imgs, n)
+
+    def done_point(self, skipped: bool) -> None:
+        self.bars.advance(self.grid)
+
+    def close(self) -> None:
+        self.bars.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m ladder_evaluator", description=__doc__.splitlines()[0])
+    parser.add_argument("--config", required=True, help="RunConfig JSON (`ladder plan` writes one per size)")
+    parser.add_argument("--checkpoint", required=True, help="checkpoint directory (local path or gs://)")
+    parser.add_argument("--results-file", default=None, help="results JSON (default: run.paths.results)")
+    parser.add_argument("--force", action="store_true", help="re-evaluate ids already recorded")
+    parser.add_argument("--status", choices=["auto", "cluster", "file"], default="auto",
+                        help="where results go (auto: the experiment's status in a cluster, else the file)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("absl").setLevel(logging.WARNING)  # orbax logs every restore at INFO
+    try:
+        run = load_run_config(args.config)
+        store = make_store(run, args.status, args.results_file)
+        written = evaluate(run, args.checkpoint, store, force=args.force,
+                           progress=RichProgress(enabled=not args.no_progress))
+        log.info("c%d: %d results written", run.width, len(written))
+        return exitcodes.OK
+    except SpecError as err:
+        for problem in err.problems:
+            print(f"{err.source}: {problem}", file=sys.stderr)
+        return exitcodes.USER_ERROR
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return exitcodes.USER_ERROR

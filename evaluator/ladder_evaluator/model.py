@@ -1,0 +1,71 @@
+"""The model under evaluation: which checkpoints, their weights, and the noise predictor.
+
+Weights come from the trainer's checkpoints (`ladder_trainer.checkpointing`), checked to hold this
+run's model before any array is read; EMA weights when training.ema says they are the ones to
+evaluate. The predictor is a `jax.tree_util.Partial` over the parameters, so the jitted sampling
+loop takes them as arguments (not constants) and is compiled once per grid shape.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import jax.numpy as jnp
+from jax.tree_util import Partial
+
+from ladder_api.errors import UserError
+from ladder_api.plan import RunConfig
+
+
+def select_steps(run: RunConfig, checkpoint_uri: str) -> list[int]:
+    """The checkpoint steps run.evaluation.checkpoints asks for, all present (or a UserError)."""
+    from ladder_trainer import checkpointing
+
+    available = checkpointing.list_steps(checkpoint_uri)
+    if not available:
+        raise UserError(
+            f"no checkpoint found at {checkpoint_uri} (--checkpoint): train this size first "
+            f"(python -m ladder_trainer --config ...) or point --checkpoint at {run.paths.checkpoints}"
+        )
+    want = run.evaluation.checkpoints
+    if want == "final":
+        return [available[-1]]
+    if want == "all":
+        return list(available)
+    missing = [s for s in want if s not in available]
+    if missing:
+        raise UserError(
+            f"evaluation.checkpoints asks for steps {missing}, not in {checkpoint_uri}; "
+            f"available: {available}"
+        )
+    return sorted(want)
+
+
+def uses_ema(run: RunConfig) -> bool:
+    return run.training.ema.enabled and run.training.ema.evaluate_ema
+
+
+def load_params(run: RunConfig, checkpoint_uri: str, step: int):
+    from ladder_trainer import checkpointing
+
+    params, _ = checkpointing.restore_params(checkpoint_uri, step, ema=uses_ema(run), model_config=run.model)
+    return params
+
+
+def make_apply(run: RunConfig) -> Callable:
+    """apply(params, x, t, context) -> the U-Net's output. Build it ONCE per evaluation and reuse
+    it: the jit cache is keyed by this function's identity."""
+    from ladder_trainer.models import build_unet
+
+    unet = build_unet(
+        run.model, compute_dtype=run.training.compute_dtype, param_dtype=run.training.param_dtype
+    )
+
+    def apply(params, x, t, context):
+        return unet.apply({"params": params}, x, t.astype(jnp.float32), context)
+
+    return apply
+
+
+def eps_fn(apply: Callable, params) -> Partial:
+    return Partial(apply, params)

@@ -1,0 +1,139 @@
+"""`python -m ladder_evaluator` end to end on a tiny U-Net checkpoint written with the trainer's
+checkpointing: results file, skip on re-run, determinism under --force, sample files, and exit 2
+with a clear message for each user error."""
+
+from __future__ import annotations
+
+import json
+import types
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+
+from ladder_api.loading import parse_experiment
+from ladder_api.plan import RunConfig, expand
+from ladder_api.spec import FidFeatures
+from ladder_evaluator.main import main
+from ladder_evaluator.metrics import fid
+
+
+def _experiment(out: Path, **evaluation):
+    ev = {
+        "samplers": ["ddim"], "steps": [2], "guidanceScales": [1.0, 3.0], "numSamples": 12, "batchSize": 6,
+        "metrics": ["fid", "adherence"], "fidFeatures": "digits-classifier", **evaluation,
+    }
+    return parse_experiment({
+        "apiVersion": "ladder.dev/v1alpha1", "kind": "ScalingExperiment", "metadata": {"name": "evtest"},
+        "spec": {
+            "ladder": {"widths": [16], "contextDim": 8, "contextTokens": 4, "channelMult": [1, 2],
+                       "numResBlocks": 1, "attentionLevels": [1], "numHeads": 2, "normGroups": 8,
+                       "latentChannels": 1, "latentSize": 8},
+            "data": {"trainUri": "builtin:digits", "autoencoder": {"kind": "identity"},
+                     "textEncoder": "builtin-digits",
+                     "referenceSet": {"name": "digits-test", "uri": "builtin:digits-test"}},
+            "training": {"steps": 10, "globalBatch": 8, "computeDtype": "float32",
+                         "lrSchedule": {"warmupSteps": 0}},
+            "evaluation": ev,
+            "storage": {"outputUri": str(out)},
+        },
+    })
+
+
+def _write_config(tmp: Path, run: RunConfig, name="run.json") -> str:
+    path = tmp / name
+    path.write_text(run.model_dump_json(by_alias=True))
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A run config and a checkpoint at step 10 (initial weights: the pipeline, not quality)."""
+    from ladder_trainer import checkpointing
+    from ladder_trainer.models import init_params
+
+    out = tmp_path_factory.mktemp("evrun")
+    run = expand(_experiment(out)).runs[0]
+    params = init_params(run.model, jax.random.key(0))
+    mngr = checkpointing.manager(run.paths.checkpoints, async_save=False)
+    state = types.SimpleNamespace(params=params, ema_params=params, opt_state={"count": jax.numpy.zeros(())})
+    checkpointing.save(mngr, 10, state, {"model": run.model.model_dump()}, force=True)
+    mngr.wait_until_finished()
+    return out, run
+
+
+def _results(path) -> dict[str, dict]:
+    return {r["id"]: r for r in json.loads(Path(path).read_text())}
+
+
+@pytest.mark.slow
+def test_grid_results_skip_and_force(trained, tmp_path):
+    out, run = trained
+    config = _write_config(tmp_path, run)
+    results_file = tmp_path / "results.json"
+    args = ["--config", config, "--checkpoint", run.paths.checkpoints, "--results-file", str(results_file),
+            "--no-progress"]
+    assert main(args) == 0
+    first = _results(results_file)
+    assert sorted(first) == sorted(
+        f"c16-s10-ddim-n2-g{g}-{m}" for g in ("1", "3") for m in ("fid-digits-classifier", "adherence")
+    )
+    r = first["c16-s10-ddim-n2-g3-fid-digits-classifier"]
+    assert r["numSamples"] == 12 and r["value"] > 0
+    assert r["samplingCost"] == pytest.approx(run.model.normalized_cost * 2)
+    assert r["samplingCostWithGuidance"] == pytest.approx(2 * r["samplingCost"])
+    assert first["c16-s10-ddim-n2-g1-adherence"]["samplingCostWithGuidance"] == pytest.approx(
+        first["c16-s10-ddim-n2-g1-adherence"]["samplingCost"])
+    assert r["settings"]["features"] == "digits-classifier" and r["settings"]["weights"] == "ema"
+    before = results_file.stat().st_mtime_ns
+    assert main(args) == 0  # everything present: nothing recomputed, file untouched
+    assert results_file.stat().st_mtime_ns == before
+    assert main([*args, "--force"]) == 0  # recomputed: same seeds, same numbers, no duplicates
+    again = _results(results_file)
+    values = {k: v["value"] for k, v in first.items()}
+    assert {k: v["value"] for k, v in again.items()} == pytest.approx(values)
+    samples = sorted(Path(run.paths.samples).rglob("*.npz"))
+    assert [p.name for p in samples] == ["ddim-n2-g1.npz", "ddim-n2-g3.npz"]
+    with np.load(samples[0]) as z:
+        assert z["images"].shape == (12, 8, 8, 1) and z["labels"].shape == (12,)
+        assert str(z["sampler"]) == "ddim" and int(z["checkpoint_step"]) == 10
+
+
+def test_missing_checkpoint_exits_2_naming_it(trained, tmp_path, capsys):
+    _, run = trained
+    config = _write_config(tmp_path, run)
+    assert main(["--config", config, "--checkpoint", str(tmp_path / "nope"), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "no checkpoint found at" in err and str(tmp_path / "nope") in err and "Traceback" not in err
+
+
+def test_missing_inception_weights_exits_2_naming_the_path(trained, tmp_path, capsys):
+    out, run = trained
+    weights = tmp_path / "weights" / "inception-2015-12-05.pt"
+    bad = run.model_copy(update={"evaluation": run.evaluation.model_copy(
+        update={"fid_features": FidFeatures.inception, "inception_weights_uri": str(weights)})})
+    config = _write_config(tmp_path, bad)
+    code = main(["--config", config, "--checkpoint", run.paths.checkpoints, "--results-file",
+                 str(tmp_path / "r.json"), "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2 and str(weights) in err and "inceptionWeightsUri" in err
+
+
+def test_reference_stats_of_the_wrong_dimension_exit_2(trained, tmp_path, capsys):
+    _, run = trained
+    stats = tmp_path / "inception-stats.npz"
+    fid.save_stats(stats, np.zeros(2048), np.eye(2048, dtype=np.float32))
+    bad = run.model_copy(update={"data": run.data.model_copy(update={
+        "reference_set": run.data.reference_set.model_copy(update={"stats_uri": str(stats)})})})
+    config = _write_config(tmp_path, bad)
+    code = main(["--config", config, "--checkpoint", run.paths.checkpoints, "--results-file",
+                 str(tmp_path / "r.json"), "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2 and "2048" in err and "64-dimensional" in err
+
+
+def test_bad_config_exits_2(tmp_path, capsys):
+    (tmp_path / "bad.json").write_text('{"width": "x"}')
+    assert main(["--config", str(tmp_path / "bad.json"), "--checkpoint", "x", "--no-progress"]) == 2
+    assert "bad.json" in capsys.readouterr().err

@@ -117,7 +117,7 @@ def train(
     )
     null_ctx = jax.device_put(data.null_context, sharding.replicated(mesh))
     if restored is None:
-        state = jax.device_put(init_state(run, t.seed, data.null_context, abstract.config), shardings)
+        state = init_state(run, t.seed, data.null_context, abstract.config, shardings)
         start = 0
     else:
         for s, why in restored.skipped:

@@ -54,10 +54,7 @@ class TrainState:
     config: StepConfig = struct.field(pytree_node=False)
 
 
-def init_state(run, seed: int, null_context, config: StepConfig | None = None) -> TrainState:
-    """Fresh state; pass the config of an abstract_state to get an identical (jit-compatible) tree."""
-    config = config or StepConfig.from_run(run)
-    params = init_params(run.model, int(seed), run.training.param_dtype.value)
+def _assemble(config: StepConfig, params, null_context) -> TrainState:
     return TrainState(
         step=jnp.zeros((), jnp.int32),
         params=params,
@@ -68,18 +65,23 @@ def init_state(run, seed: int, null_context, config: StepConfig | None = None) -
     )
 
 
+def init_state(run, seed: int, null_context, config: StepConfig | None = None, shardings=None) -> TrainState:
+    """Fresh state; pass the config of an abstract_state to get an identical (jit-compatible) tree,
+    and its shardings to have the state laid out over the mesh as it is made. One jitted program
+    builds EMA and optimizer state (eager optax init would compile one program per leaf)."""
+    config = config or StepConfig.from_run(run)
+    params = init_params(run.model, int(seed), run.training.param_dtype.value)
+    build = jax.jit(lambda p, n: _assemble(config, p, n), out_shardings=shardings)
+    return build(params, jnp.asarray(null_context, jnp.float32))
+
+
 def abstract_state(run, null_context_shape, config: StepConfig | None = None) -> TrainState:
     """Shapes and dtypes of the state (no allocation): restore targets and sharding plans."""
     config = config or StepConfig.from_run(run)
     params = abstract_params(run.model, run.training.param_dtype.value)
 
-    def build(p, n):
-        return TrainState(
-            step=jnp.zeros((), jnp.int32), params=p, ema_params=p, opt_state=config.tx.init(p),
-            null_context=n, config=config,
-        )
-
-    return jax.eval_shape(build, params, jax.ShapeDtypeStruct(tuple(null_context_shape), jnp.float32))
+    null = jax.ShapeDtypeStruct(tuple(null_context_shape), jnp.float32)
+    return jax.eval_shape(lambda p, n: _assemble(config, p, n), params, null)
 
 
 def loss_fn(params, state: TrainState, batch, rng):

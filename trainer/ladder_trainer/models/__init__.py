@@ -7,6 +7,7 @@ trained and evaluated. ``param_count`` uses ``jax.eval_shape``: no parameter is 
 
 from __future__ import annotations
 
+import functools
 import math
 
 import jax
@@ -32,8 +33,9 @@ def _field(cfg, *names, default=None):
     return default
 
 
-def build_unet(cfg, compute_dtype="float32", param_dtype="float32") -> UNet:
-    """The Flax module for a ModelConfig or UNetShape, computing in compute_dtype."""
+def build_unet(cfg, compute_dtype="float32", param_dtype="float32", remat: bool = False) -> UNet:
+    """The Flax module for a ModelConfig or UNetShape, computing in compute_dtype (remat: recompute
+    block internals in the backward pass; same parameters, same outputs)."""
     return UNet(
         base_channels=cfg.base_channels,
         channel_mult=tuple(cfg.channel_mult),
@@ -43,6 +45,7 @@ def build_unet(cfg, compute_dtype="float32", param_dtype="float32") -> UNet:
         transformer_depth=cfg.transformer_depth,
         norm_groups=cfg.norm_groups,
         out_channels=_field(cfg, "latent_channels", "out_channels", default=4),
+        remat=remat,
         dtype=_dtype(compute_dtype),
         param_dtype=_dtype(param_dtype),
     )
@@ -103,10 +106,33 @@ def host_init(abstract, seed: int):
 
 
 def abstract_params(cfg, param_dtype="float32"):
-    """Parameter shapes and dtypes only, via eval_shape (allocation-free)."""
+    """Parameter shapes and dtypes only, via eval_shape (allocation-free; cached per layout)."""
+    key = (
+        cfg.base_channels, cfg.context_dim, tuple(cfg.channel_mult), cfg.num_res_blocks,
+        tuple(cfg.attention_levels), cfg.num_heads, cfg.transformer_depth, cfg.norm_groups,
+        _field(cfg, "latent_channels", "in_channels", default=4),
+        str(getattr(param_dtype, "value", param_dtype)),
+    )
+    return _abstract_params(key, cfg, param_dtype)
+
+
+@functools.lru_cache(maxsize=64)
+def _abstract_params_cached(key):
+    cfg, param_dtype = _PENDING[key]
     model = build_unet(cfg, param_dtype=param_dtype)
     x, t, ctx = dummy_inputs(cfg, context_tokens=1, latent_size=2 ** (len(cfg.channel_mult) - 1))
     return jax.eval_shape(model.init, jax.random.key(0), x, t, ctx)["params"]
+
+
+_PENDING: dict = {}
+
+
+def _abstract_params(key, cfg, param_dtype):
+    _PENDING[key] = (cfg, param_dtype)
+    try:
+        return _abstract_params_cached(key)
+    finally:
+        _PENDING.pop(key, None)
 
 
 def param_count(cfg) -> int:

@@ -98,6 +98,10 @@ def test_guidance_is_one_batched_forward_and_matches_diffusers_cfg():
                  cond=jnp.asarray(cond), uncond=jnp.asarray(uncond))
     np.testing.assert_allclose(np.asarray(out), ref, atol=1e-4, rtol=0)
     assert calls == [6]  # one forward per step, over cond and uncond stacked
+    # another guidance scale and step count in the same padded bucket reuse the compiled loop
+    sample(counting_eps, jnp.asarray(x_T()), sampler="ddim", steps=5, guidance=7.0,
+           cond=jnp.asarray(cond), uncond=jnp.asarray(uncond))
+    assert calls == [6]
     assert guidance_mode(1.0, cond, uncond) == "cond" and guidance_mode(0.0, cond, uncond) == "uncond"
     with pytest.raises(ValueError, match="uncond"):
         guidance_mode(3.0, cond, None)

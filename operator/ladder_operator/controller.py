@@ -183,6 +183,8 @@ class Controller:
         if etype == "DELETED":
             bucket.pop(name, None)
             self.jobset_owner.pop((ns, name), None)
+            if not bucket:
+                self.jobsets.pop((ns, exp), None)
         else:
             bucket[name] = _slim_jobset(obj)
             self.jobset_owner[(ns, name)] = exp

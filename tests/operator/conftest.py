@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.apiserver.fixture import running_apiserver
+from tests.apiserver.fixture import free_port, running_apiserver
 from tests.operator.harness import Cluster, OperatorProcess, unique_ns
 
 
@@ -21,7 +21,7 @@ def apiserver(tmp_path_factory):
 def operator_process(apiserver, tmp_path_factory):
     """One `ladder operator` process for the module; tests isolate themselves by namespace."""
     log = Path(tmp_path_factory.mktemp("operator")) / "operator.log"
-    proc = OperatorProcess(apiserver.kubeconfig, log).start()
+    proc = OperatorProcess(apiserver.kubeconfig, log, ["--metrics-port", str(free_port())]).start()
     yield proc
     proc.stop()
 

@@ -7,6 +7,7 @@ what they would; the pods' status writes are server-side applies with their own 
 from __future__ import annotations
 
 import threading
+import urllib.request
 
 from tests.operator.harness import SX, load_example, results_for, wait_for, with_changes
 
@@ -73,6 +74,19 @@ def test_quickstart_runs_to_the_frontier(operator_process, cluster):
     assert cluster.condition(name, "Progressing")["status"] == "False"
     assert cluster.events("ExperimentSucceeded")
     assert len(cluster.jobsets(name)) == 6, "never a duplicate"
+    metrics = scrape(operator_process)
+    assert metrics['ladder_experiments{phase="Succeeded"}'] >= 1
+    assert metrics["ladder_reconcile_duration_seconds_count"] > 0
+
+
+def scrape(proc) -> dict[str, float]:
+    port = proc.extra[proc.extra.index("--metrics-port") + 1]
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+    return {
+        line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line and not line.startswith("#")
+    }
 
 
 def test_paper_example_starts_max_concurrent_sizes(operator_process, cluster):

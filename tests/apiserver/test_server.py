@@ -371,3 +371,48 @@ def test_kubernetes_client_raises_on_conflict(api_client):
     with pytest.raises(ApiException) as err:
         core.create_namespaced_config_map("default", k8s.V1ConfigMap(metadata=k8s.V1ObjectMeta(name=name)))
     assert err.value.status == 409
+
+
+def test_generate_name_and_namespace_deletion_takes_its_contents(http):
+    ns = new_name("ns")
+    assert http.post("/api/v1/namespaces", {"metadata": {"name": ns}})[0] == 201
+    code, cm = http.post(f"/api/v1/namespaces/{ns}/configmaps", {"metadata": {"generateName": "cm-"}})
+    assert code == 201 and cm["metadata"]["name"].startswith("cm-") and len(cm["metadata"]["name"]) == 8
+    http.post(sx_path(ns), sx_body("inside"))
+    assert http.delete(f"/api/v1/namespaces/{ns}")[0] == 200
+    assert http.get(sx_path(ns, "inside"))[0] == 404
+    assert http.get(f"/api/v1/namespaces/{ns}")[0] == 404
+    assert http.post(sx_path(ns), sx_body("late"))[0] == 404
+
+
+def test_delete_collection_by_label(http):
+    tag = uuid.uuid4().hex[:6]
+    for i in range(3):
+        http.post(
+            "/api/v1/namespaces/default/configmaps",
+            {"metadata": {"name": f"dc-{tag}-{i}", "labels": {"dc": tag if i < 2 else "other"}}},
+        )
+    code, _ = http.delete(f"/api/v1/namespaces/default/configmaps?labelSelector=dc%3D{tag}")
+    assert code == 200
+    _, left = http.get("/api/v1/namespaces/default/configmaps?labelSelector=dc")
+    assert [
+        c["metadata"]["name"] for c in left["items"] if c["metadata"]["name"].startswith(f"dc-{tag}")
+    ] == [f"dc-{tag}-2"]
+
+
+def test_update_operations_take_ownership_from_appliers(http):
+    """A field another client changed is no longer removed when its applier drops it."""
+    name = new_name()
+    http.post(sx_path(), sx_body(name))
+    http.apply(
+        sx_path(name=name, sub="status"), _apply_status(name, sizes=[{"width": 8, "message": "a"}]), "op"
+    )
+    http.merge(sx_path(name=name, sub="status") + "?fieldManager=kubectl", {"status": {"phase": "Edited"}})
+    _, obj = http.jsonpatch(
+        sx_path(name=name, sub="status") + "?fieldManager=kubectl",
+        [{"op": "replace", "path": "/status/sizes/0/message", "value": "b"}],
+    )
+    assert obj["status"]["sizes"][0]["message"] == "b"
+    _, obj = http.apply(sx_path(name=name, sub="status"), _apply_status(name, sizes=[{"width": 8}]), "op")
+    assert obj["status"]["sizes"] == [{"width": 8, "message": "b"}]
+    assert obj["status"]["phase"] == "Edited"

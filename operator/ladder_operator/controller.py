@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from ladder_api import API_VERSION, KIND
 from ladder_operator import labels as lb
 from ladder_operator import metrics
+from ladder_operator.defaults import SiteDefaults
 from ladder_operator.kube import ApiError, Kube, resource_path
 from ladder_operator.reconcile import (
     FIELD_MANAGER,
@@ -117,6 +118,7 @@ class Controller:
         kueue: bool,
         concurrency: int = 8,
         store_for: Callable = store_for,
+        defaults: SiteDefaults | None = None,
     ):
         self.kube = kube
         self.namespaces = namespaces or []
@@ -132,6 +134,7 @@ class Controller:
         self._retry: dict[Key, float] = {}
         self._sem = asyncio.Semaphore(concurrency)
         self._store_for = store_for
+        self.defaults = defaults or SiteDefaults()
 
     # --- caches --------------------------------------------------------------------------------
 
@@ -259,7 +262,7 @@ class Controller:
         raw = self.experiments.get(key)
         if raw is None:
             return
-        outcome = reconcile(raw, self.observed(key), now_rfc3339())
+        outcome = reconcile(raw, self.observed(key), now_rfc3339(), self.defaults)
         ns, name = key
         exp_path = resource_path(EXPERIMENTS[0], EXPERIMENTS[1], ns, name)
         for action in outcome.actions:

@@ -30,6 +30,7 @@ from ladder_api.spec import CheckpointRetention, ScalingExperiment
 from ladder_api.status import Result
 from ladder_operator import labels as lb
 from ladder_operator import names
+from ladder_operator.defaults import SiteDefaults, decorate, fill_spec
 from ladder_operator.render import evaluation_jobset, render_shared, training_jobset
 
 STATE_ANNOTATION = "ladder.dev/operator-state"
@@ -231,8 +232,10 @@ def _condition(
 # --- the decision -------------------------------------------------------------------------------
 
 
-def reconcile(raw: dict, observed: Observed, now: str) -> Outcome:
-    """Decide the actions and the operator-owned status for one experiment (raw API object)."""
+def reconcile(raw: dict, observed: Observed, now: str, defaults: SiteDefaults | None = None) -> Outcome:
+    """Decide the actions and the operator-owned status for one experiment (raw API object).
+    `defaults` (the chart's site defaults) fill what the experiment leaves unset."""
+    defaults = defaults or SiteDefaults()
     meta = raw.get("metadata") or {}
     name, _uid = meta.get("name", ""), meta.get("uid", "")
     generation = meta.get("generation")
@@ -244,9 +247,8 @@ def reconcile(raw: dict, observed: Observed, now: str) -> Outcome:
     actions: list[Action] = []
 
     try:
-        exp = ScalingExperiment.model_validate(
-            {k: raw.get(k) for k in ("apiVersion", "kind", "metadata", "spec")}
-        )
+        filled = fill_spec({k: raw.get(k) for k in ("apiVersion", "kind", "metadata", "spec")}, defaults)
+        exp = ScalingExperiment.model_validate(filled)
     except ValidationError as err:
         problems = describe(err)
         message = "; ".join(
@@ -378,7 +380,7 @@ def reconcile(raw: dict, observed: Observed, now: str) -> Outcome:
                     phase, message = "Evaluating", "waiting: the spec edit was refused"
                 else:
                     phase = "Evaluating"
-                    obj = evaluation_jobset(plan, width)
+                    obj = decorate(evaluation_jobset(plan, width), defaults)
                     obj["metadata"].setdefault("annotations", {})[EVAL_HASH_ANNOTATION] = e_hash
                     new_state["evaluated"][str(width)] = e_hash
                     shared_needed = True
@@ -424,7 +426,7 @@ def reconcile(raw: dict, observed: Observed, now: str) -> Outcome:
     for width in to_start:
         new_state["started"][str(width)] = plan.run(width).recipe_hash
         new_state["recipe"] = recipe
-        obj = training_jobset(plan, width)
+        obj = decorate(training_jobset(plan, width), defaults)
         creates.append(Create(obj))
         shared_needed = True
 
@@ -451,7 +453,7 @@ def reconcile(raw: dict, observed: Observed, now: str) -> Outcome:
             new_state["shared"] = plan.spec_hash
         out_actions.append(RecordState(new_state))
     if shared_needed and state.get("shared") != plan.spec_hash:
-        out_actions.append(ApplyShared(tuple(render_shared(plan))))
+        out_actions.append(ApplyShared(tuple(decorate(o, defaults) for o in render_shared(plan))))
     out_actions += actions + creates
 
     # Summary, phase and conditions.

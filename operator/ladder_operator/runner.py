@@ -17,6 +17,7 @@ import kopf
 from prometheus_client import start_http_server
 
 from ladder_api import GROUP, PLURAL, VERSION
+from ladder_operator import defaults
 from ladder_operator import labels as lb
 from ladder_operator.controller import Controller
 from ladder_operator.kube import Credentials, Kube, load_credentials
@@ -80,12 +81,15 @@ async def run_async(
     concurrency: int = 8,
     stop: asyncio.Event | None = None,
 ) -> None:
+    site_defaults = defaults.load()
     creds = load_credentials(kubeconfig, context)
     kube = Kube(creds)
     kueue = await kube.has_group("kueue.x-k8s.io")
     if not kueue:
         log.info("Kueue's API is not served: sizes go straight from Pending to Training")
-    controller = Controller(kube, namespaces=namespaces or None, kueue=kueue, concurrency=concurrency)
+    controller = Controller(
+        kube, namespaces=namespaces or None, kueue=kueue, concurrency=concurrency, defaults=site_defaults
+    )
     registry = build_registry({"controller": controller}, creds, kueue)
     await kopf.operator(
         registry=registry,

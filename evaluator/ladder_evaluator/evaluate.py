@@ -17,7 +17,7 @@ import io
 import logging
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import jax
@@ -79,7 +79,6 @@ class Scorers:
     fid_ref: tuple[np.ndarray, np.ndarray] | None = None
     clip: object | None = None
     judge: object | None = None
-    names: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def build(cls, run: RunConfig, prompts: prompts_mod.Prompts) -> Scorers:
@@ -116,18 +115,46 @@ class Scorers:
             self.judge = digits_classifier.extractor(cache)
         return self
 
-    def measure(self, images: np.ndarray, captions, labels) -> dict[str, float]:
+    def accumulator(self) -> Accumulator:
+        return Accumulator(self)
+
+
+class Accumulator:
+    """Metric state over one grid point's batches: FID features, CLIP similarities and adherence
+    hits are kept per batch, images are not, so memory does not grow with numSamples x pixels."""
+
+    def __init__(self, scorers: Scorers):
+        self.s = scorers
+        self.feats: list[np.ndarray] = []
+        self.clip_sum = 0.0
+        self.hits = 0
+        self.n = 0
+
+    def add(self, images: np.ndarray, captions, labels) -> None:
         from ladder_evaluator.metrics import digits_classifier, fid
 
-        ev, out = self.run.evaluation, {}
+        ev = self.s.run.evaluation
+        if self.s.fid_extractor is not None:
+            self.feats.append(fid.features(images, self.s.fid_extractor, ev.batch_size))
+        if self.s.clip is not None:
+            self.clip_sum += self.s.clip.score(images, list(captions), ev.batch_size) * len(images)
+        if self.s.judge is not None:
+            self.hits += int(np.sum(digits_classifier.predict(images, self.s.judge) == np.asarray(labels)))
+        self.n += len(images)
+
+    def values(self) -> dict[str, float]:
+        from ladder_evaluator.metrics import fid
+
+        ev, out = self.s.run.evaluation, {}
         for m in ev.metrics:
             name = metrics.result_metric(m, ev.fid_features)
             if m == MetricName.fid:
-                out[name] = fid.fid(images, self.fid_ref, self.fid_extractor, ev.batch_size)
+                mu, sigma = fid.statistics(np.concatenate(self.feats))
+                out[name] = fid.frechet(mu, sigma, *self.s.fid_ref)
             elif m == MetricName.clip:
-                out[name] = self.clip.score(images, list(captions), ev.batch_size)
+                out[name] = self.clip_sum / self.n
             else:
-                out[name] = digits_classifier.adherence(images, labels, self.judge)
+                out[name] = self.hits / self.n
         return out
 
 
@@ -142,15 +169,15 @@ def latents_to_images(run: RunConfig, latents: np.ndarray) -> np.ndarray:
 
 
 def generate(run: RunConfig, apply: Callable, params, setting: Setting, prompts: prompts_mod.Prompts,
-             alphas_cumprod: np.ndarray, on_batch: Callable[[int], None] | None = None):
-    """numSamples images (model space) with their captions and prompted labels."""
+             alphas_cumprod: np.ndarray):
+    """Yield (images in model space, captions, prompted labels) batch by batch, numSamples in all."""
     ev, m = run.evaluation, run.model
     n, bs = ev.num_samples, ev.batch_size
     shape = (bs, m.latent_size, m.latent_size, m.latent_channels)
     eps = model.eps_fn(apply, params)
     base = jax.random.key(ev.seed)
     uncond = jnp.broadcast_to(jnp.asarray(prompts.uncond), (bs, *prompts.uncond.shape))
-    images, captions, labels = [], [], []
+    prediction = str(getattr(run.training.prediction_type, "value", run.training.prediction_type))
     for b, start in enumerate(range(0, n, bs)):
         # Full batches only (one compiled program); the last one is truncated afterwards.
         key = jax.random.fold_in(base, b)
@@ -158,18 +185,11 @@ def generate(run: RunConfig, apply: Callable, params, setting: Setting, prompts:
         x = sample(
             eps, jax.random.normal(key, shape, jnp.float32), sampler=setting.sampler, steps=setting.steps,
             guidance=setting.guidance, cond=jnp.asarray(ctx), uncond=uncond,
-            key=jax.random.fold_in(key, 1), schedule=alphas_cumprod,
-            prediction_type=str(getattr(run.training.prediction_type, "value", run.training.prediction_type)),
+            key=jax.random.fold_in(key, 1), schedule=alphas_cumprod, prediction_type=prediction,
             eta=ev.ddim_eta, pad_to=max(ev.steps),
         )
-        images.append(latents_to_images(run, np.asarray(x)))
-        captions.extend(caps)
-        labels.append(labs)
-        if on_batch:
-            on_batch(min(bs, n - start))
-    imgs = np.concatenate(images)[:n]
-    labs = None if labels[0] is None else np.concatenate(labels)[:n]
-    return imgs, tuple(captions[:n]), labs
+        k = min(bs, n - start)
+        yield latents_to_images(run, np.asarray(x))[:k], caps[:k], None if labs is None else labs[:k]
 
 
 def save_samples(run: RunConfig, step: int, setting: Setting, images, labels) -> None:
@@ -254,8 +274,17 @@ def evaluate(run: RunConfig, checkpoint_uri: str, store: ResultStore, *, force: 
         if params_step != step:
             params, params_step = model.load_params(run, checkpoint_uri, step), step
         progress.point(f"c{run.width} step {step}: {setting.label}")
-        images, captions, labels = generate(run, apply, params, setting, prompts, ac, progress.samples)
-        values = scorers.measure(images, captions, labels)
+        acc = scorers.accumulator()
+        kept_images, kept_labels = [], []
+        for images, captions, labels in generate(run, apply, params, setting, prompts, ac):
+            acc.add(images, captions, labels)
+            if sum(len(k) for k in kept_images) < SAMPLES_KEPT:
+                kept_images.append(images)
+                kept_labels.append(labels)
+            progress.samples(len(images))
+        values = acc.values()
+        images = np.concatenate(kept_images)
+        labels = None if kept_labels[0] is None else np.concatenate(kept_labels)
         results = results_for(run, step, setting, values)
         store.write(results)
         written.extend(results)

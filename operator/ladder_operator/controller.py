@@ -115,14 +115,15 @@ class Controller:
         kube: Kube,
         *,
         namespaces: list[str] | None,
-        kueue: bool,
+        kueue_version: str | None,
         concurrency: int = 8,
         store_for: Callable = store_for,
         defaults: SiteDefaults | None = None,
     ):
         self.kube = kube
         self.namespaces = namespaces or []
-        self.kueue = kueue
+        self.kueue = kueue_version is not None
+        self.workloads_api = f"kueue.x-k8s.io/{kueue_version}"
         self.experiments: dict[Key, dict] = {}
         self.jobsets: dict[Key, dict[str, dict]] = {}  # (ns, experiment) -> name -> slim JobSet
         self.jobset_owner: dict[Key, str] = {}  # (ns, jobset) -> experiment
@@ -149,7 +150,7 @@ class Controller:
             ]:
                 self.on_jobset("ADDED", obj, kick=False)
             if self.kueue:
-                for obj in (await self.kube.list(resource_path("kueue.x-k8s.io/v1beta1", "workloads", ns)))[
+                for obj in (await self.kube.list(resource_path(self.workloads_api, "workloads", ns)))[
                     "items"
                 ]:
                     self.on_workload("ADDED", obj, kick=False)
@@ -325,7 +326,7 @@ class Controller:
                 updated = await self.kube.merge_patch(path, {"spec": {"suspend": action.suspend}})
                 self.on_jobset("MODIFIED", updated, kick=False)
             else:
-                path = resource_path("kueue.x-k8s.io/v1beta1", "workloads", ns, action.name)
+                path = resource_path(self.workloads_api, "workloads", ns, action.name)
                 updated = await self.kube.merge_patch(path, {"spec": {"active": not action.suspend}})
                 self.on_workload("MODIFIED", updated, kick=False)
             metrics.WRITES.labels(action="suspend").inc()
@@ -395,7 +396,9 @@ class Controller:
             "apiVersion": "v1",
             "kind": "Event",
             "metadata": {
-                "name": event_name(meta.get("name", ""), meta.get("uid", ""), ev.reason, ev.message),
+                "name": event_name(
+                    meta.get("name", ""), meta.get("uid", ""), meta.get("generation"), ev.reason, ev.message
+                ),
                 "namespace": meta.get("namespace"),
             },
             "involvedObject": {

@@ -218,11 +218,12 @@ class Kube:
                 return None
             raise
 
-    async def has_group(self, group: str) -> bool:
+    async def preferred_version(self, group: str) -> str | None:
+        """The group's preferred version, or None when the API server does not serve it."""
         try:
-            await self.get(f"/apis/{group}")
-            return True
+            info = await self.get(f"/apis/{group}")
         except ApiError as err:
             if err.status == 404:
-                return False
+                return None
             raise
+        return (info.get("preferredVersion") or {}).get("version")

@@ -200,10 +200,11 @@ def read_state(raw: dict) -> dict:
     return state
 
 
-def event_name(experiment: str, uid: str, reason: str, message: str) -> str:
+def event_name(experiment: str, uid: str, generation: int | None, reason: str, message: str) -> str:
     """Deterministic Event names: posting the same transition twice (after a crash between the
-    Event and the status write) is a 409, not a duplicate."""
-    digest = hashlib.sha256(f"{uid}/{reason}/{message}".encode()).hexdigest()[:16]
+    Event and the status write) is a 409, not a duplicate. The generation is part of the name, so
+    the same transition after a spec change (suspend, resume, suspend) is a new Event."""
+    digest = hashlib.sha256(f"{uid}/{generation}/{reason}/{message}".encode()).hexdigest()[:16]
     return names.fit(experiment, f".{digest}")
 
 

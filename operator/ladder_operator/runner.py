@@ -25,7 +25,9 @@ from ladder_operator.kube import Credentials, Kube, load_credentials
 log = logging.getLogger("ladder.operator")
 
 
-def build_registry(controller_ref: dict, creds: Credentials, kueue: bool) -> kopf.OperatorRegistry:
+def build_registry(
+    controller_ref: dict, creds: Credentials, kueue_version: str | None
+) -> kopf.OperatorRegistry:
     registry = kopf.OperatorRegistry()
 
     @kopf.on.login(registry=registry)
@@ -64,9 +66,9 @@ def build_registry(controller_ref: dict, creds: Credentials, kueue: bool) -> kop
     async def jobset_event(event, **_):
         controller_ref["controller"].on_jobset(event.get("type"), event["object"])
 
-    if kueue:
+    if kueue_version:
 
-        @kopf.on.event("kueue.x-k8s.io", "v1beta1", "workloads", registry=registry)
+        @kopf.on.event("kueue.x-k8s.io", kueue_version, "workloads", registry=registry)
         async def workload_event(event, **_):
             controller_ref["controller"].on_workload(event.get("type"), event["object"])
 
@@ -84,13 +86,17 @@ async def run_async(
     site_defaults = defaults.load()
     creds = load_credentials(kubeconfig, context)
     kube = Kube(creds)
-    kueue = await kube.has_group("kueue.x-k8s.io")
-    if not kueue:
+    kueue_version = await kube.preferred_version("kueue.x-k8s.io")
+    if not kueue_version:
         log.info("Kueue's API is not served: sizes go straight from Pending to Training")
     controller = Controller(
-        kube, namespaces=namespaces or None, kueue=kueue, concurrency=concurrency, defaults=site_defaults
+        kube,
+        namespaces=namespaces or None,
+        kueue_version=kueue_version,
+        concurrency=concurrency,
+        defaults=site_defaults,
     )
-    registry = build_registry({"controller": controller}, creds, kueue)
+    registry = build_registry({"controller": controller}, creds, kueue_version)
     await kopf.operator(
         registry=registry,
         standalone=True,

@@ -21,6 +21,8 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+import aiohttp
+
 from ladder_api import API_VERSION, KIND
 from ladder_operator import labels as lb
 from ladder_operator import metrics
@@ -231,7 +233,7 @@ class Controller:
                     await self.reconcile(key)
                     metrics.RECONCILES.labels(result="ok").inc()
                     self._retry.pop(key, None)
-                except ApiError as err:
+                except (ApiError, aiohttp.ClientError, TimeoutError) as err:
                     metrics.RECONCILES.labels(result="error").inc()
                     delay = min(60.0, self._retry.get(key, 0.25) * 2)
                     self._retry[key] = delay
@@ -244,6 +246,15 @@ class Controller:
                 finally:
                     metrics.RECONCILE_SECONDS.observe(time.perf_counter() - started)
         self._tasks.pop(key, None)
+
+    async def close(self) -> None:
+        """Stop queued and running reconciles (shutdown): a later start redoes what is needed."""
+        self._dirty.clear()
+        tasks = list(self._tasks.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await self.kube.close()
 
     async def idle(self) -> None:
         """Wait until no reconcile is queued or running (tests and the benchmark use it)."""

@@ -54,7 +54,7 @@ def build_registry(
 
     @kopf.on.cleanup(registry=registry)
     async def cleanup(**_):
-        await controller_ref["controller"].kube.close()
+        await controller_ref["controller"].close()
 
     @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry)
     async def experiment_event(event, **_):

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import tempfile
+
 import pytest
 
 from ladder_api.plan import RunConfig, expand
@@ -44,11 +49,16 @@ QUICKSTART_LIKE = {
 }
 
 
-def make_run(tmp_path=None, **training) -> RunConfig:
+# Shared by every test process and subprocess: the train step compiles once per machine.
+JAX_CACHE = os.path.join(tempfile.gettempdir(), f"ladder-test-jax-cache-{os.getuid()}")
+
+
+def make_run(tmp_path=None, ladder=None, **training) -> RunConfig:
     import copy
 
     doc = copy.deepcopy(QUICKSTART_LIKE)
-    doc["spec"]["training"].update(training)
+    doc["spec"]["training"].update({"compilationCacheUri": JAX_CACHE, **training})
+    doc["spec"]["ladder"].update(ladder or {})
     exp = ScalingExperiment.model_validate(doc)
     run = expand(exp, output_uri=str(tmp_path) if tmp_path else None).runs[0]
     return run
@@ -62,3 +72,24 @@ def tiny_run(tmp_path) -> RunConfig:
 @pytest.fixture
 def tiny_model_config(tiny_run):
     return tiny_run.model
+
+
+def write_run(run: RunConfig, path) -> str:
+    path.write_text(run.model_dump_json(by_alias=True))
+    return str(path)
+
+
+def trainer_env(xla_flags: str = "", **extra) -> dict:
+    """Environment of a trainer subprocess: CPU, and LLVM's cheapest optimisation level, which
+    cuts compile time (the dominant cost of these tests) without changing what is computed."""
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    flags = f"--xla_backend_optimization_level=0 {xla_flags}".strip()
+    env.update({"JAX_PLATFORMS": "cpu", "XLA_FLAGS": flags, **extra})
+    return env
+
+
+def start_trainer(config_path: str, **env) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "ladder_trainer", "--config", config_path, "--status", "off"],
+        env=trainer_env(**env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )

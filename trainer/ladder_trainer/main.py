@@ -15,6 +15,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -42,16 +43,32 @@ class StopFlag:
     """Set by SIGTERM/SIGINT; checked between steps (the step in flight always completes)."""
 
     def __init__(self):
-        self.requested = False
+        self.event = threading.Event()
         self.signal = None
+
+    @property
+    def requested(self) -> bool:
+        return self.event.is_set()
 
     def install(self) -> None:
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, self._handle)
 
     def _handle(self, signum, _frame) -> None:
-        self.requested = True
         self.signal = signum
+        self.event.set()
+
+
+def _pause_for_signal(step: int, stop: StopFlag) -> None:
+    """Test hook (LADDER_TRAINER_PAUSE_AT_STEP=K): at step K announce it in the file
+    LADDER_TRAINER_PAUSE_MARKER and wait (up to 120 s) for a real signal, so a test can preempt
+    the trainer at an exact step without racing it."""
+    if os.environ.get("LADDER_TRAINER_PAUSE_AT_STEP") != str(step):
+        return
+    marker = os.environ.get("LADDER_TRAINER_PAUSE_MARKER")
+    if marker:
+        Path(marker).write_text(str(step))
+    stop.event.wait(timeout=120)
 
 
 def setup_compilation_cache(uri: str | None) -> None:
@@ -102,7 +119,8 @@ def train(
     abstract = abstract_state(run, data.null_context.shape)
     shardings = sharding.tree_shardings(abstract, mesh)
     ckpt_uri = run.paths.checkpoints
-    mngr = checkpointing.manager(ckpt_uri, interval_steps=t.checkpoint.interval_steps, keep=t.checkpoint.keep)
+    # The interval is applied here (orbax would also save the first step of every process).
+    mngr = checkpointing.manager(ckpt_uri, keep=t.checkpoint.keep)
 
     def target(tree, shard_tree):
         return jax.tree_util.tree_map(
@@ -168,6 +186,7 @@ def train(
     step = start
     last_ckpt = restored.step if restored else None
     while step < total:
+        _pause_for_signal(step, stop)
         if should_stop(step):
             save(step, force=True)
             mngr.wait_until_finished()
@@ -180,7 +199,7 @@ def train(
         state, metrics = step_fn(state, batch, jax.random.fold_in(key, step))
         step += 1
         window_steps += 1
-        if save(step, force=step == total):
+        if (step % t.checkpoint.interval_steps == 0 or step == total) and save(step, force=True):
             last_ckpt = step
         if step % t.log_every_steps == 0 or step == total:
             loss = float(metrics["loss"])  # waits for the step: the window's time is real

@@ -35,13 +35,38 @@ class StepConfig:
     def from_run(cls, run) -> StepConfig:
         t = run.training
         return cls(
-            model=build_unet(run.model, t.compute_dtype.value, t.param_dtype.value),
+            model=build_unet(run.model, t.compute_dtype.value, t.param_dtype.value, remat=needs_remat(run)),
             tx=make_optimizer(t),
             schedule=diffusion.NoiseSchedule.from_spec(t.noise_schedule),
             prediction_type=t.prediction_type.value,
             guidance_dropout=float(t.guidance_dropout),
             ema_decay=float(t.ema.decay) if t.ema.enabled else 0.0,
         )
+
+
+def needs_remat(run) -> bool:
+    """Rematerialise block internals only when the memory plan says the size would not fit its
+    slice otherwise (ladder_api.memory, the same plan `ladder validate` checks)."""
+    from ladder_api.ladder import UNetShape
+    from ladder_api.memory import plan_memory
+    from ladder_api.tpu import SLICES
+
+    m, t = run.model, run.training
+    shape = UNetShape(
+        base_channels=m.base_channels, context_dim=m.context_dim, channel_mult=tuple(m.channel_mult),
+        num_res_blocks=m.num_res_blocks, attention_levels=tuple(m.attention_levels), num_heads=m.num_heads,
+        in_channels=m.latent_channels, out_channels=m.latent_channels, norm_groups=m.norm_groups,
+        transformer_depth=m.transformer_depth,
+    )
+    st = SLICES[run.slice.slice_type]
+    chips = st.chips * run.slice.num_slices
+    plan = plan_memory(
+        shape, latent_size=m.latent_size, context_tokens=m.context_tokens,
+        per_chip_batch=-(-t.global_batch // chips), fsdp=min(t.sharding.fsdp, chips),
+        param_dtype=t.param_dtype, compute_dtype=t.compute_dtype, ema=t.ema.enabled,
+        hbm_bytes=st.hbm_bytes_per_chip,
+    )
+    return plan.remat
 
 
 @struct.dataclass

@@ -1,0 +1,83 @@
+"""A step sharded over a ('data', 'fsdp') mesh of 8 CPU devices equals the single-device step.
+
+Runs in a subprocess: the 8 fake devices come from XLA_FLAGS, which must be set before JAX starts
+and would change every other test sharing this worker.
+"""
+
+import subprocess
+import sys
+
+import pytest
+
+from ladder_api.errors import UserError
+from ladder_api.spec import ShardingSpec
+from ladder_trainer.sharding import is_multi_host, leaf_spec, mesh_shape
+
+from .conftest import trainer_env
+
+SCRIPT = r"""
+import sys
+sys.path.insert(0, "tests/trainer")
+import jax, numpy as np
+from conftest import make_run
+from ladder_trainer import sharding
+from ladder_trainer.data.reader import BatchStream, open_data
+from ladder_trainer.train_step import _train_step, abstract_state, init_state, train_step
+
+assert len(jax.devices()) == 8, jax.devices()
+# One resolution level: half the ops of the quickstart layout, so half the compile time.
+run = make_run(sharding={"data": -1, "fsdp": 2}, globalBatch=16,
+               ladder={"channelMult": [1], "attentionLevels": [0]})
+data = open_data(run.data, run.model)
+batch = BatchStream(data.source, 16, 0).batch(0)
+abstract = abstract_state(run, data.null_context.shape)
+rng = jax.random.key(7)
+
+single = init_state(run, 0, data.null_context, abstract.config)
+single, m1 = train_step(single, {k: jax.numpy.asarray(v) for k, v in batch.items()}, rng)
+
+mesh = sharding.make_mesh(run.training.sharding)
+shardings = sharding.tree_shardings(abstract, mesh)
+state = init_state(run, 0, data.null_context, abstract.config, shardings)
+n_sharded = sum(1 for s in jax.tree_util.tree_leaves(shardings.params) if "fsdp" in str(s.spec))
+assert n_sharded > 0, "no parameter is sharded over fsdp"
+step = sharding.sharded_train_step(_train_step, shardings, mesh)
+state, m2 = step(state, sharding.put_batch(batch, mesh), rng)
+leaf = jax.tree_util.tree_leaves(state.params)[0]
+assert len(leaf.sharding.device_set) == 8
+np.testing.assert_allclose(float(m1["loss"]), float(m2["loss"]), rtol=1e-5)
+for a, b in zip(jax.tree_util.tree_leaves(single.params), jax.tree_util.tree_leaves(state.params)):
+    np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-4)
+print("SHARDED-OK", n_sharded)
+"""
+
+
+@pytest.mark.slow
+def test_sharded_step_equals_single_device_step():
+    env = trainer_env("--xla_force_host_platform_device_count=8")
+    out = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert "SHARDED-OK" in out.stdout
+
+
+def test_mesh_shape_from_spec():
+    assert mesh_shape(ShardingSpec(data=-1, fsdp=2), 8) == (4, 2)
+    assert mesh_shape(ShardingSpec(data=8, fsdp=1), 8) == (8, 1)
+    with pytest.raises(UserError, match="fsdp 3"):
+        mesh_shape(ShardingSpec(fsdp=3), 8)
+    with pytest.raises(UserError, match="data 2 x fsdp 2"):
+        mesh_shape(ShardingSpec(data=2, fsdp=2), 8)
+
+
+def test_fsdp_shards_the_largest_divisible_dimension():
+    assert str(leaf_spec((3, 3, 64, 128), 2)) == str(leaf_spec((3, 3, 64, 128), 2))
+    assert tuple(leaf_spec((3, 3, 64, 128), 2)) == (None, None, None, "fsdp")
+    assert tuple(leaf_spec((7,), 2)) == ()
+    assert tuple(leaf_spec((128, 3), 1)) == ()
+
+
+def test_multi_host_only_from_the_environment():
+    assert not is_multi_host({})
+    assert not is_multi_host({"TPU_WORKER_HOSTNAMES": "localhost"})
+    assert is_multi_host({"TPU_WORKER_HOSTNAMES": "a,b,c,d"})
+    assert is_multi_host({"MEGASCALE_NUM_SLICES": "2", "TPU_WORKER_HOSTNAMES": "a"})

@@ -28,7 +28,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from tests.apiserver.fixture import free_port  # noqa: E402
-from tests.operator.harness import Cluster, load_example, results_for, wait_for, with_changes  # noqa: E402
+from tests.operator.harness import Cluster, load_example, results_for, tiny, wait_for  # noqa: E402
 
 OPERATOR_CLIENTS = ("kopf", "ladder-operator")
 WRITE_VERBS = ("create", "update", "patch", "delete", "deletecollection")
@@ -160,7 +160,8 @@ def main() -> int:
         exp = load_example("quickstart.yaml", life.ns)
         life.create(exp)
         t0 = time.monotonic()
-        wait_for("Succeeded", lambda: drive(life, "quickstart"), timeout=120, interval=0.2)
+        life_name = exp["metadata"]["name"]
+        wait_for("Succeeded", lambda: drive(life, life_name), timeout=120, interval=0.2)
         report["lifecycle_s"] = round(time.monotonic() - t0, 2)
         wait_quiet(url)
         counts = operator_counts(url)
@@ -191,7 +192,7 @@ def main() -> int:
         time.sleep(0.5)  # the watch is registered (it lists nothing yet)
         requests_by(url, reset=True)
         created: dict[str, float] = {}
-        base = with_changes(load_example("quickstart.yaml", many.ns), **{"ladder.widths": [32, 64, 96]})
+        base = tiny(many.ns)
         t_start = time.monotonic()
         for i in range(args.experiments):
             exp = json.loads(json.dumps(base))

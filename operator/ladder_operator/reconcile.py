@@ -230,6 +230,15 @@ def _condition(
     return out
 
 
+def _just_started(kueue: bool, queue: str) -> tuple[str, str | None]:
+    """The phase (and message) of a size whose training JobSet exists and is not yet admitted;
+    the same words whether it was created in this reconcile or an earlier one, so the status
+    written right after creating it does not change on the next pass."""
+    if kueue:
+        return "Queued", f"waiting for Kueue to admit it in queue {queue!r}"
+    return "Training", None
+
+
 # --- the decision -------------------------------------------------------------------------------
 
 
@@ -339,7 +348,7 @@ def reconcile(raw: dict, observed: Observed, now: str, defaults: SiteDefaults | 
             if started and not refused and not spec.suspend:
                 to_start.append(width)  # recorded but never created (a crash in between)
                 active += 1
-                phase = "Queued" if kueue else "Training"
+                phase, message = _just_started(kueue, spec.scheduling.queue)
             else:
                 phase = "Pending"
         elif t_state == "failed":
@@ -355,7 +364,7 @@ def reconcile(raw: dict, observed: Observed, now: str, defaults: SiteDefaults | 
             if spec.suspend:
                 phase, message = "Suspended", "spec.suspend is true"
             elif kueue and not workload_admitted(wl):
-                phase, message = "Queued", f"waiting for Kueue to admit it in queue {spec.scheduling.queue!r}"
+                phase, message = _just_started(True, spec.scheduling.queue)
             elif t_state == "suspended":
                 phase, message = "Queued", "the JobSet is suspended"
             else:
@@ -419,7 +428,9 @@ def reconcile(raw: dict, observed: Observed, now: str, defaults: SiteDefaults | 
             if entry["phase"] == "Pending" and str(entry["width"]) not in state["started"]:
                 to_start.append(entry["width"])
                 active += 1
-                entry["phase"] = "Queued" if kueue else "Training"
+                entry["phase"], message = _just_started(kueue, spec.scheduling.queue)
+                if message:
+                    entry["message"] = message
                 events.append(
                     PostEvent("Normal", "SizeStarted", f"size c{entry['width']}: training JobSet created")
                 )

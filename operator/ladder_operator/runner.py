@@ -50,6 +50,9 @@ def build_registry(
         settings.watching.server_timeout = 600
         settings.watching.client_timeout = 660
         settings.networking.request_timeout = 60
+        # Our handlers only enqueue; kopf's per-object workers need not linger (memory, shutdown).
+        settings.queueing.idle_timeout = 1.0
+        settings.queueing.exit_timeout = 0.5
         await controller_ref["controller"].prime()
 
     @kopf.on.cleanup(registry=registry)

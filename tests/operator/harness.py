@@ -61,6 +61,15 @@ def load_example(name: str, namespace: str, exp_name: str | None = None) -> dict
     return doc
 
 
+def tiny(namespace: str, exp_name: str | None = None) -> dict:
+    """The pinned test experiment (tests/operator/tiny.yaml): widths 32, 64, 96, two at once."""
+    doc = yaml.safe_load((Path(__file__).parent / "tiny.yaml").read_text())
+    doc["metadata"]["namespace"] = namespace
+    if exp_name:
+        doc["metadata"]["name"] = exp_name
+    return doc
+
+
 class OperatorProcess:
     def __init__(self, kubeconfig: Path, log_path: Path, extra: list[str] | None = None):
         self.kubeconfig, self.log_path, self.extra = kubeconfig, log_path, extra or []

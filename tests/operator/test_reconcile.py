@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+from pathlib import Path
 
 import yaml
 
@@ -22,13 +23,12 @@ from ladder_operator.reconcile import (
     SetSuspend,
     reconcile,
 )
-from tests.operator.harness import REPO
 
 NOW = "2026-01-01T00:00:00Z"
 
 
 def experiment(**spec_changes) -> dict:
-    exp = yaml.safe_load((REPO / "examples" / "quickstart.yaml").read_text())
+    exp = yaml.safe_load((Path(__file__).parent / "tiny.yaml").read_text())
     exp["metadata"].update(namespace="ns", uid="uid-1", generation=1, resourceVersion="10")
     for path, value in spec_changes.items():
         cur = exp["spec"]

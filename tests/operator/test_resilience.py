@@ -9,7 +9,7 @@ import pytest
 
 from ladder_api.frontier import summarize
 from ladder_api.status import Result
-from tests.operator.harness import OperatorProcess, load_example, results_for, wait_for, with_changes
+from tests.operator.harness import OperatorProcess, results_for, tiny, wait_for, with_changes
 
 pytestmark = pytest.mark.slow
 
@@ -42,7 +42,7 @@ def test_sigkill_at_random_points_converges_without_duplicates(apiserver, cluste
     names = []
     for i, (widths, n) in enumerate([([32, 64, 96], 1), ([32, 64], 2), ([64, 96, 128], 2)]):
         exp = with_changes(
-            load_example("quickstart.yaml", cluster.ns, f"kill-{i}"),
+            tiny(cluster.ns, f"kill-{i}"),
             **{"ladder.widths": widths, "scheduling.maxConcurrent": n},
         )
         cluster.create(exp)
@@ -82,7 +82,7 @@ def test_sigkill_at_random_points_converges_without_duplicates(apiserver, cluste
 
 
 def test_two_hundred_experiments_are_all_reconciled(operator_process, cluster):
-    base = load_example("quickstart.yaml", cluster.ns)
+    base = tiny(cluster.ns)
     for i in range(200):
         exp = with_changes(base, **{"ladder.widths": [32, 64, 96]})
         exp["metadata"]["name"] = f"many-{i:03d}"
@@ -90,11 +90,11 @@ def test_two_hundred_experiments_are_all_reconciled(operator_process, cluster):
 
     def all_reconciled():
         _, body = cluster.http.get(f"/apis/ladder.dev/v1alpha1/namespaces/{cluster.ns}/scalingexperiments")
-        ready = [
-            e
+        return all(
+            (e.get("status") or {}).get("phase") == "Pending" and len(e["status"].get("sizes") or []) == 3
             for e in body["items"]
-            if (e.get("status") or {}).get("phase") == "Pending" and len(e["status"].get("sizes") or []) == 3
-        ]
-        return len(ready) == 200 and len(cluster.jobsets()) == 400
+        )
 
-    wait_for("200 experiments reconciled", all_reconciled, timeout=120, interval=0.5)
+    wait_for("200 experiments reconciled", all_reconciled, timeout=120, interval=1.0)
+    jobsets = cluster.jobsets()
+    assert len(jobsets) == 400 and all(n.endswith(("-c32", "-c64")) for n in jobsets)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 import urllib.request
 
-from tests.operator.harness import SX, load_example, results_for, wait_for, with_changes
+from tests.operator.harness import SX, load_example, results_for, tiny, wait_for, with_changes
 
 
 def _started(cluster, exp):
@@ -19,33 +19,40 @@ def _started(cluster, exp):
 def test_quickstart_runs_to_the_frontier(operator_process, cluster):
     exp = load_example("quickstart.yaml", cluster.ns)
     name = exp["metadata"]["name"]
+    w = sorted(exp["spec"]["ladder"]["widths"])
+    assert len(w) == 3, "this scenario walks three sizes"
+    n = (exp["spec"].get("scheduling") or {}).get("maxConcurrent", 2)
+    assert n == 2, "this scenario expects two sizes at once"
+    js = {x: f"{name}-c{x}" for x in w}
     cluster.create(exp)
-    # maxConcurrent (2) training JobSets, in ascending width order, owned by the experiment.
-    wait_for("two training JobSets", lambda: _started(cluster, name) == {f"{name}-c32", f"{name}-c64"})
+    # maxConcurrent training JobSets, in ascending width order, owned by the experiment.
+    wait_for("two training JobSets", lambda: _started(cluster, name) == {js[w[0]], js[w[1]]})
     owner_uid = cluster.experiment(name)["metadata"]["uid"]
-    for js in cluster.jobsets(name).values():
-        assert js["metadata"]["ownerReferences"][0]["uid"] == owner_uid
+    for obj in cluster.jobsets(name).values():
+        assert obj["metadata"]["ownerReferences"][0]["uid"] == owner_uid
     assert {o["metadata"]["name"] for o in cluster.objects("/api/v1/namespaces/{ns}/configmaps")} == {
         f"{name}-runs"
     }
     # Kueue: Workloads pending -> sizes Queued.
     cluster.kueue_admit(admit=set())
-    wait_for("sizes queued", lambda: cluster.phases(name) == {32: "Queued", 64: "Queued", 96: "Pending"})
-    # Admit c32 only: it trains, c64 stays queued; the trainer reports progress.
-    cluster.kueue_admit(admit={f"{name}-c32"})
-    wait_for("c32 training", lambda: cluster.phases(name)[32] == "Training")
-    assert cluster.phases(name)[64] == "Queued"
-    cluster.trainer_reports(name, 32, 200, 600)
-    wait_for("progress kept", lambda: cluster.sizes(name)[32].get("step") == 200)
+    wait_for(
+        "sizes queued", lambda: cluster.phases(name) == {w[0]: "Queued", w[1]: "Queued", w[2]: "Pending"}
+    )
+    # Admit the first only: it trains, the second stays queued; the trainer reports progress.
+    cluster.kueue_admit(admit={js[w[0]]})
+    wait_for("first training", lambda: cluster.phases(name)[w[0]] == "Training")
+    assert cluster.phases(name)[w[1]] == "Queued"
+    cluster.trainer_reports(name, w[0], 200, 600)
+    wait_for("progress kept", lambda: cluster.sizes(name)[w[0]].get("step") == 200)
     # Training completes: evaluation starts, the third size starts (a slot freed).
-    cluster.set_jobset(f"{name}-c32", "completed")
-    wait_for("c32 evaluating", lambda: cluster.phases(name)[32] == "Evaluating")
-    wait_for("eval JobSet", lambda: f"{name}-c32-eval" in cluster.jobsets(name))
-    wait_for("c96 started", lambda: f"{name}-c96" in cluster.jobsets(name))
-    assert cluster.sizes(name)[32]["step"] == 200, "the trainer's fields survive the operator's writes"
+    cluster.set_jobset(js[w[0]], "completed")
+    wait_for("first evaluating", lambda: cluster.phases(name)[w[0]] == "Evaluating")
+    wait_for("eval JobSet", lambda: f"{js[w[0]]}-eval" in cluster.jobsets(name))
+    wait_for("third started", lambda: js[w[2]] in cluster.jobsets(name))
+    assert cluster.sizes(name)[w[0]]["step"] == 200, "the trainer's fields survive the operator's writes"
     # Results from many writers at once, all kept; then the frontier.
     threads = []
-    for width in (32, 64, 96):
+    for width in w:
         for i, sampler in enumerate(("ddim", "dpmpp_2m")):
             rs = results_for(width, 600, 100.0 * 64 / width, samplers=(sampler,))
             threads.append(
@@ -58,18 +65,18 @@ def test_quickstart_runs_to_the_frontier(operator_process, cluster):
     for t in threads:
         t.join()
     assert len(cluster.status(name)["results"]) == 3 * 2 * 2 * 2
-    for width in (64, 96):
-        cluster.kueue_admit(admit={f"{name}-c{width}"})
-        cluster.set_jobset(f"{name}-c{width}", "completed")
-    wait_for("all eval JobSets", lambda: len([n for n in cluster.jobsets(name) if n.endswith("-eval")]) == 3)
-    for width in (32, 64, 96):
-        cluster.kueue_admit(admit={f"{name}-c{width}-eval"})
-        cluster.set_jobset(f"{name}-c{width}-eval", "completed")
+    for width in w[1:]:
+        cluster.kueue_admit(admit={js[width]})
+        cluster.set_jobset(js[width], "completed")
+    wait_for("all eval JobSets", lambda: len([x for x in cluster.jobsets(name) if x.endswith("-eval")]) == 3)
+    for width in w:
+        cluster.kueue_admit(admit={f"{js[width]}-eval"})
+        cluster.set_jobset(f"{js[width]}-eval", "completed")
     wait_for("Succeeded", lambda: cluster.status(name).get("phase") == "Succeeded")
     status = cluster.status(name)
     assert len(status["results"]) == 24
     summary = status["summary"]
-    assert summary["progress"] == "3/3" and summary["frontier"] and summary["bestWidth"] == 96
+    assert summary["progress"] == "3/3" and summary["frontier"] and summary["bestWidth"] == w[2]
     assert cluster.condition(name, "Ready")["status"] == "True"
     assert cluster.condition(name, "Progressing")["status"] == "False"
     assert cluster.events("ExperimentSucceeded")
@@ -107,7 +114,7 @@ def test_paper_example_starts_max_concurrent_sizes(operator_process, cluster):
 
 
 def test_failure_names_reason_and_restarts_and_frees_the_slot(operator_process, cluster):
-    exp = with_changes(load_example("quickstart.yaml", cluster.ns), **{"scheduling.maxConcurrent": 1})
+    exp = with_changes(tiny(cluster.ns), **{"scheduling.maxConcurrent": 1})
     name = exp["metadata"]["name"]
     cluster.create(exp)
     wait_for("c32", lambda: _started(cluster, name) == {f"{name}-c32"})
@@ -128,7 +135,7 @@ def test_failure_names_reason_and_restarts_and_frees_the_slot(operator_process, 
 
 
 def test_suspend_and_resume(operator_process, cluster):
-    exp = load_example("quickstart.yaml", cluster.ns)
+    exp = tiny(cluster.ns)
     name = exp["metadata"]["name"]
     cluster.create(exp)
     wait_for("2 JobSets", lambda: len(_started(cluster, name)) == 2)
@@ -166,7 +173,7 @@ def test_suspend_and_resume(operator_process, cluster):
 
 
 def test_recipe_edit_is_refused_and_new_sizes_extend(operator_process, cluster):
-    exp = with_changes(load_example("quickstart.yaml", cluster.ns), **{"scheduling.maxConcurrent": 1})
+    exp = with_changes(tiny(cluster.ns), **{"scheduling.maxConcurrent": 1})
     name = exp["metadata"]["name"]
     cluster.create(exp)
     wait_for("c32", lambda: _started(cluster, name) == {f"{name}-c32"})
@@ -223,7 +230,7 @@ def test_delete_cascades_and_cleans_checkpoints_when_asked(operator_process, clu
     ckpt.mkdir(parents=True)
     (ckpt / "params").write_bytes(b"x")
     exp = with_changes(
-        load_example("quickstart.yaml", cluster.ns),
+        tiny(cluster.ns),
         **{"training.checkpoint.retention": "delete", "storage.outputUri": str(out)},
     )
     name = exp["metadata"]["name"]
@@ -248,7 +255,7 @@ def test_delete_cascades_and_cleans_checkpoints_when_asked(operator_process, clu
 
 def test_missing_bucket_does_not_block_deletion(operator_process, cluster, tmp_path):
     exp = with_changes(
-        load_example("quickstart.yaml", cluster.ns),
+        tiny(cluster.ns),
         **{"training.checkpoint.retention": "delete", "storage.outputUri": str(tmp_path / "nope")},
     )
     name = exp["metadata"]["name"]
@@ -262,7 +269,7 @@ def test_missing_bucket_does_not_block_deletion(operator_process, cluster, tmp_p
 
 
 def test_invalid_experiment_is_reported_once(operator_process, cluster):
-    bad = load_example("quickstart.yaml", cluster.ns, "broken")
+    bad = tiny(cluster.ns, "broken")
     bad["spec"]["training"]["learningRate"] = -1
     bad["spec"]["ladder"]["widths"] = [30]
     cluster.create(bad)
@@ -272,7 +279,7 @@ def test_invalid_experiment_is_reported_once(operator_process, cluster):
     assert cluster.events("InvalidSpec")
     rv = cluster.experiment("broken")["metadata"]["resourceVersion"]
     # The operator keeps serving others; the invalid one sees no further writes (no retry storm).
-    good = load_example("quickstart.yaml", cluster.ns, "good")
+    good = tiny(cluster.ns, "good")
     cluster.create(good)
     wait_for("good runs", lambda: len(_started(cluster, "good")) == 2)
     wait_for("good status", lambda: cluster.status("good").get("phase") == "Pending")

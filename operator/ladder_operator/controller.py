@@ -361,7 +361,8 @@ class Controller:
                 if err.status == 404:
                     return
                 if err.status in (409, 422):
-                    self.kick(key)  # a newer version exists: decide again on it
+                    # A newer version exists: decide again on it once the watch has brought it.
+                    asyncio.get_running_loop().call_later(0.5, self.kick, key)
                     return
                 raise
             metrics.WRITES.labels(action="finalizer").inc()

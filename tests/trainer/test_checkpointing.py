@@ -16,7 +16,6 @@ from ladder_trainer.train_step import abstract_state, init_state
 
 from .conftest import make_run
 
-
 _BASE = {}
 
 

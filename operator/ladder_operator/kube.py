@@ -9,6 +9,7 @@ resolves them, and the same credentials are handed to kopf.
 from __future__ import annotations
 
 import json
+import os
 import ssl
 from dataclasses import dataclass
 
@@ -28,6 +29,7 @@ class ApiError(Exception):
 class Credentials:
     server: str
     token: str | None = None
+    token_path: str | None = None  # in a pod: the projected token, which the kubelet rotates
     ca_path: str | None = None
     cert_path: str | None = None
     key_path: str | None = None
@@ -38,15 +40,16 @@ class Credentials:
 def load_credentials(kubeconfig: str | None = None, context: str | None = None) -> Credentials:
     """In-cluster service account when running in a pod, else the kubeconfig (KUBECONFIG or
     ~/.kube/config), as kubectl does."""
-    import os
 
     from kubernetes import client as k8s_client
     from kubernetes import config as k8s_config
 
     cfg = k8s_client.Configuration()
     namespace = "default"
+    token_path = None
     if os.environ.get("KUBERNETES_SERVICE_HOST") and not kubeconfig and not os.environ.get("KUBECONFIG"):
         k8s_config.load_incluster_config(client_configuration=cfg)
+        token_path = SERVICE_ACCOUNT_TOKEN
         try:
             with open("/var/run/secrets/kubernetes.io/serviceaccount/namespace") as fh:
                 namespace = fh.read().strip() or namespace
@@ -66,12 +69,16 @@ def load_credentials(kubeconfig: str | None = None, context: str | None = None) 
     return Credentials(
         server=cfg.host.rstrip("/"),
         token=token,
+        token_path=token_path,
         ca_path=cfg.ssl_ca_cert,
         cert_path=cfg.cert_file,
         key_path=cfg.key_file,
         insecure=not cfg.verify_ssl,
         default_namespace=namespace,
     )
+
+
+SERVICE_ACCOUNT_TOKEN = "/var/run/secrets/kubernetes.io/serviceaccount/token"
 
 
 def resource_path(
@@ -104,6 +111,7 @@ class Kube:
     def __init__(self, creds: Credentials):
         self.creds = creds
         self._session: aiohttp.ClientSession | None = None
+        self._token_mtime: float | None = None
 
     async def session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
@@ -120,8 +128,6 @@ class Kube:
                     ctx.check_hostname = False
                     ctx.verify_mode = ssl.CERT_NONE
             headers = {"User-Agent": "ladder-operator/" + CODE_VERSION}
-            if self.creds.token:
-                headers["Authorization"] = f"Bearer {self.creds.token}"
             self._session = aiohttp.ClientSession(
                 base_url=None,
                 headers=headers,
@@ -133,6 +139,20 @@ class Kube:
     async def close(self) -> None:
         if self._session is not None:
             await self._session.close()
+
+    def _token(self) -> str | None:
+        """The bearer token; re-read when the kubelet has rotated the projected token file."""
+        path = self.creds.token_path
+        if path:
+            try:
+                mtime = os.stat(path).st_mtime
+                if mtime != self._token_mtime:
+                    with open(path) as fh:
+                        self.creds.token = fh.read().strip()
+                    self._token_mtime = mtime
+            except OSError:
+                pass
+        return self.creds.token
 
     async def request(
         self,
@@ -146,8 +166,12 @@ class Kube:
     ) -> dict:
         session = await self.session()
         data = None if body is None else json.dumps(body, separators=(",", ":"))
+        headers = {"Content-Type": content_type}
+        token = self._token()
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
         async with session.request(
-            method, self.creds.server + path, data=data, params=params, headers={"Content-Type": content_type}
+            method, self.creds.server + path, data=data, params=params, headers=headers
         ) as rsp:
             text = await rsp.text()
             if rsp.status >= 400:

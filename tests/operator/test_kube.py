@@ -11,7 +11,11 @@ from ladder_operator.kube import Credentials, Kube, load_credentials, resource_p
 
 def test_kubeconfig_credentials(apiserver):
     creds = load_credentials(str(apiserver.kubeconfig))
-    assert creds.server == apiserver.url and creds.token == "ladder-local" and creds.default_namespace == "default"
+    assert (
+        creds.server == apiserver.url
+        and creds.token == "ladder-local"
+        and creds.default_namespace == "default"
+    )
 
 
 def test_rotated_token_is_re_read(tmp_path):

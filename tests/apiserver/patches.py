@@ -335,3 +335,44 @@ def fields_v1(paths: set[Path]) -> dict:
 
 def is_prefix(prefix: Path, path: Path) -> bool:
     return len(prefix) <= len(path) and path[: len(prefix)] == prefix
+
+
+# --- structural pruning -------------------------------------------------------------------------
+
+
+def prune(value: Any, node: dict | None) -> Any:
+    """Drop fields a structural schema does not declare, as the API server does for custom
+    resources (unless `x-kubernetes-preserve-unknown-fields`). A writer that relies on a field the
+    CRD lacks loses it silently on a real cluster; here too, so tests see it."""
+    if not node or node.get("x-kubernetes-preserve-unknown-fields"):
+        return value
+    if isinstance(value, dict):
+        props = node.get("properties")
+        extra = node.get("additionalProperties")
+        if props is None and not isinstance(extra, dict):
+            return value
+        out = {}
+        for k, v in value.items():
+            if props is not None and k in props:
+                out[k] = prune(v, props[k])
+            elif isinstance(extra, dict):
+                out[k] = prune(v, extra)
+        return out
+    if isinstance(value, list):
+        items = node.get("items")
+        return [prune(v, items) for v in value] if isinstance(items, dict) else value
+    return value
+
+
+def prune_object(obj: dict, schema: dict) -> dict:
+    if not schema or not schema.get("properties"):
+        return obj
+    out = {}
+    for k, v in obj.items():
+        if k in ("apiVersion", "kind", "metadata"):
+            out[k] = v
+        elif k in schema["properties"]:
+            out[k] = prune(v, schema["properties"][k])
+        elif schema.get("x-kubernetes-preserve-unknown-fields"):
+            out[k] = v
+    return out

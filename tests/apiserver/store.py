@@ -207,7 +207,7 @@ class Store:
     ) -> dict:
         if not isinstance(body, dict):
             raise ApiError(400, "BadRequest", "the body must be an object")
-        obj = copy.deepcopy(body)
+        obj = patches.prune_object(copy.deepcopy(body), rdef.schema)
         meta = obj.setdefault("metadata", {}) or {}
         obj["metadata"] = meta
         if not meta.get("name") and meta.get("generateName"):
@@ -328,7 +328,7 @@ class Store:
             )
         if not isinstance(new, dict):
             raise ApiError(422, "Invalid", "the patched object is not an object")
-        new = copy.deepcopy(new)
+        new = patches.prune_object(copy.deepcopy(new), rdef.schema)
         if subresource == "status":
             candidate = copy.deepcopy(old)
             if "status" in new:
@@ -485,6 +485,7 @@ class Store:
             if rdef.status:
                 body.pop("status", None)
             return self.create(rdef, namespace, body, field_manager=field_manager, apply=True)
+        applied = patches.prune_object(applied, rdef.schema)
         scope = self._scope(rdef, subresource)
         me: OwnerKey = (field_manager, "Apply", subresource)
         applied_set = patches.object_field_set(applied, rdef.schema, scope)

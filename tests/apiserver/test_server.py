@@ -416,3 +416,18 @@ def test_update_operations_take_ownership_from_appliers(http):
     _, obj = http.apply(sx_path(name=name, sub="status"), _apply_status(name, sizes=[{"width": 8}]), "op")
     assert obj["status"]["sizes"] == [{"width": 8, "message": "b"}]
     assert obj["status"]["phase"] == "Edited"
+
+
+def test_unknown_fields_of_custom_resources_are_pruned(http):
+    """As a real API server does with structural schemas: silently, so tests see the loss."""
+    name = new_name()
+    body = sx_body(name)
+    body["spec"]["ladder"]["widthz"] = [1]
+    _, obj = http.post(sx_path(), body)
+    assert "widthz" not in obj["spec"]["ladder"] and obj["spec"]["ladder"]["widths"] == [32, 64]
+    _, obj = http.apply(
+        sx_path(name=name, sub="status"),
+        _apply_status(name, sizes=[{"width": 8, "phase": "Training", "bogus": 1}]),
+        "m",
+    )
+    assert obj["status"]["sizes"] == [{"width": 8, "phase": "Training"}]

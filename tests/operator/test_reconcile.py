@@ -271,3 +271,20 @@ def test_condition_times_only_move_on_transitions():
     exp = after(experiment(), run_once(experiment()))
     out = reconcile(exp, Observed(workloads={}), "2030-01-01T00:00:00Z")
     assert all(c["lastTransitionTime"] == NOW for c in out.status["conditions"])
+
+
+def test_the_status_written_fits_the_status_schema():
+    """The CRD's status schema is generated from this model: a field outside it would be pruned
+    silently by a real API server."""
+    from ladder_api.status import ScalingExperimentStatus
+
+    exp = after(experiment(), run_once(experiment()))
+    obs = Observed(
+        jobsets={
+            "quickstart-c32": jobset("quickstart-c32", "completed"),
+            "quickstart-c64": jobset("quickstart-c64", "failed", restarts=2),
+        },
+        workloads={},
+    )
+    for out in (run_once(exp, obs), run_once(experiment(training__learningRate=-1))):
+        ScalingExperimentStatus.model_validate(out.status)

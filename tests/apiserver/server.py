@@ -172,6 +172,7 @@ class ApiServer:
             if verb == "watch":
                 return await self._watch(request, rdef, namespace)
             if verb == "list":
+                self._check_list_version(q.get("resourceVersion"), q.get("resourceVersionMatch"))
                 items, rv = self.store.list(
                     rdef,
                     namespace,
@@ -230,6 +231,23 @@ class ApiServer:
             obj = self.store.delete(rdef, namespace, name, body)
             return _json(self._out(obj, rdef, version))
         raise ApiError(405, "MethodNotAllowed", f"{method} not allowed")
+
+    def _check_list_version(self, since: str | None, match: str | None) -> None:
+        """Lists are served from the current state: any version not newer than it is fine
+        (NotOlderThan, the default); Exact works only for the current version, else 410 as for a
+        compacted one; a version from the future is 504, as a real API server answers."""
+        if since in (None, "", "0"):
+            return
+        try:
+            wanted = int(since)
+        except ValueError as err:
+            raise ApiError(400, "BadRequest", f"invalid resourceVersion {since!r}") from err
+        if wanted > self.store.rv:
+            raise ApiError(504, "Timeout", f"Too large resource version: {wanted}, current: {self.store.rv}")
+        if match == "Exact" and wanted != self.store.rv:
+            raise ApiError(
+                410, "Expired", f"resourceVersion {wanted} is not the current one; list without it"
+            )
 
     @staticmethod
     def _verb(method: str, name: str | None, request: web.Request) -> str:

@@ -431,3 +431,13 @@ def test_unknown_fields_of_custom_resources_are_pruned(http):
         "m",
     )
     assert obj["status"]["sizes"] == [{"width": 8, "phase": "Training"}]
+
+
+def test_list_with_resource_versions(http):
+    _, listed = http.get(sx_path())
+    rv = int(listed["metadata"]["resourceVersion"])
+    assert http.get(sx_path() + f"?resourceVersion={rv}")[0] == 200
+    assert http.get(sx_path() + f"?resourceVersion={rv - 1}&resourceVersionMatch=NotOlderThan")[0] == 200
+    http.post(sx_path(), sx_body(new_name()))
+    assert http.get(sx_path() + f"?resourceVersion={rv}&resourceVersionMatch=Exact")[0] == 410
+    assert http.get(sx_path() + f"?resourceVersion={rv + 10**6}")[0] == 504

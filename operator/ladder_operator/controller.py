@@ -38,6 +38,7 @@ from ladder_operator.reconcile import (
     Observed,
     PostEvent,
     RecordState,
+    RemoveAnnotation,
     SetFinalizers,
     SetSuspend,
     event_name,
@@ -368,6 +369,10 @@ class Controller:
             metrics.WRITES.labels(action="finalizer").inc()
             if updated.get("metadata"):
                 self.on_experiment("MODIFIED", updated, kick=False)
+        elif isinstance(action, RemoveAnnotation):
+            updated = await self.kube.merge_patch(exp_path, {"metadata": {"annotations": {action.key: None}}})
+            metrics.WRITES.labels(action="annotation").inc()
+            self.on_experiment("MODIFIED", updated, kick=False)
         elif isinstance(action, CleanupCheckpoints):
             await self.cleanup(raw, action.uri)
 

@@ -34,6 +34,7 @@ from ladder_operator.defaults import SiteDefaults, decorate, fill_spec
 from ladder_operator.render import evaluation_jobset, render_shared, training_jobset
 
 STATE_ANNOTATION = "ladder.dev/operator-state"
+RETRY_ANNOTATION = "ladder.dev/retry-failed"  # `kubectl annotate sx NAME ladder.dev/retry-failed=1`
 EVAL_HASH_ANNOTATION = "ladder.dev/evaluation-hash"
 FINALIZER = "ladder.dev/checkpoint-cleanup"
 FIELD_MANAGER = "ladder-operator"
@@ -91,6 +92,11 @@ class SetFinalizers:
 
 
 @dataclass(frozen=True)
+class RemoveAnnotation:
+    key: str
+
+
+@dataclass(frozen=True)
 class CleanupCheckpoints:
     """Delete everything under the experiment's output prefix (retention: delete)."""
 
@@ -98,7 +104,15 @@ class CleanupCheckpoints:
 
 
 Action = (
-    Create | ApplyShared | SetSuspend | Delete | RecordState | PostEvent | SetFinalizers | CleanupCheckpoints
+    Create
+    | ApplyShared
+    | SetSuspend
+    | Delete
+    | RecordState
+    | PostEvent
+    | SetFinalizers
+    | CleanupCheckpoints
+    | RemoveAnnotation
 )
 
 
@@ -326,6 +340,10 @@ def reconcile(raw: dict, observed: Observed, now: str, defaults: SiteDefaults | 
     new_state = json.loads(json.dumps(state))
     shared_needed = False
 
+    retry = RETRY_ANNOTATION in (meta.get("annotations") or {}) and not refused and not spec.suspend
+    if retry:
+        actions.append(RemoveAnnotation(RETRY_ANNOTATION))
+
     for width in spec.ordered_widths():
         train_name = names.training_jobset(name, width)
         eval_name = names.evaluation_jobset(name, width)
@@ -334,6 +352,26 @@ def reconcile(raw: dict, observed: Observed, now: str, defaults: SiteDefaults | 
         prev_size_phase = prev.get("phase", "Pending")
         started = str(width) in state["started"]
         t_state, e_state = jobset_state(js), jobset_state(ejs)
+        if retry and (prev_size_phase == "Failed" or "failed" in (t_state, e_state)):
+            # Retry on request: the failed JobSet goes, the size queues again behind maxConcurrent
+            # (training) or evaluates again (the evaluator skips results already present).
+            eval_failed = e_state == "failed" or (
+                t_state != "failed" and str(prev.get("message") or "").startswith("evaluation failed")
+            )
+            if eval_failed:
+                if ejs is not None:
+                    actions.append(Delete("jobset.x-k8s.io/v1alpha2", "jobsets", eval_name))
+                ejs, e_state, prev_size_phase = None, "absent", "Evaluating"
+                new_state["evaluated"].pop(str(width), None)
+                if t_state == "absent":
+                    t_state = "completed"
+            else:
+                if js is not None:
+                    actions.append(Delete("jobset.x-k8s.io/v1alpha2", "jobsets", train_name))
+                js, t_state, prev_size_phase, started = None, "absent", "Pending", False
+                new_state["started"].pop(str(width), None)
+            prev = {}
+            events.append(PostEvent("Normal", "SizeRetried", f"size c{width}: retrying after a failure"))
         entry: dict = {"width": width, "jobset": train_name}
         restarts = int(((js or {}).get("status") or {}).get("restarts") or prev.get("restarts") or 0)
         entry["restarts"] = restarts
@@ -425,7 +463,7 @@ def reconcile(raw: dict, observed: Observed, now: str, defaults: SiteDefaults | 
         for entry in sizes:
             if active >= spec.scheduling.max_concurrent:
                 break
-            if entry["phase"] == "Pending" and str(entry["width"]) not in state["started"]:
+            if entry["phase"] == "Pending" and str(entry["width"]) not in new_state["started"]:
                 to_start.append(entry["width"])
                 active += 1
                 entry["phase"], message = _just_started(kueue, spec.scheduling.queue)

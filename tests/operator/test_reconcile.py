@@ -11,6 +11,7 @@ import yaml
 from ladder_operator.reconcile import (
     EVAL_HASH_ANNOTATION,
     FINALIZER,
+    RETRY_ANNOTATION,
     STATE_ANNOTATION,
     ApplyShared,
     CleanupCheckpoints,
@@ -19,6 +20,7 @@ from ladder_operator.reconcile import (
     Observed,
     PostEvent,
     RecordState,
+    RemoveAnnotation,
     SetFinalizers,
     SetSuspend,
     reconcile,
@@ -288,3 +290,46 @@ def test_the_status_written_fits_the_status_schema():
     )
     for out in (run_once(exp, obs), run_once(experiment(training__learningRate=-1))):
         ScalingExperimentStatus.model_validate(out.status)
+
+
+def test_retry_annotation_restarts_failed_sizes_within_max_concurrent():
+    exp = after(experiment(scheduling__maxConcurrent=1), run_once(experiment(scheduling__maxConcurrent=1)))
+    obs = Observed(jobsets={"quickstart-c32": jobset("quickstart-c32", "failed", restarts=3)}, workloads={})
+    exp = after(exp, run_once(exp, obs))  # c32 Failed, c64 started
+    obs.jobsets["quickstart-c64"] = jobset("quickstart-c64")
+    exp["metadata"]["annotations"][RETRY_ANNOTATION] = "1"
+    out = run_once(exp, obs)
+    assert Delete("jobset.x-k8s.io/v1alpha2", "jobsets", "quickstart-c32") in out.actions
+    assert RemoveAnnotation(RETRY_ANNOTATION) in out.actions
+    assert out.status["sizes"][0]["phase"] == "Pending", "queued behind the running c64"
+    assert creates(out) == []
+    # c64 finishes: c32 starts again (its JobSet is new; restarts count from zero).
+    exp = after(exp, out)
+    del exp["metadata"]["annotations"][RETRY_ANNOTATION]
+    del obs.jobsets["quickstart-c32"]
+    obs.jobsets["quickstart-c64"] = jobset("quickstart-c64", "completed")
+    out = run_once(exp, obs)
+    assert "quickstart-c32" in creates(out)
+    assert out.status["sizes"][0]["restarts"] == 0
+
+
+def test_retry_of_a_failed_evaluation_evaluates_again_without_retraining():
+    exp = after(experiment(), run_once(experiment()))
+    obs = Observed(
+        jobsets={
+            "quickstart-c32": jobset("quickstart-c32", "completed"),
+            "quickstart-c64": jobset("quickstart-c64"),
+            "quickstart-c32-eval": jobset("quickstart-c32-eval", "failed"),
+        },
+        workloads={},
+    )
+    exp = after(exp, run_once(exp, obs))
+    assert exp["status"]["sizes"][0]["phase"] == "Failed"
+    exp["metadata"]["annotations"][RETRY_ANNOTATION] = "1"
+    del obs.jobsets["quickstart-c32"]  # training JobSet expired meanwhile
+    out = run_once(exp, obs)
+    assert Delete("jobset.x-k8s.io/v1alpha2", "jobsets", "quickstart-c32-eval") in out.actions
+    assert "quickstart-c32" not in creates(out)
+    del obs.jobsets["quickstart-c32-eval"]
+    out = run_once(after(exp, out), obs)
+    assert "quickstart-c32-eval" in creates(out) and "quickstart-c32" not in creates(out)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 import urllib.request
 
+from ladder_api.spec import ScalingExperiment
 from tests.operator.harness import SX, load_example, results_for, tiny, wait_for, with_changes
 
 
@@ -19,13 +20,13 @@ def _started(cluster, exp):
 def test_quickstart_runs_to_the_frontier(operator_process, cluster):
     exp = load_example("quickstart.yaml", cluster.ns)
     name = exp["metadata"]["name"]
-    w = sorted(exp["spec"]["ladder"]["widths"])
+    w = ScalingExperiment.model_validate(exp).spec.ordered_widths()  # the start order
     assert len(w) == 3, "this scenario walks three sizes"
     n = (exp["spec"].get("scheduling") or {}).get("maxConcurrent", 2)
     assert n == 2, "this scenario expects two sizes at once"
     js = {x: f"{name}-c{x}" for x in w}
     cluster.create(exp)
-    # maxConcurrent training JobSets, in ascending width order, owned by the experiment.
+    # maxConcurrent training JobSets, in the spec's start order, owned by the experiment.
     wait_for("two training JobSets", lambda: _started(cluster, name) == {js[w[0]], js[w[1]]})
     owner_uid = cluster.experiment(name)["metadata"]["uid"]
     for obj in cluster.jobsets(name).values():
@@ -76,7 +77,7 @@ def test_quickstart_runs_to_the_frontier(operator_process, cluster):
     status = cluster.status(name)
     assert len(status["results"]) == 24
     summary = status["summary"]
-    assert summary["progress"] == "3/3" and summary["frontier"] and summary["bestWidth"] == w[2]
+    assert summary["progress"] == "3/3" and summary["frontier"] and summary["bestWidth"] == max(w)
     assert cluster.condition(name, "Ready")["status"] == "True"
     assert cluster.condition(name, "Progressing")["status"] == "False"
     assert cluster.events("ExperimentSucceeded")
@@ -132,6 +133,24 @@ def test_failure_names_reason_and_restarts_and_frees_the_slot(operator_process, 
     assert degraded["status"] == "True" and degraded["reason"] == "SizeFailed"
     wait_for("c64 starts", lambda: f"{name}-c64" in cluster.jobsets(name))
     assert any(e["type"] == "Warning" for e in cluster.events("SizeFailed"))
+    # Retry on request: the failed size queues again behind the running one, then trains anew.
+    failed_uid = cluster.jobsets(name).get(f"{name}-c32", {}).get("metadata", {}).get("uid")
+    cluster.http.merge(
+        f"{SX}/namespaces/{cluster.ns}/scalingexperiments/{name}",
+        {"metadata": {"annotations": {"ladder.dev/retry-failed": "1"}}},
+    )
+    wait_for("c32 pending again", lambda: cluster.phases(name).get(32) == "Pending")
+    assert "ladder.dev/retry-failed" not in cluster.experiment(name)["metadata"].get("annotations", {})
+    cluster.set_jobset(f"{name}-c64", "completed")
+    wait_for(
+        "c32 re-created",
+        lambda: (
+            cluster.jobsets(name).get(f"{name}-c32", {}).get("metadata", {}).get("uid")
+            not in (None, failed_uid)
+        ),
+    )
+    wait_for("c32 queued", lambda: cluster.phases(name).get(32) == "Queued")
+    assert cluster.sizes(name)[32]["restarts"] == 0
 
 
 def test_suspend_and_resume(operator_process, cluster):

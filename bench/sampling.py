@@ -93,6 +93,7 @@ def bench_fid(name: str, extractor, gen: np.ndarray, ref: np.ndarray, batch: int
     from ladder_evaluator.metrics.images import to_uint8_rgb
 
     n = len(gen) + len(ref)
+    fid.features(gen[:2], extractor, batch)  # warm-up (lazy torch init), so neither side pays it
     t0 = time.perf_counter()
     try:
         ours = fid.frechet(*fid.statistics(fid.features(gen, extractor, batch)),

@@ -8,6 +8,7 @@ loop takes them as arguments (not constants) and is compiled once per grid shape
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import jax.numpy as jnp
@@ -53,13 +54,20 @@ def load_params(run: RunConfig, checkpoint_uri: str, step: int):
 
 
 def make_apply(run: RunConfig) -> Callable:
-    """apply(params, x, t, context) -> the U-Net's output. Build it ONCE per evaluation and reuse
-    it: the jit cache is keyed by this function's identity."""
+    """apply(params, x, t, context) -> the U-Net's output. The jit cache is keyed by this
+    function's identity, so one function is kept per model configuration: every checkpoint and
+    every re-evaluation in a process reuses the compiled sampling loops."""
+    training = run.training
+    return _apply_for(run.model.model_dump_json(), training.compute_dtype.value, training.param_dtype.value)
+
+
+@functools.lru_cache(maxsize=8)
+def _apply_for(model_json: str, compute_dtype: str, param_dtype: str) -> Callable:
+    from ladder_api.plan import ModelConfig
     from ladder_trainer.models import build_unet
 
-    unet = build_unet(
-        run.model, compute_dtype=run.training.compute_dtype, param_dtype=run.training.param_dtype
-    )
+    unet = build_unet(ModelConfig.model_validate_json(model_json), compute_dtype=compute_dtype,
+                      param_dtype=param_dtype)
 
     def apply(params, x, t, context):
         return unet.apply({"params": params}, x, t.astype(jnp.float32), context)

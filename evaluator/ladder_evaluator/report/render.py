@@ -97,7 +97,8 @@ def build_sections(data: ReportData) -> list[Section]:
              "Best size per sampling budget: dots are all measurements, the step line the frontier.")
         sections.append(front)
 
-    sweep_metrics = [m for m in metrics if m.startswith("fid-") or m in ("adherence", "clip-score")]
+    sweep_metrics = [m for m in metrics if m.startswith("fid-")]
+    sweep_metrics += [m for m in ("adherence", "clip-score") if m in metrics]
     if sweep_metrics:
         sweep = Section("Guidance sweeps")
         newest = analysis.newest_only(results)

@@ -16,6 +16,7 @@ from ladder_api.spec import ScalingExperiment
 STATUS_FILE = "status.json"
 CONFIG_DIR = "configs"
 LOCK_FILE = ".ladder-run.lock"
+JAX_CACHE_DIR = ".jax-cache"
 DEFAULT_PARENT = "ladder-runs"
 
 

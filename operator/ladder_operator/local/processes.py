@@ -3,7 +3,8 @@
 Each child gets its own session (process group), so a Ctrl-C in the terminal reaches only the
 runner, which then sends SIGTERM to the child's main process alone, as the kubelet does to a
 container's PID 1: the trainer saves a checkpoint and exits RESTARTABLE (42). Kill (a second
-Ctrl-C, or the grace period running out) goes to the whole group.
+Ctrl-C, or the grace period running out) goes to the whole group. If the runner itself dies
+(SIGKILL), Linux sends each child SIGTERM (PR_SET_PDEATHSIG), so it still saves and exits.
 """
 
 from __future__ import annotations
@@ -40,6 +41,17 @@ def evaluate_task(run: RunConfig, config: Path, log: Path, python: str = sys.exe
     return Task(run.width, EVALUATE, argv, log)
 
 
+def _die_with_parent() -> None:
+    """In the child, before exec: ask Linux to send SIGTERM when the runner dies, so a runner
+    killed with SIGKILL (or a test timeout) still makes the trainer save and exit instead of
+    leaving it running unattended in its own session."""
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
 class Child:
     """One running task; its output is appended to the task's log file."""
 
@@ -62,6 +74,7 @@ class Child:
             env=child_env,
             cwd=cwd,
             start_new_session=True,
+            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
         )
 
     @property

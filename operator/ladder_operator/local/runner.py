@@ -9,6 +9,7 @@ and the frontier fills in while larger sizes train.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
 import threading
@@ -160,9 +161,16 @@ class LocalRunner:
                     return make(run, config, log, self.python)
         return None
 
+    def _child_env(self) -> dict[str, str]:
+        """The runner's environment, plus a JAX persistent compilation cache in the run directory
+        (unless one is configured) so a resumed size does not compile its programs again."""
+        env = dict(os.environ if self.env is None else self.env)
+        env.setdefault("JAX_COMPILATION_CACHE_DIR", str(self.out_dir / layout.JAX_CACHE_DIR))
+        return env
+
     def _launch(self, task: Task) -> None:
         run = self.plan.run(task.width)
-        child = Child(task, env=self.env)
+        child = Child(task, env=self._child_env())
         self.children[task.width] = child
         phase = SizePhase.training if task.kind == TRAIN else SizePhase.evaluating
         previous = self.activities.get(task.width)

@@ -374,35 +374,47 @@ class Controller:
             metrics.WRITES.labels(action="annotation").inc()
             self.on_experiment("MODIFIED", updated, kick=False)
         elif isinstance(action, CleanupCheckpoints):
-            await self.cleanup(raw, action.uri)
+            await self.cleanup(raw, action.uris)
 
-    async def cleanup(self, raw: dict, uri: str) -> None:
-        store = self._store_for(uri)
-        try:
-            count = await asyncio.to_thread(store.delete_prefix, uri)
-            await self.post_event(
-                raw,
-                PostEvent(
-                    "Normal", "CheckpointsDeleted", f"deleted {count} objects under {uri} (retention: delete)"
-                ),
-            )
-        except Missing as err:
-            await self.post_event(
-                raw,
-                PostEvent(
-                    "Warning",
-                    "CheckpointsMissing",
-                    f"nothing to delete under {uri}: {err}; removing the finalizer",
-                ),
-            )
-        except Exception as err:  # noqa: BLE001 (deletion must never be blocked forever)
+    async def cleanup(self, raw: dict, uris: tuple[str, ...]) -> None:
+        """Delete each size's checkpoints; never block deletion: missing prefixes (a size that
+        never saved, a bucket already gone) and errors end up in an Event, not in a retry."""
+        deleted, missing, failed = 0, [], []
+        for uri in uris:
+            try:
+                deleted += await asyncio.to_thread(self._store_for(uri).delete_prefix, uri)
+            except Missing:
+                missing.append(uri)
+            except Exception as err:  # noqa: BLE001 (deletion must never be blocked forever)
+                failed.append(f"{uri}: {err}")
+        if failed:
             await self.post_event(
                 raw,
                 PostEvent(
                     "Warning",
                     "CheckpointCleanupFailed",
-                    f"could not delete {uri}: {err}; removing the finalizer anyway, "
-                    "delete the checkpoints by hand",
+                    f"could not delete {'; '.join(failed)}; removing the finalizer anyway, "
+                    "delete them by hand",
+                ),
+            )
+        if missing and len(missing) == len(uris):
+            await self.post_event(
+                raw,
+                PostEvent(
+                    "Warning",
+                    "CheckpointsMissing",
+                    f"no checkpoints found under {', '.join(missing)} (bucket or prefix gone); "
+                    "removing the finalizer",
+                ),
+            )
+        elif deleted or len(missing) < len(uris):
+            await self.post_event(
+                raw,
+                PostEvent(
+                    "Normal",
+                    "CheckpointsDeleted",
+                    f"deleted {deleted} checkpoint objects of {len(uris) - len(missing) - len(failed)} sizes "
+                    "(retention: delete)",
                 ),
             )
 

@@ -25,7 +25,7 @@ from pydantic import ValidationError
 
 from ladder_api.errors import describe
 from ladder_api.frontier import summarize
-from ladder_api.plan import CODE_VERSION, Plan, expand, short_hash
+from ladder_api.plan import CODE_VERSION, Plan, expand, join_uri, short_hash
 from ladder_api.spec import CheckpointRetention, ScalingExperiment
 from ladder_api.status import Result
 from ladder_operator import labels as lb
@@ -98,9 +98,10 @@ class RemoveAnnotation:
 
 @dataclass(frozen=True)
 class CleanupCheckpoints:
-    """Delete everything under the experiment's output prefix (retention: delete)."""
+    """Delete each size's checkpoint prefix (retention: delete); metrics, samples and results
+    stay, they are small and they are the study's outcome."""
 
-    uri: str
+    uris: tuple[str, ...]
 
 
 Action = (
@@ -314,7 +315,15 @@ def reconcile(raw: dict, observed: Observed, now: str, defaults: SiteDefaults | 
     if deleting:
         if FINALIZER in finalizers:
             if retention_delete:
-                actions.append(CleanupCheckpoints(spec.storage.output_uri.rstrip("/") + "/" + name))
+                base = join_uri(spec.storage.output_uri, name)
+                widths = sorted({*spec.ladder.widths, *(int(w) for w in state["started"])})
+                uris = tuple(
+                    plan.run(w).paths.checkpoints
+                    if w in spec.ladder.widths
+                    else join_uri(base, f"c{w}", "checkpoints")
+                    for w in widths
+                )
+                actions.append(CleanupCheckpoints(uris))
             actions.append(SetFinalizers(tuple(f for f in finalizers if f != FINALIZER)))
         return Outcome(actions, {}, prev_phase or "Pending")
     if retention_delete and FINALIZER not in finalizers:

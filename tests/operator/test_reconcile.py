@@ -259,7 +259,8 @@ def test_retention_delete_adds_a_finalizer_and_cleans_up_on_deletion():
     exp = after(exp, out)
     exp["metadata"]["deletionTimestamp"] = NOW
     out = run_once(exp)
-    assert out.actions == [CleanupCheckpoints("./ladder-runs/quickstart"), SetFinalizers(())]
+    uris = tuple(f"./ladder-runs/quickstart/c{w}/checkpoints" for w in (32, 64, 96))
+    assert out.actions == [CleanupCheckpoints(uris), SetFinalizers(())]
     # Retention back to keep: the finalizer goes, nothing is deleted.
     exp = after(
         experiment(training__checkpoint__retention="delete"),

@@ -248,6 +248,7 @@ def test_delete_cascades_and_cleans_checkpoints_when_asked(operator_process, clu
     ckpt = out / "quickstart" / "c32" / "checkpoints" / "200"
     ckpt.mkdir(parents=True)
     (ckpt / "params").write_bytes(b"x")
+    (out / "quickstart" / "c32" / "results.json").write_text("[]")
     exp = with_changes(
         tiny(cluster.ns),
         **{"training.checkpoint.retention": "delete", "storage.outputUri": str(out)},
@@ -266,7 +267,8 @@ def test_delete_cascades_and_cleans_checkpoints_when_asked(operator_process, clu
     wait_for(
         "gone", lambda: cluster.http.get(f"{SX}/namespaces/{cluster.ns}/scalingexperiments/{name}")[0] == 404
     )
-    assert not (out / "quickstart").exists(), "checkpoints deleted"
+    assert not (out / "quickstart" / "c32" / "checkpoints").exists(), "checkpoints deleted"
+    assert (out / "quickstart" / "c32" / "results.json").exists(), "results kept"
     assert cluster.jobsets(name) == {}
     assert cluster.objects("/api/v1/namespaces/{ns}/configmaps") == []
     assert cluster.events("CheckpointsDeleted")

@@ -19,10 +19,17 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--kubeconfig", type=Path, help="also write a kubeconfig pointing here")
     parser.add_argument("--history", type=int, default=20000, help="watch events kept for resuming")
+    parser.add_argument(
+        "--without",
+        action="append",
+        default=[],
+        metavar="GROUP",
+        help="API group whose CRDs are not installed (e.g. kueue.x-k8s.io)",
+    )
     args = parser.parse_args()
     if args.kubeconfig:
         write_kubeconfig(args.kubeconfig, f"http://{args.host}:{args.port}")
-    server = ApiServer(Store(history=args.history))
+    server = ApiServer(Store(history=args.history, without_groups=tuple(args.without)))
 
     async def close_watches(_app) -> None:
         server.close_watches()

@@ -77,7 +77,9 @@ class RunningApiServer:
 
 
 @contextlib.contextmanager
-def running_apiserver(workdir: Path, port: int = 0, history: int = 20000) -> Iterator[RunningApiServer]:
+def running_apiserver(
+    workdir: Path, port: int = 0, history: int = 20000, without_groups: tuple[str, ...] = ()
+) -> Iterator[RunningApiServer]:
     from tests.apiserver.store import Store
 
     started = threading.Event()
@@ -86,7 +88,7 @@ def running_apiserver(workdir: Path, port: int = 0, history: int = 20000) -> Ite
     def run() -> None:
         loop = asyncio.new_event_loop()
         asyncio.set_event_loop(loop)
-        server = ApiServer(Store(history=history))
+        server = ApiServer(Store(history=history, without_groups=without_groups))
         runner = web.AppRunner(server.app, access_log=None, shutdown_timeout=0.5)
         loop.run_until_complete(runner.setup())
         site = web.TCPSite(runner, "127.0.0.1", port)

@@ -89,7 +89,8 @@ def _strip_volatile(obj: dict) -> dict:
 
 
 class Store:
-    def __init__(self, history: int = 20000):
+    def __init__(self, history: int = 20000, without_groups: tuple[str, ...] = ()):
+        """`without_groups`: API groups whose CRDs are not installed (e.g. a cluster without Kueue)."""
         self.rv = 1
         self.resources: dict[tuple[str, str], ResourceDef] = {}
         self.objects: dict[tuple[str, str], dict[Key, dict]] = {}
@@ -104,6 +105,8 @@ class Store:
             self.create(self.resources[("", "namespaces")], "", {"metadata": {"name": name}})
         crds = self.resources[("apiextensions.k8s.io", "customresourcedefinitions")]
         for crd in default_crds():
+            if crd["spec"]["group"] in without_groups:
+                continue
             self.create(crds, "", crd)
 
     # --- registry --------------------------------------------------------------------------

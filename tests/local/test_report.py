@@ -86,9 +86,11 @@ def test_equal_cost_picks_more_steps_for_smaller_sizes():
 
     sets = [s(8, "ddim", n, 3.0) for n in (4, 8, 16)] + [s(16, "ddim", n, 3.0) for n in (4, 8, 16)]
     sets += [s(8, "ddpm", 16, 5.0)]  # not available for every size: not preferred
+    old = SampleSet(16, "ddim", 4, 3.0, 2, img, None, Path("/s/old.npz"))  # an older checkpoint
+    sets = [old, *sets]
     pick = analysis.equal_cost_samples(sets, {8: 0.1, 16: 0.4})
     assert pick.target_cost == 1.6 and (pick.sampler, pick.guidance) == ("ddim", 3.0)
-    assert [(w, ss.steps) for w, ss, _ in pick.picks] == [(8, 16), (16, 4)]
+    assert [(w, ss.steps, ss.checkpoint_step) for w, ss, _ in pick.picks] == [(8, 16, 6), (16, 4, 6)]
     assert analysis.equal_cost_samples([], {8: 0.1}) is None
 
 

@@ -115,3 +115,41 @@ def test_one_runner_per_directory(tmp_path, fake_python):
         with pytest.raises(UserError, match="in use by another `ladder run`"):
             _runner(tiny_experiment(), out, fake_python, tmp_path / "l").run()
     assert not runner_alive(out)
+
+
+def _wait_for(predicate, what: str) -> None:
+    end = time.monotonic() + DEADLINE_S
+    while not predicate():
+        if time.monotonic() > end:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+def test_children_save_when_the_runner_is_killed(tmp_path, fake_python):
+    """SIGKILL of `ladder run` cannot be caught; the children still get SIGTERM and save."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    out = tmp_path / "run"
+    script = (
+        "import sys; from pathlib import Path\n"
+        "from tests.local.conftest import tiny_experiment\n"
+        "from ladder_operator.local.runner import LocalRunner\n"
+        f"LocalRunner(tiny_experiment(widths=(8,)), Path({str(out)!r}), python={fake_python!r},\n"
+        "            poll_s=0.05).run()\n"
+    )
+    env = {**os.environ, "FAKE_BLOCK_AT": "3", "FAKE_LOG": str(tmp_path / "calls.log")}
+    root = Path(__file__).resolve().parents[2]
+    runner = subprocess.Popen([sys.executable, "-c", script], env=env, cwd=root)
+    try:
+        metrics = out / "c8" / "metrics.jsonl"
+        _wait_for(lambda: metrics.exists() and '"step": 3' in metrics.read_text(), "step 3")
+        assert not (out / "c8" / "checkpoints" / "3").exists()
+        runner.send_signal(signal.SIGKILL)
+        runner.wait()
+        _wait_for(lambda: (out / "c8" / "checkpoints" / "3").exists(), "the orphaned trainer's checkpoint")
+    finally:
+        if runner.poll() is None:
+            runner.kill()

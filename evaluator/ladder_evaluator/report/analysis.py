@@ -256,6 +256,10 @@ def equal_cost_samples(samples: Sequence, normalized_cost: Mapping[int, float]) 
     usually), so small sizes spend their budget on more steps, as in the paper's comparison.
     Sets sharing one sampler and guidance scale across all sizes are preferred.
     """
+    newest: dict[int, int] = {}
+    for s in samples:
+        newest[s.width] = max(newest.get(s.width, -1), s.checkpoint_step or 0)
+    samples = [s for s in samples if (s.checkpoint_step or 0) == newest[s.width]]
     widths = sorted({s.width for s in samples if s.width in normalized_cost})
     if not widths:
         return None

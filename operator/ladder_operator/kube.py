@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import aiohttp
 
+from ladder_api.errors import UserError
 from ladder_api.plan import CODE_VERSION
 from ladder_operator import metrics
 
@@ -56,7 +57,14 @@ def load_credentials(kubeconfig: str | None = None, context: str | None = None) 
         except OSError:
             pass
     else:
-        k8s_config.load_kube_config(config_file=kubeconfig, context=context, client_configuration=cfg)
+        try:
+            k8s_config.load_kube_config(config_file=kubeconfig, context=context, client_configuration=cfg)
+        except (k8s_config.ConfigException, OSError) as err:
+            where = kubeconfig or os.environ.get("KUBECONFIG") or "~/.kube/config"
+            raise UserError(
+                f"no usable Kubernetes credentials in {where} ({err}); point --kubeconfig or KUBECONFIG at "
+                "a kubeconfig, or run the operator in a pod with a service account"
+            ) from None
         try:
             _, active = k8s_config.list_kube_config_contexts(config_file=kubeconfig)
             namespace = (active or {}).get("context", {}).get("namespace") or namespace

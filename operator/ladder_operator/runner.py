@@ -13,10 +13,12 @@ import asyncio
 import logging
 import threading
 
+import aiohttp
 import kopf
 from prometheus_client import start_http_server
 
 from ladder_api import GROUP, PLURAL, VERSION
+from ladder_api.errors import UserError
 from ladder_operator import defaults
 from ladder_operator import labels as lb
 from ladder_operator.controller import Controller
@@ -87,9 +89,16 @@ async def run_async(
     stop: asyncio.Event | None = None,
 ) -> None:
     site_defaults = defaults.load()
-    creds = load_credentials(kubeconfig, context)
+    creds = load_credentials(kubeconfig, context)  # UserError when there are none
     kube = Kube(creds)
-    kueue_version = await kube.preferred_version("kueue.x-k8s.io")
+    try:
+        kueue_version = await kube.preferred_version("kueue.x-k8s.io")
+    except (aiohttp.ClientError, TimeoutError) as err:
+        await kube.close()
+        raise UserError(
+            f"cannot reach the Kubernetes API server at {creds.server} ({err}); check the kubeconfig "
+            "context (--context) or that the cluster is up"
+        ) from None
     if not kueue_version:
         log.info("Kueue's API is not served: sizes go straight from Pending to Training")
     controller = Controller(
@@ -126,5 +135,6 @@ def run(
         start_http_server(metrics_port)
         log.info("metrics on :%d/metrics", metrics_port)
     log.info("ladder operator starting (%s)", ", ".join(namespaces) if namespaces else "all namespaces")
-    assert threading.current_thread() is threading.main_thread()
+    if threading.current_thread() is not threading.main_thread():
+        raise RuntimeError("ladder operator must run in the main thread (signal handling)")
     asyncio.run(run_async(namespaces, kubeconfig=kubeconfig, context=context))

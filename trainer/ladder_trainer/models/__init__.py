@@ -15,7 +15,9 @@ import jax.numpy as jnp
 
 from ladder_trainer.models.unet import UNet, timestep_embedding
 
-__all__ = ["UNet", "build_unet", "dummy_inputs", "param_count", "timestep_embedding"]
+__all__ = [
+    "UNet", "build_unet", "dummy_inputs", "init_params", "make_apply", "param_count", "timestep_embedding",
+]
 
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
@@ -138,3 +140,18 @@ def _abstract_params(key, cfg, param_dtype):
 def param_count(cfg) -> int:
     """Parameters of the real Flax module (must equal ladder_api.ladder.param_count exactly)."""
     return sum(math.prod(leaf.shape) for leaf in jax.tree_util.tree_leaves(abstract_params(cfg)))
+
+
+def make_apply(cfg, compute_dtype="float32"):
+    """A jitted `apply(params, x[B,H,W,C], t[B], context[B,T,D]) -> eps or v` for samplers.
+
+    params is the bare parameter tree (as checkpointing.restore_params returns it); t may be
+    fractional (the sinusoidal embedding is continuous)."""
+    model = build_unet(cfg, compute_dtype)
+
+    @jax.jit
+    def apply(params, x, t, context):
+        t = jnp.broadcast_to(jnp.asarray(t, jnp.float32), x.shape[:1])
+        return model.apply({"params": params}, x, t, context)
+
+    return apply

@@ -9,6 +9,7 @@ import pytest
 from ladder_api.errors import UserError
 from ladder_operator import defaults
 from ladder_operator.reconcile import ApplyShared, Create, Observed, reconcile
+from tests.conftest import validate_manifest
 from tests.operator.test_reconcile import NOW, experiment
 
 SITE = {
@@ -48,6 +49,10 @@ def test_reconcile_renders_with_site_defaults():
     sa = next(o for o in shared if o["kind"] == "ServiceAccount")
     assert sa["metadata"]["annotations"]["iam.gke.io/gcp-service-account"] == "sa@p.iam"
     assert out.status["images"]["trainer"] == "reg/trainer:9"
+    # What the operator creates is still valid against the real schemas.
+    validate_manifest(js)
+    for obj in shared:
+        validate_manifest(obj)
 
 
 def test_defaults_file(tmp_path, monkeypatch):

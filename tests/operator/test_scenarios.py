@@ -10,6 +10,7 @@ import threading
 import urllib.request
 
 from ladder_api.spec import ScalingExperiment
+from tests.conftest import validate_manifest
 from tests.operator.harness import SX, load_example, results_for, tiny, wait_for, with_changes
 
 
@@ -105,6 +106,14 @@ def test_paper_example_starts_max_concurrent_sizes(operator_process, cluster):
     cluster.create(exp)
     expected = {f"{name}-c{w}" for w in widths[:n]}
     wait_for(f"{n} JobSets", lambda: _started(cluster, name) == expected)
+    for obj in cluster.jobsets(name).values():  # as created, minus what the server adds
+        obj = {k: v for k, v in obj.items() if k != "status"}
+        obj["metadata"] = {
+            k: v
+            for k, v in obj["metadata"].items()
+            if k in ("name", "namespace", "labels", "annotations", "ownerReferences")
+        }
+        validate_manifest(obj)
     js = cluster.jobsets(name)[f"{name}-c{widths[0]}"]
     assert js["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == exp["spec"]["scheduling"]["queue"]
     assert js["metadata"]["annotations"]["ladder.dev/recipe-hash"]

@@ -131,7 +131,6 @@ class Outcome:
     actions: list[Action]
     status: dict  # the operator-owned part of .status, wire form
     phase: str
-    requeue_after: float | None = None  # seconds; only while waiting on something not watched
 
 
 # --- helpers ------------------------------------------------------------------------------------
@@ -309,6 +308,14 @@ def reconcile(raw: dict, observed: Observed, now: str, defaults: SiteDefaults | 
     spec = exp.spec
     plan = expand(exp)
     state = read_state(raw)
+    # The training JobSets carry their recipe hash too: if the annotation was lost (edited away),
+    # what exists still says which sizes started and with what.
+    for js_name, js in observed.jobsets.items():
+        js_meta = js.get("metadata") or {}
+        width = (js_meta.get("labels") or {}).get(lb.WIDTH)
+        recipe_h = (js_meta.get("annotations") or {}).get(lb.RECIPE_HASH)
+        if width and recipe_h and js_name == names.training_jobset(name, int(width)):
+            state["started"].setdefault(width, recipe_h)
     retention_delete = spec.training.checkpoint.retention is CheckpointRetention.delete
 
     # Deletion: children go by owner references; only the checkpoint finalizer is ours to handle.

@@ -334,3 +334,15 @@ def test_retry_of_a_failed_evaluation_evaluates_again_without_retraining():
     del obs.jobsets["quickstart-c32-eval"]
     out = run_once(after(exp, out), obs)
     assert "quickstart-c32-eval" in creates(out) and "quickstart-c32" not in creates(out)
+
+
+def test_jobset_annotations_stand_in_for_a_lost_state_annotation():
+    exp = experiment(scheduling__maxConcurrent=1)
+    first = run_once(exp)
+    js = next(a.obj for a in first.actions if isinstance(a, Create))
+    obs = Observed(jobsets={"quickstart-c32": js}, workloads={})
+    exp["spec"]["training"]["steps"] = 700  # no state annotation on exp: it was removed
+    out = run_once(exp, obs)
+    degraded = next(c for c in out.status["conditions"] if c["type"] == "Degraded")
+    assert degraded["reason"] == "SpecChangeRefused" and "c32" in degraded["message"]
+    assert creates(out) == []

@@ -137,3 +137,31 @@ def test_bad_config_exits_2(tmp_path, capsys):
     (tmp_path / "bad.json").write_text('{"width": "x"}')
     assert main(["--config", str(tmp_path / "bad.json"), "--checkpoint", "x", "--no-progress"]) == 2
     assert "bad.json" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_in_a_cluster_results_go_to_the_experiment_status(trained, tmp_path, monkeypatch):
+    """--status cluster: the same evaluation lands in status.results on the local API server,
+    applied by this size's field manager; a re-run skips what the status already holds."""
+    from tests.apiserver.client import Http
+    from tests.apiserver.fixture import running_apiserver
+
+    _, run = trained
+    one = run.model_copy(update={"evaluation": run.evaluation.model_copy(
+        update={"guidance_scales": [1.0], "metrics": ["adherence"]})})
+    config = _write_config(tmp_path, one)
+    with running_apiserver(tmp_path / "api") as api:
+        http = Http(api.url)
+        path = f"/apis/ladder.dev/v1alpha1/namespaces/{run.experiment.namespace}/scalingexperiments"
+        assert http.post(path, {"apiVersion": "ladder.dev/v1alpha1", "kind": "ScalingExperiment",
+                                "metadata": {"name": run.experiment.name}, "spec": {}})[0] == 201
+        monkeypatch.setenv("KUBECONFIG", str(api.kubeconfig))
+        args = ["--config", config, "--checkpoint", run.paths.checkpoints, "--status", "cluster",
+                "--no-progress"]
+        assert main(args) == 0
+        _, obj = http.get(f"{path}/{run.experiment.name}")
+        assert [r["id"] for r in obj["status"]["results"]] == ["c16-s10-ddim-n2-g1-adherence"]
+        assert "ladder-evaluator-c16" in {m["manager"] for m in obj["metadata"]["managedFields"]}
+        rv = obj["metadata"]["resourceVersion"]
+        assert main(args) == 0  # already there: nothing applied
+        assert http.get(f"{path}/{run.experiment.name}")[1]["metadata"]["resourceVersion"] == rv

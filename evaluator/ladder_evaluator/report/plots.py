@@ -63,9 +63,9 @@ def loss_curves(metrics: Mapping[int, Sequence[Mapping]], smooth: int = 5) -> by
         steps = np.array([p[0] for p in pts], dtype=float)
         loss = np.array([p[1] for p in pts], dtype=float)
         ax.plot(steps, loss, color=colors[w], alpha=0.25, linewidth=0.8)
-        k = min(smooth, len(loss))
-        smoothed = np.convolve(loss, np.ones(k) / k, mode="valid")
-        ax.plot(steps[k - 1:], smoothed, color=colors[w], label=f"c{w}", linewidth=1.8)
+        # trailing mean over up to `smooth` points, so the curve starts at the first logged step
+        smoothed = np.array([loss[max(0, i - smooth + 1): i + 1].mean() for i in range(len(loss))])
+        ax.plot(steps, smoothed, color=colors[w], label=f"c{w}", linewidth=1.8)
     ax.set_xlabel("training step")
     ax.set_ylabel("diffusion loss (MSE of the prediction)")
     ax.set_title("Training loss per size")

@@ -189,7 +189,7 @@ class LocalRunner:
         task = child.task
         del self.children[width]
         obs = self.watchers[width].observe()
-        if child.terminated or self._signals:
+        if rc != 0 and (child.terminated or self._signals):
             ckpt = max(obs.checkpoint_steps) if obs.checkpoint_steps else None
             where = f"newest checkpoint: step {ckpt}" if ckpt is not None else "no checkpoint yet"
             self.activities[width] = SizeActivity(SizePhase.suspended, f"{task.kind} interrupted ({where})")
@@ -247,7 +247,8 @@ class LocalRunner:
         speeds = {}
         for w, o in obs.items():
             v = (o.last_metrics or {}).get("examples_per_s")
-            speeds[w] = float(v) if isinstance(v, int | float) and w in self.children else None
+            training = w in self.children and self.children[w].task.kind == TRAIN
+            speeds[w] = float(v) if isinstance(v, int | float) and training else None
         self.view.update(Snapshot(self.exp.metadata.name, status, expected, speeds))
 
     def _stop_children(self) -> None:

@@ -68,9 +68,11 @@ def train(run: RunConfig):
 
 
 def evaluate(run: RunConfig):
-    log(f"ladder_evaluator c{run.width} start=0")
+    log(f"ladder_evaluator c{run.width} start=0" + (" force" if "--force" in sys.argv else ""))
     path = Path(run.paths.results)
     existing = json.loads(path.read_text()) if path.exists() else []
+    if "--force" in sys.argv:
+        existing = []  # measure everything again (the real evaluator updates entries by id)
     have = {r["id"] for r in existing}
     ev = run.evaluation
     step = run.training.steps

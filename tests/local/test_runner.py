@@ -48,6 +48,16 @@ def test_full_run_then_rerun_does_nothing_twice(tmp_path, fake_python):
     assert again.status.results == st.results
 
 
+def test_force_eval_measures_again_without_retraining(tmp_path, fake_python):
+    out, log = tmp_path / "run", tmp_path / "calls.log"
+    assert _runner(tiny_experiment(), out, fake_python, log).run().exit_code == 0
+    runner = _runner(tiny_experiment(), out, fake_python, log)
+    runner.force_eval = True
+    outcome = runner.run()
+    assert outcome.exit_code == 0 and len(outcome.status.results) == 2 * 16
+    assert _calls(log)[4:] == ["ladder_evaluator c8 start=0 force", "ladder_evaluator c16 start=0 force"]
+
+
 def test_new_grid_points_are_evaluated_without_retraining(tmp_path, fake_python):
     out, log = tmp_path / "run", tmp_path / "calls.log"
     assert _runner(tiny_experiment(), out, fake_python, log).run().exit_code == 0

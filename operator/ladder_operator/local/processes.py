@@ -36,9 +36,11 @@ def train_task(run: RunConfig, config: Path, log: Path, python: str = sys.execut
     return Task(run.width, TRAIN, (python, "-m", "ladder_trainer", "--config", str(config)), log)
 
 
-def evaluate_task(run: RunConfig, config: Path, log: Path, python: str = sys.executable) -> Task:
+def evaluate_task(
+    run: RunConfig, config: Path, log: Path, python: str = sys.executable, force: bool = False
+) -> Task:
     argv = (python, "-m", "ladder_evaluator", "--config", str(config), "--checkpoint", run.paths.checkpoints)
-    return Task(run.width, EVALUATE, argv, log)
+    return Task(run.width, EVALUATE, argv + (("--force",) if force else ()), log)
 
 
 def _die_with_parent() -> None:

@@ -157,8 +157,9 @@ class LocalRunner:
                 if self.stage[run.width] == kind and run.width not in running:
                     config = layout.config_path(self.out_dir, run)
                     log = layout.log_path(run, kind)
-                    make = evaluate_task if kind == EVALUATE else train_task
-                    return make(run, config, log, self.python)
+                    if kind == EVALUATE:
+                        return evaluate_task(run, config, log, self.python, force=self.force_eval)
+                    return train_task(run, config, log, self.python)
         return None
 
     def _child_env(self) -> dict[str, str]:

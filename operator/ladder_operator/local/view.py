@@ -87,7 +87,7 @@ class RichView:
 
         table = Table(expand=False, title=None if snap is None else self._title(snap))
         for h in SIZE_HEADERS:
-            table.add_column(h, no_wrap=h != "MESSAGE", overflow="fold")
+            table.add_column(h, no_wrap=True, overflow="ellipsis", max_width=48 if h == "MESSAGE" else None)
         if snap is not None:
             for row in size_rows(snap.status, snap.expected, snap.examples_per_s):
                 style = {"Training": "cyan", "Evaluating": "magenta", "Succeeded": "green",

@@ -68,6 +68,13 @@ def test_frontier_table_merges_budgets_with_the_same_winner():
     keys = [tuple(r[1:5]) for r in t.rows]
     assert all(a != b for a, b in zip(keys, keys[1:], strict=False))
     assert len(t.rows) <= len(s.frontier) and t.headers[-1] == "FID (digits-classifier features)"
+    g = analysis.frontier_table(analysis.summary_with_guidance_cost(_synthetic(runs), 2), with_guidance=True)
+    assert g.headers[5] == "cost with guidance" and g.rows
+    # guided settings cost twice as much there: every budget row's cost is a with-guidance cost
+    guided = {(r.width, r.sampler, r.steps, r.guidance): r.sampling_cost_with_guidance
+              for r in _synthetic(runs)}
+    assert all(float(row[5]) == pytest.approx(guided[(int(row[1][1:]), row[2], int(row[3]), float(row[4]))],
+                                             rel=1e-3) for row in g.rows)
 
 
 def test_adherence_headline_is_about_the_largest_size():

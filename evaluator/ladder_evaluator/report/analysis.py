@@ -100,7 +100,13 @@ def summary_of(results: Sequence[Result], sizes_total: int) -> Summary:
     return summarize(results, len(widths), sizes_total)
 
 
-def frontier_table(summary: Summary) -> Table:
+def summary_with_guidance_cost(results: Sequence[Result], sizes_total: int) -> Summary:
+    """The same frontier when classifier-free guidance's second forward pass is counted."""
+    widths = {r.width for r in results}
+    return summarize(results, len(widths), sizes_total, cost="with_guidance")
+
+
+def frontier_table(summary: Summary, *, with_guidance: bool = False) -> Table:
     rows, last = [], None
     for p in summary.frontier:
         key = (p.width, p.sampler, p.steps, p.guidance)
@@ -110,6 +116,15 @@ def frontier_table(summary: Summary) -> Table:
         rows.append([f"{p.budget:.4g}", f"c{p.width}", p.sampler, str(p.steps), f"{p.guidance:g}",
                      f"{p.cost:.4g}", f"{p.fid:.3f}"])
     metric = summary.fid_metric or "fid"
+    if with_guidance:
+        return Table(
+            "The frontier, counting guidance's second forward pass",
+            ["budget ≤", "best size", "sampler", "steps", "guidance", "cost with guidance",
+             label(metric).short],
+            rows,
+            "The same question with cost = normalized model cost x steps x forwards per step (2 when "
+            "guidance needs the unconditional pass too): the paper does not say which convention it used.",
+        )
     return Table(
         "The frontier: best size per sampling budget",
         ["budget ≤", "best size", "sampler", "steps", "guidance", "cost", label(metric).short],

@@ -90,8 +90,11 @@ def build_sections(data: ReportData) -> list[Section]:
         cost_sec.tables.append(analysis.best_per_size_table(results, fid_metric))
         sections.append(cost_sec)
 
-        front = Section("The frontier",
-                        tables=[analysis.frontier_table(summary), analysis.pareto_table(summary)])
+        guided = analysis.summary_with_guidance_cost(results, len(data.runs))
+        front = Section("The frontier", tables=[
+            analysis.frontier_table(summary), analysis.pareto_table(summary),
+            analysis.frontier_table(guided, with_guidance=True),
+        ])
         chosen = [r for r in analysis.newest_only(results) if r.metric == fid_metric]
         _fig(front.figures, "frontier", plots.frontier_plot(chosen, summary.frontier, fid_metric),
              "Best size per sampling budget: dots are all measurements, the step line the frontier.")

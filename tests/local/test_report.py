@@ -134,6 +134,9 @@ def test_report_of_a_run_directory_is_complete_and_self_contained(tmp_path):
     status = build_status(plan, {}, {}, active=False, now="T")
     (tmp_path / "status.json").write_text(json.dumps(status.to_wire()))
 
+    moved = tmp_path.parent / (tmp_path.name + "-moved")
+    tmp_path.rename(moved)  # a run directory is self-contained: it reports its own files wherever it is
+    tmp_path = moved
     paths = write_report(tmp_path)
     md = paths.markdown.read_text()
     for heading in ("## The ladder", "## FID against sampling cost", "## The frontier", "## Guidance sweeps",

@@ -125,6 +125,19 @@ def _sample_set(path: Path, width: int) -> SampleSet | None:
     )
 
 
+def _relocated(run: RunConfig, run_dir: Path) -> RunConfig:
+    """The run's paths inside `run_dir` when its size folder is there (`ladder run` lays sizes out
+    as <dir>/c<width>/), so a run directory that was moved or copied still reports its own files."""
+    root = run_dir / f"c{run.width}"
+    if not root.is_dir() or Path(run.paths.root) == root:
+        return run
+    paths = run.paths.model_copy(update={
+        "root": str(root), "checkpoints": str(root / "checkpoints"), "metrics": str(root / "metrics.jsonl"),
+        "results": str(root / "results.json"), "samples": str(root / "samples"),
+    })
+    return run.model_copy(update={"paths": paths})
+
+
 def load(out_dir: str | Path) -> ReportData:
     d = Path(out_dir)
     status_path = d / STATUS_FILE
@@ -140,6 +153,7 @@ def load(out_dir: str | Path) -> ReportData:
     )
     if not runs:
         raise UserError(f"{d / CONFIG_DIR} holds no run configs; was {d} written by `ladder run`?")
+    runs = [_relocated(run, d) for run in runs]
     merged: dict[str, Result] = {r.id: r for r in status.results}
     metrics: dict[int, list[dict]] = {}
     samples: list[SampleSet] = []

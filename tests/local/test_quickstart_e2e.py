@@ -4,7 +4,6 @@ contents, `ladder status`, and that running again does nothing twice."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -20,14 +19,7 @@ from tests.local.test_status_build import crd_status_schema
 ROOT = Path(__file__).resolve().parents[2]
 LADDER = [sys.executable, "-m", "ladder_cli.main"]
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(
-        importlib.util.find_spec("ladder_trainer.__main__") is None
-        or importlib.util.find_spec("ladder_evaluator.__main__") is None,
-        reason="the trainer and evaluator entry points are not in this checkout yet",
-    ),
-]
+pytestmark = pytest.mark.slow
 
 
 def small_quickstart(tmp_path: Path) -> Path:

@@ -61,8 +61,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise UserError(f"-j/--parallel must be at least 1, got {args.parallel}")
     out_dir = run_directory(exp, args.output)
     view = PlainView() if args.plain else default_view()
-    print(f"ladder run: {exp.metadata.name} -> {out_dir}", flush=True)
     runner = LocalRunner(exp, out_dir, view=view, max_parallel=args.parallel, force_eval=args.force_eval)
+    print(f"ladder run: {exp.metadata.name} -> {out_dir} ({len(runner.plan.runs)} sizes, "
+          f"{runner.max_parallel} task(s) at a time)", flush=True)
     outcome = runner.run()
     print()
     print(render_status(exp.metadata.name, outcome.status, _expected(out_dir)))

@@ -85,7 +85,8 @@ class LocalRunner:
         self.out_dir = out_dir
         self.view = view or NullView()
         self.python = python
-        self.max_parallel = max_parallel or exp.spec.local.max_parallel
+        # -j is taken as given; the spec's maxParallel is capped by the cores this machine has
+        self.max_parallel = max_parallel or min(exp.spec.local.max_parallel, os.cpu_count() or 1)
         self.force_eval = force_eval
         self.poll_s = poll_s
         self.stop_grace_s = stop_grace_s

@@ -49,7 +49,7 @@ def peak_flops_per_device(device=None) -> float:
     for prefix, peak in PEAK_FLOPS.items():
         if kind.startswith(prefix):
             return peak
-    return matmul_flops_per_s()
+    return matmul_flops_per_s(1024, repeats=3)
 
 
 def train_flops_per_example(gflops_per_forward: float) -> float:

@@ -23,10 +23,11 @@ lint: setup
 test: lint
 	$(BIN)/python -m pytest
 
+# The whole study: 3 sizes trained, evaluated over the grid, then the report.
+# Ctrl-C, then run it again: it resumes from checkpoints and skips recorded measurements.
 quickstart: setup
-	$(BIN)/ladder validate examples/quickstart.yaml
-	$(BIN)/ladder render examples/quickstart.yaml > /dev/null
-	@echo "quickstart: validated and rendered examples/quickstart.yaml (the local runner is not built yet)"
+	$(BIN)/ladder run examples/quickstart.yaml
+	@echo "report: $(CURDIR)/ladder-runs/quickstart/report.html (and report.md)"
 
 crd: setup
 	$(BIN)/ladder crd > charts/ladder/crds/scalingexperiments.ladder.dev.yaml

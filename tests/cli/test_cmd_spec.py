@@ -14,7 +14,7 @@ from ladder_api.plan import RunConfig
 from ladder_cli.main import main
 from tests.conftest import EXAMPLES, REPO_ROOT
 
-QUICKSTART = str(EXAMPLES / "quickstart.yaml")
+QUICKSTART = str(REPO_ROOT / "tests" / "cli" / "tiny-experiment.yaml")
 PAPER = str(EXAMPLES / "paper-v5e.yaml")
 
 

@@ -110,7 +110,9 @@ def api_client_from_environment():
         k8s_config.load_incluster_config()
         return k8s.ApiClient()
     try:
-        return k8s_config.new_client_from_config()
+        # Pass KUBECONFIG explicitly: the client reads it once, when kubernetes.config is first
+        # imported, so a later change of the variable would otherwise be ignored.
+        return k8s_config.new_client_from_config(config_file=os.environ.get("KUBECONFIG") or None)
     except k8s_config.ConfigException as err:
         raise UserError(
             f"--status cluster needs a cluster: no in-cluster config and no kubeconfig ({err})"

@@ -119,6 +119,19 @@ class Cluster:
         assert code == 201, body
         return body
 
+    def edit(self, name: str, attempts: int = 20, **changes) -> dict:
+        """Change the spec the way `kubectl edit` does: read, change, PUT with the resourceVersion
+        read, and start again on 409 (the operator may have written the object in between)."""
+        for _ in range(attempts):
+            live = self.experiment(name)
+            code, body = self.http.put(
+                f"{SX}/namespaces/{self.ns}/scalingexperiments/{name}", with_changes(live, **changes)
+            )
+            if code != 409:
+                assert code == 200, body
+                return body
+        raise AssertionError(f"{attempts} conflicting writes in a row while editing {name}")
+
     # --- reads ---------------------------------------------------------------------------------
 
     def experiment(self, name: str) -> dict:

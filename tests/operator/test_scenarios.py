@@ -206,12 +206,7 @@ def test_recipe_edit_is_refused_and_new_sizes_extend(operator_process, cluster):
     cluster.create(exp)
     wait_for("c32", lambda: _started(cluster, name) == {f"{name}-c32"})
     before = cluster.jobsets(name)[f"{name}-c32"]
-    live = cluster.experiment(name)
-    code, _ = cluster.http.put(
-        f"{SX}/namespaces/{cluster.ns}/scalingexperiments/{name}",
-        with_changes(live, **{"training.learningRate": 0.004}),
-    )
-    assert code == 200
+    cluster.edit(name, **{"training.learningRate": 0.004})
     wait_for("refusal", lambda: cluster.condition(name, "Degraded").get("reason") == "SpecChangeRefused")
     message = cluster.condition(name, "Degraded")["message"]
     assert "spec.training.learningRate" in message and "0.002" in message and "0.004" in message
@@ -224,17 +219,14 @@ def test_recipe_edit_is_refused_and_new_sizes_extend(operator_process, cluster):
     assert f"{name}-c64" not in cluster.jobsets(name), "nothing starts on a refused spec"
     assert cluster.events("SpecChangeRefused")
     # Revert, and extend: a new width and a new sampling step count.
-    live = cluster.experiment(name)
-    fixed = with_changes(
-        live,
+    cluster.edit(
+        name,
         **{
             "training.learningRate": 0.002,
             "ladder.widths": [32, 64, 96, 128],
             "evaluation.steps": [4, 8, 16, 32],
         },
     )
-    code, body = cluster.http.put(f"{SX}/namespaces/{cluster.ns}/scalingexperiments/{name}", fixed)
-    assert code == 200, body
     wait_for("refusal cleared", lambda: cluster.condition(name, "Degraded").get("status") == "False")
     wait_for("c64 starts", lambda: f"{name}-c64" in cluster.jobsets(name))
     wait_for("4 sizes", lambda: sorted(cluster.sizes(name)) == [32, 64, 96, 128])

@@ -63,7 +63,8 @@ class ClusterReporter:
             try:
                 config.load_incluster_config()
             except config.ConfigException:
-                config.load_kube_config()
+                # KUBECONFIG is passed explicitly: the client reads it only once, at import.
+                config.load_kube_config(config_file=os.environ.get("KUBECONFIG") or None)
             api = client.CustomObjectsApi()
         self.api, self.name, self.namespace, self.width = api, name, namespace, width
 

@@ -53,6 +53,13 @@ QUICKSTART_LIKE = {
 JAX_CACHE = os.path.join(tempfile.gettempdir(), f"ladder-test-jax-cache-{os.getuid()}")
 
 
+def pytest_configure(config):
+    import jax
+
+    jax.config.update("jax_compilation_cache_dir", JAX_CACHE)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+
+
 def make_run(tmp_path=None, ladder=None, **training) -> RunConfig:
     import copy
 

@@ -167,7 +167,8 @@ def plan_for(spec, width: int, slice_type: str | None = None, num_slices: int | 
              global_batch: int | None = None) -> MemoryPlan:
     """The plan of one width of a ScalingExperimentSpec on its slice (or the one given)."""
     req = spec.resources.slice_for(width)
-    return plan_for_parts(spec.ladder, spec.training, width, slice_type or req.slice_type,
+    # The width's own sharding (a slice rule may set FSDP for the large sizes).
+    return plan_for_parts(spec.ladder, spec.training_for(width), width, slice_type or req.slice_type,
                           num_slices or (req.num_slices if slice_type is None else 1), global_batch)
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from ladder_api.crd import crd_yaml
 from ladder_api.errors import SpecError
 from ladder_api.loading import load_experiment
+from ladder_api.memory import memory_problems
 from ladder_api.plan import Plan, expand
 from ladder_operator import render as rendering
 
@@ -92,7 +93,13 @@ def summary_line(plan: Plan) -> str:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    print(summary_line(_plan(args.file)))
+    """Schema first, then whether each size fits its TPU slice's memory (the analytic plan of
+    ladder_api.memory): a size that cannot fit is refused here rather than OOM on a slice."""
+    plan = _plan(args.file)
+    problems = memory_problems(load_experiment(args.file).spec)
+    if problems:
+        raise SpecError(args.file, [f"spec.{p}" for p in problems])
+    print(summary_line(plan))
     return 0
 
 

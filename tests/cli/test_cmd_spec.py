@@ -124,3 +124,28 @@ def test_subprocess_render_is_byte_identical_and_errors_have_no_traceback(tmp_pa
     bad = ladder("validate", write(tmp_path, GOOD.replace("[64, 96]", "[64, 90]")))
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
     assert bad.stderr.count("\n") == 1 and "spec.ladder.widths" in bad.stderr
+
+
+def test_validate_refuses_a_size_its_slice_cannot_hold(tmp_path, capsys):
+    """The analytic memory plan runs in `ladder validate`: the message names the size, the
+    estimate per chip and the smallest slice that would hold it."""
+    spec = GOOD.replace(
+        "ladder: {widths: [64, 96]}",
+        "ladder: {widths: [64, 320]}\n  training: {globalBatch: 256}\n"
+        "  resources: {slices: [{sliceType: v5litepod-16}]}",
+    )
+    code, out, err = run_main(capsys, "validate", write(tmp_path, spec))
+    assert code == 2 and out == ""
+    (line,) = err.splitlines()
+    assert "spec.ladder.widths: width 320 needs about" in line and "GiB per chip on v5litepod-16" in line
+    assert "the smallest slice that fits is" in line
+
+
+def test_validate_accepts_the_same_sizes_on_a_slice_that_holds_them(tmp_path, capsys):
+    spec = GOOD.replace(
+        "ladder: {widths: [64, 96]}",
+        "ladder: {widths: [64, 320]}\n  training: {globalBatch: 256}\n"
+        "  resources: {slices: [{sliceType: v5p-64}]}",
+    )
+    code, out, _ = run_main(capsys, "validate", write(tmp_path, spec))
+    assert code == 0 and out.startswith("OK default/small: 2 sizes")

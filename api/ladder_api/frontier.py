@@ -158,3 +158,19 @@ def summarize(
     summary.frontier = frontier(chosen, budgets, cost)
     summary.pareto = pareto(chosen, cost)
     return summary
+
+
+def frontier_rows(summary: Summary) -> list[list[str]]:
+    """The frontier as table rows (budget, size, sampler, steps, guidance, cost, FID), with
+    consecutive budgets that pick the same setting merged into one row. `ladder status` and the
+    report both print it, so they always agree."""
+    rows: list[list[str]] = []
+    last = None
+    for p in summary.frontier:
+        key = (p.width, p.sampler, p.steps, p.guidance)
+        if key == last:
+            continue
+        last = key
+        rows.append([f"{p.budget:.4g}", f"c{p.width}", p.sampler, str(p.steps), f"{p.guidance:g}",
+                     f"{p.cost:.4g}", f"{p.fid:.3f}"])
+    return rows

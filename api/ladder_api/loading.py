@@ -7,7 +7,8 @@ from pathlib import Path
 import yaml
 from pydantic import ValidationError
 
-from ladder_api.errors import SpecError, describe
+from ladder_api.errors import SpecError, UserError, describe
+from ladder_api.plan import RunConfig
 from ladder_api.spec import ScalingExperiment
 
 
@@ -52,3 +53,15 @@ def load_experiment(path: str | Path) -> ScalingExperiment:
             str(path), [f"expected exactly one ScalingExperiment document, found {len(exps)} of {len(docs)}"]
         )
     return parse_experiment(exps[0], str(path))
+
+
+def load_run_config(path: str) -> RunConfig:
+    """Read the RunConfig JSON a pod gets (`--config`), the file `ladder plan -o` writes."""
+    try:
+        text = Path(path).read_text()
+    except OSError as err:
+        raise UserError(f"--config {path}: cannot read ({err.strerror or err})") from None
+    try:
+        return RunConfig.model_validate_json(text)
+    except ValidationError as err:
+        raise SpecError(path, describe(err)) from None

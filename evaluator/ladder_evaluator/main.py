@@ -14,28 +14,15 @@ import argparse
 import logging
 import os
 import sys
-from pathlib import Path
-
-from pydantic import ValidationError
 
 from ladder_api import exitcodes
-from ladder_api.errors import SpecError, UserError, describe
+from ladder_api.errors import SpecError, UserError
+from ladder_api.loading import load_run_config
 from ladder_api.plan import RunConfig
 from ladder_evaluator.evaluate import Progress, evaluate
 from ladder_evaluator.results import FileStore, ResultStore
 
 log = logging.getLogger("ladder_evaluator")
-
-
-def load_run_config(path: str) -> RunConfig:
-    try:
-        text = Path(path).read_text()
-    except OSError as err:
-        raise UserError(f"--config {path}: cannot read ({err.strerror or err})") from None
-    try:
-        return RunConfig.model_validate_json(text)
-    except ValidationError as err:
-        raise SpecError(path, describe(err)) from None
 
 
 def make_store(run: RunConfig, mode: str, results_file: str | None) -> ResultStore:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from ladder_api.frontier import best_over_guidance, fid_results, pick_fid_metric, summarize
+from ladder_api.frontier import best_over_guidance, fid_results, frontier_rows, pick_fid_metric, summarize
 from ladder_api.ladder import format_params
 from ladder_api.plan import RunConfig
 from ladder_api.status import Result, Summary
@@ -107,14 +107,7 @@ def summary_with_guidance_cost(results: Sequence[Result], sizes_total: int) -> S
 
 
 def frontier_table(summary: Summary, *, with_guidance: bool = False) -> Table:
-    rows, last = [], None
-    for p in summary.frontier:
-        key = (p.width, p.sampler, p.steps, p.guidance)
-        if key == last:
-            continue
-        last = key
-        rows.append([f"{p.budget:.4g}", f"c{p.width}", p.sampler, str(p.steps), f"{p.guidance:g}",
-                     f"{p.cost:.4g}", f"{p.fid:.3f}"])
+    rows = frontier_rows(summary)
     metric = summary.fid_metric or "fid"
     if with_guidance:
         return Table(

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from ladder_api.status import ScalingExperimentStatus, SizeStatus, Summary
+from ladder_api.frontier import frontier_rows
+from ladder_api.status import ScalingExperimentStatus, SizeStatus
 
 DASH = "-"
 
@@ -81,20 +82,6 @@ def size_rows(
 
 
 FRONTIER_HEADERS = ("BUDGET", "WIDTH", "SAMPLER", "STEPS", "GUIDANCE", "COST", "FID")
-
-
-def frontier_rows(summary: Summary) -> list[list[str]]:
-    """The frontier with consecutive budgets that pick the same setting merged into one row."""
-    rows: list[list[str]] = []
-    last = None
-    for p in summary.frontier:
-        key = (p.width, p.sampler, p.steps, p.guidance)
-        if key == last:
-            continue
-        last = key
-        rows.append([f"{p.budget:.4g}", f"c{p.width}", p.sampler, str(p.steps), f"{p.guidance:g}",
-                     f"{p.cost:.4g}", f"{p.fid:.3f}"])
-    return rows
 
 
 def render_status(

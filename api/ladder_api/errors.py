@@ -52,3 +52,15 @@ class UserError(Exception):
     Entry points print the message, exit non-zero and show no traceback. The message must name
     the field or path at fault and say what to do.
     """
+
+
+def print_user_error(err: SpecError | UserError) -> None:
+    """The one way every entry point (the CLI, the trainer, the evaluator) shows a user error:
+    one line per problem on stderr, no traceback. Callers then exit with exitcodes.USER_ERROR."""
+    import sys
+
+    if isinstance(err, SpecError):
+        for problem in err.problems:
+            print(f"{err.source}: {problem}", file=sys.stderr)
+    else:
+        print(f"error: {err}", file=sys.stderr)

@@ -13,10 +13,9 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import sys
 
 from ladder_api import exitcodes
-from ladder_api.errors import SpecError, UserError
+from ladder_api.errors import SpecError, UserError, print_user_error
 from ladder_api.loading import load_run_config
 from ladder_api.plan import RunConfig
 from ladder_evaluator.evaluate import Progress, evaluate
@@ -93,10 +92,6 @@ def main(argv: list[str] | None = None) -> int:
                            progress=RichProgress(enabled=not args.no_progress))
         log.info("c%d: %d results written", run.width, len(written))
         return exitcodes.OK
-    except SpecError as err:
-        for problem in err.problems:
-            print(f"{err.source}: {problem}", file=sys.stderr)
-        return exitcodes.USER_ERROR
-    except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
+    except (SpecError, UserError) as err:
+        print_user_error(err)
         return exitcodes.USER_ERROR

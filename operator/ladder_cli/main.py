@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ladder_api.errors import SpecError, UserError
+from ladder_api.errors import SpecError, UserError, print_user_error
 from ladder_cli import cmd_local, cmd_operator, cmd_sizes, cmd_spec
 
 EXIT_USER_ERROR = 2
@@ -31,12 +31,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except SpecError as err:
-        for problem in err.problems:
-            print(f"{err.source}: {problem}", file=sys.stderr)
-        return EXIT_USER_ERROR
-    except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
+    except (SpecError, UserError) as err:
+        print_user_error(err)
         return EXIT_USER_ERROR
     except BrokenPipeError:
         return 0

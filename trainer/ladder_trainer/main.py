@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 from ladder_api import exitcodes
-from ladder_api.errors import SpecError, UserError
+from ladder_api.errors import SpecError, UserError, print_user_error
 from ladder_api.loading import load_run_config
 from ladder_api.plan import RunConfig
 
@@ -250,10 +250,6 @@ def main(argv: list[str] | None = None) -> int:
     try:
         run = load_run_config(args.config)
         return train(run, stop, args.status, args.max_steps)
-    except SpecError as err:
-        for problem in err.problems:
-            print(f"{err.source}: {problem}", file=sys.stderr)
-        return exitcodes.USER_ERROR
-    except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
+    except (SpecError, UserError) as err:
+        print_user_error(err)
         return exitcodes.USER_ERROR

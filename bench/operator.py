@@ -27,7 +27,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.apiserver.fixture import free_port  # noqa: E402
+from ladder_testing.apiserver.fixture import free_port  # noqa: E402
 from tests.operator.harness import Cluster, load_example, results_for, tiny, wait_for  # noqa: E402
 
 OPERATOR_CLIENTS = ("kopf", "ladder-operator")
@@ -131,7 +131,7 @@ def main() -> int:
     kubeconfig = work / "kubeconfig"
     py = sys.executable
     server = subprocess.Popen(
-        [py, "-m", "tests.apiserver", "--port", str(port), "--kubeconfig", str(kubeconfig)],
+        [py, "-m", "ladder_testing.apiserver", "--port", str(port), "--kubeconfig", str(kubeconfig)],
         cwd=REPO,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -143,8 +143,8 @@ def test_bad_config_exits_2(tmp_path, capsys):
 def test_in_a_cluster_results_go_to_the_experiment_status(trained, tmp_path, monkeypatch):
     """--status cluster: the same evaluation lands in status.results on the local API server,
     applied by this size's field manager; a re-run skips what the status already holds."""
-    from tests.apiserver.client import Http
-    from tests.apiserver.fixture import running_apiserver
+    from ladder_testing.apiserver.client import Http
+    from ladder_testing.apiserver.fixture import running_apiserver
 
     _, run = trained
     one = run.model_copy(update={"evaluation": run.evaluation.model_copy(

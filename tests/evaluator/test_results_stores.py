@@ -46,7 +46,7 @@ def test_file_store_is_atomic_and_never_duplicates(tmp_path):
 
 @pytest.fixture(scope="module")
 def api(tmp_path_factory):
-    from tests.apiserver.fixture import running_apiserver
+    from ladder_testing.apiserver.fixture import running_apiserver
 
     with running_apiserver(tmp_path_factory.mktemp("apiserver")) as server:
         yield server
@@ -56,7 +56,7 @@ def api(tmp_path_factory):
 def experiment(api):
     import uuid
 
-    from tests.apiserver.client import Http
+    from ladder_testing.apiserver.client import Http
 
     name = f"sx-{uuid.uuid4().hex[:8]}"
     code, _ = Http(api.url).post(
@@ -75,7 +75,7 @@ def _client(api):
 
 
 def _status_results(api, name) -> list[dict]:
-    from tests.apiserver.client import Http
+    from ladder_testing.apiserver.client import Http
 
     code, obj = Http(api.url).get(f"/apis/ladder.dev/v1alpha1/namespaces/default/scalingexperiments/{name}")
     assert code == 200
@@ -120,7 +120,7 @@ def test_sixteen_concurrent_evaluators_lose_nothing_and_duplicate_nothing(api, e
 def test_the_server_would_catch_a_lost_update(api, experiment):
     """Control: the write style the SSA writer avoids really loses entries on this server, and a
     stale resourceVersion really gets 409, so the test above could fail."""
-    from tests.apiserver.client import Http
+    from ladder_testing.apiserver.client import Http
 
     http = Http(api.url)
     path = f"/apis/ladder.dev/v1alpha1/namespaces/default/scalingexperiments/{experiment}/status"

@@ -8,9 +8,9 @@ import pytest
 
 from ladder_api.errors import UserError
 from ladder_api.plan import expand
-from ladder_operator.local.decisions import check_same_recipe, decide
-from ladder_operator.local.grid import expected_ids, metric_keys
-from ladder_operator.local.layout import localize, run_directory
+from ladder_local.decisions import check_same_recipe, decide
+from ladder_local.grid import expected_ids, metric_keys
+from ladder_local.layout import localize, run_directory
 from tests.local.conftest import tiny_experiment
 
 

@@ -12,8 +12,8 @@ import pytest
 
 from ladder_api.errors import UserError
 from ladder_api.status import ScalingExperimentStatus
-from ladder_operator.local.lock import RunLock, runner_alive
-from ladder_operator.local.runner import LocalRunner
+from ladder_local.lock import RunLock, runner_alive
+from ladder_local.runner import LocalRunner
 from tests.local.conftest import tiny_experiment
 
 DEADLINE_S = 60
@@ -146,7 +146,7 @@ def test_children_save_when_the_runner_is_killed(tmp_path, fake_python):
     script = (
         "import sys; from pathlib import Path\n"
         "from tests.local.conftest import tiny_experiment\n"
-        "from ladder_operator.local.runner import LocalRunner\n"
+        "from ladder_local.runner import LocalRunner\n"
         f"LocalRunner(tiny_experiment(widths=(8,)), Path({str(out)!r}), python={fake_python!r},\n"
         "            poll_s=0.05).run()\n"
     )

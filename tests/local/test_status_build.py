@@ -9,10 +9,10 @@ import pytest
 
 from ladder_api.plan import expand
 from ladder_api.status import Result, ScalingExperimentStatus, SizePhase
-from ladder_operator.local.layout import localize
-from ladder_operator.local.observe import SizeObservation
-from ladder_operator.local.status_build import SizeActivity, build_status, experiment_phase
-from ladder_operator.local.tables import render_status
+from ladder_local.layout import localize
+from ladder_local.observe import SizeObservation
+from ladder_local.status_build import SizeActivity, build_status, experiment_phase
+from ladder_local.tables import render_status
 from tests.local.conftest import tiny_experiment
 
 NOW = "2026-01-01T00:00:00Z"

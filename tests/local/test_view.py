@@ -9,10 +9,10 @@ from rich.console import Console
 
 from ladder_api.plan import expand
 from ladder_api.status import SizePhase
-from ladder_operator.local.layout import localize
-from ladder_operator.local.observe import SizeObservation
-from ladder_operator.local.status_build import SizeActivity, build_status
-from ladder_operator.local.view import PlainView, RichView, Snapshot
+from ladder_local.layout import localize
+from ladder_local.observe import SizeObservation
+from ladder_local.status_build import SizeActivity, build_status
+from ladder_local.view import PlainView, RichView, Snapshot
 from tests.local.conftest import tiny_experiment
 
 

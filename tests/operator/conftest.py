@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.apiserver.fixture import free_port, running_apiserver
+from ladder_testing.apiserver.fixture import free_port, running_apiserver
 from tests.operator.harness import Cluster, OperatorProcess, unique_ns
 
 

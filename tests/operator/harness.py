@@ -21,7 +21,7 @@ from pathlib import Path
 import yaml
 
 from ladder_api.status import result_id
-from tests.apiserver.client import Http
+from ladder_testing.apiserver.client import Http
 
 REPO = Path(__file__).resolve().parents[2]
 SX = "/apis/ladder.dev/v1alpha1"

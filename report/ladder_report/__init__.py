@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ladder_evaluator.report.load import load
-from ladder_evaluator.report.render import ReportPaths, write
+from ladder_report.load import load
+from ladder_report.render import ReportPaths, write
 
 __all__ = ["ReportPaths", "write_report"]
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from ladder_api.status import ScalingExperimentStatus
-from ladder_operator.local.tables import SIZE_HEADERS, experiment_row, size_rows
+from ladder_local.tables import SIZE_HEADERS, experiment_row, size_rows
 
 
 @dataclass

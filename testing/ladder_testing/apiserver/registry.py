@@ -15,7 +15,7 @@ from pathlib import Path
 
 import yaml
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 SCHEMA_DIRS = [
     Path(os.environ["LADDER_SHARED_SCHEMAS"]) if os.environ.get("LADDER_SHARED_SCHEMAS") else None,
     REPO.parent / "shared" / "schemas",

@@ -44,17 +44,17 @@ def register(sub) -> None:
 
 
 def _write_report(out_dir: Path) -> Path:
-    from ladder_evaluator.report import write_report  # lazy: matplotlib
+    from ladder_report import write_report  # lazy: matplotlib
 
     return write_report(out_dir).html
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from ladder_api.loading import load_experiment
-    from ladder_operator.local.layout import run_directory
-    from ladder_operator.local.runner import LocalRunner
-    from ladder_operator.local.tables import render_status
-    from ladder_operator.local.view import PlainView, default_view
+    from ladder_local.layout import run_directory
+    from ladder_local.runner import LocalRunner
+    from ladder_local.tables import render_status
+    from ladder_local.view import PlainView, default_view
 
     exp = load_experiment(args.file)
     if args.parallel is not None and args.parallel < 1:
@@ -80,7 +80,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _load_dir(path: str):
-    from ladder_operator.local.runner import read_status
+    from ladder_local.runner import read_status
 
     out_dir = Path(path)
     if not out_dir.is_dir():
@@ -93,18 +93,18 @@ def _load_dir(path: str):
 
 
 def _expected(out_dir: Path) -> dict[int, int]:
-    from ladder_operator.local.grid import expected_ids
-    from ladder_operator.local.observe import checkpoint_steps
-    from ladder_operator.local.runner import read_configs
+    from ladder_local.grid import expected_ids
+    from ladder_local.observe import checkpoint_steps
+    from ladder_local.runner import read_configs
 
     return {run.width: len(expected_ids(run, checkpoint_steps(run.paths.checkpoints) or [run.training.steps]))
             for run in read_configs(out_dir)}
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from ladder_operator.local.lock import runner_alive
-    from ladder_operator.local.runner import read_configs
-    from ladder_operator.local.tables import render_status
+    from ladder_local.lock import runner_alive
+    from ladder_local.runner import read_configs
+    from ladder_local.tables import render_status
 
     out_dir, status = _load_dir(args.dir)
     if args.json:
@@ -122,7 +122,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def _speeds(configs, status) -> dict[int, float | None]:
     """Examples/s of the sizes training now, from the last line of their metrics."""
-    from ladder_operator.local.observe import MetricsTail
+    from ladder_local.observe import MetricsTail
 
     training = {s.width for s in status.sizes if s.phase.value == "Training"}
     out: dict[int, float | None] = {}

@@ -14,7 +14,7 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 
-from tests.apiserver.client import Http
+from ladder_testing.apiserver.client import Http
 
 SX = ("ladder.dev", "v1alpha1", "scalingexperiments")
 JS = ("jobset.x-k8s.io", "v1alpha2", "jobsets")

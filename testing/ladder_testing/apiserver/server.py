@@ -15,9 +15,9 @@ from collections import Counter
 import yaml
 from aiohttp import web
 
-from tests.apiserver.registry import ResourceDef
-from tests.apiserver.selectors import SelectorError, parse_field_selector, parse_label_selector
-from tests.apiserver.store import ApiError, Store
+from ladder_testing.apiserver.registry import ResourceDef
+from ladder_testing.apiserver.selectors import SelectorError, parse_field_selector, parse_label_selector
+from ladder_testing.apiserver.store import ApiError, Store
 
 PATCH_TYPES = {
     "application/json-patch+json": "json",

@@ -22,8 +22,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from tests.apiserver import patches
-from tests.apiserver.registry import ResourceDef, builtin_resources, default_crds, resource_from_crd
+from ladder_testing.apiserver import patches
+from ladder_testing.apiserver.registry import ResourceDef, builtin_resources, default_crds, resource_from_crd
 
 Key = tuple[str, str]  # (namespace, name); namespace "" for cluster-scoped objects
 OwnerKey = tuple[str, str, str]  # (manager, operation, subresource)

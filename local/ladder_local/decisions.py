@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ladder_api.errors import UserError
 from ladder_api.plan import RunConfig
-from ladder_operator.local.grid import expected_ids
+from ladder_local.grid import expected_ids
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from ladder_api.status import FrontierPoint, Result  # noqa: E402
-from ladder_evaluator.report.labels import label  # noqa: E402
+from ladder_report.labels import label  # noqa: E402
 
 LINESTYLES = ("-", "--", ":", "-.")
 MARKERS = ("o", "s", "^", "D", "v")

@@ -1,4 +1,4 @@
-"""`python -m tests.apiserver --port N [--kubeconfig FILE]`: the local API server as a process
+"""`python -m ladder_testing.apiserver --port N [--kubeconfig FILE]`: the local API server as a process
 (the benchmark and manual runs use it; tests start it in a thread with fixture.py)."""
 
 from __future__ import annotations
@@ -8,13 +8,13 @@ from pathlib import Path
 
 from aiohttp import web
 
-from tests.apiserver.fixture import write_kubeconfig
-from tests.apiserver.server import ApiServer
-from tests.apiserver.store import Store
+from ladder_testing.apiserver.fixture import write_kubeconfig
+from ladder_testing.apiserver.server import ApiServer
+from ladder_testing.apiserver.store import Store
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m tests.apiserver")
+    parser = argparse.ArgumentParser(prog="python -m ladder_testing.apiserver")
     parser.add_argument("--port", type=int, default=8001)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--kubeconfig", type=Path, help="also write a kubeconfig pointing here")

@@ -18,7 +18,7 @@ from pathlib import Path
 import yaml
 from aiohttp import web
 
-from tests.apiserver.server import ApiServer
+from ladder_testing.apiserver.server import ApiServer
 
 
 def free_port() -> int:
@@ -80,7 +80,7 @@ class RunningApiServer:
 def running_apiserver(
     workdir: Path, port: int = 0, history: int = 20000, without_groups: tuple[str, ...] = ()
 ) -> Iterator[RunningApiServer]:
-    from tests.apiserver.store import Store
+    from ladder_testing.apiserver.store import Store
 
     started = threading.Event()
     holder: dict = {}

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import yaml
 
-from ladder_evaluator.report import analysis, plots
-from ladder_evaluator.report.analysis import Table
-from ladder_evaluator.report.labels import label
-from ladder_evaluator.report.load import ReportData
+from ladder_report import analysis, plots
+from ladder_report.analysis import Table
+from ladder_report.labels import label
+from ladder_report.load import ReportData
 
 FIGURES_DIR = "report_files"
 

@@ -13,7 +13,7 @@ from ladder_api.frontier import best_over_guidance, fid_results, frontier_rows, 
 from ladder_api.ladder import format_params
 from ladder_api.plan import RunConfig
 from ladder_api.status import Result, Summary
-from ladder_evaluator.report.labels import format_value, label
+from ladder_report.labels import format_value, label
 
 ADHERENCE = "adherence"
 CHANCE = 0.10

@@ -22,14 +22,14 @@ from ladder_api.exitcodes import OK, RESTARTABLE, USER_ERROR
 from ladder_api.plan import Plan, RunConfig, expand
 from ladder_api.spec import ScalingExperiment
 from ladder_api.status import ScalingExperimentStatus, SizePhase
-from ladder_operator.local import layout
-from ladder_operator.local.decisions import SizeDecision, check_same_recipe, decide
-from ladder_operator.local.grid import expected_ids
-from ladder_operator.local.lock import RunLock
-from ladder_operator.local.observe import SizeObservation, SizeWatcher, write_json_atomic
-from ladder_operator.local.processes import EVALUATE, TRAIN, Child, Task, evaluate_task, log_tail, train_task
-from ladder_operator.local.status_build import SizeActivity, build_status
-from ladder_operator.local.view import NullView, Snapshot, View
+from ladder_local import layout
+from ladder_local.decisions import SizeDecision, check_same_recipe, decide
+from ladder_local.grid import expected_ids
+from ladder_local.lock import RunLock
+from ladder_local.observe import SizeObservation, SizeWatcher, write_json_atomic
+from ladder_local.processes import EVALUATE, TRAIN, Child, Task, evaluate_task, log_tail, train_task
+from ladder_local.status_build import SizeActivity, build_status
+from ladder_local.view import NullView, Snapshot, View
 
 EXIT_FAILED = 1
 MAX_RESTARTS = 3

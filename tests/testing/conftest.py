@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.apiserver.fixture import running_apiserver
+from ladder_testing.apiserver.fixture import running_apiserver
 
 
 @pytest.fixture(scope="module")

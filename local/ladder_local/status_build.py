@@ -22,7 +22,7 @@ from ladder_api.status import (
     SizePhase,
     SizeStatus,
 )
-from ladder_operator.local.observe import SizeObservation
+from ladder_local.observe import SizeObservation
 
 LOCAL_IMAGES = {
     "trainer": "local: python -m ladder_trainer",

@@ -13,11 +13,11 @@ import pytest
 from ladder_api.frontier import sampling_cost
 from ladder_api.plan import expand
 from ladder_api.status import Result, result_id
-from ladder_evaluator.report import analysis, plots, write_report
-from ladder_evaluator.report.labels import label
-from ladder_evaluator.report.load import SampleSet
-from ladder_operator.local.layout import localize
-from ladder_operator.local.status_build import build_status
+from ladder_local.layout import localize
+from ladder_local.status_build import build_status
+from ladder_report import analysis, plots, write_report
+from ladder_report.labels import label
+from ladder_report.load import SampleSet
 from tests.local.conftest import tiny_experiment
 
 PNG = b"\x89PNG"

@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 
 from ladder_api.errors import UserError
-from ladder_operator.local.layout import LOCK_FILE
+from ladder_local.layout import LOCK_FILE
 
 
 class RunLock:

@@ -1,0 +1,2 @@
+"""Test infrastructure shared by tests/ and bench/: the local Kubernetes API server that stands in
+for kube-apiserver on machines where none can run (and that `kubectl` can be pointed at)."""

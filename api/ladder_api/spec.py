@@ -16,7 +16,7 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from ladder_api import API_VERSION, KIND
 from ladder_api.base import Model
-from ladder_api.ladder import PAPER_CONTEXT_DIM, UNetShape
+from ladder_api.ladder import PAPER_CONTEXT_DIM
 from ladder_api.tpu import SLICES
 
 DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -180,21 +180,6 @@ class LadderSpec(Model):
                         f"numHeads {heads}"
                     )
         return v
-
-    def shape(self, width: int) -> UNetShape:
-        """The U-Net shape for one width; the ladder module counts its parameters and FLOPs."""
-        return UNetShape(
-            base_channels=width,
-            context_dim=self.context_dim,
-            channel_mult=tuple(self.channel_mult),
-            num_res_blocks=self.num_res_blocks,
-            attention_levels=tuple(self.attention_levels),
-            num_heads=self.num_heads,
-            in_channels=self.latent_channels,
-            out_channels=self.latent_channels,
-            norm_groups=self.norm_groups,
-            transformer_depth=self.transformer_depth,
-        )
 
 
 # --- data ---------------------------------------------------------------------------------------

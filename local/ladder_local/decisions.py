@@ -14,6 +14,7 @@ from pathlib import Path
 
 from ladder_api.errors import UserError
 from ladder_api.plan import RunConfig
+from ladder_api.recipe import recipe_diff, recipe_from_config
 from ladder_local.grid import expected_ids
 
 
@@ -59,14 +60,18 @@ def decide(
     )
 
 
-def check_same_recipe(previous: RunConfig | None, run: RunConfig, has_checkpoints: bool, root: Path) -> None:
+def check_same_recipe(previous: dict | None, run: RunConfig, has_checkpoints: bool, root: Path) -> None:
     """Refuse to resume a size whose checkpoints were trained under another recipe: they would be
-    silently mixed with the new settings. Evaluation-only edits are fine (new grid points get
-    measured, recorded ones are kept)."""
-    if previous is None or not has_checkpoints or previous.recipe_hash == run.recipe_hash:
+    silently mixed with the new settings. The rule is ladder_api.recipe's, the operator's too:
+    evaluation, sharding and checkpoint-cadence edits are fine (recorded measurements are kept).
+    `previous` is the size's earlier RunConfig as JSON, whichever Ladder version wrote it."""
+    if previous is None or not has_checkpoints:
+        return
+    changed = recipe_diff(recipe_from_config(previous), run.recipe())
+    if not changed:
         return
     raise UserError(
-        f"size c{run.width} in {root} was trained with a different recipe (recipe hash "
-        f"{previous.recipe_hash}, the spec now gives {run.recipe_hash}: its ladder, data or training "
-        f"settings changed). Run into another directory with `-o DIR`, or delete {root} to retrain it."
+        f"size c{run.width} in {root} was trained with a different recipe: {'; '.join(changed)}. "
+        "These fields fix what a started size means: revert them, run into another directory "
+        f"with `-o DIR`, or delete {root} to retrain it."
     )

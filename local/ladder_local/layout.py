@@ -8,8 +8,10 @@ plus `logs/` for the subprocesses' output.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+from ladder_api.errors import UserError
 from ladder_api.plan import Plan, RunConfig, RunPaths
 from ladder_api.spec import ScalingExperiment
 
@@ -57,6 +59,22 @@ def localize(plan: Plan, out_dir: Path) -> Plan:
 
 def config_path(out_dir: Path, run: RunConfig) -> Path:
     return out_dir / CONFIG_DIR / f"{run.name}.json"
+
+
+def read_previous_config(path: Path) -> dict | None:
+    """The RunConfig an earlier `ladder run` wrote here (as JSON: any Ladder version), or None."""
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as err:
+        raise UserError(
+            f"{path}: cannot read the earlier run's config ({err.__class__.__name__}); restore it, or "
+            f"delete {path.parent.parent} to start the experiment over"
+        ) from None
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: not a run config (a JSON object); delete it to start this size over")
+    return data
 
 
 def log_path(run: RunConfig, task: str) -> Path:

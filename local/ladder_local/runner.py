@@ -110,7 +110,7 @@ class LocalRunner:
     def _write_configs(self) -> None:
         for run in self.plan.runs:
             path = layout.config_path(self.out_dir, run)
-            previous = RunConfig.model_validate_json(path.read_text()) if path.exists() else None
+            previous = layout.read_previous_config(path)
             has_ckpt = bool(SizeWatcher(run).observe().checkpoint_steps)
             check_same_recipe(previous, run, has_ckpt, Path(run.paths.root))
         for run in self.plan.runs:

@@ -26,6 +26,7 @@ from pydantic import ValidationError
 from ladder_api.errors import describe
 from ladder_api.frontier import summarize
 from ladder_api.plan import CODE_VERSION, Plan, expand, join_uri, short_hash
+from ladder_api.recipe import recipe_diff, recipe_section
 from ladder_api.spec import CheckpointRetention, ScalingExperiment
 from ladder_api.status import Result
 from ladder_operator import labels as lb
@@ -171,47 +172,32 @@ def evaluation_hash(plan: Plan, width: int) -> str:
     return short_hash(plan.run(width).evaluation.to_wire(exclude_none=False), 12)
 
 
-def recipe_source(exp: ScalingExperiment) -> dict:
-    """What fixes a trained model besides its width (the inputs of plan.recipe_hash)."""
-    spec = exp.spec
-    ladder = {k: v for k, v in spec.ladder.to_wire(exclude_none=False).items() if k != "widths"}
-    return {
-        "ladder": ladder,
-        "data": spec.data.to_wire(exclude_none=False),
-        "training": spec.training.to_wire(exclude_none=False),
-    }
-
-
-def _flatten(value, prefix: str = "") -> dict[str, object]:
-    if isinstance(value, dict):
-        out: dict[str, object] = {}
-        for k, v in value.items():
-            out.update(_flatten(v, f"{prefix}.{k}" if prefix else k))
-        return out
-    return {prefix: value}
-
-
-def recipe_diff(old: dict, new: dict) -> list[str]:
-    """Field paths (as the user writes them) whose value differs, with old -> new."""
-    a, b = _flatten(old), _flatten(new)
-    out = []
-    for key in sorted(set(a) | set(b)):
-        if a.get(key) != b.get(key):
-            out.append(f"spec.{key}: {json.dumps(a.get(key))} -> {json.dumps(b.get(key))}")
-    return out
-
-
 def read_state(raw: dict) -> dict:
     text = ((raw.get("metadata") or {}).get("annotations") or {}).get(STATE_ANNOTATION)
     try:
         state = json.loads(text) if text else {}
     except ValueError:
         state = {}
-    state.setdefault("recipe", None)
+    state["recipe"] = recorded_recipe(state.get("recipe"))
     state.setdefault("started", {})
     state.setdefault("evaluated", {})
     state.setdefault("shared", None)
     return state
+
+
+def recorded_recipe(value) -> dict | None:
+    """The recipe recorded in the state annotation, as ladder_api.recipe's flat paths. Operators
+    before the flat form recorded {"ladder": {...}, "data": {...}, "training": {...}} wire
+    sections, non-recipe fields (sharding, checkpoint cadence) included: those are dropped so an
+    upgrade compares like with like."""
+    if not isinstance(value, dict):
+        return None
+    if set(value) <= {"ladder", "data", "training"} and all(isinstance(v, dict) for v in value.values()):
+        flat: dict = {}
+        for section, wire in value.items():
+            flat.update(recipe_section(section, wire))
+        return dict(sorted(flat.items()))
+    return value
 
 
 def event_name(experiment: str, uid: str, generation: int | None, reason: str, message: str) -> str:
@@ -338,14 +324,18 @@ def reconcile(raw: dict, observed: Observed, now: str, defaults: SiteDefaults | 
     elif not retention_delete and FINALIZER in finalizers:
         actions.append(SetFinalizers(tuple(f for f in finalizers if f != FINALIZER)))
 
-    # Refuse edits that would change what a started size means.
-    recipe = recipe_source(exp)
+    # Refuse edits that would change what a started size means (ladder_api.recipe: the same rule
+    # as `ladder run`). The recorded recipe names the fields; without it (the annotation was
+    # lost) the started JobSets' recipe hashes still tell a change apart.
+    recipe = plan.runs[0].recipe()
     refused: list[str] = []
-    if state["started"] and state["recipe"] is not None and state["recipe"] != recipe:
+    if state["started"] and state["recipe"] is not None:
         refused = recipe_diff(state["recipe"], recipe)
-    for w, h in state["started"].items():
-        if int(w) in spec.ladder.widths and plan.run(int(w)).recipe_hash != h and not refused:
-            refused = [f"the recipe of size c{w} changed (recipe hash {h} -> {plan.run(int(w)).recipe_hash})"]
+    elif state["started"]:
+        for w, h in state["started"].items():
+            now_h = plan.run(int(w)).recipe_hash if int(w) in spec.ladder.widths else h
+            if now_h != h and not refused:
+                refused = [f"the recipe of size c{w} changed (recipe hash {h} -> {now_h})"]
 
     prev_sizes = {s.get("width"): s for s in current.get("sizes") or [] if isinstance(s, dict)}
     kueue = observed.workloads is not None

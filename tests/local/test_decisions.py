@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -62,13 +63,40 @@ def test_results_of_other_settings_do_not_count():
     assert d.evaluate and d.recorded == 0
 
 
+def _wire(run) -> dict:
+    return json.loads(run.config_json())
+
+
 def test_recipe_change_with_checkpoints_is_refused_with_a_way_out():
     old = _run()
     new = localize(expand(tiny_experiment(steps=8)), Path("/out")).runs[0]
-    check_same_recipe(old, new, has_checkpoints=False, root=Path("/out/c8"))  # nothing to protect
-    check_same_recipe(old, old, has_checkpoints=True, root=Path("/out/c8"))
-    with pytest.raises(UserError, match="different recipe.*-o DIR"):
-        check_same_recipe(old, new, has_checkpoints=True, root=Path("/out/c8"))
+    check_same_recipe(_wire(old), new, has_checkpoints=False, root=Path("/out/c8"))  # nothing to protect
+    check_same_recipe(_wire(old), old, has_checkpoints=True, root=Path("/out/c8"))
+    with pytest.raises(UserError, match=r"different recipe: spec.training.steps: 6 -> 8.*-o DIR"):
+        check_same_recipe(_wire(old), new, has_checkpoints=True, root=Path("/out/c8"))
+
+
+def test_sharding_edits_after_start_resume_as_the_operator_accepts_them():
+    """The operator's rule (tests/operator/test_reconcile.py) and this one are the same function."""
+    old = _run()
+    exp = tiny_experiment()
+    exp.spec.training.sharding.fsdp = 2
+    new = localize(expand(exp), Path("/out")).runs[0]
+    assert new.training.sharding.fsdp == 2
+    check_same_recipe(_wire(old), new, has_checkpoints=True, root=Path("/out/c8"))
+
+
+def test_a_config_written_by_an_older_version_is_compared_field_by_field():
+    """An older config lacks fields added since (their legacy values apply) and may carry
+    non-recipe fields that are gone: neither stops a resume."""
+    old = _wire(_run())
+    del old["training"]["logEverySteps"]
+    old["training"]["someRemovedKnob"] = {"x": 1}
+    old["training"]["sharding"]["fsdp"] = 4
+    with pytest.raises(UserError, match="someRemovedKnob"):
+        check_same_recipe(old, _run(), has_checkpoints=True, root=Path("/out/c8"))
+    del old["training"]["someRemovedKnob"]
+    check_same_recipe(old, _run(), has_checkpoints=True, root=Path("/out/c8"))
 
 
 def test_evaluation_edits_keep_the_recipe():

@@ -163,3 +163,16 @@ def test_children_save_when_the_runner_is_killed(tmp_path, fake_python):
     finally:
         if runner.poll() is None:
             runner.kill()
+
+
+def test_after_start_a_sharding_edit_resumes_and_a_recipe_edit_is_refused(tmp_path, fake_python):
+    exp, out, log = tiny_experiment(), tmp_path / "run", tmp_path / "calls.log"
+    assert _runner(exp, out, fake_python, log).run().exit_code == 0
+    sharded = exp.model_copy(deep=True)
+    sharded.spec.training.sharding.fsdp = 2
+    assert _runner(sharded, out, fake_python, log).run().exit_code == 0
+    assert len(_calls(log)) == 4, "nothing retrained: sharding is not the recipe"
+    faster = exp.model_copy(deep=True)
+    faster.spec.training.learning_rate = 0.5
+    with pytest.raises(UserError, match=r"spec.training.learningRate: 0.0001 -> 0.5"):
+        _runner(faster, out, fake_python, log).run()

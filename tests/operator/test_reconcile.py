@@ -211,6 +211,63 @@ def test_recipe_edits_are_refused_with_the_field_named():
     assert not any(isinstance(a, (Delete, SetSuspend)) for a in out.actions)
 
 
+def _started_with_slots(exp):
+    """Both first sizes started, as the operator recorded them."""
+    exp = after(exp, run_once(exp))
+    obs = Observed(
+        jobsets={"quickstart-c32": jobset("quickstart-c32"), "quickstart-c64": jobset("quickstart-c64")},
+        workloads={},
+    )
+    return exp, obs
+
+
+def _refused(out) -> bool:
+    degraded = next(c for c in out.status["conditions"] if c["type"] == "Degraded")
+    return degraded["reason"] == "SpecChangeRefused"
+
+
+def test_sharding_edits_after_start_are_accepted_as_ladder_run_accepts_them():
+    """Sharding says where the math runs, not what is trained (ladder_api.recipe); `ladder run`
+    applies the same rule (tests/local/test_decisions.py)."""
+    exp, obs = _started_with_slots(experiment())
+    exp["spec"]["training"]["sharding"] = {"fsdp": 2}
+    assert not _refused(run_once(exp, obs))
+    exp["spec"]["resources"] = {"slices": [{"sliceType": "v5litepod-16", "sharding": {"fsdp": 4}}]}
+    assert not _refused(run_once(exp, obs))
+    exp["spec"]["training"]["learningRate"] = 0.004
+    assert _refused(run_once(exp, obs))
+
+
+def test_a_recipe_recorded_by_an_older_operator_is_not_refused_after_an_upgrade():
+    """Operators before ladder_api.recipe recorded nested wire sections, non-recipe fields
+    included; the upgraded operator compares only the recipe fields."""
+    exp, obs = _started_with_slots(experiment())
+    state = json.loads(exp["metadata"]["annotations"][STATE_ANNOTATION])
+    old_style = {"ladder": {"contextDim": 32, "contextTokens": 4, "channelMult": [1, 2], "numResBlocks": 1,
+                            "attentionLevels": [1], "numHeads": 4, "transformerDepth": 1, "normGroups": 8,
+                            "latentChannels": 1, "latentSize": 8}}
+    flat = state["recipe"]
+    old_style["data"] = {}
+    old_style["training"] = {"sharding": {"data": -1, "fsdp": 1}, "logEverySteps": 50}
+    for key, value in flat.items():
+        section, _, rest = key.partition(".")
+        if section in ("data", "training"):
+            cur = old_style[section]
+            *parents, last = rest.split(".")
+            for p in parents:
+                cur = cur.setdefault(p, {})
+            cur[last] = value
+    state["recipe"] = old_style
+    exp["metadata"]["annotations"][STATE_ANNOTATION] = json.dumps(state)
+    assert not _refused(run_once(exp, obs))
+    old_style["training"]["learningRate"] = 0.001
+    exp["metadata"]["annotations"][STATE_ANNOTATION] = json.dumps(state)
+    out = run_once(exp, obs)
+    assert _refused(out)
+    degraded = next(c for c in out.status["conditions"] if c["type"] == "Degraded")
+    assert "spec.training.learningRate: 0.001 -> 0.002" in degraded["message"]
+
+
 def test_non_recipe_edits_are_accepted():
     exp = after(experiment(), run_once(experiment()))
     exp["spec"]["scheduling"] = {"maxConcurrent": 3}

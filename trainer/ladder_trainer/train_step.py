@@ -47,26 +47,9 @@ class StepConfig:
 def needs_remat(run) -> bool:
     """Rematerialise block internals only when the memory plan says the size would not fit its
     slice otherwise (ladder_api.memory, the same plan `ladder validate` checks)."""
-    from ladder_api.ladder import UNetShape
-    from ladder_api.memory import plan_memory
-    from ladder_api.tpu import SLICES
+    from ladder_api.memory import plan_for_run
 
-    m, t = run.model, run.training
-    shape = UNetShape(
-        base_channels=m.base_channels, context_dim=m.context_dim, channel_mult=tuple(m.channel_mult),
-        num_res_blocks=m.num_res_blocks, attention_levels=tuple(m.attention_levels), num_heads=m.num_heads,
-        in_channels=m.latent_channels, out_channels=m.latent_channels, norm_groups=m.norm_groups,
-        transformer_depth=m.transformer_depth,
-    )
-    st = SLICES[run.slice.slice_type]
-    chips = st.chips * run.slice.num_slices
-    plan = plan_memory(
-        shape, latent_size=m.latent_size, context_tokens=m.context_tokens,
-        per_chip_batch=-(-t.global_batch // chips), fsdp=min(t.sharding.fsdp, chips),
-        param_dtype=t.param_dtype, compute_dtype=t.compute_dtype, ema=t.ema.enabled,
-        hbm_bytes=st.hbm_bytes_per_chip,
-    )
-    return plan.remat
+    return plan_for_run(run).remat
 
 
 @struct.dataclass

@@ -1,8 +1,9 @@
 """The U-Net and the helpers that build it from a run's configuration.
 
 ``build_unet`` accepts a ``ladder_api.plan.ModelConfig`` (what a RunConfig carries) or a
-``ladder_api.ladder.UNetShape`` (what the analytic counter uses), so the same module is counted,
-trained and evaluated. ``param_count`` uses ``jax.eval_shape``: no parameter is allocated.
+``ladder_api.ladder.UNetShape`` (what the analytic counter uses); a ModelConfig becomes a shape
+through ``ModelConfig.shape()``, so the same module is counted, trained and evaluated.
+``param_count`` uses ``jax.eval_shape``: no parameter is allocated.
 """
 
 from __future__ import annotations
@@ -13,10 +14,12 @@ import math
 import jax
 import jax.numpy as jnp
 
+from ladder_api.ladder import UNetShape
 from ladder_trainer.models.unet import UNet, timestep_embedding
 
 __all__ = [
     "UNet", "build_unet", "dummy_inputs", "init_params", "make_apply", "param_count", "timestep_embedding",
+    "unet_shape",
 ]
 
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
@@ -28,25 +31,25 @@ def _dtype(value) -> jnp.dtype:
     return DTYPES[str(getattr(value, "value", value))]
 
 
-def _field(cfg, *names, default=None):
-    for n in names:
-        if hasattr(cfg, n):
-            return getattr(cfg, n)
-    return default
+def unet_shape(cfg) -> UNetShape:
+    """A RunConfig's ModelConfig maps to a U-Net through ModelConfig.shape() (ladder_api.plan),
+    the one mapping the analytic counters use too; a UNetShape is taken as it is."""
+    return cfg if isinstance(cfg, UNetShape) else cfg.shape()
 
 
 def build_unet(cfg, compute_dtype="float32", param_dtype="float32", remat: bool = False) -> UNet:
     """The Flax module for a ModelConfig or UNetShape, computing in compute_dtype (remat: recompute
     block internals in the backward pass; same parameters, same outputs)."""
+    shape = unet_shape(cfg)
     return UNet(
-        base_channels=cfg.base_channels,
-        channel_mult=tuple(cfg.channel_mult),
-        num_res_blocks=cfg.num_res_blocks,
-        attention_levels=tuple(cfg.attention_levels),
-        num_heads=cfg.num_heads,
-        transformer_depth=cfg.transformer_depth,
-        norm_groups=cfg.norm_groups,
-        out_channels=_field(cfg, "latent_channels", "out_channels", default=4),
+        base_channels=shape.base_channels,
+        channel_mult=tuple(shape.channel_mult),
+        num_res_blocks=shape.num_res_blocks,
+        attention_levels=tuple(shape.attention_levels),
+        num_heads=shape.num_heads,
+        transformer_depth=shape.transformer_depth,
+        norm_groups=shape.norm_groups,
+        out_channels=shape.out_channels,
         remat=remat,
         dtype=_dtype(compute_dtype),
         param_dtype=_dtype(param_dtype),
@@ -54,15 +57,15 @@ def build_unet(cfg, compute_dtype="float32", param_dtype="float32", remat: bool 
 
 
 def dummy_inputs(cfg, batch: int = 1, latent_size: int | None = None, context_tokens: int | None = None):
-    """Shape-only inputs (x, t, context) for init / eval_shape / lowering."""
-    size = latent_size or _field(cfg, "latent_size", default=8)
-    # A level halves the side each time: keep the smallest size that stays integral.
-    size = max(size, 2 ** (len(cfg.channel_mult) - 1))
-    tokens = context_tokens or _field(cfg, "context_tokens", default=1)
-    channels = _field(cfg, "latent_channels", "in_channels", default=4)
-    x = jax.ShapeDtypeStruct((batch, size, size, channels), jnp.float32)
+    """Shape-only inputs (x, t, context) for init / eval_shape / lowering; the latent size and
+    context length default to a ModelConfig's own (a UNetShape has none: the smallest valid)."""
+    shape = unet_shape(cfg)
+    smallest = 2 ** (len(shape.channel_mult) - 1)  # each level halves the side
+    size = max(latent_size or getattr(cfg, "latent_size", smallest), smallest)
+    tokens = context_tokens or getattr(cfg, "context_tokens", 1)
+    x = jax.ShapeDtypeStruct((batch, size, size, shape.in_channels), jnp.float32)
     t = jax.ShapeDtypeStruct((batch,), jnp.float32)
-    ctx = jax.ShapeDtypeStruct((batch, tokens, cfg.context_dim), jnp.float32)
+    ctx = jax.ShapeDtypeStruct((batch, tokens, shape.context_dim), jnp.float32)
     return x, t, ctx
 
 
@@ -108,33 +111,15 @@ def host_init(abstract, seed: int):
 
 
 def abstract_params(cfg, param_dtype="float32"):
-    """Parameter shapes and dtypes only, via eval_shape (allocation-free; cached per layout)."""
-    key = (
-        cfg.base_channels, cfg.context_dim, tuple(cfg.channel_mult), cfg.num_res_blocks,
-        tuple(cfg.attention_levels), cfg.num_heads, cfg.transformer_depth, cfg.norm_groups,
-        _field(cfg, "latent_channels", "in_channels", default=4),
-        str(getattr(param_dtype, "value", param_dtype)),
-    )
-    return _abstract_params(key, cfg, param_dtype)
+    """Parameter shapes and dtypes only, via eval_shape (allocation-free; cached per shape)."""
+    return _abstract_params(unet_shape(cfg), str(getattr(param_dtype, "value", param_dtype)))
 
 
 @functools.lru_cache(maxsize=64)
-def _abstract_params_cached(key):
-    cfg, param_dtype = _PENDING[key]
-    model = build_unet(cfg, param_dtype=param_dtype)
-    x, t, ctx = dummy_inputs(cfg, context_tokens=1, latent_size=2 ** (len(cfg.channel_mult) - 1))
+def _abstract_params(shape: UNetShape, param_dtype: str):
+    model = build_unet(shape, param_dtype=param_dtype)
+    x, t, ctx = dummy_inputs(shape, context_tokens=1)
     return jax.eval_shape(model.init, jax.random.key(0), x, t, ctx)["params"]
-
-
-_PENDING: dict = {}
-
-
-def _abstract_params(key, cfg, param_dtype):
-    _PENDING[key] = (cfg, param_dtype)
-    try:
-        return _abstract_params_cached(key)
-    finally:
-        _PENDING.pop(key, None)
 
 
 def param_count(cfg) -> int:

@@ -95,8 +95,9 @@ def summary_line(plan: Plan) -> str:
 def cmd_validate(args: argparse.Namespace) -> int:
     """Schema first, then whether each size fits its TPU slice's memory (the analytic plan of
     ladder_api.memory): a size that cannot fit is refused here rather than OOM on a slice."""
-    plan = _plan(args.file)
-    problems = memory_problems(load_experiment(args.file).spec)
+    exp = load_experiment(args.file)
+    plan = expand(exp)
+    problems = memory_problems(exp.spec)
     if problems:
         raise SpecError(args.file, [f"spec.{p}" for p in problems])
     print(summary_line(plan))

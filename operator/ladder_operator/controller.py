@@ -24,8 +24,8 @@ from datetime import UTC, datetime
 from ladder_api import API_VERSION, KIND
 from ladder_kube.aio import AsyncClient
 from ladder_kube.errors import ApiError
+from ladder_kube.ownership import STATUS_LIST_KEYS
 from ladder_kube.resources import EXPERIMENT, JOBSET, WORKLOAD, resource_path
-from ladder_kube.status import STATUS_LIST_KEYS
 from ladder_operator import labels as lb
 from ladder_operator import metrics
 from ladder_operator.defaults import SiteDefaults

@@ -2,10 +2,12 @@
 over the experiment's evaluation grid and record each measurement as a Result.
 
 Where results go: in a cluster (KUBERNETES_SERVICE_HOST set, or --status cluster) into the
-ScalingExperiment's status by server-side apply (see status_writer); otherwise into
+ScalingExperiment's status by server-side apply (see status_store); otherwise into
 run.paths.results (or --results-file), a JSON list merged by id. Ids already recorded are skipped
 unless --force. User errors (missing checkpoint, missing weights, reference statistics of the
-wrong dimension, bad config) print one message and exit 2, with no traceback.
+wrong dimension, bad config) print one message and exit 2, with no traceback. An API server
+that stays away longer than the status writes' retries exits RESTARTABLE (42): the JobSet
+restarts the evaluation, which skips what was already recorded.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from ladder_api.loading import load_run_config
 from ladder_api.plan import RunConfig
 from ladder_evaluator.evaluate import Progress, evaluate
 from ladder_evaluator.results import FileStore, ResultStore
+from ladder_kube.errors import ApiError
 
 log = logging.getLogger("ladder_evaluator")
 
@@ -27,10 +30,10 @@ log = logging.getLogger("ladder_evaluator")
 def make_store(run: RunConfig, mode: str, results_file: str | None) -> ResultStore:
     in_cluster = bool(os.environ.get("KUBERNETES_SERVICE_HOST"))
     if mode == "cluster" or (mode == "auto" and in_cluster and not results_file):
-        from ladder_evaluator.status_writer import StatusStore, api_client_from_environment
+        from ladder_evaluator import status_store
 
         exp = run.experiment
-        return StatusStore(api_client_from_environment(), exp.namespace, exp.name, run.width)
+        return status_store.from_environment(exp.namespace, exp.name, run.width)
     return FileStore(results_file or run.paths.results)
 
 
@@ -95,3 +98,9 @@ def main(argv: list[str] | None = None) -> int:
     except (SpecError, UserError) as err:
         print_user_error(err)
         return exitcodes.USER_ERROR
+    except ApiError as err:
+        if not err.transient:
+            raise
+        log.error("the Kubernetes API server stayed unreachable (%s); exiting %d to be restarted",
+                  err, exitcodes.RESTARTABLE)
+        return exitcodes.RESTARTABLE

@@ -2,7 +2,7 @@
 
 Both stores have the same shape (a list of Result wire dicts, keyed by `id`) and the same
 semantics: `existing()` tells the evaluator which measurements to skip, `write(results)` adds or
-replaces entries by id and never duplicates one. The cluster store is in `status_writer`.
+replaces entries by id and never duplicates one. The cluster store is in `status_store`.
 """
 
 from __future__ import annotations

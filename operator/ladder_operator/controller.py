@@ -21,13 +21,14 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-import aiohttp
-
 from ladder_api import API_VERSION, KIND
+from ladder_kube.aio import AsyncClient
+from ladder_kube.errors import ApiError
+from ladder_kube.ownership import STATUS_LIST_KEYS
+from ladder_kube.resources import EXPERIMENT, JOBSET, WORKLOAD, resource_path
 from ladder_operator import labels as lb
 from ladder_operator import metrics
 from ladder_operator.defaults import SiteDefaults
-from ladder_operator.kube import ApiError, Kube, resource_path
 from ladder_operator.reconcile import (
     FIELD_MANAGER,
     STATE_ANNOTATION,
@@ -49,8 +50,6 @@ from ladder_operator.storage import Missing, store_for
 log = logging.getLogger("ladder.operator")
 
 Key = tuple[str, str]
-EXPERIMENTS = ("ladder.dev/v1alpha1", "scalingexperiments")
-JOBSETS = ("jobset.x-k8s.io/v1alpha2", "jobsets")
 
 
 def _rv(obj: dict) -> int:
@@ -91,20 +90,18 @@ def _drop_none(value):
     return value
 
 
-_KEYS = {"conditions": "type", "sizes": "width"}
-
-
 def covers(current, desired, key: str | None = None) -> bool:
     """Whether the live value already holds everything the operator wants to apply."""
     if isinstance(desired, dict):
         if not isinstance(current, dict):
             return False
         return all(covers(current.get(k), v, k) for k, v in desired.items())
-    if isinstance(desired, list) and key in _KEYS:
+    if isinstance(desired, list) and key in STATUS_LIST_KEYS:
         if not isinstance(current, list):
             return False
-        by_key = {c.get(_KEYS[key]): c for c in current if isinstance(c, dict)}
-        return all(covers(by_key.get(d.get(_KEYS[key])), d) for d in desired)
+        keys = STATUS_LIST_KEYS[key]
+        by_key = {tuple(c.get(k) for k in keys): c for c in current if isinstance(c, dict)}
+        return all(covers(by_key.get(tuple(d.get(k) for k in keys)), d) for d in desired)
     return current == desired
 
 
@@ -115,7 +112,7 @@ def now_rfc3339() -> str:
 class Controller:
     def __init__(
         self,
-        kube: Kube,
+        kube: AsyncClient,
         *,
         namespaces: list[str] | None,
         kueue_version: str | None,
@@ -126,7 +123,7 @@ class Controller:
         self.kube = kube
         self.namespaces = namespaces or []
         self.kueue = kueue_version is not None
-        self.workloads_api = f"kueue.x-k8s.io/{kueue_version}"
+        self.workload = WORKLOAD.at(kueue_version or WORKLOAD.version)
         self.experiments: dict[Key, dict] = {}
         self.jobsets: dict[Key, dict[str, dict]] = {}  # (ns, experiment) -> name -> slim JobSet
         self.jobset_owner: dict[Key, str] = {}  # (ns, jobset) -> experiment
@@ -139,6 +136,7 @@ class Controller:
         self._sem = asyncio.Semaphore(concurrency)
         self._store_for = store_for
         self.defaults = defaults or SiteDefaults()
+        self.primed = False  # the caches hold the initial listing (readiness)
 
     # --- caches --------------------------------------------------------------------------------
 
@@ -146,19 +144,16 @@ class Controller:
         """One LIST per kind before watching, so the first reconciles see existing children."""
         scopes = self.namespaces or [None]
         for ns in scopes:
-            for obj in (await self.kube.list(resource_path(*EXPERIMENTS[:1], EXPERIMENTS[1], ns)))["items"]:
+            for obj in (await self.kube.list(EXPERIMENT.path(ns)))["items"]:
                 self.on_experiment("ADDED", obj, kick=False)
-            for obj in (await self.kube.list(resource_path(JOBSETS[0], JOBSETS[1], ns), lb.EXPERIMENT))[
-                "items"
-            ]:
+            for obj in (await self.kube.list(JOBSET.path(ns), lb.EXPERIMENT))["items"]:
                 self.on_jobset("ADDED", obj, kick=False)
             if self.kueue:
-                for obj in (await self.kube.list(resource_path(self.workloads_api, "workloads", ns)))[
-                    "items"
-                ]:
+                for obj in (await self.kube.list(self.workload.path(ns)))["items"]:
                     self.on_workload("ADDED", obj, kick=False)
         for key in list(self.experiments):
             self.kick(key)
+        self.primed = True
 
     def on_experiment(self, etype: str | None, obj: dict, kick: bool = True) -> None:
         meta = obj.get("metadata") or {}
@@ -234,7 +229,7 @@ class Controller:
                     await self.reconcile(key)
                     metrics.RECONCILES.labels(result="ok").inc()
                     self._retry.pop(key, None)
-                except (ApiError, aiohttp.ClientError, TimeoutError) as err:
+                except (ApiError, TimeoutError) as err:
                     metrics.RECONCILES.labels(result="error").inc()
                     delay = min(60.0, self._retry.get(key, 0.25) * 2)
                     self._retry[key] = delay
@@ -277,21 +272,15 @@ class Controller:
             return
         outcome = reconcile(raw, self.observed(key), now_rfc3339(), self.defaults)
         ns, name = key
-        exp_path = resource_path(EXPERIMENTS[0], EXPERIMENTS[1], ns, name)
+        exp_path = EXPERIMENT.path(ns, name)
         for action in outcome.actions:
             await self._execute(key, raw, exp_path, action)
         raw = self.experiments.get(key, raw)
         if outcome.status:
             desired = _drop_none(outcome.status)
             if not covers(raw.get("status") or {}, desired) or self.applied.get(key) not in (None, desired):
-                body = {
-                    "apiVersion": API_VERSION,
-                    "kind": KIND,
-                    "metadata": {"name": name, "namespace": ns},
-                    "status": desired,
-                }
                 try:
-                    updated = await self.kube.apply(body, manager=FIELD_MANAGER, sub="status")
+                    updated = await self.kube.apply_status(ns, name, desired, manager=FIELD_MANAGER)
                     metrics.WRITES.labels(action="status").inc()
                     self.on_experiment("MODIFIED", updated, kick=False)
                 except ApiError as err:
@@ -320,6 +309,7 @@ class Controller:
                         }
                     }
                 },
+                manager=FIELD_MANAGER,
             )
             metrics.WRITES.labels(action="state").inc()
             self.on_experiment("MODIFIED", updated, kick=False)
@@ -334,12 +324,16 @@ class Controller:
                 self.on_jobset("ADDED", created, kick=False)
         elif isinstance(action, SetSuspend):
             if action.kind == "jobset":
-                path = resource_path(JOBSETS[0], JOBSETS[1], ns, action.name)
-                updated = await self.kube.merge_patch(path, {"spec": {"suspend": action.suspend}})
+                path = JOBSET.path(ns, action.name)
+                updated = await self.kube.merge_patch(
+                    path, {"spec": {"suspend": action.suspend}}, manager=FIELD_MANAGER
+                )
                 self.on_jobset("MODIFIED", updated, kick=False)
             else:
-                path = resource_path(self.workloads_api, "workloads", ns, action.name)
-                updated = await self.kube.merge_patch(path, {"spec": {"active": not action.suspend}})
+                path = self.workload.path(ns, action.name)
+                updated = await self.kube.merge_patch(
+                    path, {"spec": {"active": not action.suspend}}, manager=FIELD_MANAGER
+                )
                 self.on_workload("MODIFIED", updated, kick=False)
             metrics.WRITES.labels(action="suspend").inc()
         elif isinstance(action, Delete):
@@ -357,7 +351,7 @@ class Controller:
                 {"op": "add", "path": "/metadata/finalizers", "value": list(action.finalizers)},
             ]
             try:
-                updated = await self.kube.json_patch(exp_path, ops)
+                updated = await self.kube.json_patch(exp_path, ops, manager=FIELD_MANAGER)
             except ApiError as err:
                 if err.status == 404:
                     return
@@ -370,7 +364,9 @@ class Controller:
             if updated.get("metadata"):
                 self.on_experiment("MODIFIED", updated, kick=False)
         elif isinstance(action, RemoveAnnotation):
-            updated = await self.kube.merge_patch(exp_path, {"metadata": {"annotations": {action.key: None}}})
+            updated = await self.kube.merge_patch(
+                exp_path, {"metadata": {"annotations": {action.key: None}}}, manager=FIELD_MANAGER
+            )
             metrics.WRITES.labels(action="annotation").inc()
             self.on_experiment("MODIFIED", updated, kick=False)
         elif isinstance(action, CleanupCheckpoints):

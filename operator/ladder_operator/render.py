@@ -44,10 +44,11 @@ from ladder_api import API_VERSION, KIND
 from ladder_api.exitcodes import RESTARTABLE, SIGNAL_RANGE
 from ladder_api.plan import Plan, RunConfig
 from ladder_api.tpu import SliceType, slice_type
+from ladder_kube.resources import EXPERIMENT, JOBSET
 from ladder_operator import labels as lb
 from ladder_operator import names
 
-JOBSET_API_VERSION = "jobset.x-k8s.io/v1alpha2"
+JOBSET_API_VERSION = JOBSET.api_version
 RUN_UID = 1000
 TPU_RUNTIME_PORT = 8471
 METRICS_PORT = 8080  # also the megascale coordinator port
@@ -108,14 +109,14 @@ def status_role(plan: Plan) -> dict:
         "metadata": _meta(plan, names.status_role(exp), lb.Component.rbac),
         "rules": [
             {
-                "apiGroups": ["ladder.dev"],
-                "resources": ["scalingexperiments"],
+                "apiGroups": [EXPERIMENT.group],
+                "resources": [EXPERIMENT.plural],
                 "resourceNames": [exp],
                 "verbs": ["get"],
             },
             {
-                "apiGroups": ["ladder.dev"],
-                "resources": ["scalingexperiments/status"],
+                "apiGroups": [EXPERIMENT.group],
+                "resources": [f"{EXPERIMENT.plural}/status"],
                 "resourceNames": [exp],
                 "verbs": ["get", "patch"],
             },

@@ -13,16 +13,18 @@ import asyncio
 import logging
 import threading
 
-import aiohttp
 import kopf
-from prometheus_client import start_http_server
 
-from ladder_api import GROUP, PLURAL, VERSION
 from ladder_api.errors import UserError
-from ladder_operator import defaults
+from ladder_api.plan import CODE_VERSION
+from ladder_kube.aio import AsyncClient
+from ladder_kube.client import Client
+from ladder_kube.credentials import Credentials, load_credentials
+from ladder_kube.errors import ApiError
+from ladder_kube.resources import EXPERIMENT, JOBSET, WORKLOAD
+from ladder_operator import defaults, health, metrics
 from ladder_operator import labels as lb
 from ladder_operator.controller import Controller
-from ladder_operator.kube import Credentials, Kube, load_credentials
 
 log = logging.getLogger("ladder.operator")
 
@@ -34,10 +36,11 @@ def build_registry(
 
     @kopf.on.login(registry=registry)
     def login(**_):
+        token = creds.token()  # re-read: kopf logs in again after a 401 (a rotated pod token)
         return kopf.ConnectionInfo(
             server=creds.server,
-            token=creds.token,
-            scheme="Bearer" if creds.token else None,
+            token=token,
+            scheme="Bearer" if token else None,
             ca_path=creds.ca_path,
             certificate_path=creds.cert_path,
             private_key_path=creds.key_path,
@@ -61,19 +64,19 @@ def build_registry(
     async def cleanup(**_):
         await controller_ref["controller"].close()
 
-    @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry)
+    @kopf.on.event(EXPERIMENT.group, EXPERIMENT.version, EXPERIMENT.plural, registry=registry)
     async def experiment_event(event, **_):
         controller_ref["controller"].on_experiment(event.get("type"), event["object"])
 
     @kopf.on.event(
-        "jobset.x-k8s.io", "v1alpha2", "jobsets", labels={lb.EXPERIMENT: kopf.PRESENT}, registry=registry
+        JOBSET.group, JOBSET.version, JOBSET.plural, labels={lb.EXPERIMENT: kopf.PRESENT}, registry=registry
     )
     async def jobset_event(event, **_):
         controller_ref["controller"].on_jobset(event.get("type"), event["object"])
 
     if kueue_version:
 
-        @kopf.on.event("kueue.x-k8s.io", kueue_version, "workloads", registry=registry)
+        @kopf.on.event(WORKLOAD.group, kueue_version, WORKLOAD.plural, registry=registry)
         async def workload_event(event, **_):
             controller_ref["controller"].on_workload(event.get("type"), event["object"])
 
@@ -86,15 +89,27 @@ async def run_async(
     kubeconfig: str | None = None,
     context: str | None = None,
     concurrency: int = 8,
+    metrics_port: int | None = None,
     stop: asyncio.Event | None = None,
 ) -> None:
     site_defaults = defaults.load()
     creds = load_credentials(kubeconfig, context)  # UserError when there are none
-    kube = Kube(creds)
+    # A thread per concurrent reconcile, plus a few for the cleanups and events beside them.
+    workers = concurrency + 4
+    client = Client(creds, user_agent=f"ladder-operator/{CODE_VERSION}", on_error=metrics.count_api_error,
+                    pool_size=workers)
+    kube = AsyncClient(client, workers=workers)
     try:
-        kueue_version = await kube.preferred_version("kueue.x-k8s.io")
-    except (aiohttp.ClientError, TimeoutError) as err:
+        kueue_version = await kube.preferred_version(WORKLOAD.group)
+    except ApiError as err:
         await kube.close()
+        if err.status in (401, 403):
+            raise UserError(
+                f"the Kubernetes API server at {creds.server} refused the credentials of {creds.source} "
+                f"({err}); log in again or choose another context (--context)"
+            ) from None
+        if not err.transient:
+            raise
         raise UserError(
             f"cannot reach the Kubernetes API server at {creds.server} ({err}); check the kubeconfig "
             "context (--context) or that the cluster is up"
@@ -109,13 +124,20 @@ async def run_async(
         defaults=site_defaults,
     )
     registry = build_registry({"controller": controller}, creds, kueue_version)
-    await kopf.operator(
-        registry=registry,
-        standalone=True,
-        namespaces=namespaces or [],
-        clusterwide=not namespaces,
-        stop_flag=stop,
-    )
+    endpoints = await health.serve(metrics_port, lambda: controller.primed) if metrics_port else None
+    if endpoints:
+        log.info("/healthz, /readyz and /metrics on :%d", metrics_port)
+    try:
+        await kopf.operator(
+            registry=registry,
+            standalone=True,
+            namespaces=namespaces or [],
+            clusterwide=not namespaces,
+            stop_flag=stop,
+        )
+    finally:
+        if endpoints:
+            await endpoints.cleanup()
 
 
 def run(
@@ -131,10 +153,7 @@ def run(
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     logging.getLogger("kopf").setLevel(logging.INFO if verbose else logging.WARNING)
-    if metrics_port:
-        start_http_server(metrics_port)
-        log.info("metrics on :%d/metrics", metrics_port)
     log.info("ladder operator starting (%s)", ", ".join(namespaces) if namespaces else "all namespaces")
     if threading.current_thread() is not threading.main_thread():
         raise RuntimeError("ladder operator must run in the main thread (signal handling)")
-    asyncio.run(run_async(namespaces, kubeconfig=kubeconfig, context=context))
+    asyncio.run(run_async(namespaces, kubeconfig=kubeconfig, context=context, metrics_port=metrics_port))

@@ -139,8 +139,9 @@ def test_operator_deployment_runs_one_replica_recreated(mode):
     assert container["command"] == ["ladder", "operator"]
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
     assert ports == {"metrics": 9090}
-    for probe in ("livenessProbe", "readinessProbe"):
-        assert container[probe]["httpGet"] == {"path": "/metrics", "port": "metrics"}
+    # Liveness asks the endpoint the operator's event loop answers itself (a stuck loop restarts).
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"}
     assert "--metrics-port=9090" in container["args"]
 
 

@@ -1,6 +1,6 @@
 """Result stores: the JSON file (atomic, merged by id) and the cluster status written with
-server-side apply by 16 concurrent writers against the local API server, which enforces
-resourceVersion conflicts and SSA list-map ownership (plain kmock never answers 409)."""
+server-side apply by 16 concurrent writers, and by a restarted pod beside the old one, against
+the local API server, which enforces resourceVersion conflicts and SSA list-map ownership."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ import pytest
 from ladder_api.frontier import sampling_cost
 from ladder_api.status import Result, result_id
 from ladder_evaluator.results import FileStore, merge
-from ladder_evaluator.status_writer import StatusStore, field_manager
+from ladder_evaluator.status_store import StatusStore, manager_base
+from ladder_kube.ownership import new_incarnation
 
 
 def res(width: int, i: int, value: float = 1.0) -> Result:
@@ -69,9 +70,10 @@ def experiment(api):
 
 
 def _client(api):
-    from kubernetes import config as k8s_config
+    from ladder_kube.client import Client
+    from ladder_kube.credentials import load_credentials
 
-    return k8s_config.new_client_from_config(config_file=str(api.kubeconfig))
+    return Client(load_credentials(str(api.kubeconfig)), user_agent="ladder-evaluator/test")
 
 
 def _status_results(api, name) -> list[dict]:
@@ -106,15 +108,39 @@ def test_sixteen_concurrent_evaluators_lose_nothing_and_duplicate_nothing(api, e
     assert len(ids) == len(set(ids)) == 16 * 6
     assert set(ids) == {res(w, i).id for w in widths for i in range(6)}
 
-    # A restarted pod of one size (a fresh writer, same manager) updates in place and keeps the
-    # entries its predecessor wrote, and nobody else's entries move.
+    # A restarted pod of one size (a fresh writer) updates in place and keeps the entries its
+    # predecessor wrote, and nobody else's entries move.
     again = StatusStore(_client(api), "default", experiment, 16)
     assert set(again.existing()) == set(ids)
     again.write([res(16, 0, value=42.0), res(16, 6)])
     after = {r["id"]: r for r in _status_results(api, experiment)}
     assert len(after) == 16 * 6 + 1
     assert after[res(16, 0).id]["value"] == 42.0 and res(16, 5).id in after
-    assert again.manager == field_manager(16) == "ladder-evaluator-c16"
+    assert again.manager.startswith(manager_base(16) + "-") and manager_base(16) == "ladder-evaluator-c16"
+
+
+def test_the_old_pod_writing_late_after_a_restart_loses_nothing(api, experiment):
+    """A JobSet restart: the new pod reads what exists and writes; the old pod, still in its grace
+    period, writes late; neither erases the other's entries (one field manager shared by both
+    did: each apply dropped what the other had written)."""
+    old = StatusStore(_client(api), "default", experiment, 16, incarnation=new_incarnation(now=1_800_000_000))
+    old.write([res(16, 0), res(16, 1)])
+    new = StatusStore(_client(api), "default", experiment, 16, incarnation=new_incarnation(now=1_800_000_300))
+    assert set(new.existing()) == {res(16, 0).id, res(16, 1).id}
+    new.write([res(16, 2)])
+    old.write([res(16, 3)])
+    new.write([res(16, 4)])
+    old.write([res(16, 5)])
+    assert {r["id"] for r in _status_results(api, experiment)} == {res(16, i).id for i in range(6)}
+
+
+def test_a_missing_experiment_is_a_user_error(api):
+    from ladder_api.errors import UserError
+
+    with pytest.raises(UserError, match="default/gone not found"):
+        StatusStore(_client(api), "default", "gone", 16).existing()
+    with pytest.raises(UserError, match="default/gone not found"):
+        StatusStore(_client(api), "default", "gone", 16).write([res(16, 0)])
 
 
 def test_the_server_would_catch_a_lost_update(api, experiment):

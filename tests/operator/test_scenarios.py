@@ -88,6 +88,19 @@ def test_quickstart_runs_to_the_frontier(operator_process, cluster):
     assert metrics["ladder_reconcile_duration_seconds_count"] > 0
 
 
+def test_the_operator_process_answers_its_probes(operator_process):
+    port = operator_process.extra[operator_process.extra.index("--metrics-port") + 1]
+
+    def answer(path: str) -> int:
+        try:
+            return urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10).status
+        except OSError:
+            return 0
+
+    wait_for("/readyz", lambda: answer("/readyz") == 200)
+    assert answer("/healthz") == 200
+
+
 def scrape(proc) -> dict[str, float]:
     port = proc.extra[proc.extra.index("--metrics-port") + 1]
     text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()

@@ -53,11 +53,14 @@ def perturbed(model, seed: int, scale: float = 0.1):
     return model.eval()
 
 
-def shapes_on_meta(cls, **config) -> dict[str, tuple[int, ...]]:
-    """The state dict's shapes of a full-size model, built on the meta device (nothing allocated)."""
+def on_meta(cls, **config):
+    """A full-size model built on the meta device: its config and state-dict shapes, no memory."""
     with torch.device("meta"):
-        model = cls(**config)
-    return {k: tuple(v.shape) for k, v in model.state_dict().items()}
+        return cls(**config)
+
+
+def shapes_on_meta(cls, **config) -> dict[str, tuple[int, ...]]:
+    return {k: tuple(v.shape) for k, v in on_meta(cls, **config).state_dict().items()}
 
 
 def state_dict(model) -> dict[str, np.ndarray]:

@@ -113,14 +113,15 @@ def unet_from_diffusers(cfg: dict, source: str) -> UNetShape:
         raise UserError(f"{source}: block_out_channels {widths} are not multiples of the first")
     n = len(widths)
     # diffusers reads attention_head_dim as the number of heads when num_attention_heads is unset.
-    heads = cfg.get("num_attention_heads") or cfg.get("attention_head_dim", 8)
+    heads_field = "num_attention_heads" if cfg.get("num_attention_heads") else "attention_head_dim"
+    heads = cfg.get(heads_field, 8)
     shape = UNetShape(
         base_channels=base,
         context_dim=int(cfg["cross_attention_dim"]),
         channel_mult=tuple(w // base for w in widths),
         num_res_blocks=_uniform(cfg.get("layers_per_block", 2), n, "layers_per_block", source),
         attention_levels=_attention_levels(cfg, n, source),
-        num_heads=_uniform(heads, n, "num_attention_heads", source),
+        num_heads=_uniform(heads, n, heads_field, source),
         in_channels=int(cfg.get("in_channels", 4)),
         out_channels=int(cfg.get("out_channels", 4)),
         norm_groups=int(cfg.get("norm_num_groups", 32)),

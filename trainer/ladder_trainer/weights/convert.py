@@ -79,7 +79,10 @@ def problems(found: Mapping[str, tuple[int, ...]], expected: Mapping[str, Slot])
         for k, s in expected.items() if k in found and not s.accepts(found[k])
     ]
     unexpected = [f"unexpected tensor {k} (shape {tuple(v)})" for k, v in found.items() if k not in expected]
-    lines = []
+    if not (missing or wrong or unexpected):
+        return []
+    lines = [f"{len(missing)} of the {len(expected)} expected tensors missing, {len(wrong)} with another "
+             f"shape, {len(unexpected)} unexpected:"]
     for kind in (missing, wrong, unexpected):
         lines += kind[:MAX_LINES_PER_KIND]
         if len(kind) > MAX_LINES_PER_KIND:

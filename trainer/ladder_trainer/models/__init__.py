@@ -3,6 +3,9 @@
 ``build_unet`` accepts a ``ladder_api.plan.ModelConfig`` (what a RunConfig carries) or a
 ``ladder_api.ladder.UNetShape`` (what the analytic counter uses), so the same module is counted,
 trained and evaluated. ``param_count`` uses ``jax.eval_shape``: no parameter is allocated.
+
+The SD autoencoder is ``ladder_trainer.models.autoencoder`` (its docstring lists the API); weights in
+diffusers' layout for both load through ``ladder_trainer.weights``.
 """
 
 from __future__ import annotations

@@ -32,7 +32,10 @@ class Slot:
 
     @property
     def torch_shape(self) -> tuple[int, ...]:
-        return to_torch(np.empty(self.shape, np.int8)).shape
+        s = self.shape
+        if len(s) == 4:
+            return (s[3], s[2], s[0], s[1])
+        return (s[1], s[0]) if len(s) == 2 else s
 
     def accepts(self, shape: tuple[int, ...]) -> bool:
         shape = tuple(shape)

@@ -89,3 +89,27 @@ def test_training_run_on_gcs(gcs, tmp_path):
     assert train(remote, status="off") == exitcodes.OK  # finished: resumes at 3, nothing to do
     assert checkpointing.list_steps(remote.paths.checkpoints) == [2, 3]
     assert path(remote.paths.metrics).read_text() == metrics
+
+
+def test_autoencoder_weights_on_gcs(gcs, tmp_path):
+    """save_autoencoder / load_autoencoder on gs:// (through a Stable Diffusion folder's vae/), equal
+    to the same weights on a local path; a missing gs:// folder is a UserError naming it."""
+    import jax
+
+    from ladder_api.errors import UserError
+    from ladder_trainer.models import autoencoder as ae
+    from ladder_trainer.weights import load_autoencoder, save_autoencoder
+
+    config = ae.AutoencoderConfig(block_out_channels=(8, 16), layers_per_block=1, norm_num_groups=4,
+                                  scaling_factor=0.13)
+    params = ae.init_params(config, seed=1)
+    save_autoencoder(f"{gcs}/weights/sd/vae", config, params)
+    save_autoencoder(str(tmp_path / "vae"), config, params)
+    assert path(f"{gcs}/weights/sd/vae/diffusion_pytorch_model.safetensors").read_bytes() == (
+        tmp_path / "vae" / "diffusion_pytorch_model.safetensors").read_bytes()
+    loaded_config, loaded = load_autoencoder(f"{gcs}/weights/sd")
+    assert loaded_config == config
+    for x, y in zip(jax.tree_util.tree_leaves(loaded), jax.tree_util.tree_leaves(params), strict=True):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+    with pytest.raises(UserError, match=f"{gcs}/weights/nothing/config.json: not found"):
+        load_autoencoder(f"{gcs}/weights/nothing")

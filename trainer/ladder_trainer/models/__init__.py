@@ -4,6 +4,9 @@
 ``ladder_api.ladder.UNetShape`` (what the analytic counter uses); a ModelConfig becomes a shape
 through ``ModelConfig.shape()``, so the same module is counted, trained and evaluated.
 ``param_count`` uses ``jax.eval_shape``: no parameter is allocated.
+
+The SD autoencoder is ``ladder_trainer.models.autoencoder`` (its docstring lists the API); weights
+in diffusers' layout for both load through ``ladder_trainer.weights``.
 """
 
 from __future__ import annotations

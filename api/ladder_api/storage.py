@@ -32,6 +32,8 @@ FILE = "file://"
 # How long one call keeps retrying transient failures (429, 5xx, dropped connections) before the
 # URI is reported unreachable. Generous: a training run should ride out a network blip.
 RETRY_DEADLINE_S = 120.0
+_UMASK = os.umask(0o022)  # read once (os.umask can only be read by setting it); restored next line
+os.umask(_UMASK)
 
 
 class Missing(FileNotFoundError):  # noqa: N818 (reads as a state at the call site)
@@ -94,6 +96,7 @@ def write_bytes(uri: str, data: bytes, *, exclusive: bool = False) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~_UMASK)  # as open() would create it, not mkstemp's 0600
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()

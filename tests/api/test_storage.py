@@ -39,6 +39,8 @@ def test_write_read_and_ranges(root):
     storage.write_bytes(uri, b"x")  # replaced whole
     assert storage.read_bytes(uri) == b"x" and storage.size(uri) == 1
     assert storage.list_files(root) == [uri], "no temporary file is left behind"
+    if not storage.is_remote(uri):  # readable as any file this user creates (not mkstemp's 0600)
+        assert storage.local_path(uri).stat().st_mode & 0o777 == 0o666 & ~storage._UMASK
 
 
 def test_missing_is_file_not_found(root):

@@ -22,6 +22,7 @@ object once.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -285,12 +286,14 @@ class ResultsReader:
         self._legacy: list[Result] | None = None
 
     def _read_legacy(self) -> list[Result]:
+        """A size folder's results.json beside its results/ (the layout before results/)."""
         if self._legacy is None:
-            uri = storage.join(self.prefix.rstrip("/").rsplit("/", 1)[0], LEGACY_RESULTS_FILE)
-            try:
-                self._legacy = _parse_results(uri, storage.read_bytes(uri))
-            except FileNotFoundError:
-                self._legacy = []
+            self._legacy = []
+            parent, _, name = self.prefix.rstrip("/").rpartition("/")
+            if name == RESULTS_DIR:
+                uri = storage.join(parent, LEGACY_RESULTS_FILE)
+                with contextlib.suppress(FileNotFoundError):
+                    self._legacy = _parse_results(uri, storage.read_bytes(uri))
         return self._legacy
 
     def poll(self) -> dict[str, Result]:

@@ -131,6 +131,8 @@ def test_results_written_before_the_results_folder_are_still_read(root):
     prefix = storage.join(size, artifacts.RESULTS_DIR)
     artifacts.ResultsWriter(prefix).write([res(8, 1, 5.0)])
     assert {r.id: r.value for r in artifacts.read_results(prefix)} == {res(8, 0).id: 1.0, res(8, 1).id: 5.0}
+    elsewhere = storage.join(size, "mine")  # an evaluator's --results folder of another name
+    assert artifacts.read_results(elsewhere) == []
 
 
 def test_evaluator_store_skips_what_any_writer_recorded(root):

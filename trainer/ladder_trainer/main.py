@@ -19,7 +19,7 @@ import threading
 import time
 from pathlib import Path
 
-from ladder_api import exitcodes
+from ladder_api import exitcodes, storage
 from ladder_api.errors import SpecError, UserError, print_user_error
 from ladder_api.loading import load_run_config
 from ladder_api.plan import RunConfig
@@ -65,10 +65,10 @@ def setup_compilation_cache(uri: str | None) -> None:
         return
     import jax
 
-    local = uri[len("file://"):] if uri.startswith("file://") else uri
-    if not local.startswith("gs://"):
-        os.makedirs(local, exist_ok=True)
-    jax.config.update("jax_compilation_cache_dir", local)
+    if not storage.is_remote(uri):
+        uri = str(storage.local_path(uri))
+        os.makedirs(uri, exist_ok=True)
+    jax.config.update("jax_compilation_cache_dir", uri)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
 
 
@@ -169,7 +169,7 @@ def train(
     def ckpt_fields(ckpt_step):
         if ckpt_step is None:
             return {}
-        return {"checkpoint_step": ckpt_step, "checkpoint_uri": f"{ckpt_uri.rstrip('/')}/{ckpt_step}"}
+        return {"checkpoint_step": ckpt_step, "checkpoint_uri": storage.join(ckpt_uri, str(ckpt_step))}
 
     window_start, window_steps = time.perf_counter(), 0
     step = start

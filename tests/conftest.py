@@ -102,3 +102,12 @@ def repo_root() -> Path:
 @pytest.fixture
 def examples_dir() -> Path:
     return EXAMPLES
+
+
+@pytest.fixture(scope="module")
+def gcs():
+    """A fake-gcs-server for the module, every client pointed at it (ladder_testing.gcs)."""
+    from ladder_testing.gcs import running_gcs
+
+    with running_gcs() as emulator:
+        yield emulator

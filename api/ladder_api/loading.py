@@ -1,4 +1,6 @@
-"""Read experiment files. Every failure becomes a SpecError, within a second whatever the file.
+"""Read experiment files and run configs. Every failure becomes a SpecError or a UserError naming
+the file, within a second whatever the file. (The run's other files are ladder_api.artifacts';
+bytes move through ladder_api.storage.)
 
 A spec file is capped as the API server caps the object it becomes: a real kube-apiserver
 refuses request bodies over ~1.5 MiB (etcd's object limit) and annotations over 256 KiB in total,
@@ -14,6 +16,7 @@ from pathlib import Path
 import yaml
 from pydantic import ValidationError
 
+from ladder_api import artifacts, storage
 from ladder_api.errors import SpecError, UserError, describe
 from ladder_api.plan import RunConfig
 from ladder_api.spec import ScalingExperiment
@@ -121,13 +124,20 @@ def load_experiment(path: str | Path) -> ScalingExperiment:
     return parse_experiment(exps[0], str(path))
 
 
-def load_run_config(path: str) -> RunConfig:
+def load_run_config(path: str, what: str = "--config ") -> RunConfig:
     """Read the RunConfig JSON a pod gets (`--config`), the file `ladder plan -o` writes."""
     try:
-        text = Path(path).read_text()
+        text = storage.read_text(path)
     except OSError as err:
-        raise UserError(f"--config {path}: cannot read ({err.strerror or err})") from None
+        raise UserError(f"{what}{path}: cannot read ({err.strerror or err})") from None
     try:
         return RunConfig.model_validate_json(text)
     except ValidationError as err:
         raise SpecError(path, describe(err)) from None
+
+
+def load_run_configs(state_dir: str | Path) -> list[RunConfig]:
+    """The RunConfigs `ladder run` wrote into its directory (configs/), in start order."""
+    folder = storage.join(str(state_dir), artifacts.CONFIG_DIR)
+    paths = [p for p in storage.list_files(folder) if p.endswith(".json")]
+    return sorted((load_run_config(p, what="") for p in paths), key=lambda r: r.index)

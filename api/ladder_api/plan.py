@@ -12,6 +12,7 @@ import json
 
 from pydantic import Field
 
+from ladder_api.artifacts import RunPaths, size_paths
 from ladder_api.base import Model
 from ladder_api.ladder import UNetShape, forward_flops, normalized_cost, param_count
 from ladder_api.recipe import recipe, recipe_hash
@@ -25,6 +26,7 @@ from ladder_api.spec import (
     SliceRequest,
     TrainingSpec,
 )
+from ladder_api.storage import join
 
 CODE_VERSION = "0.1.0"
 
@@ -36,13 +38,6 @@ def canonical_json(data) -> str:
 
 def short_hash(data, length: int = 10) -> str:
     return hashlib.sha256(canonical_json(data).encode()).hexdigest()[:length]
-
-
-def join_uri(base: str, *parts: str) -> str:
-    out = base.rstrip("/")
-    for p in parts:
-        out = f"{out}/{p.strip('/')}"
-    return out
 
 
 class ModelConfig(Model):
@@ -73,14 +68,6 @@ class ExperimentRef(Model):
     name: str
     namespace: str
     uid: str | None = None
-
-
-class RunPaths(Model):
-    root: str = Field(..., description="<outputUri>/<experiment>/c<width>")
-    checkpoints: str
-    metrics: str = Field(..., description="JSON-lines training metrics.")
-    results: str = Field(..., description="Evaluation results (JSON, same shape as status.results).")
-    samples: str
 
 
 class RunConfig(Model):
@@ -175,16 +162,16 @@ def model_config(ladder: LadderSpec, width: int) -> ModelConfig:
     )
 
 
-def expand(exp: ScalingExperiment, output_uri: str | None = None) -> Plan:
-    """One run per width, in the spec's start order. `output_uri` overrides storage.outputUri
-    (the local backend points it at its output directory)."""
+def expand(exp: ScalingExperiment, output_uri: str | None = None, *, root: str | None = None) -> Plan:
+    """One run per width, in the spec's start order, its files under the experiment's root:
+    `root` itself when given (`ladder run` chose the directory), else
+    <output_uri or storage.outputUri>/<name>. The only place a run's paths are decided."""
     spec = exp.spec
     ref = ExperimentRef(name=exp.metadata.name, namespace=exp.metadata.namespace, uid=exp.metadata.uid)
     s_hash = spec_hash(exp)
-    base = join_uri(output_uri or spec.storage.output_uri, exp.metadata.name)
+    base = root if root is not None else join(output_uri or spec.storage.output_uri, exp.metadata.name)
     runs = []
     for index, width in enumerate(spec.ordered_widths()):
-        root = join_uri(base, f"c{width}")
         model = model_config(spec.ladder, width)
         training = spec.training_for(width)
         runs.append(
@@ -201,13 +188,7 @@ def expand(exp: ScalingExperiment, output_uri: str | None = None) -> Plan:
                 evaluation=spec.evaluation,
                 slice=spec.resources.slice_for(width),
                 eval_slice=spec.resources.eval_slice,
-                paths=RunPaths(
-                    root=root,
-                    checkpoints=join_uri(root, "checkpoints"),
-                    metrics=join_uri(root, "metrics.jsonl"),
-                    results=join_uri(root, "results.json"),
-                    samples=join_uri(root, "samples"),
-                ),
+                paths=size_paths(base, width),
             )
         )
     return Plan(

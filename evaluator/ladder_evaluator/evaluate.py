@@ -24,12 +24,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ladder_api import storage
 from ladder_api.errors import UserError
 from ladder_api.frontier import sampling_cost
 from ladder_api.plan import RunConfig
 from ladder_api.spec import FidFeatures, MetricName
 from ladder_api.status import Result, result_id
-from ladder_evaluator import metrics, model, schedule, storage
+from ladder_evaluator import metrics, model, schedule
 from ladder_evaluator import prompts as prompts_mod
 from ladder_evaluator.results import ResultStore
 from ladder_evaluator.sampling import sample
@@ -64,7 +65,7 @@ def metric_names(run: RunConfig) -> list[str]:
 def cache_dir(run: RunConfig) -> Path:
     """Where the digits classifier is cached: the run directory when local, else the user cache."""
     root = run.paths.root
-    if not root.startswith("gs://"):
+    if not storage.is_remote(root):
         return storage.local_path(root) / "eval-cache"
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "ladder" / run.name
 
@@ -94,7 +95,7 @@ class Scorers:
                 self.fid_extractor = digits_classifier.extractor(cache)
             stats_uri = run.data.reference_set.stats_uri
             if stats_uri:
-                self.fid_ref = fid.load_stats(stats_uri, self.fid_extractor.dim, read=storage.read_bytes)
+                self.fid_ref = fid.load_stats(stats_uri, self.fid_extractor.dim)
             elif prompts.images is not None:
                 self.fid_ref = fid.reference_from_images(prompts.images, self.fid_extractor, ev.batch_size)
             else:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass
-from pathlib import Path
 
 from ladder_api.errors import UserError
 from ladder_api.plan import RunConfig
@@ -60,7 +59,7 @@ def decide(
     )
 
 
-def check_same_recipe(previous: dict | None, run: RunConfig, has_checkpoints: bool, root: Path) -> None:
+def check_same_recipe(previous: dict | None, run: RunConfig, has_checkpoints: bool, root: str) -> None:
     """Refuse to resume a size whose checkpoints were trained under another recipe: they would be
     silently mixed with the new settings. The rule is ladder_api.recipe's, the operator's too:
     evaluation, sharding and checkpoint-cadence edits are fine (recorded measurements are kept).

@@ -1,82 +1,80 @@
-"""Where things live in a local run directory. Pure: paths only, nothing is created here.
+"""Where `ladder run` puts an experiment. Pure: paths only, nothing is created here.
 
-A run directory holds one experiment: `status.json` (the custom resource's status shape),
-`configs/<run name>.json` (each RunConfig exactly as the subprocesses read it) and one folder per
-size, `c<width>/`, with the paths RunConfig.paths names (checkpoints, metrics, results, samples)
-plus `logs/` for the subprocesses' output.
+Two places, often the same directory: the outputs (each size's checkpoints, metrics, results and
+samples, laid out by ladder_api.artifacts under the root ladder_api.plan.expand is given) and the
+runner's own state, always on this machine (the lock, status.json, configs/, each size's logs/
+and the JAX compilation cache). When the outputs go to gs://, the state stays in
+./ladder-runs/<name>.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
+from ladder_api import storage
 from ladder_api.errors import UserError
-from ladder_api.plan import Plan, RunConfig, RunPaths
 from ladder_api.spec import ScalingExperiment
 
-STATUS_FILE = "status.json"
-CONFIG_DIR = "configs"
 LOCK_FILE = ".ladder-run.lock"
 JAX_CACHE_DIR = ".jax-cache"
 DEFAULT_PARENT = "ladder-runs"
 
 
-def run_directory(
-    exp: ScalingExperiment, override: str | Path | None = None, cwd: Path | None = None
-) -> Path:
-    """`-o DIR` wins, then spec.local.outputDir, then ./ladder-runs/<experiment name>/."""
+@dataclass(frozen=True)
+class RunLocation:
+    outputs: str  # the experiment's root: a local path (absolute) or a gs:// URI
+    state_dir: Path  # the runner's own files, on this machine
+    chosen_by: str  # the setting that chose `outputs`, for `ladder run`'s first lines
+    ignored: str | None = None  # an explicit storage.outputUri that a higher setting overrode
+
+    @property
+    def remote(self) -> bool:
+        return storage.is_remote(self.outputs)
+
+
+def _output_uri_set(exp: ScalingExperiment) -> bool:
+    """Whether the spec names storage.outputUri itself (its default is the cluster's bucket)."""
+    spec = exp.spec
+    return "storage" in spec.model_fields_set and "output_uri" in spec.storage.model_fields_set
+
+
+def run_location(
+    exp: ScalingExperiment, override: str | None = None, cwd: Path | None = None
+) -> RunLocation:
+    """`-o DIR` wins, then spec.local.outputDir, then spec.storage.outputUri (<uri>/<name>) when
+    the spec sets it, then ./ladder-runs/<name>."""
     base = Path(cwd or Path.cwd())
+    default_state = base / DEFAULT_PARENT / exp.metadata.name
+    explicit_uri = exp.spec.storage.output_uri if _output_uri_set(exp) else None
     if override is not None:
-        chosen = Path(override)
+        chosen, by = override, "-o"
     elif exp.spec.local.output_dir:
-        chosen = Path(exp.spec.local.output_dir)
+        chosen, by = exp.spec.local.output_dir, "spec.local.outputDir"
+    elif explicit_uri:
+        chosen, by = storage.join(explicit_uri, exp.metadata.name), "spec.storage.outputUri"
+        explicit_uri = None
     else:
-        chosen = Path(DEFAULT_PARENT) / exp.metadata.name
-    return chosen if chosen.is_absolute() else base / chosen
+        chosen, by = str(default_state), f"default ./{DEFAULT_PARENT}/<name>"
+    if storage.is_remote(chosen):
+        return RunLocation(chosen.rstrip("/"), default_state, by, explicit_uri)
+    path = storage.local_path(chosen)
+    path = path if path.is_absolute() else base / path
+    return RunLocation(str(path), path, by, explicit_uri)
 
 
-def size_root(out_dir: Path, width: int) -> Path:
-    return out_dir / f"c{width}"
-
-
-def localize(plan: Plan, out_dir: Path) -> Plan:
-    """The same plan with every run's paths under `out_dir` (absolute, so the subprocesses'
-    working directory does not matter). Everything else in each RunConfig is left untouched."""
-    runs = []
-    for run in plan.runs:
-        root = size_root(out_dir, run.width)
-        paths = RunPaths(
-            root=str(root),
-            checkpoints=str(root / "checkpoints"),
-            metrics=str(root / "metrics.jsonl"),
-            results=str(root / "results.json"),
-            samples=str(root / "samples"),
-        )
-        runs.append(run.model_copy(update={"paths": paths}))
-    return plan.model_copy(update={"runs": runs})
-
-
-def config_path(out_dir: Path, run: RunConfig) -> Path:
-    return out_dir / CONFIG_DIR / f"{run.name}.json"
-
-
-def read_previous_config(path: Path) -> dict | None:
+def read_previous_config(path: str) -> dict | None:
     """The RunConfig an earlier `ladder run` wrote here (as JSON: any Ladder version), or None."""
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(storage.read_text(path))
     except FileNotFoundError:
         return None
     except (OSError, ValueError) as err:
         raise UserError(
             f"{path}: cannot read the earlier run's config ({err.__class__.__name__}); restore it, or "
-            f"delete {path.parent.parent} to start the experiment over"
+            f"delete {Path(path).parent.parent} to start the experiment over"
         ) from None
     if not isinstance(data, dict):
         raise UserError(f"{path}: not a run config (a JSON object); delete it to start this size over")
     return data
-
-
-def log_path(run: RunConfig, task: str) -> Path:
-    """One log file per task and size; appended to across resumes so nothing is lost."""
-    return Path(run.paths.root) / "logs" / f"{task}.log"

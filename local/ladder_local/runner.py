@@ -17,16 +17,16 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ladder_api.errors import UserError
+from ladder_api import artifacts, storage
 from ladder_api.exitcodes import OK, RESTARTABLE, USER_ERROR
-from ladder_api.plan import Plan, RunConfig, expand
+from ladder_api.plan import Plan, expand
 from ladder_api.spec import ScalingExperiment
 from ladder_api.status import ScalingExperimentStatus, SizePhase
 from ladder_local import layout
 from ladder_local.decisions import SizeDecision, check_same_recipe, decide
 from ladder_local.grid import expected_ids
 from ladder_local.lock import RunLock
-from ladder_local.observe import SizeObservation, SizeWatcher, write_json_atomic
+from ladder_local.observe import SizeObservation, SizeWatcher
 from ladder_local.processes import EVALUATE, TRAIN, Child, Task, evaluate_task, log_tail, train_task
 from ladder_local.status_build import SizeActivity, build_status
 from ladder_local.view import NullView, Snapshot, View
@@ -42,47 +42,36 @@ def utc_now() -> str:
 
 @dataclass
 class RunOutcome:
-    out_dir: Path
+    state_dir: Path
     status: ScalingExperimentStatus
     exit_code: int
     interrupted: bool = False
     messages: list[str] = field(default_factory=list)
 
 
-def read_status(out_dir: Path) -> ScalingExperimentStatus | None:
-    path = out_dir / layout.STATUS_FILE
-    try:
-        return ScalingExperimentStatus.model_validate_json(path.read_text())
-    except FileNotFoundError:
-        return None
-    except ValueError as err:
-        raise UserError(f"{path} is not a Ladder status file ({err.__class__.__name__}); "
-                        "was the directory written by `ladder run`?") from None
-
-
-def read_configs(out_dir: Path) -> list[RunConfig]:
-    """The RunConfigs a run directory was executed with, in start order."""
-    files = (out_dir / layout.CONFIG_DIR).glob("*.json")
-    runs = [RunConfig.model_validate_json(p.read_text()) for p in files]
-    return sorted(runs, key=lambda r: r.index)
-
-
 class LocalRunner:
+    """Runs `exp` with its state (lock, status, configs, logs) in `state_dir` and its outputs
+    under `outputs` (default: `state_dir` too; a gs:// URI is observed through the storage
+    layer)."""
+
     def __init__(
         self,
         exp: ScalingExperiment,
-        out_dir: Path,
+        state_dir: Path,
         *,
+        outputs: str | None = None,
         view: View | None = None,
         python: str = sys.executable,
         max_parallel: int | None = None,
         force_eval: bool = False,
         poll_s: float = 0.5,
+        remote_poll_s: float = 5.0,
         stop_grace_s: float = 300.0,
         env: dict[str, str] | None = None,
     ):
         self.exp = exp
-        self.out_dir = out_dir
+        self.state_dir = Path(state_dir)
+        self.outputs = outputs if outputs is not None else str(self.state_dir)
         self.view = view or NullView()
         self.python = python
         # -j is taken as given; the spec's maxParallel is capped by the cores this machine has
@@ -91,8 +80,8 @@ class LocalRunner:
         self.poll_s = poll_s
         self.stop_grace_s = stop_grace_s
         self.env = env
-        self.plan: Plan = layout.localize(expand(exp), out_dir)
-        self.watchers = {run.width: SizeWatcher(run) for run in self.plan.runs}
+        self.plan: Plan = expand(exp, root=self.outputs)
+        self.watchers = {run.width: SizeWatcher(run, remote_poll_s) for run in self.plan.runs}
         self.activities: dict[int, SizeActivity] = {}
         self.stage: dict[int, str] = {}  # "train", "evaluate", "done", "failed"
         self.children: dict[int, Child] = {}
@@ -109,15 +98,11 @@ class LocalRunner:
 
     def _write_configs(self) -> None:
         for run in self.plan.runs:
-            path = layout.config_path(self.out_dir, run)
-            previous = layout.read_previous_config(path)
-            has_ckpt = bool(SizeWatcher(run).observe().checkpoint_steps)
-            check_same_recipe(previous, run, has_ckpt, Path(run.paths.root))
+            previous = layout.read_previous_config(artifacts.config_path(self.state_dir, run.name))
+            has_ckpt = bool(self.watchers[run.width].observe(fresh=True).checkpoint_steps)
+            check_same_recipe(previous, run, has_ckpt, run.paths.root)
         for run in self.plan.runs:
-            Path(run.paths.root).mkdir(parents=True, exist_ok=True)
-            path = layout.config_path(self.out_dir, run)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(run.config_json())
+            storage.write_text(artifacts.config_path(self.state_dir, run.name), run.config_json())
 
     def _initial_decisions(self) -> list[SizeDecision]:
         decisions = []
@@ -156,8 +141,8 @@ class LocalRunner:
         for kind in (EVALUATE, TRAIN):
             for run in self.plan.runs:
                 if self.stage[run.width] == kind and run.width not in running:
-                    config = layout.config_path(self.out_dir, run)
-                    log = layout.log_path(run, kind)
+                    config = Path(artifacts.config_path(self.state_dir, run.name))
+                    log = Path(artifacts.log_path(self.state_dir, run.width, kind))
                     if kind == EVALUATE:
                         return evaluate_task(run, config, log, self.python, force=self.force_eval)
                     return train_task(run, config, log, self.python)
@@ -167,7 +152,7 @@ class LocalRunner:
         """The runner's environment, plus a JAX persistent compilation cache in the run directory
         (unless one is configured) so a resumed size does not compile its programs again."""
         env = dict(os.environ if self.env is None else self.env)
-        env.setdefault("JAX_COMPILATION_CACHE_DIR", str(self.out_dir / layout.JAX_CACHE_DIR))
+        env.setdefault("JAX_COMPILATION_CACHE_DIR", str(self.state_dir / layout.JAX_CACHE_DIR))
         return env
 
     def _launch(self, task: Task) -> None:
@@ -190,7 +175,7 @@ class LocalRunner:
         run = self.plan.run(width)
         task = child.task
         del self.children[width]
-        obs = self.watchers[width].observe()
+        obs = self.watchers[width].observe(fresh=True)
         if rc != 0 and (child.terminated or self._signals):
             ckpt = max(obs.checkpoint_steps) if obs.checkpoint_steps else None
             where = f"newest checkpoint: step {ckpt}" if ckpt is not None else "no checkpoint yet"
@@ -240,7 +225,7 @@ class LocalRunner:
         self._status = status
         text = json.dumps(status.to_wire(), sort_keys=True)
         if text != self._written:
-            write_json_atomic(self.out_dir / layout.STATUS_FILE, status.to_wire())
+            artifacts.write_status(self.state_dir, status)
             self._written = text
         expected = {run.width: len(expected_ids(run, obs[run.width].checkpoint_steps)
                                    if self.stage.get(run.width) in (EVALUATE, "done")
@@ -286,9 +271,10 @@ class LocalRunner:
             self._wake.clear()
 
     def run(self) -> RunOutcome:
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        with RunLock(self.out_dir):
-            self._status = read_status(self.out_dir)
+        storage.check_access(self.outputs)  # a missing bucket or permission: say so before starting
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        with RunLock(self.state_dir):
+            self._status = artifacts.read_status(self.state_dir)
             self._write_configs()
             decisions = self._initial_decisions()
             for d in decisions:
@@ -322,4 +308,4 @@ class LocalRunner:
             code = OK
         else:
             code = EXIT_FAILED
-        return RunOutcome(self.out_dir, status, code, interrupted, list(self.messages))
+        return RunOutcome(self.state_dir, status, code, interrupted, list(self.messages))

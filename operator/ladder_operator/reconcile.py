@@ -25,10 +25,11 @@ from pydantic import ValidationError
 
 from ladder_api.errors import describe
 from ladder_api.frontier import summarize
-from ladder_api.plan import CODE_VERSION, Plan, expand, join_uri, short_hash
+from ladder_api.plan import CODE_VERSION, Plan, expand, short_hash
 from ladder_api.recipe import recipe_diff, recipe_section
 from ladder_api.spec import CheckpointRetention, ScalingExperiment
 from ladder_api.status import Result
+from ladder_api.storage import join as join_uri
 from ladder_operator import labels as lb
 from ladder_operator import names
 from ladder_operator.defaults import SiteDefaults, decorate, fill_spec

@@ -143,7 +143,7 @@ def _samples_section(data: ReportData) -> Section:
         ["size", "sampler", "steps", "guidance", "cost", "checkpoint", "file"],
         [[f"c{w}", s.sampler, str(s.steps), f"{s.guidance:g}", f"{c:.4g}",
           str(s.checkpoint_step) if s.checkpoint_step is not None else "-",
-          str(s.path.relative_to(data.out_dir)) if s.path.is_relative_to(data.out_dir) else str(s.path)]
+          str(s.path).removeprefix(f"{data.out_dir}/")]
          for w, s, c in pick.picks],
     ))
     return sec

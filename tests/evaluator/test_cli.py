@@ -1,10 +1,9 @@
 """`python -m ladder_evaluator` end to end on a tiny U-Net checkpoint written with the trainer's
-checkpointing: results file, skip on re-run, determinism under --force, sample files, and exit 2
+checkpointing: results folder, skip on re-run, determinism under --force, sample files, and exit 2
 with a clear message for each user error."""
 
 from __future__ import annotations
 
-import json
 import types
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import jax
 import numpy as np
 import pytest
 
+from ladder_api import artifacts, storage
 from ladder_api.loading import parse_experiment
 from ladder_api.plan import RunConfig, expand
 from ladder_api.spec import FidFeatures
@@ -63,19 +63,21 @@ def trained(tmp_path_factory):
     return out, run
 
 
-def _results(path) -> dict[str, dict]:
-    return {r["id"]: r for r in json.loads(Path(path).read_text())}
+def _results(folder) -> dict[str, dict]:
+    return {r.id: r.to_wire() for r in artifacts.read_results(str(folder))}
 
 
 @pytest.mark.slow
 def test_grid_results_skip_and_force(trained, tmp_path):
     out, run = trained
     config = _write_config(tmp_path, run)
-    results_file = tmp_path / "results.json"
-    args = ["--config", config, "--checkpoint", run.paths.checkpoints, "--results-file", str(results_file),
+    results = tmp_path / "results"
+    args = ["--config", config, "--checkpoint", run.paths.checkpoints, "--results", str(results),
             "--no-progress"]
     assert main(args) == 0
-    first = _results(results_file)
+    first = _results(results)
+    objects = storage.list_files(str(results))
+    assert len(objects) == 2  # one write per grid point (both metrics of a setting together)
     assert sorted(first) == sorted(
         f"c16-s10-ddim-n2-g{g}-{m}" for g in ("1", "3") for m in ("fid-digits-classifier", "adherence")
     )
@@ -86,11 +88,10 @@ def test_grid_results_skip_and_force(trained, tmp_path):
     assert first["c16-s10-ddim-n2-g1-adherence"]["samplingCostWithGuidance"] == pytest.approx(
         first["c16-s10-ddim-n2-g1-adherence"]["samplingCost"])
     assert r["settings"]["features"] == "digits-classifier" and r["settings"]["weights"] == "ema"
-    before = results_file.stat().st_mtime_ns
-    assert main(args) == 0  # everything present: nothing recomputed, file untouched
-    assert results_file.stat().st_mtime_ns == before
+    assert main(args) == 0  # everything present: nothing recomputed, nothing written
+    assert storage.list_files(str(results)) == objects
     assert main([*args, "--force"]) == 0  # recomputed: same seeds, same numbers, no duplicates
-    again = _results(results_file)
+    again = _results(results)
     values = {k: v["value"] for k, v in first.items()}
     assert {k: v["value"] for k, v in again.items()} == pytest.approx(values)
     samples = sorted(Path(run.paths.samples).rglob("*.npz"))
@@ -114,8 +115,8 @@ def test_missing_inception_weights_exits_2_naming_the_path(trained, tmp_path, ca
     bad = run.model_copy(update={"evaluation": run.evaluation.model_copy(
         update={"fid_features": FidFeatures.inception, "inception_weights_uri": str(weights)})})
     config = _write_config(tmp_path, bad)
-    code = main(["--config", config, "--checkpoint", run.paths.checkpoints, "--results-file",
-                 str(tmp_path / "r.json"), "--no-progress"])
+    code = main(["--config", config, "--checkpoint", run.paths.checkpoints, "--results",
+                 str(tmp_path / "r"), "--no-progress"])
     err = capsys.readouterr().err
     assert code == 2 and str(weights) in err and "inceptionWeightsUri" in err
 
@@ -127,8 +128,8 @@ def test_reference_stats_of_the_wrong_dimension_exit_2(trained, tmp_path, capsys
     bad = run.model_copy(update={"data": run.data.model_copy(update={
         "reference_set": run.data.reference_set.model_copy(update={"stats_uri": str(stats)})})})
     config = _write_config(tmp_path, bad)
-    code = main(["--config", config, "--checkpoint", run.paths.checkpoints, "--results-file",
-                 str(tmp_path / "r.json"), "--no-progress"])
+    code = main(["--config", config, "--checkpoint", run.paths.checkpoints, "--results",
+                 str(tmp_path / "r"), "--no-progress"])
     err = capsys.readouterr().err
     assert code == 2 and "2048" in err and "64-dimensional" in err
 

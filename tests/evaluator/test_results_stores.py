@@ -1,17 +1,19 @@
-"""Result stores: the JSON file (atomic, merged by id) and the cluster status written with
-server-side apply by 16 concurrent writers, and by a restarted pod beside the old one, against
-the local API server, which enforces resourceVersion conflicts and SSA list-map ownership."""
+"""Result stores: the run's results folder (write-once objects merged by id; its concurrency is
+tested in tests/api/test_artifacts.py) as the evaluator uses it, and the cluster status written
+with server-side apply by 16 concurrent writers, and by a restarted pod beside the old one,
+against the local API server, which enforces resourceVersion conflicts and SSA list-map
+ownership."""
 
 from __future__ import annotations
 
-import json
 import threading
 
 import pytest
 
+from ladder_api import artifacts, storage
 from ladder_api.frontier import sampling_cost
 from ladder_api.status import Result, result_id
-from ladder_evaluator.results import FileStore, merge
+from ladder_evaluator.main import make_store
 from ladder_evaluator.status_store import StatusStore, manager_base
 from ladder_kube.ownership import new_incarnation
 
@@ -27,22 +29,20 @@ def res(width: int, i: int, value: float = 1.0) -> Result:
     )
 
 
-def test_merge_replaces_by_id_and_sorts():
-    a, b = res(8, 0), res(8, 1)
-    out = merge([a, b], [res(8, 0, value=5.0)])
-    assert [r.id for r in out] == sorted([a.id, b.id]) and out[[r.id for r in out].index(a.id)].value == 5.0
+def test_outside_a_cluster_results_go_to_the_results_folder_and_are_never_duplicated(tmp_path):
+    from ladder_api.plan import expand
+    from tests.local.conftest import tiny_experiment
 
-
-def test_file_store_is_atomic_and_never_duplicates(tmp_path):
-    store = FileStore(tmp_path / "c8" / "results.json")
+    run = expand(tiny_experiment(), root=str(tmp_path)).runs[0]
+    store = make_store(run, "auto", None)
     assert store.existing() == {}
     store.write([res(8, 0), res(8, 1)])
     store.write([res(8, 1, value=7.0), res(8, 2)])
-    data = json.loads((tmp_path / "c8" / "results.json").read_text())
-    assert [d["id"] for d in data] == sorted({res(8, i).id for i in range(3)})
-    assert {d["id"]: d["value"] for d in data}[res(8, 1).id] == 7.0
-    assert data[0]["checkpointStep"] == 100  # the Result wire shape (camelCase)
-    assert sorted(p.name for p in (tmp_path / "c8").iterdir()) == ["results.json"]  # no temp left
+    got = artifacts.read_results(run.paths.results)
+    assert [r.id for r in got] == sorted({res(8, i).id for i in range(3)})
+    assert {r.id: r.value for r in got}[res(8, 1).id] == 7.0
+    assert len(storage.list_files(run.paths.results)) == 2  # one object per write, no temporary left
+    assert set(make_store(run, "file", str(tmp_path / "elsewhere")).existing()) == set()
 
 
 @pytest.fixture(scope="module")

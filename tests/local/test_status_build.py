@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import jsonschema
 import pytest
 
 from ladder_api.plan import expand
 from ladder_api.status import Result, ScalingExperimentStatus, SizePhase
-from ladder_local.layout import localize
 from ladder_local.observe import SizeObservation
 from ladder_local.status_build import SizeActivity, build_status, experiment_phase
 from ladder_local.tables import render_status
@@ -19,7 +16,7 @@ NOW = "2026-01-01T00:00:00Z"
 
 
 def _plan():
-    return localize(expand(tiny_experiment()), Path("/out"))
+    return expand(tiny_experiment(), root="/out")
 
 
 def _fid(width, steps, value, cost, guidance=3.0):

@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from ladder_api import artifacts
 from ladder_api.frontier import sampling_cost
 from ladder_api.plan import expand
 from ladder_api.status import Result, result_id
-from ladder_local.layout import localize
 from ladder_local.status_build import build_status
 from ladder_report import analysis, plots, write_report
 from ladder_report.labels import label
@@ -44,7 +44,7 @@ def _synthetic(runs):
 
 
 def _runs():
-    return localize(expand(tiny_experiment()), Path("/out")).runs
+    return expand(tiny_experiment(), root="/out").runs
 
 
 def test_labels_never_pass_offline_fid_as_inception():
@@ -117,14 +117,16 @@ def test_figures_are_png_and_empty_inputs_give_none():
 
 
 def test_report_of_a_run_directory_is_complete_and_self_contained(tmp_path):
-    plan = localize(expand(tiny_experiment()), tmp_path)
+    plan = expand(tiny_experiment(), root=str(tmp_path))
     results = _synthetic(plan.runs)
     for run in plan.runs:
         Path(run.paths.root).mkdir(parents=True)
-        mine = [r.to_wire() for r in results if r.width == run.width]
-        Path(run.paths.results).write_text(json.dumps(mine))
-        Path(run.paths.metrics).write_text("".join(json.dumps({"step": i, "loss": 1.0 / i}) + "\n"
-                                                   for i in range(1, 7)))
+        mine = [r for r in results if r.width == run.width]
+        for i in range(0, len(mine), 5):  # one object per evaluator write, as the evaluator does
+            artifacts.ResultsWriter(run.paths.results).write(mine[i:i + 5])
+        metrics = artifacts.MetricsWriter(run.paths.metrics, resume_step=0)
+        for i in range(1, 7):
+            metrics.write({"step": i, "loss": 1.0 / i})
         Path(run.paths.samples).mkdir()
         rng = np.random.default_rng(run.width)
         np.savez(Path(run.paths.samples) / "ddim-n4-g3.npz", images=rng.random((10, 8, 8, 1)) * 2 - 1,
@@ -144,6 +146,7 @@ def test_report_of_a_run_directory_is_complete_and_self_contained(tmp_path):
                     "## All measurements"):
         assert heading in md
     assert "well above chance (10%)" in md and "not comparable to Inception FID" in md.replace("Not", "not")
+    assert f"{len(results)} measurements recorded" in md  # every writer's objects, merged
     for name in ("loss_curves", "fid_vs_cost", "frontier", "guidance", "samples"):
         assert f"report_files/{name}.png" in md
         assert (paths.figures / f"{name}.png").read_bytes().startswith(PNG)

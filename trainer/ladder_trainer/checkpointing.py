@@ -22,9 +22,9 @@ from typing import Any
 
 import jax
 import orbax.checkpoint as ocp
-from etils import epath
 
 from ladder_api.errors import UserError
+from ladder_api.storage import as_epath as _path
 
 log = logging.getLogger(__name__)
 
@@ -34,10 +34,6 @@ MODEL_KEYS = (
     "base_channels", "context_dim", "channel_mult", "num_res_blocks", "attention_levels",
     "num_heads", "transformer_depth", "norm_groups", "latent_channels",
 )
-
-
-def _path(uri: str) -> epath.Path:
-    return epath.Path(uri[len("file://"):] if uri.startswith("file://") else uri)
 
 
 def manager(uri: str, *, interval_steps: int = 1, keep: int | None = None, async_save: bool = True,

@@ -19,7 +19,7 @@ import threading
 import time
 from pathlib import Path
 
-from ladder_api import exitcodes
+from ladder_api import exitcodes, storage
 from ladder_api.errors import SpecError, UserError, print_user_error
 from ladder_api.loading import load_run_config
 from ladder_api.plan import RunConfig
@@ -65,10 +65,10 @@ def setup_compilation_cache(uri: str | None) -> None:
         return
     import jax
 
-    local = uri[len("file://"):] if uri.startswith("file://") else uri
-    if not local.startswith("gs://"):
-        os.makedirs(local, exist_ok=True)
-    jax.config.update("jax_compilation_cache_dir", local)
+    if not storage.is_remote(uri):
+        uri = str(storage.local_path(uri))
+        os.makedirs(uri, exist_ok=True)
+    jax.config.update("jax_compilation_cache_dir", uri)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
 
 
@@ -86,9 +86,10 @@ def train(
     """Train run to run.training.steps (or max_steps, for tests); returns an exit code."""
     import jax
 
+    from ladder_api.artifacts import MetricsWriter
     from ladder_trainer import checkpointing, sharding
     from ladder_trainer.data.reader import BatchStream, open_data
-    from ladder_trainer.metrics import MetricsFile, mfu, peak_flops_per_device
+    from ladder_trainer.metrics import mfu, peak_flops_per_device
     from ladder_trainer.optim import lr_schedule
     from ladder_trainer.train_step import TrainState, _train_step, abstract_state, init_state
 
@@ -146,7 +147,7 @@ def train(
         "model": checkpointing.model_signature(run.model), "autoencoder": data.autoencoder,
         "text_encoder": data.text_encoder, "data_uri": data.uri,
     }
-    metrics_file = MetricsFile(run.paths.metrics, start) if lead else None
+    metrics_file = MetricsWriter(run.paths.metrics, start) if lead else None
     reporter = _status_reporter(run, status) if lead else None
     stream = BatchStream(data.source, t.global_batch, t.seed, jax.process_index(), jax.process_count())
     step_fn = sharding.sharded_train_step(_train_step, shardings, mesh)
@@ -168,7 +169,7 @@ def train(
     def ckpt_fields(ckpt_step):
         if ckpt_step is None:
             return {}
-        return {"checkpoint_step": ckpt_step, "checkpoint_uri": f"{ckpt_uri.rstrip('/')}/{ckpt_step}"}
+        return {"checkpoint_step": ckpt_step, "checkpoint_uri": storage.join(ckpt_uri, str(ckpt_step))}
 
     window_start, window_steps = time.perf_counter(), 0
     step = start
@@ -179,6 +180,7 @@ def train(
             save(step, force=True)
             mngr.wait_until_finished()
             if lead:
+                metrics_file.flush()
                 log.warning("stop requested (signal %s): saved step %d to %s; exiting %d",
                             stop.signal, step, ckpt_uri, exitcodes.RESTARTABLE)
             mngr.close()
@@ -206,6 +208,8 @@ def train(
             window_start, window_steps = time.perf_counter(), 0
     mngr.wait_until_finished()
     mngr.close()
+    if lead:
+        metrics_file.flush()
     if lead and reporter is not None:
         reporter.report(step=step, total_steps=t.steps, **ckpt_fields(last_ckpt))
     return exitcodes.OK

@@ -15,6 +15,7 @@ tanh keeps every feature informative (no dead ReLU units collapsing the covarian
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import warnings
@@ -25,6 +26,7 @@ import numpy as np
 import torch
 from cleanfid.resize import make_resizer
 
+from ladder_api import storage
 from ladder_evaluator.metrics.fid import FeatureExtractor, default_device
 from ladder_evaluator.metrics.images import to_uint8_rgb
 
@@ -76,10 +78,9 @@ def load_or_train(cache_dir: str | os.PathLike | None) -> Weights:
         with np.load(path) as z:
             return Weights(z["w0"], z["b0"], z["w1"], z["b1"])
     weights = train()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.npz")
-    np.savez(tmp, w0=weights.w0, b0=weights.b0, w1=weights.w1, b1=weights.b1)
-    os.replace(tmp, path)
+    buf = io.BytesIO()
+    np.savez(buf, w0=weights.w0, b0=weights.b0, w1=weights.w1, b1=weights.b1)
+    storage.write_bytes(str(path), buf.getvalue())  # atomic: concurrent evaluators may race here
     return weights
 
 

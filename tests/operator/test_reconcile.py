@@ -384,10 +384,13 @@ def test_condition_times_only_move_on_transitions():
 
 
 def test_the_status_written_fits_the_status_schema():
-    """The CRD's status schema is generated from this model: a field outside it would be pruned
-    silently by a real API server."""
-    from ladder_api.status import ScalingExperimentStatus
+    """Validated as the API server would (unknown fields rejected): a field outside the CRD's
+    status schema would be pruned silently by a real API server."""
+    import jsonschema
 
+    from tests.local.test_status_build import crd_status_schema
+
+    schema = crd_status_schema()
     exp = after(experiment(), run_once(experiment()))
     obs = Observed(
         jobsets={
@@ -396,8 +399,19 @@ def test_the_status_written_fits_the_status_schema():
         },
         workloads={},
     )
-    for out in (run_once(exp, obs), run_once(experiment(training__learningRate=-1))):
-        ScalingExperimentStatus.model_validate(out.status)
+    running = run_once(exp, obs)
+    invalid = copy.deepcopy(after(exp, running))
+    invalid["spec"]["training"]["learningRate"] = -1
+    suspended = after(exp, running)
+    suspended["spec"]["suspend"] = True
+    refused = after(exp, running)
+    refused["spec"]["training"]["steps"] = 700
+    outcomes = [running, run_once(invalid, obs), run_once(suspended, obs), run_once(refused, obs),
+                run_once(experiment(training__learningRate=-1))]
+    assert [o.phase for o in outcomes] == ["Running", "Invalid", "Suspended", "Running", "Invalid"]
+    for out in outcomes:
+        jsonschema.validate(out.status, schema)
+    assert phases(outcomes[1]) == phases(running), "Invalid keeps the sizes"
 
 
 def test_retry_annotation_restarts_failed_sizes_within_max_concurrent():

@@ -175,10 +175,8 @@ def _wanted(
     progressing = progressing and circumstances.active and not circumstances.refused
     held = _held_reason(phase, circumstances)
     suspension = circumstances.suspension if phase is ExperimentPhase.suspended else None
-    ready_reason = Reason.all_sizes_evaluated if done else (
-        held if held in (Reason.size_failed, Reason.suspended_by_spec, Reason.interrupted)
-        else Reason.sizes_remaining
-    )
+    settled = phase in (ExperimentPhase.succeeded, ExperimentPhase.failed, ExperimentPhase.suspended)
+    ready_reason = held if settled else Reason.sizes_remaining
     return [
         _Want(READY, done, ready_reason, message),
         _Want(PROGRESSING, progressing, Reason.sizes_running if progressing else held,

@@ -64,8 +64,8 @@ def build_status(
     interrupted: bool = False,
 ) -> ScalingExperimentStatus:
     """The whole status. `active` says the runner is still working (between two tasks a size may
-    be pending while the experiment is running); `interrupted` that it was stopped (Ctrl-C,
-    SIGTERM)."""
+    be pending while the experiment is running); `interrupted` that it was asked to stop (Ctrl-C,
+    SIGTERM): the experiment reads Suspended from then on, while its tasks save and exit."""
     sizes = [
         size_status(run, observations.get(run.width) or SizeObservation(run.width),
                     activities.get(run.width, SizeActivity()))

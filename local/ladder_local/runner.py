@@ -221,7 +221,7 @@ class LocalRunner:
     def _refresh(self, *, active: bool) -> None:
         obs = self._observations()
         status = build_status(self.plan, obs, self.activities, active=active, now=utc_now(),
-                              previous=self._status)
+                              previous=self._status, interrupted=bool(self._signals))
         self._status = status
         text = json.dumps(status.to_wire(), sort_keys=True)
         if text != self._written:

@@ -89,7 +89,8 @@ def test_interrupt_saves_and_rerun_resumes_from_the_checkpoint(tmp_path, fake_py
     st = outcome.status
     assert st.phase.value == "Suspended" and st.sizes[0].phase.value == "Suspended"
     assert st.sizes[0].checkpoint_step == 3  # saved on SIGTERM
-    assert {c.type: c.status for c in st.conditions}["Suspended"] == "True"
+    suspended = next(c for c in st.conditions if c.type == "Suspended")
+    assert (suspended.status, suspended.reason) == ("True", "Interrupted") and "ladder run" in st.message
     assert not runner_alive(out)
 
     resumed = _runner(exp, out, fake_python, log).run()

@@ -321,3 +321,55 @@ def test_invalid_experiment_is_reported_once(operator_process, cluster):
     assert cluster.experiment("broken")["metadata"]["resourceVersion"] == rv
     assert len(cluster.events("InvalidSpec")) == 1
     assert cluster.jobsets("broken") == {}
+
+
+def _generation_observed(cluster, name) -> bool:
+    exp = cluster.experiment(name)
+    return (exp.get("status") or {}).get("observedGeneration") == exp["metadata"]["generation"]
+
+
+def test_a_short_lived_invalid_edit_retrains_nothing(operator_process, cluster):
+    """Issue 13: an Invalid status applied without sizes deleted them; the finished size was then
+    trained again, beside two others (maxConcurrent 2)."""
+    exp = tiny(cluster.ns)
+    name = exp["metadata"]["name"]
+    cluster.create(exp)
+    wait_for("2 JobSets", lambda: _started(cluster, name) == {f"{name}-c32", f"{name}-c64"})
+    cluster.set_jobset(f"{name}-c32", "completed")
+    wait_for("c32 eval JobSet", lambda: f"{name}-c32-eval" in cluster.jobsets(name))
+    cluster.set_jobset(f"{name}-c32-eval", "completed")
+    wait_for("c32 Succeeded", lambda: cluster.phases(name).get(32) == "Succeeded")
+    for js in (f"{name}-c32", f"{name}-c32-eval"):  # what ttlSecondsAfterFinished does
+        cluster.http.delete(f"/apis/jobset.x-k8s.io/v1alpha2/namespaces/{cluster.ns}/jobsets/{js}")
+    cluster.edit(name, **{"ladder.widths": [32, 64, 50]})
+    wait_for("Invalid", lambda: cluster.status(name).get("phase") == "Invalid")
+    assert cluster.phases(name) == {32: "Succeeded", 64: "Queued", 96: "Queued"}, "sizes kept"
+    cluster.edit(name, **{"ladder.widths": [32, 64, 96]})
+    wait_for("valid again", lambda: _generation_observed(cluster, name)
+             and cluster.status(name).get("phase") != "Invalid")
+    assert _started(cluster, name) == {f"{name}-c64", f"{name}-c96"}, "c32 is not trained again"
+    assert cluster.phases(name)[32] == "Succeeded"
+
+
+def test_kueue_deactivation_stands_until_the_user_retries(operator_process, cluster):
+    """Issue 13: a Workload Kueue deactivated (requeuing limit) was re-activated within seconds."""
+    exp = tiny(cluster.ns)
+    name = exp["metadata"]["name"]
+    cluster.create(exp)
+    wait_for("2 JobSets", lambda: len(_started(cluster, name)) == 2)
+    cluster.kueue_admit(admit=set())
+    wl_path = f"/apis/kueue.x-k8s.io/v1beta1/namespaces/{cluster.ns}/workloads/jobset-{name}-c32"
+    # Kueue's order: the DeactivationTarget condition, then spec.active false, then the eviction.
+    target = {"type": "DeactivationTarget", "status": "True", "reason": "RequeuingLimitExceeded",
+              "message": "exceeding the maximum number of re-queuing retries"}
+    assert cluster.http.merge(wl_path + "/status", {"status": {"conditions": [target]}})[0] == 200
+    assert cluster.http.merge(wl_path, {"spec": {"active": False}})[0] == 200
+    wait_for("c32 shows why", lambda: "Kueue deactivated" in (cluster.sizes(name)[32].get("message") or ""))
+    assert cluster.http.get(wl_path)[1]["spec"]["active"] is False, "the operator left it deactivated"
+    assert cluster.phases(name)[32] == "Suspended"
+    assert cluster.condition(name, "Degraded")["reason"] == "SizeSuspended"
+    assert f"{name}-c96" not in cluster.jobsets(name), "c32 keeps its slot"
+    cluster.http.merge(f"{SX}/namespaces/{cluster.ns}/scalingexperiments/{name}",
+                       {"metadata": {"annotations": {"ladder.dev/retry-failed": "1"}}})
+    wait_for("re-activated", lambda: cluster.http.get(wl_path)[1]["spec"]["active"] is True)
+    wait_for("c32 queued", lambda: cluster.phases(name)[32] == "Queued")

@@ -1,0 +1,56 @@
+"""Step 1: validate the experiment (site defaults filled in); an invalid one gets the Invalid status.
+
+An invalid spec stops everything new, but the status keeps what is known: a short-lived bad edit
+(a typo, a width that is not a multiple of the norm groups) must not erase the sizes that trained,
+or the server-side apply of a status without them would delete them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pydantic import ValidationError
+
+from ladder_api.conditions import invalid_status
+from ladder_api.errors import describe
+from ladder_api.plan import CODE_VERSION
+from ladder_api.spec import ScalingExperiment
+from ladder_operator.defaults import SiteDefaults, fill_spec
+from ladder_operator.reconcile.actions import Action, Outcome, PostEvent, SetFinalizers
+from ladder_operator.reconcile.experiment import ExperimentObject
+from ladder_operator.reconcile.keys import FINALIZER
+from ladder_operator.reconcile.status import owned_wire
+
+TOP_LEVEL = ("metadata", "spec", "apiVersion", "kind")
+
+
+@dataclass(frozen=True)
+class Invalid:
+    message: str  # every problem, each naming its field (spec.training.learningRate: ...)
+
+
+def validate(raw: dict, defaults: SiteDefaults) -> ScalingExperiment | Invalid:
+    try:
+        filled = fill_spec({k: raw.get(k) for k in ("apiVersion", "kind", "metadata", "spec")}, defaults)
+        return ScalingExperiment.model_validate(filled)
+    except ValidationError as err:
+        problems = describe(err)
+        return Invalid("; ".join(p if p.startswith(TOP_LEVEL) else f"spec.{p}" for p in problems))
+
+
+def without_finalizer(finalizers: tuple[str, ...]) -> SetFinalizers:
+    return SetFinalizers(tuple(f for f in finalizers if f != FINALIZER))
+
+
+def invalid_outcome(exp: ExperimentObject, invalid: Invalid, now: str) -> Outcome:
+    """One Warning Event per distinct problem (none when reconciled again unchanged); deletion
+    is never blocked by a bad spec."""
+    actions: list[Action] = []
+    if exp.deleting and FINALIZER in exp.finalizers:
+        actions.append(without_finalizer(exp.finalizers))
+    if exp.phase != "Invalid" or exp.status.message != invalid.message:
+        actions.append(PostEvent("Warning", "InvalidSpec", invalid.message))
+    previous = exp.status if exp.has_status else None
+    status = invalid_status(invalid.message, previous, now=now, generation=exp.generation)
+    status.code_version = CODE_VERSION
+    return Outcome(actions, owned_wire(status), "Invalid")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-JOBSET_API = ("jobset.x-k8s.io/v1alpha2", "jobsets")
+from ladder_kube.resources import JOBSET
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,7 @@ class Delete:
 
 
 def delete_jobset(name: str) -> Delete:
-    return Delete(*JOBSET_API, name)
+    return Delete(JOBSET.api_version, JOBSET.plural, name)
 
 
 @dataclass(frozen=True)

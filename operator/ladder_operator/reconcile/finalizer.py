@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from ladder_api.artifacts import size_paths
 from ladder_api.plan import Plan
-from ladder_api.storage import join
 from ladder_api.spec import CheckpointRetention, ScalingExperiment
+from ladder_api.storage import join
 from ladder_operator.reconcile.actions import Action, CleanupCheckpoints, Outcome, SetFinalizers
 from ladder_operator.reconcile.experiment import ExperimentObject
 from ladder_operator.reconcile.keys import FINALIZER

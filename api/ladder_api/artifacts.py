@@ -3,6 +3,9 @@
 An experiment's outputs live under one root (`<storage.outputUri>/<name>`, or where `ladder run`
 puts them), one folder per size:
 
+    c<width>/config.json           the RunConfig the size's files are written under (written by
+                                   the operator and by `ladder run`), so the storage root alone
+                                   is enough for `ladder report`
     c<width>/checkpoints/<step>/   orbax, one folder per saved step
     c<width>/metrics.jsonl         training metrics, one JSON object per line
     c<width>/results/              evaluation results: one write-once JSON object per evaluator
@@ -31,6 +34,8 @@ import socket
 import threading
 import time
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
 
 from pydantic import Field, ValidationError
 
@@ -39,7 +44,11 @@ from ladder_api.base import Model
 from ladder_api.errors import UserError
 from ladder_api.status import Result, ScalingExperimentStatus
 
+if TYPE_CHECKING:
+    from ladder_api.plan import RunConfig
+
 STATUS_FILE = "status.json"
+RUN_CONFIG_FILE = "config.json"
 CONFIG_DIR = "configs"
 LOGS_DIR = "logs"
 CHECKPOINTS_DIR = "checkpoints"
@@ -49,6 +58,8 @@ SAMPLES_DIR = "samples"
 LEGACY_RESULTS_FILE = "results.json"  # one rewritten list, before results/ (read, never written)
 COMMIT_MARKER = "commit_success.txt"  # what orbax writes last into a step on an object store
 METRICS_MIN_INTERVAL_S = 1.0  # GCS takes about one write per second to the same object
+READ_WORKERS = 16  # result objects fetched at once from an object store (each read is a round trip)
+SIZE_DIR = re.compile(r"^c([0-9]+)$")
 
 
 # --- layout --------------------------------------------------------------------------------------
@@ -82,6 +93,36 @@ class RunPaths(Model):
 
 def size_paths(experiment_root: str, width: int) -> RunPaths:
     return RunPaths.under(storage.join(experiment_root, size_dir(width)))
+
+
+def run_config_uri(size_root: str) -> str:
+    return storage.join(size_root, RUN_CONFIG_FILE)
+
+
+def write_run_config(run: RunConfig) -> None:
+    """The run's config beside its files (replaced whole: the same bytes for the same spec)."""
+    storage.write_text(run_config_uri(run.paths.root), run.config_json())
+
+
+def read_run_configs(experiment_root: str) -> list[RunConfig]:
+    """The RunConfigs recorded under an experiment's storage root (one per size folder that has
+    one), by width; their paths are re-rooted at `experiment_root`, so a copied root reads its own
+    files."""
+    from ladder_api.plan import RunConfig
+
+    runs = []
+    for name in storage.list_dir(experiment_root):
+        if not SIZE_DIR.match(name):
+            continue
+        uri = run_config_uri(storage.join(experiment_root, name))
+        try:
+            run = RunConfig.model_validate_json(storage.read_bytes(uri))
+        except FileNotFoundError:
+            continue
+        except ValueError as err:
+            raise UserError(f"{uri} is not a Ladder run config ({str(err)[:200]})") from None
+        runs.append(run.model_copy(update={"paths": size_paths(experiment_root, run.width)}))
+    return sorted(runs, key=lambda r: r.width)
 
 
 def status_path(state_dir: str | os.PathLike) -> str:
@@ -296,17 +337,26 @@ class ResultsReader:
                     self._legacy = _parse_results(uri, storage.read_bytes(uri))
         return self._legacy
 
+    def _read(self, name: str) -> tuple[str, list[Result] | None]:
+        uri = storage.join(self.prefix, name)
+        try:
+            return name, _parse_results(uri, storage.read_bytes(uri))
+        except FileNotFoundError:  # deleted since the listing
+            return name, None
+
     def poll(self) -> dict[str, Result]:
-        """Every recorded result by id; where writers disagree, the object sorting last wins."""
+        """Every recorded result by id; where writers disagree, the object sorting last wins.
+        New objects on an object store are fetched READ_WORKERS at a time (the paper's grid with
+        every checkpoint is thousands of objects, each a round trip)."""
         names = [n for n in storage.list_dir(self.prefix) if n.endswith(".json") and not n.startswith(".")]
         self._objects = {n: self._objects[n] for n in names if n in self._objects}
-        for n in names:
-            if n not in self._objects:
-                uri = storage.join(self.prefix, n)
-                try:
-                    self._objects[n] = _parse_results(uri, storage.read_bytes(uri))
-                except FileNotFoundError:  # deleted since the listing
-                    continue
+        new = [n for n in names if n not in self._objects]
+        if len(new) > 1 and storage.is_remote(self.prefix):
+            with ThreadPoolExecutor(min(READ_WORKERS, len(new))) as pool:
+                read = list(pool.map(self._read, new))
+        else:
+            read = [self._read(n) for n in new]
+        self._objects.update((n, rs) for n, rs in read if rs is not None)
         merged = {r.id: r for r in self._read_legacy()}
         for n in sorted(self._objects):
             merged.update((r.id, r) for r in self._objects[n])
@@ -332,3 +382,6 @@ class ResultsStore:
 
     def write(self, results: Iterable[Result]) -> None:
         self._writer.write(results)
+
+    def flush(self) -> None:
+        """Nothing to do: every write() is stored when it returns."""

@@ -12,8 +12,15 @@ Cost conventions (both recorded, because the paper does not say which one it use
 
 Which results enter the frontier: the FID results of one metric (see `pick_fid_metric`), and per
 width only its newest evaluated checkpoint, so a frontier never mixes a half-trained model with
-finished ones. Ties are broken deterministically (lower cost, then smaller width, then sampler
-name, steps, guidance), so the same results always give the same summary.
+finished ones. Failed measurements (Result.error) never enter. Ties are broken deterministically
+(lower cost, then smaller width, then sampler name, steps, guidance), so the same results always
+give the same summary.
+
+The summary is bounded, because it lives in the status (etcd refuses objects over 1.5 MiB, and
+every status write is sent to every watcher): the frontier keeps one point per budget at which
+the winner changes (the winner holds until the next point, so nothing is lost), and both the
+frontier and the Pareto front are thinned to MAX_POINTS (see `thin`). Without the thinning both
+are bounded by the distinct sampling costs (widths x step counts), already 66 for the paper.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ from ladder_api.status import FrontierPoint, Result, Summary
 FID_PREFIX = "fid-"
 PREFERRED_FID = "fid-inception"
 CostKind = Literal["paper", "with_guidance"]
+MAX_POINTS = 64  # frontier and Pareto points in the status summary (about 150 bytes each)
 
 
 def forwards_per_step(guidance: float | None) -> int:
@@ -57,6 +65,11 @@ def pick_fid_metric(results: Iterable[Result], preferred: str | None = None) -> 
     return PREFERRED_FID if PREFERRED_FID in names else names[0]
 
 
+def measured(results: Iterable[Result]) -> list[Result]:
+    """The results that hold a value (failed measurements have an error instead)."""
+    return [r for r in results if not r.failed]
+
+
 def _cost(r: Result, kind: CostKind) -> float:
     return r.sampling_cost if kind == "paper" else r.sampling_cost_with_guidance
 
@@ -77,7 +90,7 @@ def fid_results(
     results: Iterable[Result], fid_metric: str, *, newest_checkpoint_only: bool = True
 ) -> list[Result]:
     """The results the frontier is built from: one FID metric, newest checkpoint per width."""
-    chosen = [r for r in results if r.metric == fid_metric]
+    chosen = [r for r in results if r.metric == fid_metric and not r.failed]
     if not newest_checkpoint_only:
         return chosen
     newest: dict[int, int] = {}
@@ -94,6 +107,7 @@ def frontier(
     Budgets default to the distinct costs present, which is where the frontier can change. A
     budget below every cost gets no point.
     """
+    results = measured(results)
     if budgets is None:
         budgets = sorted({_cost(r, cost) for r in results})
     out = []
@@ -108,7 +122,7 @@ def pareto(results: Sequence[Result], cost: CostKind = "paper") -> list[Frontier
     """Measurements no other measurement beats on both cost and FID, by increasing cost."""
     out: list[FrontierPoint] = []
     best = float("inf")
-    for r in sorted(results, key=lambda r: (_cost(r, cost),) + _rank(r, cost)):
+    for r in sorted(measured(results), key=lambda r: (_cost(r, cost),) + _rank(r, cost)):
         if r.value < best:
             best = r.value
             out.append(_point(r, _cost(r, cost), cost))
@@ -121,7 +135,7 @@ def best_over_guidance(
     """The paper's protocol: the best FID per (width, steps) over the guidance scales (and per
     sampler unless `per_sampler` is False), sorted by width, sampler, steps."""
     groups: dict[tuple, list[Result]] = {}
-    for r in results:
+    for r in measured(results):
         key = (r.width, r.sampler if per_sampler else "", r.steps)
         groups.setdefault(key, []).append(r)
     out = []
@@ -129,6 +143,30 @@ def best_over_guidance(
         r = min(groups[key], key=lambda r: _rank(r, cost))
         out.append(_point(r, _cost(r, cost), cost))
     return out
+
+
+def _setting(p: FrontierPoint) -> tuple:
+    return (p.width, p.sampler, p.steps, p.guidance)
+
+
+def merge_equal(points: Sequence[FrontierPoint]) -> list[FrontierPoint]:
+    """Consecutive points that pick the same setting, as one (the first budget it wins at)."""
+    out: list[FrontierPoint] = []
+    for p in points:
+        if not out or _setting(out[-1]) != _setting(p):
+            out.append(p)
+    return out
+
+
+def thin(points: Sequence[FrontierPoint], max_points: int | None) -> list[FrontierPoint]:
+    """At most `max_points` (>= 2) of `points`, evenly spaced by rank: the first (cheapest) and the
+    last (the best FID, on a frontier or a Pareto front) are always kept. None keeps all."""
+    if max_points is None or len(points) <= max_points:
+        return list(points)
+    if max_points < 2:
+        raise ValueError(f"max_points must be at least 2, got {max_points}")
+    step = (len(points) - 1) / (max_points - 1)
+    return [points[round(i * step)] for i in range(max_points)]
 
 
 def summarize(
@@ -139,8 +177,10 @@ def summarize(
     *,
     budgets: Sequence[float] | None = None,
     cost: CostKind = "paper",
+    max_points: int | None = MAX_POINTS,
 ) -> Summary:
-    """The status summary: progress, best FID overall, the frontier and the Pareto front."""
+    """The status summary: progress, best FID overall, the frontier (equal consecutive points
+    merged) and the Pareto front, each at most `max_points` long (None: all, for the report)."""
     results = list(results)
     metric = pick_fid_metric(results, fid_metric)
     summary = Summary(
@@ -155,8 +195,8 @@ def summarize(
     best = min(chosen, key=lambda r: _rank(r, cost))
     summary.best_fid = best.value
     summary.best_width = best.width
-    summary.frontier = frontier(chosen, budgets, cost)
-    summary.pareto = pareto(chosen, cost)
+    summary.frontier = thin(merge_equal(frontier(chosen, budgets, cost)), max_points)
+    summary.pareto = thin(pareto(chosen, cost), max_points)
     return summary
 
 

@@ -87,9 +87,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(render_status(exp.metadata.name, outcome.status, _expected(out_dir)))
     for msg in outcome.messages:
         print(f"\n{msg}", file=sys.stderr)
-    if not args.no_report and outcome.status.results:
+    measured = any(s.measurements and s.measurements.recorded for s in outcome.status.sizes)
+    if not args.no_report and measured:
         print(f"\nreport: {_write_report(out_dir)}")
-    elif not outcome.status.results:
+    elif not measured:
         print("\nno measurements yet, so no report")
     if outcome.interrupted:
         print(f"\nstopped; run `ladder run {args.file}"

@@ -1,14 +1,14 @@
 """`python -m ladder_evaluator --config RUN.json --checkpoint URI`: score a size's checkpoints
 over the experiment's evaluation grid and record each measurement as a Result.
 
-Where results go: in a cluster (KUBERNETES_SERVICE_HOST set, or --status cluster) into the
-ScalingExperiment's status by server-side apply (see status_store); otherwise into the results
-folder run.paths.results (or --results), local or gs://, one new object per write (see
-ladder_api.artifacts). Ids already recorded are skipped
-unless --force. User errors (missing checkpoint, missing weights, reference statistics of the
-wrong dimension, bad config) print one message and exit 2, with no traceback. An API server
-that stays away longer than the status writes' retries exits RESTARTABLE (42): the JobSet
-restarts the evaluation, which skips what was already recorded.
+Where results go: into the results folder run.paths.results (or --results), local or gs://,
+one new object per write (see ladder_api.artifacts), in a cluster as outside one. In a cluster
+(KUBERNETES_SERVICE_HOST set, or --status cluster) the evaluator also reports its progress in its
+size's status entry, which wakes the operator to update the status digest (see status_store).
+Ids already recorded are skipped unless --force. User errors (missing checkpoint, missing
+weights, reference statistics of the wrong dimension, bad config, a deleted experiment) print one
+message and exit 2, with no traceback. A transient Kubernetes API failure that escapes exits
+RESTARTABLE (42): the JobSet restarts the evaluation, which skips what was already recorded.
 """
 
 from __future__ import annotations
@@ -34,8 +34,7 @@ def make_store(run: RunConfig, mode: str, results: str | None) -> ResultStore:
     if mode == "cluster" or (mode == "auto" and in_cluster and not results):
         from ladder_evaluator import status_store
 
-        exp = run.experiment
-        return status_store.from_environment(exp.namespace, exp.name, run.width)
+        return status_store.from_environment(run, results)
     return ResultsStore(results or run.paths.results)
 
 
@@ -86,7 +85,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="results folder, local or gs:// (default: run.paths.results)")
     parser.add_argument("--force", action="store_true", help="re-evaluate ids already recorded")
     parser.add_argument("--status", choices=["auto", "cluster", "file"], default="auto",
-                        help="where results go (auto: the experiment's status in a cluster, else the folder)")
+                        help="cluster: also report progress in the experiment's status "
+                        "(auto: when in a cluster)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -94,8 +94,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         run = load_run_config(args.config)
         store = make_store(run, args.status, args.results)
-        written = evaluate(run, args.checkpoint, store, force=args.force,
-                           progress=RichProgress(enabled=not args.no_progress))
+        try:
+            written = evaluate(run, args.checkpoint, store, force=args.force,
+                               progress=RichProgress(enabled=not args.no_progress))
+        finally:
+            store.flush()
         log.info("c%d: %d results written", run.width, len(written))
         return exitcodes.OK
     except (SpecError, UserError) as err:

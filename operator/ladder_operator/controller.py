@@ -9,6 +9,10 @@ replaced by a newer resourceVersion.
 Work queue: every event marks its experiment dirty; one task per experiment runs reconciles until
 it is clean, so a burst of events costs one or two reconciles, never one each, and two reconciles
 of the same experiment never overlap. A global semaphore bounds the API load.
+
+Results of record: before the status write, the digest of each experiment's results in storage is
+added to it (ladder_operator.results reads them incrementally, only when an evaluator reported
+progress or an evaluation JobSet changed).
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from ladder_kube.errors import ApiError
 from ladder_kube.ownership import STATUS_LIST_KEYS
 from ladder_kube.resources import EXPERIMENT, JOBSET, WORKLOAD, resource_path
 from ladder_operator import labels as lb
-from ladder_operator import metrics
+from ladder_operator import metrics, names
 from ladder_operator.defaults import SiteDefaults
 from ladder_operator.reconcile import (
     FIELD_MANAGER,
@@ -45,6 +49,9 @@ from ladder_operator.reconcile import (
     event_name,
     reconcile,
 )
+from ladder_operator.reconcile.experiment import lenient_status
+from ladder_operator.reconcile.status import with_digest
+from ladder_operator.results import ResultsCache, ResultsUnreadable
 from ladder_operator.storage import Missing, store_for
 
 log = logging.getLogger("ladder.operator")
@@ -136,6 +143,7 @@ class Controller:
         self._sem = asyncio.Semaphore(concurrency)
         self._store_for = store_for
         self.defaults = defaults or SiteDefaults()
+        self.results = ResultsCache()
         self.primed = False  # the caches hold the initial listing (readiness)
 
     # --- caches --------------------------------------------------------------------------------
@@ -164,6 +172,7 @@ class Controller:
                 self.experiments.pop(key, None)
                 self.phases.pop(key, None)
                 self.applied.pop(key, None)
+                self.results.forget(key)
                 self._update_phase_gauge()
             return
         if old is not None and _rv(obj) < _rv(old):
@@ -277,7 +286,7 @@ class Controller:
             await self._execute(key, raw, exp_path, action)
         raw = self.experiments.get(key, raw)
         if outcome.status:
-            desired = _drop_none(outcome.status)
+            desired = _drop_none(await self._with_digest(key, raw, outcome))
             if not covers(raw.get("status") or {}, desired) or self.applied.get(key) not in (None, desired):
                 try:
                     updated = await self.kube.apply_status(ns, name, desired, manager=FIELD_MANAGER)
@@ -289,6 +298,40 @@ class Controller:
             self.applied[key] = desired
         self.phases[key] = outcome.phase
         self._update_phase_gauge()
+
+    def _triggers(self, key: Key, raw: dict, runs) -> dict[int, tuple]:
+        """Per width, what changes when new results may be in storage: the evaluator's progress
+        report in the size's status entry and the evaluation JobSet's resourceVersion."""
+        status = raw.get("status") if isinstance(raw.get("status"), dict) else {}
+        sizes = [s for s in status.get("sizes") or [] if isinstance(s, dict)]
+        reports = {s.get("width"): s.get("evaluator") for s in sizes}
+        jobsets = self.jobsets.get(key, {})
+        out = {}
+        for run in runs:
+            js = jobsets.get(names.evaluation_jobset(key[1], run.width)) or {}
+            rv = (js.get("metadata") or {}).get("resourceVersion")
+            out[run.width] = (json.dumps(reports.get(run.width), sort_keys=True), rv)
+        return out
+
+    async def _with_digest(self, key: Key, raw: dict, outcome) -> dict:
+        """The outcome's status with the digest of the results of record (ladder_api.digest)."""
+        if not outcome.runs:
+            return outcome.status
+        status = raw.get("status") if isinstance(raw.get("status"), dict) else {}
+        uid = (raw.get("metadata") or {}).get("uid") or ""
+        try:
+            digest = await asyncio.to_thread(
+                self.results.digest, key, outcome.runs, self._triggers(key, raw, outcome.runs),
+                uid=uid, legacy=status.get("results"),
+            )
+        except ResultsUnreadable as err:
+            digest = None
+            await self.post_event(raw, PostEvent(
+                "Warning", "ResultsUnreadable",
+                f"{err}; the summary keeps what it said. Give the operator's identity read access "
+                "to storage.outputUri (it reads the evaluators' results there)",
+            ))
+        return with_digest(outcome.status, digest, lenient_status(status))
 
     def _update_phase_gauge(self) -> None:
         counts: dict[str, int] = {}

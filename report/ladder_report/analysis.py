@@ -97,13 +97,13 @@ def newest_only(results: Sequence[Result]) -> list[Result]:
 
 def summary_of(results: Sequence[Result], sizes_total: int) -> Summary:
     widths = {r.width for r in results}
-    return summarize(results, len(widths), sizes_total)
+    return summarize(results, len(widths), sizes_total, max_points=None)  # the whole front
 
 
 def summary_with_guidance_cost(results: Sequence[Result], sizes_total: int) -> Summary:
     """The same frontier when classifier-free guidance's second forward pass is counted."""
     widths = {r.width for r in results}
-    return summarize(results, len(widths), sizes_total, cost="with_guidance")
+    return summarize(results, len(widths), sizes_total, cost="with_guidance", max_points=None)
 
 
 def frontier_table(summary: Summary, *, with_guidance: bool = False) -> Table:
@@ -143,6 +143,19 @@ def _by_setting(results: Sequence[Result]) -> dict[tuple, dict[str, Result]]:
     for r in results:
         out.setdefault((r.width, r.sampler, r.steps, r.guidance), {})[r.metric] = r
     return out
+
+
+def failed_table(failed: Sequence[Result]) -> Table:
+    """The measurements that failed (e.g. the metric came out NaN), each with its reason."""
+    rows = [[f"c{r.width}", str(r.checkpoint_step), r.sampler, str(r.steps), f"{r.guidance:g}", r.metric,
+             r.error or ""] for r in sorted(failed, key=lambda r: r.id)]
+    return Table(
+        "Failed measurements",
+        ["size", "checkpoint", "sampler", "steps", "guidance", "metric", "why"],
+        rows,
+        "Recorded as failed rather than as a number, and left out of every table, plot and frontier "
+        "above; `python -m ladder_evaluator ... --force` measures them again.",
+    )
 
 
 def results_table(results: Sequence[Result]) -> Table:

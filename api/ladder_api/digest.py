@@ -103,9 +103,11 @@ class Digest:
 
 
 def size_measurements(run: RunConfig, results: Iterable[Result], metric: str | None) -> Measurements:
+    """Counts over the current grid; the best FID over every result of record of the size."""
+    results = list(results)
     counted = [r for r in results if in_grid(run, r)]
     best = None
-    if metric is not None and (fids := fid_results(counted, metric)):
+    if metric is not None and (fids := fid_results(results, metric)):
         best = min(r.value for r in fids)
     return Measurements(
         recorded=len({r.id for r in counted}),
@@ -118,11 +120,13 @@ def size_measurements(run: RunConfig, results: Iterable[Result], metric: str | N
 def compute(
     runs: Sequence[RunConfig], results: Mapping[int, Iterable[Result]], max_points: int | None = MAX_POINTS
 ) -> Digest:
-    """The digest of every size's results of record (by width; a width absent has none)."""
-    by_width = {run.width: list(results.get(run.width) or ()) for run in runs}
+    """The digest of every size's results of record (by width; a width absent has none). The
+    counts are of the current grid; the summary is ladder_api.frontier.summarize over every
+    result of record of the sizes (a measurement of a grid point since dropped is still true)."""
+    by_width = {run.width: [r for r in results.get(run.width) or () if r.width == run.width] for run in runs}
     metric = fid_metric(runs[0].evaluation) if runs else None
     sizes = {run.width: size_measurements(run, by_width[run.width], metric) for run in runs}
-    everything = [r for run in runs for r in by_width[run.width] if in_grid(run, r)]
+    everything = [r for run in runs for r in by_width[run.width]]
     summary = summarize(everything, 0, 0, metric, max_points=max_points)
     recorded = sum(m.recorded for m in sizes.values())
     expected = sum(m.expected or 0 for m in sizes.values())

@@ -20,7 +20,8 @@ from pathlib import Path
 
 import yaml
 
-from ladder_api.status import result_id
+from ladder_api import artifacts, storage
+from ladder_api.status import Result, result_id
 from ladder_testing.apiserver.client import Http
 
 REPO = Path(__file__).resolve().parents[2]
@@ -102,11 +103,17 @@ class OperatorProcess:
 
 
 class Cluster:
-    """Reads and writes over HTTP, plus the parts of JobSet and Kueue the test plays."""
+    """Reads and writes over HTTP, plus the parts of JobSet and Kueue the test plays, and the
+    evaluators' writes (results to the experiment's storage, progress to its status) done by the
+    evaluator's own store. With `storage`, experiments created here write under it (a gs://
+    bucket of the GCS emulator) instead of the relative ./ladder-runs the examples carry."""
 
-    def __init__(self, url: str, namespace: str):
+    def __init__(self, url: str, namespace: str, *, kubeconfig: Path | None = None,
+                 storage: str | None = None):
         self.http = Http(url)
         self.ns = namespace
+        self.kubeconfig = kubeconfig
+        self.storage = storage
 
     # --- setup ---------------------------------------------------------------------------------
 
@@ -115,6 +122,9 @@ class Cluster:
         assert code in (201, 409), body
 
     def create(self, exp: dict) -> dict:
+        out = (exp.get("spec") or {}).get("storage", {}).get("outputUri")
+        if self.storage and (out is None or out.startswith("./")):
+            exp = with_changes(exp, **{"storage.outputUri": self.storage})
         code, body = self.http.post(f"{SX}/namespaces/{self.ns}/scalingexperiments", exp)
         assert code == 201, body
         return body
@@ -277,19 +287,47 @@ class Cluster:
         )
         assert code == 200, out
 
-    def evaluator_writes(self, exp: str, width: int, results: list[dict], manager: str | None = None) -> None:
-        body = {
-            "apiVersion": "ladder.dev/v1alpha1",
-            "kind": "ScalingExperiment",
-            "metadata": {"name": exp},
-            "status": {"results": results},
-        }
-        code, out = self.http.apply(
-            f"{SX}/namespaces/{self.ns}/scalingexperiments/{exp}/status",
-            body,
-            manager or f"ladder-evaluator-c{width}",
-        )
-        assert code == 200, out
+    def results_prefix(self, exp: str, width: int) -> str:
+        spec = self.experiment(exp)["spec"]
+        return artifacts.size_paths(storage.join(spec["storage"]["outputUri"], exp), width).results
+
+    def evaluator_writes(self, exp: str, width: int, results: list[dict]) -> None:
+        """What an evaluator pod does after a grid point: its results to storage, then its
+        progress report into the status (ladder_evaluator.status_store, a process of its own)."""
+        from ladder_evaluator.status_store import ClusterStore, manager_base
+        from ladder_kube.client import Client
+        from ladder_kube.credentials import load_credentials
+        from ladder_kube.status import StatusWriter
+
+        client = Client(load_credentials(str(self.kubeconfig)), user_agent="ladder-evaluator/test")
+        writer = StatusWriter(client, self.ns, exp, manager_base(width))
+        store = ClusterStore(artifacts.ResultsStore(self.results_prefix(exp, width)), writer, width,
+                             report_every_s=0.0)
+        store.existing()
+        store.write([Result.model_validate(r) for r in results])
+        store.flush()
+        client.close()
+
+    def summary_of_record(self, exp: str) -> dict:
+        """The summary the status should show: ladder_api.frontier.summarize over every result of
+        record in storage (on the experiment's FID metric), with the progress of the phases."""
+        from ladder_api.digest import fid_metric
+        from ladder_api.frontier import summarize
+        from ladder_api.spec import ScalingExperiment
+
+        obj = self.experiment(exp)
+        keys = ("apiVersion", "kind", "metadata", "spec")
+        spec = ScalingExperiment.model_validate({k: obj[k] for k in keys})
+        sizes = self.status(exp).get("sizes") or []
+        done = sum(1 for s in sizes if s.get("phase") == "Succeeded")
+        wire = summarize(self.recorded(exp), done, len(sizes), fid_metric(spec.spec.evaluation)).to_wire()
+        wire.pop("measured", None)
+        return wire
+
+    def recorded(self, exp: str) -> list[Result]:
+        """Every result of record of the experiment, from its storage."""
+        widths = [s["width"] for s in self.status(exp).get("sizes") or []]
+        return [r for w in widths for r in artifacts.read_results(self.results_prefix(exp, w))]
 
 
 def results_for(

@@ -330,6 +330,56 @@ class Cluster:
         return [r for w in widths for r in artifacts.read_results(self.results_prefix(exp, w))]
 
 
+class InProcess:
+    """The API server, the operator's Controller in this process fed by hand (what the watches
+    would deliver), and the pods' writers (trainer reports, evaluator stores)."""
+
+    def __init__(self, api, out: Path):
+        from ladder_kube.aio import AsyncClient
+        from ladder_kube.client import Client
+        from ladder_kube.credentials import load_credentials
+        from ladder_operator.controller import Controller
+
+        self.api = api
+        self.cluster = Cluster(api.url, unique_ns(), kubeconfig=api.kubeconfig, storage=str(out))
+        self.cluster.create_namespace()
+        self.kube = AsyncClient(Client(load_credentials(str(api.kubeconfig)), user_agent="ladder-operator/t"))
+        self.controller = Controller(self.kube, namespaces=[self.cluster.ns], kueue_version=None)
+
+    def client(self):
+        from ladder_kube.client import Client
+        from ladder_kube.credentials import load_credentials
+
+        return Client(load_credentials(str(self.api.kubeconfig)), user_agent="pod/t")
+
+    async def deliver(self) -> None:
+        """What the watches bring: every experiment and JobSet of the namespace, then the reconciles."""
+        ns = self.cluster.ns
+        for obj in self.cluster.objects(SX + "/namespaces/{ns}/scalingexperiments"):
+            self.controller.on_experiment("MODIFIED", obj)
+        for obj in self.cluster.objects(JS + "/namespaces/{ns}/jobsets"):
+            obj["metadata"].setdefault("namespace", ns)
+            self.controller.on_jobset("MODIFIED", obj)
+        await self.controller.idle()
+
+    def evaluator(self, name: str, width: int, *, every_s: float = 0.0, incarnation: str | None = None):
+        """One evaluator process's store (ladder_evaluator.status_store)."""
+        from ladder_evaluator.status_store import ClusterStore, manager_base
+        from ladder_kube.status import StatusWriter
+
+        writer = StatusWriter(self.client(), self.cluster.ns, name, manager_base(width),
+                              incarnation=incarnation)
+        return ClusterStore(artifacts.ResultsStore(self.cluster.results_prefix(name, width)), writer, width,
+                            report_every_s=every_s)
+
+    def evaluate(self, name: str, width: int, results: list[dict]) -> None:
+        store = self.evaluator(name, width)
+        store.existing()
+        store.write([Result.model_validate(r) for r in results])
+        store.flush()
+
+
+
 def results_for(
     width: int,
     step: int,

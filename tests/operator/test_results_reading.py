@@ -13,16 +13,14 @@ from collections import Counter
 import pytest
 
 from ladder_api import artifacts, storage
-from ladder_api.status import Result
-from ladder_evaluator.status_store import ClusterStore, manager_base
 from ladder_kube.aio import AsyncClient
 from ladder_kube.client import Client
 from ladder_kube.credentials import load_credentials
-from ladder_kube.status import StatusWriter
 from ladder_operator.controller import Controller
 from ladder_testing.apiserver.fixture import running_apiserver
 from ladder_trainer.status_report import ClusterReporter
-from tests.operator.harness import JS, SX, Cluster, results_for, tiny, unique_ns
+from tests.operator.harness import InProcess as World
+from tests.operator.harness import results_for, tiny
 
 COUNTED = ("list_dir", "read_bytes", "write_bytes", "size")
 
@@ -43,41 +41,9 @@ def counted(monkeypatch) -> Counter:
     return calls
 
 
-class World:
-    """The API server, a Controller fed by hand, and the pods' writers."""
-
-    def __init__(self, api, tmp_path):
-        self.api = api
-        self.cluster = Cluster(api.url, unique_ns(), kubeconfig=api.kubeconfig, storage=str(tmp_path / "out"))
-        self.cluster.create_namespace()
-        self.kube = AsyncClient(Client(load_credentials(str(api.kubeconfig)), user_agent="ladder-operator/t"))
-        self.controller = Controller(self.kube, namespaces=[self.cluster.ns], kueue_version=None)
-
-    def client(self) -> Client:
-        return Client(load_credentials(str(self.api.kubeconfig)), user_agent="pod/t")
-
-    async def deliver(self) -> None:
-        """What the watches bring: every experiment and JobSet of the namespace, then the reconciles."""
-        ns = self.cluster.ns
-        for obj in self.cluster.objects(SX + "/namespaces/{ns}/scalingexperiments"):
-            self.controller.on_experiment("MODIFIED", obj)
-        for obj in self.cluster.objects(JS + "/namespaces/{ns}/jobsets"):
-            obj["metadata"].setdefault("namespace", ns)
-            self.controller.on_jobset("MODIFIED", obj)
-        await self.controller.idle()
-
-    def evaluate(self, name: str, width: int, results: list[dict]) -> None:
-        writer = StatusWriter(self.client(), self.cluster.ns, name, manager_base(width))
-        store = ClusterStore(artifacts.ResultsStore(self.cluster.results_prefix(name, width)), writer, width,
-                             report_every_s=0.0)
-        store.existing()
-        store.write([Result.model_validate(r) for r in results])
-        store.flush()
-
-
 def test_the_operator_reads_what_is_new_when_woken_and_nothing_when_idle(tmp_path, counted):
     with running_apiserver(tmp_path / "api") as api:
-        world = World(api, tmp_path)
+        world = World(api, tmp_path / "out")
         asyncio.run(_scenario(world, counted))
 
 
@@ -143,7 +109,7 @@ async def _scenario(world: World, counted: Counter) -> None:
 def test_after_a_restart_the_first_reconcile_reads_every_size_again(tmp_path, counted):
     """A new operator process has read nothing: it reads each size once, then is idle again."""
     with running_apiserver(tmp_path / "api") as api:
-        world = World(api, tmp_path)
+        world = World(api, tmp_path / "out")
         exp = tiny(world.cluster.ns)
         world.cluster.create(exp)
         asyncio.run(world.deliver())

@@ -1,0 +1,166 @@
+"""The status stays small at the paper's scale: examples/paper-v5e.yaml with `checkpoints: all`
+(the 5 checkpoints its recipe keeps: 11 sizes x 5 x 3 samplers x 6 steps x 8 guidance scales x
+2 metrics = 15,840 measurements, 7,920 result objects) written through the real writers (the
+operator's Controller, the trainers' reporters, two evaluator processes per size: an old one and
+its replacement) against the local API server. The whole object, managedFields included, stays
+under 256 KiB (etcd refuses 1.5 MiB; the results in the status alone were over that), and the
+summary is ladder_api.frontier.summarize over every result of record in storage."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from ladder_api.digest import planned_checkpoints
+from ladder_api.frontier import MAX_POINTS, sampling_cost, summarize
+from ladder_api.plan import expand
+from ladder_api.spec import ScalingExperiment
+from ladder_api.status import Result, result_id
+from ladder_kube.ownership import new_incarnation
+from ladder_testing.apiserver.fixture import running_apiserver
+from ladder_trainer.status_report import ClusterReporter
+from tests.operator.harness import InProcess, load_example, with_changes
+
+pytestmark = pytest.mark.slow
+BOUND = 256 * 1024
+ETCD_LIMIT = 1536 * 1024
+
+
+def _fid(width: int, step: int, sampler: str, n: int, g: float, total: int) -> float:
+    """A plausible FID surface: better with size, steps and training, a guidance optimum near
+    4, DDPM worse at few steps. Smooth, so the Pareto front is long (every cost can win)."""
+    base = 8.0 + 90.0 / n ** 0.8 * (64 / width) ** 0.3 + 0.35 * (g - 4.0) ** 2
+    return round(base + (total - step) / 20_000 + (3.0 / n if sampler == "ddpm" else 0.0), 4)
+
+
+def grid_results(run, steps: list[int]) -> list[list[Result]]:
+    """One list per grid point and checkpoint, as the evaluator writes them (both metrics)."""
+    ev, out = run.evaluation, []
+    settings = {"autoencoder": "sd-vae", "referenceSet": "coco2014-val-30k", "weights": "ema",
+                "predictionType": "epsilon", "seed": "0"}
+    for step in steps:
+        for sampler in ev.samplers:
+            for n in ev.steps:
+                for g in ev.guidance_scales:
+                    paper, with_g = sampling_cost(run.model.normalized_cost, n, g)
+                    fid = _fid(run.width, step, sampler, n, g, run.training.steps)
+                    values = {"fid-inception": fid, "clip-score": round(0.3 - fid / 1000, 5)}
+                    out.append([Result(
+                        id=result_id(run.width, step, sampler, n, g, metric), width=run.width,
+                        checkpoint_step=step, sampler=sampler, steps=n, guidance=g, metric=metric, value=v,
+                        num_samples=ev.num_samples, gflops_per_forward=run.model.gflops_per_forward,
+                        sampling_cost=paper, sampling_cost_with_guidance=with_g,
+                        settings={**settings, **({"eta": "0"} if sampler == "ddim" else {}),
+                                  **({"features": "inception"} if metric.startswith("fid") else {})},
+                    ) for metric, v in values.items()])
+    return out
+
+
+def _checkpoints(run) -> list[int]:
+    """The steps the paper's recipe keeps: the newest checkpoint.keep of one per intervalSteps."""
+    t = run.training
+    kept = planned_checkpoints(run.evaluation, t)
+    return [t.steps - i * t.checkpoint.interval_steps for i in range(kept)][::-1]
+
+
+def _train(world: InProcess, name: str, width: int, total: int) -> None:
+    """A trainer and its replacement after a preemption, each with its own field manager."""
+    ns = world.cluster.ns
+    old = ClusterReporter(name, ns, width, client=world.client(), incarnation=new_incarnation(now=1.8e9))
+    assert old.report(step=total // 2, total_steps=total, loss=0.2, checkpoint_step=total // 2,
+                      checkpoint_uri=f"gs://x/{name}/c{width}/checkpoints/{total // 2}")
+    new = ClusterReporter(name, ns, width, client=world.client(),
+                          incarnation=new_incarnation(now=1.8e9 + 600))
+    assert new.report(step=total, total_steps=total, loss=0.1, checkpoint_step=total,
+                      checkpoint_uri=f"gs://x/{name}/c{width}/checkpoints/{total}")
+
+
+def _evaluate(world: InProcess, name: str, run) -> None:
+    """An evaluator writes the first two checkpoints' points and is replaced; its replacement
+    finds them in storage and writes the rest. Reports at the real cadence, flushed at the end."""
+    points = grid_results(run, _checkpoints(run))
+    cut = 2 * len(points) // len(_checkpoints(run))
+    old = world.evaluator(name, run.width, every_s=10.0, incarnation=new_incarnation(now=1.9e9))
+    old.existing()
+    for batch in points[:cut]:
+        old.write(batch)
+    old.flush()
+    new = world.evaluator(name, run.width, every_s=10.0, incarnation=new_incarnation(now=1.9e9 + 600))
+    assert len(new.existing()) == 2 * cut
+    for batch in points[cut:]:
+        new.write(batch)
+    new.flush()
+
+
+async def _run_to_the_end(world: InProcess, name: str, runs: dict[int, object]) -> None:
+    cluster = world.cluster
+    for _ in range(40):
+        await world.deliver()
+        if cluster.status(name).get("phase") == "Succeeded":
+            return
+        for js_name, js in cluster.jobsets(name).items():
+            if (js.get("status") or {}).get("terminalState"):
+                continue
+            width = int(js["metadata"]["labels"]["ladder.dev/width"])
+            if js_name.endswith("-eval"):
+                _evaluate(world, name, runs[width])
+            else:
+                _train(world, name, width, runs[width].training.steps)
+            cluster.set_jobset(js_name, "completed")
+    raise AssertionError(f"not Succeeded: {cluster.status(name).get('message')}")
+
+
+@pytest.fixture
+def out(tmp_path):
+    """Where the 7,920 result objects go: memory when the machine has a tmpfs (fsync is free)."""
+    shm = Path("/dev/shm")
+    root = Path(tempfile.mkdtemp(prefix="ladder-bound-", dir=shm)) if shm.is_dir() else tmp_path / "out"
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def test_the_paper_grid_with_every_checkpoint_keeps_the_object_under_256_kib(tmp_path, out):
+    with running_apiserver(tmp_path / "api") as api:
+        world = InProcess(api, out)
+        exp = with_changes(load_example("paper-v5e.yaml", world.cluster.ns), **{
+            "evaluation.checkpoints": "all", "storage.outputUri": str(world.cluster.storage)})
+        name = exp["metadata"]["name"]
+        plan = expand(ScalingExperiment.model_validate(exp))
+        runs = {run.width: run for run in plan.runs}
+        per_size = len(_checkpoints(plan.runs[0])) * 3 * 6 * 8 * 2
+        assert len(_checkpoints(plan.runs[0])) == 5 and per_size * 11 == 15_840
+        world.cluster.create(exp)
+        try:
+            asyncio.run(_run_to_the_end(world, name, runs))
+            obj = world.cluster.experiment(name)
+        finally:
+            asyncio.run(world.kube.close())
+        status = obj["status"]
+        assert status["summary"]["measured"] == "15840/15840"
+        assert all(s["measurements"] == {**s["measurements"], "recorded": per_size, "expected": per_size}
+                   for s in status["sizes"])
+
+        size = len(json.dumps(obj, separators=(",", ":")))
+        managed = len(json.dumps(obj["metadata"]["managedFields"], separators=(",", ":")))
+        managers = {m["manager"] for m in obj["metadata"]["managedFields"]}
+        managers = {m if m == "ladder-operator" else m.rsplit("-", 1)[0] for m in managers}
+        assert {"ladder-operator", "ladder-trainer-c768", "ladder-evaluator-c768"} <= managers
+        print(f"\nobject {size} bytes ({managed} of them managedFields), bound {BOUND}")
+        assert size < BOUND
+
+        recorded = world.cluster.recorded(name)
+        assert len(recorded) == 15_840
+        control = len(json.dumps([r.to_wire() for r in recorded], separators=(",", ":")))
+        assert control > ETCD_LIMIT, "the results themselves would not fit: the bound means something"
+        expected = summarize(recorded, 11, 11, "fid-inception").to_wire()
+        summary = {k: v for k, v in status["summary"].items() if k != "measured"}
+        assert summary == expected
+        assert 1 < len(summary["pareto"]) <= MAX_POINTS and 1 < len(summary["frontier"]) <= MAX_POINTS
+        assert summary["bestWidth"] == 768 and math.isclose(summary["bestFid"], min(
+            r.value for r in recorded if r.metric == "fid-inception" and r.checkpoint_step == 500_000))

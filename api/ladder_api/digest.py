@@ -27,13 +27,12 @@ object, managedFields included, stays under 256 KiB.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from ladder_api.frontier import MAX_POINTS, fid_results, summarize
 from ladder_api.plan import RunConfig
-from ladder_api.spec import EvaluationSpec, MetricName, TrainingSpec
+from ladder_api.spec import EvaluationSpec, MetricName
 from ladder_api.status import Measurements, Result, SizeStatus, Summary
 
 
@@ -56,28 +55,10 @@ def fid_metric(evaluation: EvaluationSpec) -> str | None:
     return next((n for n in metric_names(evaluation) if n.startswith("fid-")), None)
 
 
-def planned_checkpoints(evaluation: EvaluationSpec, training: TrainingSpec) -> int:
-    """How many checkpoints the evaluation scores once training is done: 1 for "final", the
-    listed steps, or for "all" the checkpoints the trainer keeps (checkpoint.keep of one save per
-    intervalSteps plus the final step)."""
-    sel = evaluation.checkpoints
-    if sel == "final":
-        return 1
-    if sel == "all":
-        saves = math.ceil(training.steps / training.checkpoint.interval_steps)
-        return min(training.checkpoint.keep, saves)
-    return len(set(sel))
-
-
-def grid_points(evaluation: EvaluationSpec) -> int:
-    """Sampling settings per checkpoint: samplers x steps x guidance scales."""
-    return len(evaluation.samplers) * len(evaluation.steps) * len(evaluation.guidance_scales)
-
-
 def expected_measurements(run: RunConfig) -> int:
-    """Measurements one size's evaluation records: checkpoints x grid points x metrics."""
-    ev = run.evaluation
-    return planned_checkpoints(ev, run.training) * grid_points(ev) * len(metric_names(ev))
+    """Measurements one size's evaluation records: checkpoints x grid points x metrics
+    (EvaluationSpec.measurements; "all" counts the checkpoints the trainer keeps)."""
+    return run.evaluation.measurements(run.training)
 
 
 def in_grid(run: RunConfig, r: Result) -> bool:

@@ -28,12 +28,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Literal
 
+from ladder_api.limits import MAX_POINTS
 from ladder_api.status import FrontierPoint, Result, Summary
 
 FID_PREFIX = "fid-"
 PREFERRED_FID = "fid-inception"
 CostKind = Literal["paper", "with_guidance"]
-MAX_POINTS = 64  # frontier and Pareto points in the status summary (about 150 bytes each)
 
 
 def forwards_per_step(guidance: float | None) -> int:

@@ -15,6 +15,7 @@ from typing import Annotated, Literal
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from ladder_api import API_VERSION, KIND
+from ladder_api import limits as lim
 from ladder_api.base import Model
 from ladder_api.ladder import PAPER_CONTEXT_DIM
 from ladder_api.tpu import SLICES
@@ -25,6 +26,9 @@ MAX_NAME_LENGTH = 40
 URI_SCHEMES = ("gs://", "file://", "builtin:", "/", "./", "../")
 
 PositiveInt = Annotated[int, Field(gt=0)]
+Uri = Annotated[str, Field(max_length=lim.MAX_URI)]
+Text = Annotated[str, Field(max_length=lim.MAX_TEXT)]
+URI_LIMIT = lim.at_most(lim.MAX_URI, "characters")
 MAX_WIDTH = 8192  # keeps derived object names short; the paper stops at 768
 
 
@@ -109,12 +113,16 @@ class LadderSpec(Model):
     channel_mult: list[PositiveInt] = Field(
         default_factory=lambda: [1, 2, 4, 4],
         min_length=1,
-        description="Block widths as multiples of c, one per resolution level.",
+        max_length=lim.MAX_LEVELS,
+        description="Block widths as multiples of c, one per resolution level."
+        + lim.at_most(lim.MAX_LEVELS, "levels"),
     )
     num_res_blocks: PositiveInt = Field(2, description="Residual blocks per level.")
     attention_levels: list[Annotated[int, Field(ge=0)]] = Field(
         default_factory=lambda: [0, 1, 2],
-        description="Levels (0 = highest resolution) with a transformer block after each res-block.",
+        max_length=lim.MAX_LEVELS,
+        description="Levels (0 = highest resolution) with a transformer block after each res-block."
+        + lim.at_most(lim.MAX_LEVELS, "levels"),
     )
     num_heads: PositiveInt = Field(8, description="Attention heads.")
     transformer_depth: PositiveInt = Field(1, description="Transformer blocks per attention site.")
@@ -126,8 +134,10 @@ class LadderSpec(Model):
     widths: list[Annotated[int, Field(gt=0, le=MAX_WIDTH)]] = Field(
         default_factory=lambda: [64, 96, 128],
         min_length=1,
+        max_length=lim.MAX_WIDTHS,
         description="Base channel counts c of the U-Net, one run per width (the paper: 64 to 768). "
-        "Each c x channelMult must be divisible by normGroups and numHeads.",
+        "Each c x channelMult must be divisible by normGroups and numHeads."
+        + lim.at_most(lim.MAX_WIDTHS, "widths: each is a run config in one ConfigMap of at most 1 MiB"),
     )
 
     @field_validator("attention_levels")
@@ -191,22 +201,25 @@ class AutoencoderSpec(Model):
         description="How images map to latents. `identity` trains in pixel space (recorded as "
         "such in every result); `sd-vae` is the frozen f=8 SD VAE (250M, not counted in costs).",
     )
-    weights_uri: str | None = Field(
-        None, description="Where the autoencoder weights are baked in or stored (sd-vae only)."
+    weights_uri: Uri | None = Field(
+        None, description="Where the autoencoder weights are baked in or stored (sd-vae only)." + URI_LIMIT
     )
     scaling_factor: float = Field(0.18215, gt=0, description="Latent scaling factor.")
 
 
 class ReferenceSetSpec(Model):
-    name: str = Field("coco2014-val-30k", description="Name of the evaluation reference set.")
-    uri: str = Field(
-        "gs://ladder-data/coco2014-val/prompts.jsonl",
-        description="Prompts (and text embeddings) used to generate evaluation samples.",
+    name: Text = Field(
+        "coco2014-val-30k",
+        description="Name of the evaluation reference set." + lim.at_most(lim.MAX_TEXT, "characters"),
     )
-    stats_uri: str | None = Field(
+    uri: Uri = Field(
+        "gs://ladder-data/coco2014-val/prompts.jsonl",
+        description="Prompts (and text embeddings) used to generate evaluation samples." + URI_LIMIT,
+    )
+    stats_uri: Uri | None = Field(
         None,
         description="FID reference statistics (mu, sigma) made with clean-fid's custom-stats path. "
-        "Required for Inception FID; computed from the reference set when omitted offline.",
+        "Required for Inception FID; computed from the reference set when omitted offline." + URI_LIMIT,
     )
 
     @field_validator("uri", "stats_uri")
@@ -216,17 +229,18 @@ class ReferenceSetSpec(Model):
 
 
 class DataSpec(Model):
-    train_uri: str = Field(
+    train_uri: Uri = Field(
         "gs://ladder-data/webli-latents/",
         description="Training shards of precomputed latents and text embeddings (gs://, a local "
-        "path, or builtin:digits for the bundled handwritten-digits set).",
+        "path, or builtin:digits for the bundled handwritten-digits set)." + URI_LIMIT,
     )
     autoencoder: AutoencoderSpec = Field(
         default_factory=AutoencoderSpec, description="How images map to the latents the U-Net sees."
     )
-    text_encoder: str = Field(
+    text_encoder: Text = Field(
         "clip-vit-h14",
-        description="Frozen text encoder whose embeddings are in the shards (not counted in sizes).",
+        description="Frozen text encoder whose embeddings are in the shards (not counted in sizes)."
+        + lim.at_most(lim.MAX_TEXT, "characters"),
     )
     reference_set: ReferenceSetSpec = Field(
         default_factory=ReferenceSetSpec,
@@ -329,8 +343,8 @@ class TrainingSpec(Model):
         default_factory=ShardingSpec, description="Device mesh of the training slice(s)."
     )
     log_every_steps: PositiveInt = Field(100, description="Metrics cadence.")
-    compilation_cache_uri: str | None = Field(
-        None, description="JAX persistent compilation cache (local path or gs://)."
+    compilation_cache_uri: Uri | None = Field(
+        None, description="JAX persistent compilation cache (local path or gs://)." + URI_LIMIT
     )
 
     @model_validator(mode="after")
@@ -386,11 +400,15 @@ class ResourcesSpec(Model):
     slices: list[SliceRule] = Field(
         default_factory=lambda: [SliceRule()],
         min_length=1,
-        description="Training slice per size: rules in order, first match wins.",
+        max_length=lim.MAX_SLICE_RULES,
+        description="Training slice per size: rules in order, first match wins."
+        + lim.at_most(lim.MAX_SLICE_RULES, "rules"),
     )
     overrides: dict[str, SliceRequest] = Field(
         default_factory=dict,
-        description="Per-width override keyed by the width as a string, e.g. {'768': {...}}.",
+        max_length=lim.MAX_WIDTHS,
+        description="Per-width override keyed by the width as a string, e.g. {'768': {...}}."
+        + lim.at_most(lim.MAX_WIDTHS),
     )
     eval_slice: SliceRequest = Field(
         default_factory=lambda: SliceRequest(slice_type="v5litepod-4"),
@@ -470,17 +488,20 @@ class EvaluationSpec(Model):
     samplers: list[SamplerName] = Field(
         default_factory=lambda: [SamplerName.ddim, SamplerName.dpmpp_2m, SamplerName.ddpm],
         min_length=1,
-        description="Samplers to evaluate.",
+        max_length=lim.MAX_SAMPLERS,
+        description="Samplers to evaluate." + lim.at_most(lim.MAX_SAMPLERS),
     )
     steps: list[PositiveInt] = Field(
         default_factory=lambda: [4, 6, 8, 10, 20, 50],
         min_length=1,
-        description="Sampling step counts.",
+        max_length=lim.MAX_GRID_LIST,
+        description="Sampling step counts." + lim.at_most(lim.MAX_GRID_LIST),
     )
     guidance_scales: list[Annotated[float, Field(ge=0)]] = Field(
         default_factory=lambda: [1.5, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0],
         min_length=1,
-        description="Classifier-free guidance scales (1.0 = no guidance).",
+        max_length=lim.MAX_GRID_LIST,
+        description="Classifier-free guidance scales (1.0 = no guidance)." + lim.at_most(lim.MAX_GRID_LIST),
     )
     ddim_eta: float = Field(0.0, ge=0, le=1, description="DDIM eta (0 = deterministic).")
     num_samples: PositiveInt = Field(30_000, description="Samples per measurement.")
@@ -488,35 +509,59 @@ class EvaluationSpec(Model):
     metrics: list[MetricName] = Field(
         default_factory=lambda: [MetricName.fid, MetricName.clip],
         min_length=1,
+        max_length=lim.MAX_METRICS,
         description="Metrics per measurement: fid, clip (CLIP score), adherence (prompt-class "
-        "accuracy of a classifier; digits only).",
+        "accuracy of a classifier; digits only)." + lim.at_most(lim.MAX_METRICS),
     )
     fid_features: FidFeatures = Field(
         FidFeatures.inception,
         description="Features FID uses; anything but inception is labelled as such in results.",
     )
-    inception_weights_uri: str = Field(
+    inception_weights_uri: Uri = Field(
         "/opt/ladder/weights/inception-2015-12-05.pt",
-        description="clean-fid's Inception weights, baked into the evaluator image.",
+        description="clean-fid's Inception weights, baked into the evaluator image." + URI_LIMIT,
     )
-    clip_weights_uri: str | None = Field(
+    clip_weights_uri: Uri | None = Field(
         "/opt/ladder/weights/open_clip_vit_b32.safetensors",
-        description="open_clip weights for the CLIP score.",
+        description="open_clip weights for the CLIP score." + URI_LIMIT,
     )
-    checkpoints: Literal["final", "all"] | list[PositiveInt] = Field(
-        "final", description="Which checkpoints to evaluate: final, all kept, or given steps."
+    checkpoints: Literal["final", "all"] | Annotated[
+        list[PositiveInt], Field(max_length=lim.MAX_CHECKPOINT_STEPS)
+    ] = Field(
+        "final",
+        description="Which checkpoints to evaluate: final, all kept (training.checkpoint.keep), or "
+        f"given steps (at most {lim.MAX_CHECKPOINT_STEPS}, ladder_api.limits).",
     )
     seed: int = Field(0, ge=0, description="Seed for sampling noise.")
+
+    def checkpoint_count(self, training: TrainingSpec) -> int:
+        """Checkpoints one size's evaluation scores once training is done: 1 for final, the steps
+        listed, or for all those the trainer keeps (checkpoint.keep of one save per
+        intervalSteps, the final step among them)."""
+        if self.checkpoints == "final":
+            return 1
+        if self.checkpoints == "all":
+            saves = -(-training.steps // training.checkpoint.interval_steps)
+            return min(training.checkpoint.keep, saves)
+        return len(set(self.checkpoints))
+
+    def points(self) -> int:
+        """Sampling settings per checkpoint: samplers x steps x guidance scales."""
+        return len(self.samplers) * len(self.steps) * len(self.guidance_scales)
+
+    def measurements(self, training: TrainingSpec) -> int:
+        """Measurements one size's evaluation records: checkpoints x settings x metrics."""
+        return self.checkpoint_count(training) * self.points() * len(self.metrics)
 
 
 # --- storage ------------------------------------------------------------------------------------
 
 
 class StorageSpec(Model):
-    output_uri: str = Field(
+    output_uri: Uri = Field(
         "gs://ladder-experiments/",
-        description="Where checkpoints, metrics and samples go (gs:// or a local path); each "
-        "experiment writes under <outputUri>/<name>/.",
+        description="Where checkpoints, metrics, samples and the results of record go (gs:// or a "
+        "local path); each experiment writes under <outputUri>/<name>/." + URI_LIMIT,
     )
 
     @field_validator("output_uri")
@@ -593,6 +638,20 @@ class ScalingExperimentSpec(Model):
                     f"width {w}: sharding.data {sharding.data} x fsdp {sharding.fsdp} must equal the "
                     f"{total} chips of {req.num_slices} x {req.slice_type} (or use data: -1)"
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _grid_fits(self) -> ScalingExperimentSpec:
+        ev, widths = self.evaluation, len(self.ladder.widths)
+        total = widths * ev.measurements(self.training)
+        if total > lim.MAX_MEASUREMENTS:
+            raise ValueError(
+                f"evaluation: {total:,} measurements ({widths} widths x {ev.checkpoint_count(self.training)} "
+                f"checkpoints x {ev.points()} sampling settings x {len(ev.metrics)} metrics), more than the "
+                f"{lim.MAX_MEASUREMENTS:,} one experiment may record (ladder_api.limits); evaluate fewer "
+                "checkpoints (evaluation.checkpoints, training.checkpoint.keep), steps, guidance scales or "
+                "widths, or split the study into several experiments"
+            )
         return self
 
     def sharding_for(self, width: int) -> ShardingSpec:

@@ -24,6 +24,7 @@ from typing import Any
 from pydantic import Field, model_validator
 
 from ladder_api.base import Model
+from ladder_api.limits import MAX_POINTS
 
 
 class ExperimentPhase(StrEnum):
@@ -186,13 +187,15 @@ class Summary(Model):
         None, description="Measurements recorded / expected over all sizes, for the printer column."
     )
     frontier: list[FrontierPoint] = Field(
-        default_factory=list, description="Best size per sampling budget: one point per budget at "
-        "which the winner changes (it holds until the next point's budget); at most 64 points "
-        "(ladder_api.frontier.MAX_POINTS: beyond, evenly spaced by rank, cheapest and best kept)."
+        default_factory=list, max_length=MAX_POINTS,
+        description="Best size per sampling budget: one point per budget at which the winner "
+        "changes (it holds until the next point's budget); at most 64 points (ladder_api.limits."
+        "MAX_POINTS: beyond, evenly spaced by rank, cheapest and best kept)."
     )
     pareto: list[FrontierPoint] = Field(
-        default_factory=list, description="Pareto front of sampling cost against FID, by increasing "
-        "cost; at most 64 points, thinned like the frontier (`ladder report` has the whole front)."
+        default_factory=list, max_length=MAX_POINTS,
+        description="Pareto front of sampling cost against FID, by increasing cost; at most 64 "
+        "points, thinned like the frontier (`ladder report` has the whole front)."
     )
 
 

@@ -13,10 +13,12 @@ from pathlib import Path
 
 from ladder_api.crd import crd_yaml
 from ladder_api.errors import SpecError
+from ladder_api.limits import CONFIG_MAP_LIMIT, MAX_MEASUREMENTS
 from ladder_api.loading import load_experiment
 from ladder_api.memory import memory_problems
 from ladder_api.plan import Plan, expand
 from ladder_operator import render as rendering
+from ladder_operator.limits import config_map_bytes, object_problems
 
 
 def register(sub) -> None:
@@ -24,7 +26,9 @@ def register(sub) -> None:
     p = sub.add_parser(
         "validate",
         help="check an experiment file; one line per problem",
-        description="Validate a ScalingExperiment file and print a one-line summary of its sizes and slices.",
+        description="Validate a ScalingExperiment file and print a summary of its sizes and slices and "
+        "the size of its evaluation grid (measurements per size and in all, result objects, the run "
+        "ConfigMap against its 1 MiB); refuses grids past the limits of ladder_api.limits.",
     )
     p.add_argument("file", help="experiment YAML")
     p.set_defaults(func=cmd_validate)
@@ -92,15 +96,31 @@ def summary_line(plan: Plan) -> str:
     )
 
 
+def grid_line(plan: Plan) -> str:
+    """How big the evaluation is: measurements per size and in all, and the objects they make."""
+    run = plan.runs[0]
+    ev = run.evaluation
+    ckpts, points, metrics = ev.checkpoint_count(run.training), ev.points(), len(ev.metrics)
+    per_size = ckpts * points * metrics
+    return (
+        f"grid: {ckpts} checkpoint{'s' if ckpts != 1 else ''} x {points} sampling settings x {metrics} "
+        f"metrics = {per_size:,} measurements per size, {per_size * len(plan.runs):,} in all "
+        f"(of at most {MAX_MEASUREMENTS:,}), {ckpts * points * len(plan.runs):,} result objects; "
+        f"run ConfigMap {config_map_bytes(plan) / 1024:.0f} KiB of {CONFIG_MAP_LIMIT // 1024} KiB"
+    )
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
-    """Schema first, then whether each size fits its TPU slice's memory (the analytic plan of
-    ladder_api.memory): a size that cannot fit is refused here rather than OOM on a slice."""
+    """Schema first (with the grid's limits, ladder_api.limits), then whether each size fits its
+    TPU slice's memory (the analytic plan of ladder_api.memory): a size that cannot fit is refused
+    here rather than OOM on a slice; then whether the objects it becomes fit the API server."""
     exp = load_experiment(args.file)
     plan = expand(exp)
-    problems = memory_problems(exp.spec)
+    problems = [f"spec.{p}" for p in memory_problems(exp.spec) + object_problems(plan)]
     if problems:
-        raise SpecError(args.file, [f"spec.{p}" for p in problems])
+        raise SpecError(args.file, problems)
     print(summary_line(plan))
+    print(f"   {grid_line(plan)}")
     return 0
 
 

@@ -48,9 +48,13 @@ def run_main(capsys, *args) -> tuple[int, str, str]:
 def test_validate_prints_one_ok_line(capsys):
     code, out, err = run_main(capsys, "validate", PAPER)
     assert code == 0 and err == ""
-    (line,) = out.splitlines()
+    line, grid = out.splitlines()
     assert line.startswith("OK ladder/paper-v5e: 11 sizes (c64 c96")
     assert "2x v5litepod-256 for c768" in line and "evaluation: v5litepod-8-1host" in line
+    assert grid.strip().startswith(
+        "grid: 1 checkpoint x 144 sampling settings x 2 metrics = 288 measurements per size, 3,168 in all "
+        "(of at most 100,000), 1,584 result objects")
+    assert grid.endswith("KiB of 1024 KiB")
 
 
 @pytest.mark.parametrize(
@@ -149,3 +153,12 @@ def test_validate_accepts_the_same_sizes_on_a_slice_that_holds_them(tmp_path, ca
     )
     code, out, _ = run_main(capsys, "validate", write(tmp_path, spec))
     assert code == 0 and out.startswith("OK default/small: 2 sizes")
+
+
+def test_validate_refuses_a_grid_past_the_limits(tmp_path, capsys):
+    """520 widths rendered a 1.1 MB run ConfigMap (past a ConfigMap's 1 MiB); now the spec's cap
+    refuses them, naming the field and the limit."""
+    widths = ", ".join(str(32 * (k + 1)) for k in range(520))
+    code, _, err = run_main(capsys, "validate", write(tmp_path, GOOD.replace("64, 96", widths)))
+    assert code == 2 and err.startswith(f"{tmp_path / 'exp.yaml'}: spec.ladder.widths: ")
+    assert "at most 64 items" in err

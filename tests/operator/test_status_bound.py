@@ -1,10 +1,13 @@
-"""The status stays small at the paper's scale: examples/paper-v5e.yaml with `checkpoints: all`
-(the 5 checkpoints its recipe keeps: 11 sizes x 5 x 3 samplers x 6 steps x 8 guidance scales x
-2 metrics = 15,840 measurements, 7,920 result objects) written through the real writers (the
-operator's Controller, the trainers' reporters, two evaluator processes per size: an old one and
-its replacement) against the local API server. The whole object, managedFields included, stays
-under 256 KiB (etcd refuses 1.5 MiB; the results in the status alone were over that), and the
-summary is ladder_api.frontier.summarize over every result of record in storage."""
+"""The status stays small at the paper's scale and at the largest scale the caps allow.
+
+examples/paper-v5e.yaml with `checkpoints: all` (the 5 checkpoints its recipe keeps: 11 sizes x
+5 x 3 samplers x 6 steps x 8 guidance scales x 2 metrics = 15,840 measurements, 7,920 result
+objects) is written through the real writers (the operator's Controller, the trainers'
+reporters, two evaluator processes per size: an old one and its replacement) against the local
+API server. The whole object, managedFields included, stays under 256 KiB (etcd refuses 1.5 MiB;
+the results in the status alone were over that), and the summary is
+ladder_api.frontier.summarize over every result of record in storage. The largest status the
+caps allow (64 sizes, long messages, full frontier and Pareto front) fits as well."""
 
 from __future__ import annotations
 
@@ -17,7 +20,6 @@ from pathlib import Path
 
 import pytest
 
-from ladder_api.digest import planned_checkpoints
 from ladder_api.frontier import MAX_POINTS, sampling_cost, summarize
 from ladder_api.plan import expand
 from ladder_api.spec import ScalingExperiment
@@ -65,7 +67,7 @@ def grid_results(run, steps: list[int]) -> list[list[Result]]:
 def _checkpoints(run) -> list[int]:
     """The steps the paper's recipe keeps: the newest checkpoint.keep of one per intervalSteps."""
     t = run.training
-    kept = planned_checkpoints(run.evaluation, t)
+    kept = run.evaluation.checkpoint_count(t)
     return [t.steps - i * t.checkpoint.interval_steps for i in range(kept)][::-1]
 
 
@@ -164,3 +166,56 @@ def test_the_paper_grid_with_every_checkpoint_keeps_the_object_under_256_kib(tmp
         assert 1 < len(summary["pareto"]) <= MAX_POINTS and 1 < len(summary["frontier"]) <= MAX_POINTS
         assert summary["bestWidth"] == 768 and math.isclose(summary["bestFid"], min(
             r.value for r in recorded if r.metric == "fid-inception" and r.checkpoint_step == 500_000))
+
+
+def test_the_largest_status_the_caps_allow_fits_too(tmp_path, out):
+    """Worst case by the caps, written by the real writers: 64 sizes (MAX_WIDTHS), each failed
+    with a message past the clip, reported by a trainer and an evaluator and by their
+    replacements, and a summary with MAX_POINTS frontier and Pareto points."""
+    from ladder_api import limits as lim
+    from ladder_api.conditions import experiment_status
+    from ladder_api.digest import Digest
+    from ladder_api.status import FrontierPoint, Measurements, SizePhase, SizeStatus, Summary
+    from ladder_kube.status import apply_status
+    from ladder_operator.reconcile.status import OWNED, owned_wire, with_digest
+
+    widths = [32 * (k + 1) for k in range(lim.MAX_WIDTHS)]
+    with running_apiserver(tmp_path / "api") as api:
+        world = InProcess(api, out)
+        cluster, ns = world.cluster, world.cluster.ns
+        exp = with_changes(load_example("paper-v5e.yaml", ns), **{
+            "ladder.widths": widths, "resources.slices": [{"sliceType": "v5litepod-256"}],
+            "resources.overrides": {}, "storage.outputUri": str(cluster.storage)})
+        plan = expand(ScalingExperiment.model_validate(exp))
+        name = exp["metadata"]["name"]
+        cluster.create(exp)
+        failure = "FailedJobs: " + "x" * 5000  # a JobSet condition quoting a long pod message
+        sizes = [SizeStatus(width=w, phase=SizePhase.failed, jobset=f"{name}-c{w}",
+                            eval_jobset=f"{name}-c{w}-eval", restarts=20, message=failure) for w in widths]
+        point = FrontierPoint(budget=123.456789, width=2048, sampler="dpmpp_2m", steps=50,
+                              guidance=7.123456789, fid=12.3456789, cost=123.456789)
+        points = [point] * lim.MAX_POINTS
+        summary = Summary(best_fid=1.23456789, best_width=2048, fid_metric="fid-inception",
+                          measured="99999/100000", frontier=points, pareto=points)
+        most = Measurements(recorded=99_999, expected=100_000, failed=99_999, best_fid=1.23456789)
+        digest = Digest(dict.fromkeys(widths, most), summary)
+        status = experiment_status(sizes, digest, now="2026-01-01T00:00:00Z", generation=12345,
+                                   spec_hash="f" * 16, code_version="0.1.0",
+                                   storage_root=str(cluster.storage),
+                                   images={"trainer": "t" * 200, "evaluator": "e" * 200})
+        owned = with_digest(owned_wire(status), digest, status)
+        assert set(owned) <= set(OWNED)
+        apply_status(world.client(), ns, name, owned, manager="ladder-operator")
+        for w in widths:
+            _train(world, name, w, 500_000)
+            for t in (1.9e9, 1.9e9 + 600):
+                store = world.evaluator(name, w, incarnation=new_incarnation(now=t))
+                store.write(grid_results(plan.run(w), [500_000])[0])
+                store.flush()
+        obj = cluster.experiment(name)
+        asyncio.run(world.kube.close())
+    size = len(json.dumps(obj, separators=(",", ":")))
+    print(f"\nlargest status: {size} bytes, bound {BOUND}")
+    assert len(obj["status"]["sizes"]) == lim.MAX_WIDTHS and all(
+        len(s["message"]) <= 512 and s["evaluator"]["recorded"] == 2 for s in obj["status"]["sizes"])
+    assert size < BOUND

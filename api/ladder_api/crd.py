@@ -65,6 +65,12 @@ PRINTER_COLUMNS = [
         "jsonPath": ".status.summary.bestFid",
         "description": "Lowest FID measured so far.",
     },
+    {
+        "name": "Measured",
+        "type": "string",
+        "jsonPath": ".status.summary.measured",
+        "description": "Measurements recorded / expected (the results are in storage.outputUri).",
+    },
     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
 ]
 

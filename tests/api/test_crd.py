@@ -101,6 +101,7 @@ def test_crd_shape():
         "Phase": ".status.phase",
         "Sizes": ".status.summary.progress",
         "Best FID": ".status.summary.bestFid",
+        "Measured": ".status.summary.measured",
         "Age": ".metadata.creationTimestamp",
     }
 

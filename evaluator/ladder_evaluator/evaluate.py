@@ -223,6 +223,9 @@ def results_for(run: RunConfig, step: int, setting: Setting, values: dict[str, f
     out = []
     for name, value in values.items():
         extra = {"features": name.removeprefix("fid-")} if name.startswith("fid-") else {}
+        if not np.isfinite(value):  # Result records it as a failed measurement, with this reason
+            log.warning("c%d step %d %s: %s came out %s; recorded as a failed measurement",
+                        run.width, step, setting.label, name, value)
         out.append(Result(
             id=result_id(run.width, step, setting.sampler, setting.steps, setting.guidance, name),
             width=run.width, checkpoint_step=step, sampler=setting.sampler, steps=setting.steps,

@@ -115,9 +115,6 @@ def compute(
     return Digest(sizes, summary)
 
 
-PROGRESS_FIELDS = ("sizes_done", "sizes_total", "progress")
-
-
 def progress(sizes: Sequence[SizeStatus]) -> dict:
     """The summary's progress fields, from the sizes' phases."""
     done = sum(1 for s in sizes if s.phase.value == "Succeeded")

@@ -333,6 +333,20 @@ def fields_v1(paths: set[Path]) -> dict:
     return root
 
 
+def paths_from_fields_v1(tree: dict, prefix: Path = ()) -> set[Path]:
+    """The field set a `fieldsV1` tree stands for (the inverse of `fields_v1`): a client may write
+    managedFields itself, as `kubectl apply --server-side` does migrating from client-side apply."""
+    out: set[Path] = set()
+    for key, sub in (tree or {}).items():
+        if key == ".":
+            out.add(prefix)
+        elif not sub:
+            out.add(prefix + (key,))
+        else:
+            out |= paths_from_fields_v1(sub, prefix + (key,))
+    return out
+
+
 def is_prefix(prefix: Path, path: Path) -> bool:
     return len(prefix) <= len(path) and path[: len(prefix)] == prefix
 

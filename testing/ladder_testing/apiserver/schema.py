@@ -315,10 +315,23 @@ def validate(
         errs += _uniqueness(path, value, node)
         items = node.get("items")
         if isinstance(items, dict):
-            olds = old if isinstance(old, list) and len(old) == len(value) else None
+            olds = _correlated(value, old, node)
             for i, item in enumerate(value):
-                errs += validate(item, items, defs, f"{path}[{i}]", olds[i] if olds else MISSING)
+                errs += validate(item, items, defs, f"{path}[{i}]", olds[i])
     return errs
+
+
+def _correlated(value: list, old: Any, node: dict) -> list:
+    """The old item each new item is compared with by transition rules: list-map entries by their
+    keys (as kube-apiserver correlates them); items of other lists are not correlated."""
+    keys = node.get("x-kubernetes-list-map-keys") if node.get("x-kubernetes-list-type") == "map" else None
+    if not keys or not isinstance(old, list):
+        return [MISSING] * len(value)
+    by_key = {json.dumps([o.get(k) for k in keys]): o for o in old if isinstance(o, dict)}
+    return [
+        by_key.get(json.dumps([v.get(k) for k in keys]), MISSING) if isinstance(v, dict) else MISSING
+        for v in value
+    ]
 
 
 def _validate_object(path: str, value: dict, node: dict, defs: Defs | None, old: Any) -> list[FieldError]:

@@ -459,6 +459,15 @@ class ApiServer:
             if optional:
                 return None
             raise ApiError(400, "BadRequest", "the request has no body")
+        if raw.startswith(b"k8s\x00") or "protobuf" in request.headers.get("Content-Type", ""):
+            # A real server decodes it; this one reads JSON and YAML only (documented in README.md).
+            raise ApiError(
+                415,
+                "UnsupportedMediaType",
+                "the local API server does not decode protobuf request bodies (kubectl's typed commands "
+                "such as `kubectl create namespace` send them): write the object with `kubectl create -f` "
+                "or `kubectl apply -f`, or send JSON",
+            )
         try:
             return parse_json(raw)
         except RecursionError:

@@ -350,3 +350,29 @@ def test_clients_may_reset_managed_fields(http):
     http.apply(f"{SX}/{name}", sx(name, suspend=True), "a")
     code, obj = http.merge(f"{SX}/{name}", {"metadata": {"managedFields": [{}]}})
     assert code == 200 and "managedFields" not in obj["metadata"]
+
+
+# --- start-up -----------------------------------------------------------------------------------
+
+
+def test_missing_upstream_crds_stop_the_server_naming_where_it_looked(monkeypatch, tmp_path):
+    """No stand-in CRDs: a server more lenient than a real one would hide the defects it is for."""
+    from ladder_testing.apiserver import registry
+    from ladder_testing.apiserver.store import Store
+
+    monkeypatch.setenv("LADDER_SHARED_DIR", str(tmp_path))
+    assert registry.schema_dirs()[0] == tmp_path / "schemas"
+    monkeypatch.setattr(registry, "schema_dirs", lambda: [tmp_path / "schemas"])
+    with pytest.raises(FileNotFoundError, match=r"jobset\.x-k8s\.io_jobsets\.yaml: looked in .*LADDER_SHARED_DIR"):
+        Store()
+
+
+@pytest.mark.parametrize(
+    ("seconds", "shown"),
+    [(5, "5s"), (119, "119s"), (125, "2m5s"), (600, "10m"), (3 * 3600 + 60, "3h1m"), (9 * 3600, "9h"),
+     (50 * 3600, "2d2h"), (30 * 86400, "30d"), (3 * 365 * 86400, "3y")],
+)  # fmt: skip
+def test_ages_read_as_kubectl_prints_them(seconds, shown):
+    from ladder_testing.apiserver.tables import human_duration
+
+    assert human_duration(seconds) == shown

@@ -582,13 +582,15 @@ class Store:
         applied_set = patches.object_field_set(applied, rdef.schema, scope)
         owners = self.owners.setdefault(old["metadata"]["uid"], {})
         conflicts = []
+        cache: dict = {}
         for other, theirs in owners.items():
             if other == me:
                 continue
             for p in applied_set & theirs:
                 if p[-1].startswith("k:"):
                     continue  # a list-map entry is shared by whoever sets fields in it
-                if patches.get_path(old, p, rdef.schema) != patches.get_path(applied, p, rdef.schema):
+                mine = patches.get_path(applied, p, rdef.schema, cache)
+                if patches.get_path(old, p, rdef.schema, cache) != mine:
                     conflicts.append((other[0], p))
         if conflicts and not force:
             lines = "; ".join(
@@ -623,11 +625,12 @@ class Store:
             if k == "metadata":
                 v = {mk: mv for mk, mv in (v or {}).items() if mk not in patches.SYSTEM_METADATA}
             new[k] = patches.merge_applied(new.get(k, patches.MISSING), v, patches.child_schema(root, k))
-        others = [paths for o, paths in owners.items() if o != me]
+        # Everything another manager owns something under (each prefix of their paths, once).
+        held = {q[:i] for o, paths in owners.items() if o != me for q in paths for i in range(1, len(q) + 1)}
         # Shortest first: a list-map entry goes whole (while its key is still there to find it by).
         stale = sorted(owners.get(me, set()) - applied_set, key=len)
         for p in stale:
-            if any(patches.is_prefix(p, q) for theirs in others for q in theirs):
+            if p in held:
                 continue
             patches.remove_path(new, p, rdef.schema)
         owners[me] = applied_set

@@ -363,7 +363,9 @@ def test_missing_upstream_crds_stop_the_server_naming_where_it_looked(monkeypatc
     monkeypatch.setenv("LADDER_SHARED_DIR", str(tmp_path))
     assert registry.schema_dirs()[0] == tmp_path / "schemas"
     monkeypatch.setattr(registry, "schema_dirs", lambda: [tmp_path / "schemas"])
-    with pytest.raises(FileNotFoundError, match=r"jobset\.x-k8s\.io_jobsets\.yaml: looked in .*LADDER_SHARED_DIR"):
+    with pytest.raises(
+        FileNotFoundError, match=r"jobset\.x-k8s\.io_jobsets\.yaml: looked in .*LADDER_SHARED_DIR"
+    ):
         Store()
 
 

@@ -78,8 +78,7 @@ def kubectl(tmp_path_factory):
 
 
 def _in_namespace(kc: Kubectl):
-    namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": kc.namespace}}
-    kc.run("create", "-f", "-", stdin=json.dumps(namespace))
+    kc.run("create", "namespace", kc.namespace)  # a typed command: the body is protobuf
     try:
         yield kc
     finally:
@@ -226,3 +225,14 @@ def test_wait_returns_when_the_condition_is_set(kubectl):
         waiting.kill()
     assert waiting.returncode == 0, err
     assert "condition met" in out
+
+
+def test_typed_create_commands_send_protobuf_and_are_served(kubectl):
+    kubectl.run("create", "configmap", "typed", "--from-literal=a=1", "--from-literal=b=2")
+    kubectl.run("create", "secret", "generic", "typed", "--from-literal=token=s3cret")
+    kubectl.run("create", "role", "typed", "--verb=get", "--resource=configmaps")
+    got = json.loads(kubectl.run("get", "configmap/typed", "secret/typed", "role/typed", "-o", "json").stdout)
+    cm, secret, role = got["items"]
+    assert cm["data"] == {"a": "1", "b": "2"}
+    assert secret["type"] == "Opaque" and secret["data"] == {"token": "czNjcmV0"}
+    assert role["rules"] == [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get"]}]

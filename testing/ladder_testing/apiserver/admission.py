@@ -93,6 +93,16 @@ def _report_unknown(rdef: ResourceDef, dropped: list[str], opts: WriteOptions, a
     opts.warnings += [f'unknown field "{p}"' for p in dropped]
 
 
+# The defaults of built-in kinds that clients here can see (their Go defaulting functions).
+BUILTIN_DEFAULTS = {
+    ("", "secrets"): lambda o: o.setdefault("type", "Opaque"),
+    ("", "namespaces"): lambda o: (
+        o.setdefault("spec", {}).setdefault("finalizers", ["kubernetes"]),
+        o.setdefault("status", {}).setdefault("phase", "Active"),
+    ),
+}
+
+
 def admit(rdef: ResourceDef, obj: dict, old: dict | None) -> dict:
     """Default and validate the object about to be stored; raise 422 (or etcd's size error)."""
     name = (obj.get("metadata") or {}).get("name") or (obj.get("metadata") or {}).get("generateName", "")
@@ -112,6 +122,8 @@ def admit(rdef: ResourceDef, obj: dict, old: dict | None) -> dict:
                 )
         errs += [required(k) for k in rdef.schema.get("required") or [] if k not in obj]
     else:
+        if rdef.key in BUILTIN_DEFAULTS:
+            BUILTIN_DEFAULTS[rdef.key](obj)
         errs += _builtin_required(rdef, obj)
     if rdef.key == ("apiextensions.k8s.io", "customresourcedefinitions"):
         errs += _crd_name(obj)

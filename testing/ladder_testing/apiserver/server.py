@@ -16,7 +16,7 @@ from collections import Counter
 import yaml
 from aiohttp import web
 
-from ladder_testing.apiserver import tables
+from ladder_testing.apiserver import protobuf_bodies, tables
 from ladder_testing.apiserver.admission import FIELD_VALIDATION, WriteOptions
 from ladder_testing.apiserver.errors import ApiError
 from ladder_testing.apiserver.openapi import OpenApi
@@ -459,15 +459,16 @@ class ApiServer:
             if optional:
                 return None
             raise ApiError(400, "BadRequest", "the request has no body")
-        if raw.startswith(b"k8s\x00") or "protobuf" in request.headers.get("Content-Type", ""):
-            # A real server decodes it; this one reads JSON and YAML only (documented in README.md).
-            raise ApiError(
-                415,
-                "UnsupportedMediaType",
-                "the local API server does not decode protobuf request bodies (kubectl's typed commands "
-                "such as `kubectl create namespace` send them): write the object with `kubectl create -f` "
-                "or `kubectl apply -f`, or send JSON",
-            )
+        if raw.startswith(protobuf_bodies.MAGIC) or "protobuf" in request.headers.get("Content-Type", ""):
+            try:
+                return protobuf_bodies.decode(raw)
+            except (protobuf_bodies.ProtobufError, KeyError, UnicodeDecodeError) as err:
+                raise ApiError(
+                    415,
+                    "UnsupportedMediaType",
+                    f"{err}: the local API server reads protobuf bodies of "
+                    f"{', '.join(protobuf_bodies.KINDS)} only; send JSON (kubectl create -f / apply -f)",
+                ) from None
         try:
             return parse_json(raw)
         except RecursionError:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 
@@ -27,14 +28,29 @@ class ApiError(Exception):
         }
 
 
+def go_float(value: float) -> str:
+    """A float64 as Go's `%v` prints it: the shortest digits, exponent form below 1e-4 and from 1e6
+    (strconv's 'g' with the shortest precision: 100000, 1e+06, 1.234567e+06, 0.0001, 1e-05)."""
+    digits, exponent = Decimal(repr(float(value))).normalize().as_tuple()[1:]
+    point = len(digits) + exponent  # position of the decimal point
+    if -4 <= point - 1 < 6:
+        return repr(float(value)).removesuffix(".0") if "e" not in repr(float(value)) else f"{value:f}"
+    mantissa = "".join(map(str, digits))
+    mantissa = mantissa[0] + ("." + mantissa[1:] if len(mantissa) > 1 else "")
+    sign = "-" if value < 0 else ""
+    return f"{sign}{mantissa}e{point - 1:+03d}"
+
+
 def quote(value: Any) -> str:
-    """A value as Go's `%q`/`%v` shows it in field errors: strings quoted, the rest as JSON."""
+    """A value as a field error shows it (Go's `%q` for strings, `%v` for numbers, JSON else)."""
     if isinstance(value, str):
         return json.dumps(value)
     if isinstance(value, bool) or value is None:
         return json.dumps(value)
-    if isinstance(value, int | float):
-        return repr(value) if isinstance(value, int) else f"{value:g}"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return go_float(value)
     return json.dumps(value, separators=(",", ":"), sort_keys=True)
 
 

@@ -23,7 +23,7 @@ import re
 from datetime import datetime
 from typing import Any
 
-from ladder_testing.apiserver.errors import FieldError, invalid, required
+from ladder_testing.apiserver.errors import FieldError, go_float, invalid, quote, required
 
 MISSING = object()
 Defs = dict[str, dict]
@@ -182,28 +182,40 @@ def _format_error(path: str, value: Any, fmt: str) -> FieldError | None:
     return invalid(path, value, f"{path} in body must be of type {fmt}: {json.dumps(value)}")
 
 
+def _plural(n: int, word: str) -> str:
+    return word if n == 1 else word + "s"
+
+
 def _bounds(path: str, value: Any, node: dict) -> list[FieldError]:
     errs = []
     if isinstance(value, int | float) and not isinstance(value, bool):
         lo, hi = node.get("minimum"), node.get("maximum")
         if lo is not None:
             if node.get("exclusiveMinimum") is True and not value > lo:
-                errs.append(invalid(path, value, f"{path} in body should be greater than {lo:g}"))
+                errs.append(invalid(path, value, f"{path} in body should be greater than {go_float(lo)}"))
             elif value < lo:
-                errs.append(invalid(path, value, f"{path} in body should be greater than or equal to {lo:g}"))
+                errs.append(
+                    invalid(path, value, f"{path} in body should be greater than or equal to {go_float(lo)}")
+                )
         if hi is not None:
             if node.get("exclusiveMaximum") is True and not value < hi:
-                errs.append(invalid(path, value, f"{path} in body should be less than {hi:g}"))
+                errs.append(invalid(path, value, f"{path} in body should be less than {go_float(hi)}"))
             elif value > hi:
-                errs.append(invalid(path, value, f"{path} in body should be less than or equal to {hi:g}"))
+                errs.append(
+                    invalid(path, value, f"{path} in body should be less than or equal to {go_float(hi)}")
+                )
         step = node.get("multipleOf")
         if step and not float(value / step).is_integer():
-            errs.append(invalid(path, value, f"{path} in body should be a multiple of {step:g}"))
+            errs.append(invalid(path, value, f"{path} in body should be a multiple of {go_float(step)}"))
     if isinstance(value, str):
         n = len(value)
         if node.get("maxLength") is not None and n > node["maxLength"]:
             errs.append(
-                FieldError(path, "TooLong", f"may not be more than {node['maxLength']} bytes", value, True)
+                FieldError(
+                    path,
+                    "TooLong",
+                    f"may not be more than {node['maxLength']} {_plural(node['maxLength'], 'byte')}",
+                )
             )
         if node.get("minLength") is not None and n < node["minLength"]:
             errs.append(
@@ -214,7 +226,13 @@ def _bounds(path: str, value: Any, node: dict) -> list[FieldError]:
     if isinstance(value, list):
         if node.get("maxItems") is not None and len(value) > node["maxItems"]:
             errs.append(
-                FieldError(path, "TooMany", f"must have at most {node['maxItems']} items", len(value), True)
+                FieldError(
+                    path,
+                    "TooMany",
+                    f"must have at most {node['maxItems']} {_plural(node['maxItems'], 'item')}",
+                    len(value),
+                    True,
+                )
             )
         if node.get("minItems") is not None and len(value) < node["minItems"]:
             errs.append(invalid(path, value, f"{path} in body should have at least {node['minItems']} items"))
@@ -222,7 +240,11 @@ def _bounds(path: str, value: Any, node: dict) -> list[FieldError]:
         if node.get("maxProperties") is not None and len(value) > node["maxProperties"]:
             errs.append(
                 FieldError(
-                    path, "TooMany", f"must have at most {node['maxProperties']} items", len(value), True
+                    path,
+                    "TooMany",
+                    f"must have at most {node['maxProperties']} {_plural(node['maxProperties'], 'item')}",
+                    len(value),
+                    True,
                 )
             )
         if node.get("minProperties") is not None and len(value) < node["minProperties"]:
@@ -301,7 +323,7 @@ def validate(
         return [_type_error(path, value, types[0])]
     errs: list[FieldError] = []
     if "enum" in node and value not in node["enum"]:
-        allowed = ", ".join(json.dumps(v) for v in node["enum"])
+        allowed = ", ".join(json.dumps(v if isinstance(v, str) else quote(v)) for v in node["enum"])
         errs.append(FieldError(path, "Unsupported", f"supported values: {allowed}", value, True))
     if node.get("format"):
         err = _format_error(path, value, node["format"])

@@ -52,7 +52,7 @@ def child(node: dict, key: str, defs: Defs | None) -> dict | None:
     extra = node.get("additionalProperties")
     if isinstance(extra, dict):
         return resolve(extra, defs)
-    if extra is True or props is None:
+    if extra is True or props is None or node.get("x-kubernetes-preserve-unknown-fields"):
         return {}
     return None
 

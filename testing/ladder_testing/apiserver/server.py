@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-from collections import Counter
+from collections import Counter, deque
 
 import yaml
 from aiohttp import web
@@ -110,6 +110,7 @@ class ApiServer:
         self._watch_tasks: set[asyncio.Task] = set()
         self.bookmark_s = watch_poll_s
         self.openapi = OpenApi()
+        self.errors: deque[dict] = deque(maxlen=1000)  # refused writes, newest last
 
     # --- discovery -------------------------------------------------------------------------
 
@@ -195,10 +196,26 @@ class ApiServer:
     async def handle(self, request: web.Request) -> web.StreamResponse:
         try:
             return await self._handle(request)
-        except ApiError as err:
-            return _error(err)
         except SelectorError as err:
-            return _error(ApiError(400, "BadRequest", str(err)))
+            return self._refused(request, ApiError(400, "BadRequest", str(err)))
+        except ApiError as err:
+            return self._refused(request, err)
+
+    def _refused(self, request: web.Request, err: ApiError) -> web.Response:
+        """Answer an error, remembering refused writes (GET /debug/errors): a client that gets a
+        4xx it swallows (a best-effort Event, a retried status write) shows up there."""
+        if request.method != "GET" and err.code not in (404, 409):
+            agent = request.headers.get("User-Agent", "").split("/")[0] or "unknown"
+            self.errors.append(
+                {
+                    "client": agent,
+                    "verb": request.method,
+                    "path": request.path,
+                    "code": err.code,
+                    "message": err.message,
+                }
+            )
+        return _error(err)
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         parts = [p for p in request.path.split("/") if p]
@@ -612,6 +629,10 @@ class ApiServer:
         if parts == ["compact"] and request.method == "POST":
             self.store.compact()
             return _json({"compactedResourceVersion": str(self.store.compacted_rv)})
+        if parts == ["errors"]:
+            if request.method == "DELETE":
+                self.errors.clear()
+            return _json(list(self.errors))
         if parts == ["watchers"]:
             return _json({"watchers": len(self.store.watchers)})
         raise ApiError(404, "NotFound", "unknown debug endpoint")

@@ -206,6 +206,12 @@ def test_size_limits(http):
     assert (code, err["message"]) == (500, "etcdserver: request is too large")
     code, _ = http.post(CM, {"metadata": {"name": new_name()}, "data": {"a": "x" * (1400 * 1024)}})
     assert code == 201
+    # etcd stores managedFields too: 800 kB of data in 3,200 keys is 1.6 MB with its field set.
+    many = {"metadata": {"name": new_name()}, "data": {f"{i:05d}" + "k" * 245: "v" for i in range(3200)}}
+    assert len(json.dumps(many)) < 1024 * 1024
+    code, err = http.post(CM + "?fieldManager=writer", many)
+    assert (code, err["message"]) == (500, "etcdserver: request is too large")
+    assert http.post(CM + "?fieldManager=writer&dryRun=All", many)[0] == 201, "a dry run never reaches etcd"
 
 
 def test_strategic_merge_patch_is_refused_on_custom_resources_and_merges_by_key_on_built_ins(http):

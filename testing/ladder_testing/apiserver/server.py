@@ -291,7 +291,7 @@ class ApiServer:
         if verb == "create":
             opts = self._write_options(q)
             body = self._check_api_version(await self._body(request), rdef, version)
-            obj = self.store.create(rdef, namespace, body, field_manager=q.get("fieldManager"), opts=opts)
+            obj = self.store.create(rdef, namespace, body, field_manager=self._manager(request), opts=opts)
             return _json(self._out(obj, rdef, version), 201, opts.warnings)
         if verb == "deletecollection":
             opts = self._write_options(q)
@@ -329,7 +329,7 @@ class ApiServer:
         if verb == "update":
             body = self._check_api_version(await self._body(request), rdef, version)
             obj = self.store.replace(
-                rdef, namespace, name, body, sub, field_manager=q.get("fieldManager"), opts=opts
+                rdef, namespace, name, body, sub, field_manager=self._manager(request), opts=opts
             )
             return _json(self._out(obj, rdef, version), 200, opts.warnings)
         if verb == "patch":
@@ -375,12 +375,22 @@ class ApiServer:
             ptype,
             body,
             sub,
-            field_manager=q.get("fieldManager"),
+            field_manager=q.get("fieldManager") if ptype == "apply" else self._manager(request),
             force=q.get("force", "").lower() == "true",
             opts=opts,
         )
         code = 200 if existed or ptype != "apply" else 201
         return _json(self._out(obj, rdef, version), code, opts.warnings)
+
+    @staticmethod
+    def _manager(request: web.Request) -> str:
+        """The field manager of a create, update or (non-apply) patch: `fieldManager`, else the
+        client's User-Agent up to its first '/', as kube-apiserver derives it."""
+        return (
+            request.query.get("fieldManager")
+            or request.headers.get("User-Agent", "").split("/")[0]
+            or "unknown"
+        )
 
     @staticmethod
     def _write_options(q) -> WriteOptions:

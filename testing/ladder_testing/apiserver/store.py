@@ -243,8 +243,6 @@ class Store:
             )
         if opts.dry_run:
             return obj  # validated and defaulted, never stored: no resourceVersion, no event
-        meta["resourceVersion"] = self._next_rv()
-        self.objects[rdef.key][key] = obj
         if field_manager:
             scope = False if rdef.status else None
             self.owners[meta["uid"]] = {
@@ -252,6 +250,13 @@ class Store:
                     obj, rdef.schema, scope
                 )
             }
+        try:
+            admission.check_size(self.render(obj))
+        except ApiError:
+            self.owners.pop(meta["uid"], None)
+            raise
+        meta["resourceVersion"] = self._next_rv()
+        self.objects[rdef.key][key] = obj
         if rdef.key == ("apiextensions.k8s.io", "customresourcedefinitions"):
             self.register(resource_from_crd(obj))
         self._emit(rdef, "ADDED", obj)
@@ -389,6 +394,7 @@ class Store:
             meta["generation"] = int(old_meta.get("generation") or 1) + 1
         if opts.dry_run:
             return new  # what the write would store; the caller restores field ownership
+        admission.check_size(self.render(new))  # on an error the caller restores field ownership
         meta["resourceVersion"] = self._next_rv()
         key = self._key(rdef, meta.get("namespace"), meta["name"])
         self.objects[rdef.key][key] = new

@@ -187,72 +187,58 @@ def _plural(n: int, word: str) -> str:
 
 
 def _bounds(path: str, value: Any, node: dict) -> list[FieldError]:
-    errs = []
     if isinstance(value, int | float) and not isinstance(value, bool):
-        lo, hi = node.get("minimum"), node.get("maximum")
-        if lo is not None:
-            if node.get("exclusiveMinimum") is True and not value > lo:
-                errs.append(invalid(path, value, f"{path} in body should be greater than {go_float(lo)}"))
-            elif value < lo:
-                errs.append(
-                    invalid(path, value, f"{path} in body should be greater than or equal to {go_float(lo)}")
-                )
-        if hi is not None:
-            if node.get("exclusiveMaximum") is True and not value < hi:
-                errs.append(invalid(path, value, f"{path} in body should be less than {go_float(hi)}"))
-            elif value > hi:
-                errs.append(
-                    invalid(path, value, f"{path} in body should be less than or equal to {go_float(hi)}")
-                )
-        step = node.get("multipleOf")
-        if step and not float(value / step).is_integer():
-            errs.append(invalid(path, value, f"{path} in body should be a multiple of {go_float(step)}"))
+        return _numeric_bounds(path, value, node)
     if isinstance(value, str):
-        n = len(value)
-        if node.get("maxLength") is not None and n > node["maxLength"]:
-            errs.append(
-                FieldError(
-                    path,
-                    "TooLong",
-                    f"may not be more than {node['maxLength']} {_plural(node['maxLength'], 'byte')}",
-                )
-            )
-        if node.get("minLength") is not None and n < node["minLength"]:
-            errs.append(
-                invalid(path, value, f"{path} in body should be at least {node['minLength']} chars long")
-            )
-        if node.get("pattern") and re.search(node["pattern"], value) is None:
-            errs.append(invalid(path, value, f"{path} in body should match '{node['pattern']}'"))
-    if isinstance(value, list):
-        if node.get("maxItems") is not None and len(value) > node["maxItems"]:
-            errs.append(
-                FieldError(
-                    path,
-                    "TooMany",
-                    f"must have at most {node['maxItems']} {_plural(node['maxItems'], 'item')}",
-                    len(value),
-                    True,
-                )
-            )
-        if node.get("minItems") is not None and len(value) < node["minItems"]:
-            errs.append(invalid(path, value, f"{path} in body should have at least {node['minItems']} items"))
-    if isinstance(value, dict):
-        if node.get("maxProperties") is not None and len(value) > node["maxProperties"]:
-            errs.append(
-                FieldError(
-                    path,
-                    "TooMany",
-                    f"must have at most {node['maxProperties']} {_plural(node['maxProperties'], 'item')}",
-                    len(value),
-                    True,
-                )
-            )
-        if node.get("minProperties") is not None and len(value) < node["minProperties"]:
-            errs.append(
-                invalid(
-                    path, value, f"{path} in body should have at least {node['minProperties']} properties"
-                )
-            )
+        return _string_bounds(path, value, node)
+    if isinstance(value, list | dict):
+        return _size_bounds(path, value, node)
+    return []
+
+
+def _numeric_bounds(path: str, value: float, node: dict) -> list[FieldError]:
+    errs = []
+    lo, hi, step = node.get("minimum"), node.get("maximum"), node.get("multipleOf")
+    if lo is not None and (value <= lo if node.get("exclusiveMinimum") is True else value < lo):
+        relation = "greater than" if node.get("exclusiveMinimum") is True else "greater than or equal to"
+        errs.append(invalid(path, value, f"{path} in body should be {relation} {go_float(lo)}"))
+    if hi is not None and (value >= hi if node.get("exclusiveMaximum") is True else value > hi):
+        relation = "less than" if node.get("exclusiveMaximum") is True else "less than or equal to"
+        errs.append(invalid(path, value, f"{path} in body should be {relation} {go_float(hi)}"))
+    if step and not float(value / step).is_integer():
+        errs.append(invalid(path, value, f"{path} in body should be a multiple of {go_float(step)}"))
+    return errs
+
+
+def _string_bounds(path: str, value: str, node: dict) -> list[FieldError]:
+    errs = []
+    longest, shortest = node.get("maxLength"), node.get("minLength")
+    if longest is not None and len(value) > longest:
+        errs.append(FieldError(path, "TooLong", f"may not be more than {longest} {_plural(longest, 'byte')}"))
+    if shortest is not None and len(value) < shortest:
+        errs.append(invalid(path, value, f"{path} in body should be at least {shortest} chars long"))
+    if node.get("pattern") and re.search(node["pattern"], value) is None:
+        errs.append(invalid(path, value, f"{path} in body should match '{node['pattern']}'"))
+    return errs
+
+
+def _size_bounds(path: str, value: list | dict, node: dict) -> list[FieldError]:
+    """maxItems/minItems of lists, maxProperties/minProperties of maps."""
+    most, least, unit = (
+        ("maxItems", "minItems", "items")
+        if isinstance(value, list)
+        else (
+            "maxProperties",
+            "minProperties",
+            "properties",
+        )
+    )
+    errs = []
+    if node.get(most) is not None and len(value) > node[most]:
+        detail = f"must have at most {node[most]} {_plural(node[most], 'item')}"
+        errs.append(FieldError(path, "TooMany", detail, len(value), True))
+    if node.get(least) is not None and len(value) < node[least]:
+        errs.append(invalid(path, value, f"{path} in body should have at least {node[least]} {unit}"))
     return errs
 
 

@@ -69,6 +69,81 @@ def selectable(rdef: ResourceDef) -> tuple[str, ...]:
     return selectors.BUILTIN_FIELDS.get(rdef.key, ()) + tuple(f.lstrip(".") for f in rdef.selectable_fields)
 
 
+def _new_object(rdef: ResourceDef, obj: dict, apply: bool) -> dict:
+    """A decoded create body with the server's metadata: name from generateName, uid, creation
+    time, generation 1; no status for custom resources with a status subresource."""
+    meta = obj.get("metadata") or {}
+    obj["metadata"] = meta
+    if not meta.get("name") and meta.get("generateName"):
+        meta["name"] = meta["generateName"] + "".join(
+            random.choices(string.ascii_lowercase + string.digits, k=5)
+        )
+    obj["apiVersion"] = obj.get("apiVersion") or rdef.api_version()
+    obj["kind"] = rdef.kind
+    for k in (
+        "resourceVersion",
+        "deletionTimestamp",
+        "deletionGracePeriodSeconds",
+        "managedFields",
+        "selfLink",
+    ):
+        meta.pop(k, None)
+    meta["uid"] = str(uuid.uuid4())
+    meta["creationTimestamp"] = now()
+    meta["generation"] = 1
+    if rdef.status and rdef.crd and not apply:
+        obj.pop("status", None)  # custom resources drop status on create when it is a subresource
+    return obj
+
+
+def _candidate(rdef: ResourceDef, old: dict, new: dict, subresource: str) -> dict:
+    """What an update may change: /status only the status, the main resource all but the status;
+    the server's metadata (name, uid, generation, ...) and type stay, finalizers are not added to
+    an object being deleted."""
+    if subresource == "status":
+        candidate = copy.deepcopy(old)
+        if "status" in new:
+            candidate["status"] = new["status"]
+        else:
+            candidate.pop("status", None)
+        new = candidate
+    elif rdef.status:
+        if "status" in old:
+            new["status"] = copy.deepcopy(old["status"])
+        else:
+            new.pop("status", None)
+    meta = new.setdefault("metadata", {})
+    if not isinstance(meta, dict):
+        raise ApiError(422, "Invalid", "metadata must be an object")
+    old_meta = old["metadata"]
+    for k in (
+        "name",
+        "namespace",
+        "uid",
+        "creationTimestamp",
+        "generation",
+        "deletionTimestamp",
+        "resourceVersion",
+    ):
+        if k in old_meta:
+            meta[k] = old_meta[k]
+        else:
+            meta.pop(k, None)
+    new["apiVersion"], new["kind"] = old["apiVersion"], old["kind"]
+    if old_meta.get("deletionTimestamp"):
+        added = set(meta.get("finalizers") or []) - set(old_meta.get("finalizers") or [])
+        if added:
+            raise ApiError(
+                422,
+                "Invalid",
+                f"metadata.finalizers: Forbidden: no new finalizers can be "
+                f"added if the object is being deleted, found new finalizers {sorted(added)}",
+            )
+    if not meta.get("finalizers"):
+        meta.pop("finalizers", None)
+    return new
+
+
 def _strip_volatile(obj: dict) -> dict:
     out = dict(obj)
     meta = dict(out.get("metadata") or {})
@@ -207,31 +282,9 @@ class Store:
             raise ApiError(
                 400, "BadRequest", f"the body's kind {body['kind']!r} does not match {rdef.kind!r}"
             )
-        obj = admission.decode(rdef, copy.deepcopy(body), opts, apply=apply)
-        meta = obj.get("metadata") or {}
-        obj["metadata"] = meta
-        if not meta.get("name") and meta.get("generateName"):
-            meta["name"] = meta["generateName"] + "".join(
-                random.choices(string.ascii_lowercase + string.digits, k=5)
-            )
-        name = meta.get("name")
+        obj = _new_object(rdef, admission.decode(rdef, copy.deepcopy(body), opts, apply=apply), apply)
+        meta, name = obj["metadata"], obj["metadata"].get("name")
         namespace = self._create_namespace(rdef, namespace, meta)
-        obj["apiVersion"] = obj.get("apiVersion") or rdef.api_version()
-        obj["kind"] = rdef.kind
-        for k in (
-            "resourceVersion",
-            "deletionTimestamp",
-            "deletionGracePeriodSeconds",
-            "managedFields",
-            "selfLink",
-        ):
-            meta.pop(k, None)
-        meta["uid"] = str(uuid.uuid4())
-        meta["creationTimestamp"] = now()
-        meta["generation"] = 1
-        if rdef.status and rdef.crd and not apply:
-            # Custom resources drop status on create when it is a subresource.
-            obj.pop("status", None)
         admission.admit(rdef, obj, None)
         key = self._key(rdef, namespace, name)
         if key in self.objects[rdef.key]:
@@ -338,49 +391,11 @@ class Store:
             )
         if not isinstance(new, dict):
             raise ApiError(422, "Invalid", "the patched object is not an object")
-        new = admission.decode(rdef, copy.deepcopy(new), opts, apply=apply)
-        if subresource == "status":
-            candidate = copy.deepcopy(old)
-            if "status" in new:
-                candidate["status"] = new["status"]
-            else:
-                candidate.pop("status", None)
-            new = candidate
-        elif rdef.status:
-            if "status" in old:
-                new["status"] = copy.deepcopy(old["status"])
-            else:
-                new.pop("status", None)
-        meta = new.setdefault("metadata", {})
-        if not isinstance(meta, dict):
-            raise ApiError(422, "Invalid", "metadata must be an object")
-        old_meta = old["metadata"]
-        for k in (
-            "name",
-            "namespace",
-            "uid",
-            "creationTimestamp",
-            "generation",
-            "deletionTimestamp",
-            "resourceVersion",
-        ):
-            if k in old_meta:
-                meta[k] = old_meta[k]
-            else:
-                meta.pop(k, None)
+        new = _candidate(
+            rdef, old, admission.decode(rdef, copy.deepcopy(new), opts, apply=apply), subresource
+        )
+        meta, old_meta = new["metadata"], old["metadata"]
         reset = self._requested_owners(old, meta.pop("managedFields", None))
-        new["apiVersion"], new["kind"] = old["apiVersion"], old["kind"]
-        if old_meta.get("deletionTimestamp"):
-            added = set(meta.get("finalizers") or []) - set(old_meta.get("finalizers") or [])
-            if added:
-                raise ApiError(
-                    422,
-                    "Invalid",
-                    f"metadata.finalizers: Forbidden: no new finalizers can be "
-                    f"added if the object is being deleted, found new finalizers {sorted(added)}",
-                )
-        if not meta.get("finalizers"):
-            meta.pop("finalizers", None)
         admission.admit(rdef, new, old)
         if _strip_volatile(new) == _strip_volatile(old) and reset is None:
             return old  # a no-op write changes nothing, not even the resourceVersion

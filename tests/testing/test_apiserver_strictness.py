@@ -258,6 +258,7 @@ def test_dry_run_validates_and_answers_without_storing(http):
     code, obj = http.put(f"{SX}/{name}?dryRun=All", {**live, "spec": {"ladder": {"widths": [8]}}})
     assert code == 200 and obj["spec"]["ladder"]["widths"] == [8]
     assert http.delete(f"{SX}/{name}?dryRun=All")[0] == 200
+    assert http.delete(f"{SX}/{name}", {"dryRun": ["All"]})[0] == 200  # DeleteOptions, as kubectl sends it
     _, after = http.get(f"{SX}/{name}")
     assert after["metadata"]["resourceVersion"] == rv and "suspend" not in after["spec"]
     assert "dry" not in {m["manager"] for m in after["metadata"].get("managedFields") or []}

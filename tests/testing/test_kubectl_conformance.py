@@ -138,10 +138,11 @@ def test_server_side_apply_diff_and_dry_runs_change_nothing(kubectl):
         diff = kubectl.run("diff", *mode, "-f", "-", stdin=changed, check=False)
         assert diff.returncode == 1, diff.stderr  # 1: differences found
         assert "-    steps: 300" in diff.stdout and "+    steps: 600" in diff.stdout
+    dry = kubectl.run("apply", "--server-side", "--dry-run=server", "-f", "-", stdin=changed)
+    assert "(server dry run)" in dry.stdout
     assert (
-        "(server dry run)"
-        in kubectl.run("apply", "--server-side", "--dry-run=server", "-f", "-", stdin=changed).stdout
-    )
+        "(server dry run)" in kubectl.run("delete", "sx", "ssa", "--dry-run=server").stdout
+    )  # in DeleteOptions
     created = kubectl.run("create", "--dry-run=server", "-o", "json", "-f", "-", stdin=experiment("ghost"))
     assert json.loads(created.stdout)["metadata"]["uid"]
     live = kubectl.obj("ssa")

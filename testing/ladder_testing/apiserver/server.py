@@ -295,11 +295,11 @@ class ApiServer:
             return _json(self._out(obj, rdef, version), 201, opts.warnings)
         if verb == "deletecollection":
             opts = self._write_options(q)
+            body = await self._delete_options(request, opts)
             items, _ = self.store.list(rdef, namespace, *self._selectors(rdef, q))
             for obj in list(items):
-                self.store.delete(
-                    rdef, namespace or obj["metadata"].get("namespace"), obj["metadata"]["name"], opts=opts
-                )
+                where = namespace or obj["metadata"].get("namespace")
+                self.store.delete(rdef, where, obj["metadata"]["name"], body, opts=opts)
             return _json(self._list_body(rdef, version, items, str(self.store.rv), {}))
         raise ApiError(405, "MethodNotAllowed", f"{request.method} is not allowed on a collection")
 
@@ -335,9 +335,7 @@ class ApiServer:
         if verb == "patch":
             return await self._patch(request, rdef, version, namespace, name, sub, opts)
         if verb == "delete":
-            body = await self._body(request, optional=True) or {}
-            if q.get("propagationPolicy"):
-                body["propagationPolicy"] = q["propagationPolicy"]
+            body = await self._delete_options(request, opts)
             obj = self.store.delete(rdef, namespace, name, body, opts=opts)
             return _json(self._out(obj, rdef, version))
         raise ApiError(405, "MethodNotAllowed", f"{request.method} not allowed")
@@ -381,6 +379,24 @@ class ApiServer:
         )
         code = 200 if existed or ptype != "apply" else 201
         return _json(self._out(obj, rdef, version), code, opts.warnings)
+
+    async def _delete_options(self, request: web.Request, opts: WriteOptions) -> dict:
+        """A delete's DeleteOptions: from its body (where kubectl puts `dryRun`, `preconditions`,
+        `propagationPolicy`) and its query."""
+        body = await self._body(request, optional=True) or {}
+        if not isinstance(body, dict):
+            raise ApiError(400, "BadRequest", "DeleteOptions must be a JSON object")
+        if request.query.get("propagationPolicy"):
+            body["propagationPolicy"] = request.query["propagationPolicy"]
+        dry_run = body.get("dryRun") or []
+        if any(d != "All" for d in dry_run):
+            raise ApiError(
+                400,
+                "BadRequest",
+                f'dryRun: Unsupported value: {json.dumps(dry_run)}: supported values: "All"',
+            )
+        opts.dry_run = opts.dry_run or bool(dry_run)
+        return body
 
     @staticmethod
     def _manager(request: web.Request) -> str:

@@ -362,7 +362,8 @@ def test_kueue_deactivation_stands_until_the_user_retries(operator_process, clus
     wl_path = f"/apis/kueue.x-k8s.io/v1beta1/namespaces/{cluster.ns}/workloads/jobset-{name}-c32"
     # Kueue's order: the DeactivationTarget condition, then spec.active false, then the eviction.
     target = {"type": "DeactivationTarget", "status": "True", "reason": "RequeuingLimitExceeded",
-              "message": "exceeding the maximum number of re-queuing retries"}
+              "message": "exceeding the maximum number of re-queuing retries",
+              "lastTransitionTime": "2026-01-01T00:00:00Z"}
     assert cluster.http.merge(wl_path + "/status", {"status": {"conditions": [target]}})[0] == 200
     assert cluster.http.merge(wl_path, {"spec": {"active": False}})[0] == 200
     wait_for("c32 shows why", lambda: "Kueue deactivated" in (cluster.sizes(name)[32].get("message") or ""))

@@ -85,6 +85,7 @@ def train(
 ) -> int:
     """Train run to run.training.steps (or max_steps, for tests); returns an exit code."""
     import jax
+    import numpy as np
 
     from ladder_trainer import checkpointing, sharding
     from ladder_trainer.data.reader import BatchStream, open_data
@@ -110,18 +111,15 @@ def train(
     # The interval is applied here (orbax would also save the first step of every process).
     mngr = checkpointing.manager(ckpt_uri, keep=t.checkpoint.keep)
 
-    def target(tree, shard_tree):
-        return jax.tree_util.tree_map(
-            lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), tree, shard_tree
-        )
-
+    # Targets on this run's mesh: a checkpoint saved under another sharding or slice restores here.
     restored = checkpointing.restore_latest(
         mngr,
-        {k: target(getattr(abstract, k), getattr(shardings, k)) for k in checkpointing.ARRAY_ITEMS},
+        {k: checkpointing.placed(getattr(abstract, k), getattr(shardings, k))
+         for k in checkpointing.ARRAY_ITEMS},
         lambda meta: checkpointing.check_compatible(meta, run.model, ckpt_uri),
         ckpt_uri,
     )
-    null_ctx = jax.device_put(data.null_context, sharding.replicated(mesh))
+    null_ctx = sharding.put_global(np.asarray(data.null_context, np.float32), shardings.null_context)
     if restored is None:
         state = init_state(run, t.seed, data.null_context, abstract.config, shardings)
         start = 0
@@ -130,7 +128,7 @@ def train(
             log.warning("skipped checkpoint step %d at %s: %s", s, ckpt_uri, why[:300])
         start = int(restored.meta.get("data_position", restored.step))
         state = TrainState(
-            step=jax.device_put(jax.numpy.asarray(restored.step, jax.numpy.int32), sharding.replicated(mesh)),
+            step=sharding.put_global(np.int32(restored.step), shardings.step),
             params=restored.items["params"],
             ema_params=restored.items["ema_params"],
             opt_state=restored.items["opt_state"],

@@ -93,6 +93,14 @@ def sharded_train_step(step_fn, state_shardings, mesh: Mesh):
     )
 
 
+def put_global(value, sharding):
+    """A host array that is identical on every process (e.g. the null context) as one global array
+    in sharding: each device receives its shard (device_put of host data onto devices of other
+    processes is not allowed on multi-host)."""
+    value = np.asarray(value)
+    return jax.make_array_from_callback(value.shape, sharding, lambda index: value[index])
+
+
 def put_batch(batch: dict, mesh: Mesh) -> dict:
     """This process's slice of the global batch -> global arrays laid out over the mesh."""
     sh = batch_sharding(mesh)

@@ -79,7 +79,13 @@ def model_signature(model_config) -> dict:
 
 
 def save(mngr: ocp.CheckpointManager, step: int, state, meta: dict, force: bool = False) -> bool:
-    """Queue an (async) save of a TrainState; returns whether orbax saved at this step."""
+    """Queue an (async) save of a TrainState; returns whether orbax saved at this step.
+
+    A step that already exists is not written again (orbax would raise StepAlreadyExistsError):
+    a stop can land on the step just saved or just restored, and after falling back from an
+    unreadable newest step, training reaches that step again."""
+    if step in mngr.all_steps():
+        return False
     return mngr.save(
         step,
         args=ocp.args.Composite(

@@ -332,6 +332,12 @@ class TrainingSpec(Model):
     compilation_cache_uri: str | None = Field(
         None, description="JAX persistent compilation cache (local path or gs://)."
     )
+    distributed_init_timeout_seconds: PositiveInt = Field(
+        1200,
+        description="Multi-host runs: how long each host waits for all hosts to join "
+        "jax.distributed. Hosts start as their image pulls finish, minutes apart on fresh nodes; "
+        "running out exits for a restart (JAX's own default, 300 s, is often too short).",
+    )
 
     @model_validator(mode="after")
     def _warmup(self) -> TrainingSpec:

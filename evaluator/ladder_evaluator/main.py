@@ -5,7 +5,9 @@ Where results go: in a cluster (KUBERNETES_SERVICE_HOST set, or --status cluster
 ScalingExperiment's status by server-side apply (see status_writer); otherwise into
 run.paths.results (or --results-file), a JSON list merged by id. Ids already recorded are skipped
 unless --force. User errors (missing checkpoint, missing weights, reference statistics of the
-wrong dimension, bad config) print one message and exit 2, with no traceback.
+wrong dimension, bad config) print one message and exit 2, with no traceback; infrastructure
+faults (a transient GCS error) exit 42 so the JobSet retries; anything else exits 1
+(ladder_api.failures).
 """
 
 from __future__ import annotations
@@ -14,8 +16,7 @@ import argparse
 import logging
 import os
 
-from ladder_api import exitcodes
-from ladder_api.errors import SpecError, UserError, print_user_error
+from ladder_api import exitcodes, failures
 from ladder_api.loading import load_run_config
 from ladder_api.plan import RunConfig
 from ladder_evaluator.evaluate import Progress, evaluate
@@ -92,6 +93,5 @@ def main(argv: list[str] | None = None) -> int:
                            progress=RichProgress(enabled=not args.no_progress))
         log.info("c%d: %d results written", run.width, len(written))
         return exitcodes.OK
-    except (SpecError, UserError) as err:
-        print_user_error(err)
-        return exitcodes.USER_ERROR
+    except Exception as err:  # noqa: BLE001 - every failure gets the exit code its kind needs
+        return failures.report(err, log)

@@ -10,7 +10,9 @@ Items are separate so the evaluator restores only the weights it needs. orbax wr
 a temporary directory and finalises it atomically (a commit marker on GCS), so a save cut short by
 preemption is never listed. A step that is listed but cannot be read (truncated or deleted files)
 is reported and the previous one used; if none can be read, resumption fails loudly rather than
-silently starting from scratch. A checkpoint of another model is refused before any compute.
+silently starting from scratch. A transient storage error (ladder_api.failures) is neither: it
+propagates, so the pod restarts and reads the same step again. A checkpoint of another model is
+refused before any compute.
 
 Arrays are always restored onto the reader's own devices, never the writer's: a target carries a
 sharding on the reader's mesh (the trainer's, which may differ from the one that saved: sharding
@@ -30,6 +32,7 @@ import jax
 import orbax.checkpoint as ocp
 from etils import epath
 
+from ladder_api import failures
 from ladder_api.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -152,6 +155,7 @@ def restore_latest(
         try:
             meta = mngr.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
         except Exception as err:  # noqa: BLE001 - any read failure means this step is unusable
+            _raise_if_transient(err)
             skipped.append((step, f"metadata unreadable: {err.__class__.__name__}: {err}"))
             log.warning("checkpoint %s step %d: metadata unreadable (%s); trying the previous one",
                         uri, step, err)
@@ -163,6 +167,7 @@ def restore_latest(
             # Force the reads now, so a truncated array is found here and not mid-training.
             jax.block_until_ready(items)
         except Exception as err:  # noqa: BLE001
+            _raise_if_transient(err)
             skipped.append((step, f"{err.__class__.__name__}: {err}"))
             log.warning("checkpoint %s step %d is corrupt or partial (%s); trying the previous one",
                         uri, step, str(err)[:500])
@@ -173,6 +178,13 @@ def restore_latest(
         + "; ".join(f"{s}: {why[:200]}" for s, why in skipped)
         + "). Refusing to start from scratch over them: move or delete the directory to retrain."
     )
+
+
+def _raise_if_transient(err: Exception) -> None:
+    """A transient storage error is not a corrupt step: falling back to an older step (or failing
+    as if none were readable) would lose progress. It propagates, and the pod exits for a restart."""
+    if failures.classify(err).kind == "infrastructure fault":
+        raise err
 
 
 def _restore_arrays(mngr: ocp.CheckpointManager, step: int, targets: dict[str, Any]) -> dict[str, Any]:

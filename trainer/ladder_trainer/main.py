@@ -3,9 +3,14 @@
 Order matters: everything that can be a user error (the config, the data URI, the mesh, a
 checkpoint of another model) is checked before the first compile, so a bad input costs seconds
 and exits USER_ERROR (2), which the podFailurePolicy does not restart. SIGTERM (preemption, a
-JobSet restart, `ladder run` being stopped) finishes the step in flight, saves, and exits
-RESTARTABLE (42). Restarting resumes from the newest readable checkpoint, with the data stream at
-the same position, so the trajectory is the one an uninterrupted run takes.
+JobSet restart, `ladder run` being stopped) finishes the step in flight, saves (unless that step
+is already saved), and exits RESTARTABLE (42). Restarting resumes from the newest readable
+checkpoint, with the data stream at the same position, so the trajectory is the one an
+uninterrupted run takes.
+
+Other failures exit as ladder_api.failures classifies them: an infrastructure fault (a transient
+GCS error, a peer host gone, the coordinator not reached) RESTARTABLE, so the JobSet restarts and
+resumes; a user error USER_ERROR; anything else 1 with its traceback (a bug: not restarted).
 """
 
 from __future__ import annotations
@@ -19,8 +24,8 @@ import threading
 import time
 from pathlib import Path
 
-from ladder_api import exitcodes
-from ladder_api.errors import SpecError, UserError, print_user_error
+from ladder_api import exitcodes, failures
+from ladder_api.errors import UserError
 from ladder_api.loading import load_run_config
 from ladder_api.plan import RunConfig
 
@@ -95,7 +100,7 @@ def train(
 
     stop = stop or StopFlag()
     setup_compilation_cache(run.training.compilation_cache_uri)
-    sharding.maybe_initialize_distributed()
+    sharding.maybe_initialize_distributed(timeout_s=run.training.distributed_init_timeout_seconds)
     lead = jax.process_index() == 0
     t = run.training
 
@@ -174,7 +179,7 @@ def train(
     while step < total:
         _pause_for_signal(step, stop)
         if should_stop(step):
-            save(step, force=True)
+            save(step, force=True)  # no-op when this step is the one just saved or restored
             mngr.wait_until_finished()
             if lead:
                 log.warning("stop requested (signal %s): saved step %d to %s; exiting %d",
@@ -248,6 +253,5 @@ def main(argv: list[str] | None = None) -> int:
     try:
         run = load_run_config(args.config)
         return train(run, stop, args.status, args.max_steps)
-    except (SpecError, UserError) as err:
-        print_user_error(err)
-        return exitcodes.USER_ERROR
+    except Exception as err:  # noqa: BLE001 - every failure gets the exit code its kind needs
+        return failures.report(err, log)

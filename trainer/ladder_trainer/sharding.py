@@ -20,7 +20,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from ladder_api.errors import UserError
+from ladder_api.errors import TransientError, UserError
 
 AXES = ("data", "fsdp")
 
@@ -31,11 +31,22 @@ def is_multi_host(env=os.environ) -> bool:
     return len(hosts) > 1 or slices > 1 or bool(env.get("MEGASCALE_COORDINATOR_ADDRESS"))
 
 
-def maybe_initialize_distributed(env=os.environ) -> bool:
-    if is_multi_host(env):
-        jax.distributed.initialize()
-        return True
-    return False
+def maybe_initialize_distributed(env=os.environ, timeout_s: int = 300) -> bool:
+    """Join the run's other hosts (multi-host only). Every host waits up to timeout_s
+    (training.distributedInitTimeoutSeconds) for all of them: hosts start as their image pulls
+    finish, minutes apart on fresh nodes. Failing to get there is an infrastructure fault (exit
+    42, restart). When the wait itself times out, XLA aborts the process (SIGABRT, exit 134),
+    which the podFailurePolicy restarts too."""
+    if not is_multi_host(env):
+        return False
+    try:
+        jax.distributed.initialize(initialization_timeout=int(timeout_s))
+    except Exception as err:
+        raise TransientError(
+            f"jax.distributed.initialize did not reach the coordinator within {timeout_s} s "
+            f"(training.distributedInitTimeoutSeconds): {type(err).__name__}: {err}"
+        ) from err
+    return True
 
 
 def mesh_shape(sharding_spec, n_devices: int) -> tuple[int, int]:

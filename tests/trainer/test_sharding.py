@@ -159,3 +159,46 @@ def test_initialisation_never_holds_more_than_a_share_per_device():
                          timeout=300)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     assert "INIT-OK" in out.stdout
+
+
+MULTISLICE_SCRIPT = r"""
+import jax, numpy as np
+from ladder_api.errors import UserError
+from ladder_api.spec import ShardingSpec
+from ladder_trainer.sharding import device_grid, make_mesh
+
+devices = jax.devices()
+assert len(devices) == 8
+# Two slices of 4 chips, interleaved in device order (as a plain reshape would mix them):
+# fake CPU devices carry no slice_index, so the map is passed in.
+slice_of = {d: d.id % 2 for d in devices}
+mesh = make_mesh(ShardingSpec(data=-1, fsdp=4), devices, slice_of.__getitem__)
+assert mesh.axis_names == ("data", "fsdp") and mesh.devices.shape == (2, 4)
+for row in mesh.devices:  # each FSDP group within one slice: its collectives stay on the ICI
+    assert len({slice_of[d] for d in row}) == 1, row
+assert [slice_of[row[0]] for row in mesh.devices] == [0, 1]  # data parallelism over the DCN
+assert sorted(d.id for d in mesh.devices.flat) == list(range(8))
+
+grid = device_grid(devices, [slice_of[d] for d in devices], ShardingSpec(data=-1, fsdp=2))
+assert grid.shape == (4, 2)
+assert [slice_of[r[0]] for r in grid] == [0, 0, 1, 1]
+assert all(len({slice_of[d] for d in r}) == 1 for r in grid)
+# One slice (the default slice_of on these devices): unchanged, devices in order.
+single = make_mesh(ShardingSpec(data=-1, fsdp=4), devices)
+assert [d.id for d in single.devices.flat] == list(range(8))
+try:
+    device_grid(devices, [slice_of[d] for d in devices], ShardingSpec(data=1, fsdp=8))
+except UserError as err:
+    assert "within a slice" in str(err), err
+else:
+    raise AssertionError("fsdp spanning two slices was accepted")
+print("MULTISLICE-OK")
+"""
+
+
+def test_multislice_mesh_keeps_fsdp_within_a_slice():
+    env = trainer_env("--xla_force_host_platform_device_count=8")
+    out = subprocess.run([sys.executable, "-c", MULTISLICE_SCRIPT], env=env, capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert "MULTISLICE-OK" in out.stdout

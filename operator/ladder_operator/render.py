@@ -218,23 +218,25 @@ def _multislice_env() -> list[dict]:
     ]
 
 
-def _volumes(plan: Plan) -> tuple[list[dict], list[dict]]:
-    """The run config, writable /tmp and a memory-backed /dev/shm: the container runtime's
-    default /dev/shm is 64 MiB, too small for data loaders that pass batches through it."""
+def scratch_volumes() -> tuple[list[dict], list[dict]]:
+    """Writable /tmp (the root filesystem is read-only) and a memory-backed /dev/shm: the
+    container runtime's default /dev/shm is 64 MiB, too small for data loaders that pass batches
+    through it."""
     volumes = [
-        {
-            "name": "run-config",
-            "configMap": {"name": names.run_config_map(plan.experiment.name), "defaultMode": 0o444},
-        },
         {"name": "tmp", "emptyDir": {}},
         {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": SHM_SIZE}},
     ]
-    mounts = [
-        {"name": "run-config", "mountPath": names.RUN_CONFIG_DIR, "readOnly": True},
-        {"name": "tmp", "mountPath": "/tmp"},
-        {"name": "dshm", "mountPath": "/dev/shm"},
-    ]
+    mounts = [{"name": "tmp", "mountPath": "/tmp"}, {"name": "dshm", "mountPath": "/dev/shm"}]
     return volumes, mounts
+
+
+def _volumes(plan: Plan) -> tuple[list[dict], list[dict]]:
+    """The run config, then the scratch volumes."""
+    volumes, mounts = scratch_volumes()
+    config = {"name": "run-config",
+              "configMap": {"name": names.run_config_map(plan.experiment.name), "defaultMode": 0o444}}
+    mount = {"name": "run-config", "mountPath": names.RUN_CONFIG_DIR, "readOnly": True}
+    return [config, *volumes], [mount, *mounts]
 
 
 def _requests(request: SliceRequest, st: SliceType) -> dict:
@@ -242,14 +244,15 @@ def _requests(request: SliceRequest, st: SliceType) -> dict:
     return {"cpu": own.cpu or st.machine.pod_cpu, "memory": own.memory or st.machine.pod_memory}
 
 
-def _pod_spec(
-    plan: Plan, request: SliceRequest, container: dict, *, host_network: bool = False
+def tpu_pod_spec(
+    request: SliceRequest, container: dict, volumes: list[dict], mounts: list[dict], *,
+    host_network: bool = False,
 ) -> dict:
+    """The pod of one host of a TPU slice, locked down: what training, evaluation and the smoke
+    test (hack/tpu-smoke.sh) share, so the smoke test checks exactly what the JobSets run."""
     st = slice_type(request.slice_type)
-    volumes, mounts = _volumes(plan)
     container = {
         **container,
-        "imagePullPolicy": plan.resources.images.pull_policy,
         "ports": [
             {"containerPort": TPU_RUNTIME_PORT, "name": "tpu-runtime"},
             {"containerPort": METRICS_PORT, "name": "http"},
@@ -260,8 +263,6 @@ def _pod_spec(
     }
     spec = {
         "restartPolicy": "Never",
-        "serviceAccountName": pod_service_account(plan),
-        "terminationGracePeriodSeconds": plan.resources.termination_grace_period_seconds,
         "nodeSelector": {
             lb.GKE_TPU_ACCELERATOR: st.accelerator,
             lb.GKE_TPU_TOPOLOGY: st.topology,
@@ -274,6 +275,17 @@ def _pod_spec(
     }
     if host_network:  # cluster DNS must still resolve the JobSet's pod hostnames
         spec.update({"hostNetwork": True, "dnsPolicy": "ClusterFirstWithHostNet"})
+    return spec
+
+
+def _pod_spec(
+    plan: Plan, request: SliceRequest, container: dict, *, host_network: bool = False
+) -> dict:
+    volumes, mounts = _volumes(plan)
+    container = {**container, "imagePullPolicy": plan.resources.images.pull_policy}
+    spec = tpu_pod_spec(request, container, volumes, mounts, host_network=host_network)
+    spec["serviceAccountName"] = pod_service_account(plan)
+    spec["terminationGracePeriodSeconds"] = plan.resources.termination_grace_period_seconds
     return spec
 
 

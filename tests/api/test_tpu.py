@@ -39,3 +39,12 @@ def test_gke_reservation_formulas():
     assert gke_reserved_cpu(4) == pytest.approx(0.08)
     assert gke_reserved_memory_gib(16) == pytest.approx(1 + 0.8 + 0.8 + 100 / 1024)
     assert gke_reserved_cpu(112) == pytest.approx(0.08 + 108 * 0.0025)
+
+
+def test_docs_table_of_pod_requests_matches_the_slice_table():
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "tpu.md").read_text()
+    for m in MACHINES.values():
+        row = f"| {m.name} | {m.vcpus} | {m.memory_gib} GiB | {m.pod_cpu} / {m.pod_memory} |"
+        assert row in text, row

@@ -90,13 +90,12 @@ def train(
 ) -> int:
     """Train run to run.training.steps (or max_steps, for tests); returns an exit code."""
     import jax
-    import numpy as np
 
     from ladder_trainer import checkpointing, sharding
     from ladder_trainer.data.reader import BatchStream, open_data
     from ladder_trainer.metrics import MetricsFile, mfu, peak_flops_per_device
     from ladder_trainer.optim import lr_schedule
-    from ladder_trainer.train_step import TrainState, _train_step, abstract_state, init_state
+    from ladder_trainer.train_step import _train_step, abstract_state
 
     stop = stop or StopFlag()
     setup_compilation_cache(run.training.compilation_cache_uri)
@@ -116,32 +115,7 @@ def train(
     # The interval is applied here (orbax would also save the first step of every process).
     mngr = checkpointing.manager(ckpt_uri, keep=t.checkpoint.keep)
 
-    # Targets on this run's mesh: a checkpoint saved under another sharding or slice restores here.
-    restored = checkpointing.restore_latest(
-        mngr,
-        {k: checkpointing.placed(getattr(abstract, k), getattr(shardings, k))
-         for k in checkpointing.ARRAY_ITEMS},
-        lambda meta: checkpointing.check_compatible(meta, run.model, ckpt_uri),
-        ckpt_uri,
-    )
-    null_ctx = sharding.put_global(np.asarray(data.null_context, np.float32), shardings.null_context)
-    if restored is None:
-        state = init_state(run, t.seed, data.null_context, abstract.config, shardings)
-        start = 0
-    else:
-        for s, why in restored.skipped:
-            log.warning("skipped checkpoint step %d at %s: %s", s, ckpt_uri, why[:300])
-        start = int(restored.meta.get("data_position", restored.step))
-        state = TrainState(
-            step=sharding.put_global(np.int32(restored.step), shardings.step),
-            params=restored.items["params"],
-            ema_params=restored.items["ema_params"],
-            opt_state=restored.items["opt_state"],
-            null_context=null_ctx,
-            config=abstract.config,
-        )
-        if lead:
-            log.info("resumed from %s step %d", ckpt_uri, restored.step)
+    state, start, last_ckpt = _initial_state(run, data, abstract, shardings, mngr, lead)
     total = t.steps if max_steps is None else min(t.steps, max_steps)
 
     meta_base = {
@@ -175,14 +149,13 @@ def train(
 
     window_start, window_steps = time.perf_counter(), 0
     step = start
-    last_ckpt = restored.step if restored else None
     while step < total:
         _pause_for_signal(step, stop)
         if should_stop(step):
             save(step, force=True)  # no-op when this step is the one just saved or restored
             mngr.wait_until_finished()
             if lead:
-                log.warning("stop requested (signal %s): saved step %d to %s; exiting %d",
+                log.warning("stop requested (signal %s): step %d is checkpointed in %s; exiting %d",
                             stop.signal, step, ckpt_uri, exitcodes.RESTARTABLE)
             mngr.close()
             return exitcodes.RESTARTABLE
@@ -212,6 +185,40 @@ def train(
     if lead and reporter is not None:
         reporter.report(step=step, total_steps=t.steps, **ckpt_fields(last_ckpt))
     return exitcodes.OK
+
+
+def _initial_state(run: RunConfig, data, abstract, shardings, mngr, lead: bool):
+    """(state, first step, its checkpoint step or None): the newest readable checkpoint restored
+    onto this run's mesh (whichever sharding or slice saved it), else a fresh state made directly
+    in its shards."""
+    import numpy as np
+
+    from ladder_trainer import checkpointing, sharding
+    from ladder_trainer.train_step import TrainState, init_state
+
+    uri = run.paths.checkpoints
+    restored = checkpointing.restore_latest(
+        mngr,
+        {k: checkpointing.placed(getattr(abstract, k), getattr(shardings, k))
+         for k in checkpointing.ARRAY_ITEMS},
+        lambda meta: checkpointing.check_compatible(meta, run.model, uri),
+        uri,
+    )
+    if restored is None:
+        return init_state(run, run.training.seed, data.null_context, abstract.config, shardings), 0, None
+    for s, why in restored.skipped:
+        log.warning("skipped checkpoint step %d at %s: %s", s, uri, why[:300])
+    state = TrainState(
+        step=sharding.put_global(np.int32(restored.step), shardings.step),
+        params=restored.items["params"],
+        ema_params=restored.items["ema_params"],
+        opt_state=restored.items["opt_state"],
+        null_context=sharding.put_global(np.asarray(data.null_context, np.float32), shardings.null_context),
+        config=abstract.config,
+    )
+    if lead:
+        log.info("resumed from %s step %d", uri, restored.step)
+    return state, int(restored.meta.get("data_position", restored.step)), restored.step
 
 
 def _progress(lead: bool, start: int, total: int):

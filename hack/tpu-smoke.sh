@@ -41,7 +41,7 @@ export KUBECONFIG="$LADDER_TEST_KUBECONFIG"
 WORK="$(mktemp -d)"
 NAMES=()
 
-# shellcheck disable=SC2317  # called by the EXIT trap
+# shellcheck disable=SC2317,SC2329  # called by the EXIT trap
 cleanup() {
     for name in "${NAMES[@]}"; do
         kubectl -n "$NAMESPACE" delete job,service -l "ladder.dev/smoke=$name" --ignore-not-found --wait=false \

@@ -346,6 +346,12 @@ class TrainingSpec(Model):
     compilation_cache_uri: Uri | None = Field(
         None, description="JAX persistent compilation cache (local path or gs://)." + URI_LIMIT
     )
+    distributed_init_timeout_seconds: PositiveInt = Field(
+        1200,
+        description="Multi-host runs: how long each host waits for all hosts to join "
+        "jax.distributed. Hosts start as their image pulls finish, minutes apart on fresh nodes; "
+        "running out exits for a restart (JAX's own default, 300 s, is often too short).",
+    )
 
     @model_validator(mode="after")
     def _warmup(self) -> TrainingSpec:
@@ -359,6 +365,24 @@ class TrainingSpec(Model):
 # --- resources ----------------------------------------------------------------------------------
 
 
+QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|Ki|Mi|Gi|Ti)?$")
+
+
+class PodResourcesSpec(Model):
+    """CPU and memory requests of each pod on a slice's hosts (one pod per host). Unset: what a
+    node of the slice's machine type leaves allocatable (see ladder_api.tpu)."""
+
+    cpu: str | None = Field(None, description="CPU request, a Kubernetes quantity, e.g. '100' or '7500m'.")
+    memory: str | None = Field(None, description="Memory request, a Kubernetes quantity, e.g. '160Gi'.")
+
+    @field_validator("cpu", "memory")
+    @classmethod
+    def _quantity(cls, v: str | None) -> str | None:
+        if v is not None and not QUANTITY.match(v):
+            raise ValueError(f"{v!r} is not a Kubernetes quantity (e.g. '100', '7500m', '160Gi')")
+        return v
+
+
 class SliceRequest(Model):
     """Where one size trains (or evaluates): a TPU slice type, how many, and how to shard."""
 
@@ -370,6 +394,11 @@ class SliceRequest(Model):
         None,
         description="Device mesh for the sizes this applies to, replacing training.sharding "
         "(large models need FSDP, small ones train faster without). Does not change the recipe.",
+    )
+    pod_resources: PodResourcesSpec = Field(
+        default_factory=PodResourcesSpec,
+        description="CPU/memory requests per pod; default: what the slice's machine type leaves "
+        "allocatable. Kueue's ClusterQueue must then cover cpu and memory too.",
     )
 
     @field_validator("slice_type")
@@ -421,6 +450,13 @@ class ResourcesSpec(Model):
         "account through Workload Identity); the per-experiment one is used when omitted.",
     )
 
+    host_network: bool = Field(
+        False,
+        description="Run training pods on their node's network (hostNetwork, as xpk does), for "
+        "full data-centre-network bandwidth between slices in multislice runs. Opt-in: it needs a "
+        "namespace that allows host networking (not the restricted Pod Security Standard).",
+    )
+
     termination_grace_period_seconds: int = Field(
         300,
         ge=0,
@@ -454,7 +490,8 @@ class ResourcesSpec(Model):
         for rule in self.slices:
             if rule.max_width is None or width <= rule.max_width:
                 return SliceRequest(
-                    slice_type=rule.slice_type, num_slices=rule.num_slices, sharding=rule.sharding
+                    slice_type=rule.slice_type, num_slices=rule.num_slices, sharding=rule.sharding,
+                    pod_resources=rule.pod_resources,
                 )
         return None
 

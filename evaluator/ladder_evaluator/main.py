@@ -7,8 +7,9 @@ one new object per write (see ladder_api.artifacts), in a cluster as outside one
 size's status entry, which wakes the operator to update the status digest (see status_store).
 Ids already recorded are skipped unless --force. User errors (missing checkpoint, missing
 weights, reference statistics of the wrong dimension, bad config, a deleted experiment) print one
-message and exit 2, with no traceback. A transient Kubernetes API failure that escapes exits
-RESTARTABLE (42): the JobSet restarts the evaluation, which skips what was already recorded.
+message and exit 2, with no traceback; infrastructure faults (a transient GCS error, a transient
+Kubernetes API failure that escapes) exit 42 so the JobSet restarts the evaluation, which skips
+what was already recorded; anything else exits 1 (ladder_api.failures).
 """
 
 from __future__ import annotations
@@ -17,9 +18,8 @@ import argparse
 import logging
 import os
 
-from ladder_api import exitcodes
+from ladder_api import exitcodes, failures
 from ladder_api.artifacts import ResultsStore
-from ladder_api.errors import SpecError, UserError, print_user_error
 from ladder_api.loading import load_run_config
 from ladder_api.plan import RunConfig
 from ladder_evaluator.evaluate import Progress, evaluate
@@ -101,12 +101,11 @@ def main(argv: list[str] | None = None) -> int:
             store.flush()
         log.info("c%d: %d results written", run.width, len(written))
         return exitcodes.OK
-    except (SpecError, UserError) as err:
-        print_user_error(err)
-        return exitcodes.USER_ERROR
     except ApiError as err:
         if not err.transient:
-            raise
+            return failures.report(err, log)
         log.error("the Kubernetes API server stayed unreachable (%s); exiting %d to be restarted",
                   err, exitcodes.RESTARTABLE)
         return exitcodes.RESTARTABLE
+    except Exception as err:  # noqa: BLE001 - every failure gets the exit code its kind needs
+        return failures.report(err, log)

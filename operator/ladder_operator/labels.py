@@ -28,6 +28,7 @@ JOBSET_COORDINATOR = "jobset.sigs.k8s.io/coordinator"
 
 GKE_TPU_ACCELERATOR = "cloud.google.com/gke-tpu-accelerator"
 GKE_TPU_TOPOLOGY = "cloud.google.com/gke-tpu-topology"
+INSTANCE_TYPE = "node.kubernetes.io/instance-type"  # the node's machine type
 TPU_RESOURCE = "google.com/tpu"
 
 

@@ -231,7 +231,7 @@ class Cluster:
                                 }
                             ],
                         },
-                        "spec": {"queueName": "ladder", "active": True, "podSets": []},
+                        "spec": {"queueName": "ladder", "active": True, "podSets": pod_sets(js)},
                     },
                 )
                 assert code == 201, wl
@@ -243,9 +243,7 @@ class Cluster:
                     {
                         "status": {
                             "admission": None,
-                            "conditions": [
-                                {"type": "Evicted", "status": "True", "reason": "InactiveWorkload"}
-                            ],
+                            "conditions": [kueue_condition("Evicted", "InactiveWorkload")],
                         }
                     },
                 )
@@ -255,8 +253,11 @@ class Cluster:
                     f"{WL}/namespaces/{self.ns}/workloads/{wl_name}/status",
                     {
                         "status": {
-                            "admission": {"clusterQueue": "tpu"},
-                            "conditions": [{"type": "Admitted", "status": "True", "reason": "Admitted"}],
+                            "admission": {
+                                "clusterQueue": "tpu",
+                                "podSetAssignments": [{"name": p["name"]} for p in pod_sets(js)],
+                            },
+                            "conditions": [kueue_condition("Admitted", "Admitted")],
                         }
                     },
                 )
@@ -378,6 +379,27 @@ class InProcess:
         store.write([Result.model_validate(r) for r in results])
         store.flush()
 
+
+
+def pod_sets(jobset: dict) -> list[dict]:
+    """A Workload's podSets as Kueue derives them from a JobSet: one per replicated Job."""
+    out = []
+    for rjob in jobset["spec"]["replicatedJobs"]:
+        job = rjob["template"]["spec"]
+        count = int(rjob.get("replicas", 1)) * int(job.get("parallelism", 1))
+        out.append({"name": rjob["name"], "count": count, "template": job["template"]})
+    return out
+
+
+def kueue_condition(ctype: str, reason: str) -> dict:
+    """A metav1.Condition as Kueue writes it (every required field set)."""
+    return {
+        "type": ctype,
+        "status": "True",
+        "reason": reason,
+        "message": reason,
+        "lastTransitionTime": "2026-01-01T00:00:00Z",
+    }
 
 
 def results_for(

@@ -99,10 +99,12 @@ def test_training_jobset_is_shaped_like_xpk():
     assert pod["nodeSelector"] == {
         "cloud.google.com/gke-tpu-accelerator": "tpu-v5-lite-podslice",
         "cloud.google.com/gke-tpu-topology": "4x8",
+        "node.kubernetes.io/instance-type": "ct5lp-hightpu-4t",
     }
     assert {"key": "google.com/tpu", "operator": "Exists", "effect": "NoSchedule"} in pod["tolerations"]
     (c,) = pod["containers"]
     assert c["resources"]["limits"] == {"google.com/tpu": 4}
+    assert "hostNetwork" not in pod
     assert {p["containerPort"] for p in c["ports"]} == {8471, 8080}
     assert c["command"] == ["python", "-m", "ladder_trainer", "--config", "/etc/ladder/run/exp-c64.json"]
     assert not any(e["name"].startswith("MEGASCALE") for e in c["env"])
@@ -118,6 +120,57 @@ def test_tpu_request_follows_the_slice_table(slice_name):
     assert job["parallelism"] == st.hosts
     assert pod_spec(js)["containers"][0]["resources"]["limits"]["google.com/tpu"] == st.chips_per_host
     assert pod_spec(js)["nodeSelector"]["cloud.google.com/gke-tpu-topology"] == st.topology
+    assert pod_spec(js)["nodeSelector"]["node.kubernetes.io/instance-type"] == st.machine_type
+
+
+def test_single_host_and_multi_host_2x4_pools_never_mix():
+    """Both pools carry accelerator tpu-v5-lite-podslice and topology 2x4; only the machine type
+    (one 8-chip host vs two 4-chip hosts) tells their nodes apart."""
+    plan = plan_of(ladder={"widths": [64]}, resources={
+        "slices": [{"sliceType": "v5litepod-8"}], "evalSlice": {"sliceType": "v5litepod-8-1host"}})
+    train, evaluate = pod_spec(training_jobset(plan, 64)), pod_spec(evaluation_jobset(plan, 64))
+    tpu_labels = ("cloud.google.com/gke-tpu-accelerator", "cloud.google.com/gke-tpu-topology")
+    assert [train["nodeSelector"][k] for k in tpu_labels] == [evaluate["nodeSelector"][k] for k in tpu_labels]
+    assert train["nodeSelector"]["node.kubernetes.io/instance-type"] == "ct5lp-hightpu-4t"
+    assert evaluate["nodeSelector"]["node.kubernetes.io/instance-type"] == "ct5lp-hightpu-8t"
+    assert train["containers"][0]["resources"]["limits"] == {"google.com/tpu": 4}
+    assert evaluate["containers"][0]["resources"]["limits"] == {"google.com/tpu": 8}
+
+
+def test_pods_request_cpu_and_memory_of_their_machine_type_unless_overridden():
+    plan = plan_of(ladder={"widths": [64, 768]}, resources={
+        "slices": [{"sliceType": "v5litepod-16", "podResources": {"cpu": "50"}}],
+        "overrides": {"768": {"sliceType": "v5p-32", "podResources": {"cpu": "150", "memory": "300Gi"}}},
+        "evalSlice": {"sliceType": "v5litepod-1", "podResources": {"memory": "20Gi"}},
+    })
+    requests = {w: pod_spec(training_jobset(plan, w))["containers"][0]["resources"]["requests"]
+                for w in (64, 768)}
+    machine = SLICES["v5litepod-16"].machine
+    assert requests[64] == {"cpu": "50", "memory": machine.pod_memory}
+    assert requests[768] == {"cpu": "150", "memory": "300Gi"}
+    evaluate = pod_spec(evaluation_jobset(plan, 64))["containers"][0]["resources"]["requests"]
+    assert evaluate == {"cpu": SLICES["v5litepod-1"].machine.pod_cpu, "memory": "20Gi"}
+    for m in render(plan):
+        validate_manifest(m)
+
+
+def test_trainer_and_evaluator_get_a_memory_backed_dev_shm():
+    for js in by_kind(render(plan_of()), "JobSet"):
+        pod = pod_spec(js)
+        (c,) = pod["containers"]
+        (mount,) = [m for m in c["volumeMounts"] if m["mountPath"] == "/dev/shm"]
+        (volume,) = [v for v in pod["volumes"] if v["name"] == mount["name"]]
+        assert volume["emptyDir"]["medium"] == "Memory", js["metadata"]["name"]
+
+
+def test_host_networking_is_an_opt_in_for_training_pods():
+    plan = plan_of(ladder={"widths": [768]},
+                   resources={"slices": [{"sliceType": "v5p-128", "numSlices": 2}], "hostNetwork": True})
+    train = pod_spec(training_jobset(plan, 768))
+    assert train["hostNetwork"] is True and train["dnsPolicy"] == "ClusterFirstWithHostNet"
+    assert "hostNetwork" not in pod_spec(evaluation_jobset(plan, 768))  # one host: no DCN traffic
+    for m in render(plan):
+        validate_manifest(m)
 
 
 def test_multislice_gets_replicas_coordinator_and_megascale_env():

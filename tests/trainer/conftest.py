@@ -60,12 +60,15 @@ def pytest_configure(config):
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
 
 
-def make_run(tmp_path=None, ladder=None, **training) -> RunConfig:
+def make_run(tmp_path=None, ladder=None, spec=None, **training) -> RunConfig:
+    """The tiny run; ladder and each section in spec ({section: fields}) update the defaults."""
     import copy
 
     doc = copy.deepcopy(QUICKSTART_LIKE)
     doc["spec"]["training"].update({"compilationCacheUri": JAX_CACHE, **training})
     doc["spec"]["ladder"].update(ladder or {})
+    for section, fields in (spec or {}).items():
+        doc["spec"].setdefault(section, {}).update(fields)
     exp = ScalingExperiment.model_validate(doc)
     run = expand(exp, output_uri=str(tmp_path) if tmp_path else None).runs[0]
     return run
@@ -93,6 +96,10 @@ def trainer_env(xla_flags: str = "", **extra) -> dict:
     flags = f"--xla_backend_optimization_level=0 {xla_flags}".strip()
     env.update({"JAX_PLATFORMS": "cpu", "XLA_FLAGS": flags, **extra})
     return env
+
+
+# One resolution level: half the ops of the quickstart layout, so half the compile time.
+ONE_LEVEL = {"channelMult": [1], "attentionLevels": [0]}
 
 
 def start_trainer(config_path: str, **env) -> subprocess.Popen:

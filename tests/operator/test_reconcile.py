@@ -366,7 +366,7 @@ def test_retention_delete_adds_a_finalizer_and_cleans_up_on_deletion():
     exp = after(exp, out)
     exp["metadata"]["deletionTimestamp"] = NOW
     out = run_once(exp)
-    uris = tuple(f"./ladder-runs/quickstart/c{w}/checkpoints" for w in (32, 64, 96))
+    uris = tuple(f"gs://ladder-test/runs/quickstart/c{w}/checkpoints" for w in (32, 64, 96))
     assert out.actions == [CleanupCheckpoints(uris), SetFinalizers(())]
     # Retention back to keep: the finalizer goes, nothing is deleted.
     exp = after(

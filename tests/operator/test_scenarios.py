@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 import urllib.request
 
+from ladder_api import storage
 from ladder_api.spec import ScalingExperiment
 from tests.conftest import validate_manifest
 from tests.operator.harness import SX, load_example, results_for, tiny, wait_for, with_changes
@@ -19,7 +20,8 @@ def _started(cluster, exp):
 
 
 def test_quickstart_runs_to_the_frontier(operator_process, cluster):
-    exp = load_example("quickstart.yaml", cluster.ns)
+    # The quickstart writes to ./ladder-runs, which only `ladder run` can; pods need gs://.
+    exp = with_changes(load_example("quickstart.yaml", cluster.ns), **{"storage.outputUri": "gs://ladder-test/"})
     name = exp["metadata"]["name"]
     w = ScalingExperiment.model_validate(exp).spec.ordered_widths()  # the start order
     assert len(w) == 3, "this scenario walks three sizes"
@@ -257,15 +259,13 @@ def test_recipe_edit_is_refused_and_new_sizes_extend(operator_process, cluster):
     assert f"{name}-c128.json" in cm["data"], "the run ConfigMap covers the new size"
 
 
-def test_delete_cascades_and_cleans_checkpoints_when_asked(operator_process, cluster, tmp_path):
-    out = tmp_path / "out"
-    ckpt = out / "quickstart" / "c32" / "checkpoints" / "200"
-    ckpt.mkdir(parents=True)
-    (ckpt / "params").write_bytes(b"x")
-    (out / "quickstart" / "c32" / "results.json").write_text("[]")
+def test_delete_cascades_and_cleans_checkpoints_when_asked(operator_process, cluster, gcs):
+    out = gcs.bucket(f"out-{cluster.ns}")
+    storage.write_bytes(f"{out}/quickstart/c32/checkpoints/200/params", b"x")
+    storage.write_text(f"{out}/quickstart/c32/results.json", "[]")
     exp = with_changes(
         tiny(cluster.ns),
-        **{"training.checkpoint.retention": "delete", "storage.outputUri": str(out)},
+        **{"training.checkpoint.retention": "delete", "storage.outputUri": f"{out}/"},
     )
     name = exp["metadata"]["name"]
     cluster.create(exp)
@@ -281,17 +281,17 @@ def test_delete_cascades_and_cleans_checkpoints_when_asked(operator_process, clu
     wait_for(
         "gone", lambda: cluster.http.get(f"{SX}/namespaces/{cluster.ns}/scalingexperiments/{name}")[0] == 404
     )
-    assert not (out / "quickstart" / "c32" / "checkpoints").exists(), "checkpoints deleted"
-    assert (out / "quickstart" / "c32" / "results.json").exists(), "results kept"
+    assert storage.list_files(f"{out}/quickstart/c32/checkpoints") == [], "checkpoints deleted"
+    assert storage.exists(f"{out}/quickstart/c32/results.json"), "results kept"
     assert cluster.jobsets(name) == {}
     assert cluster.objects("/api/v1/namespaces/{ns}/configmaps") == []
     assert cluster.events("CheckpointsDeleted")
 
 
-def test_missing_bucket_does_not_block_deletion(operator_process, cluster, tmp_path):
+def test_missing_bucket_does_not_block_deletion(operator_process, cluster):
     exp = with_changes(
         tiny(cluster.ns),
-        **{"training.checkpoint.retention": "delete", "storage.outputUri": str(tmp_path / "nope")},
+        **{"training.checkpoint.retention": "delete", "storage.outputUri": f"gs://gone-{cluster.ns}/"},
     )
     name = exp["metadata"]["name"]
     cluster.create(exp)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.operator.harness import OperatorProcess, load_example, wait_for, with_changes
+from tests.operator.harness import OperatorProcess, load_example, wait_for
 
 KUBECONFIG = os.environ.get("LADDER_TEST_KUBECONFIG")
 pytestmark = pytest.mark.skipif(not KUBECONFIG, reason="set LADDER_TEST_KUBECONFIG to run against a cluster")
@@ -25,8 +25,7 @@ def test_quickstart_on_a_real_cluster(tmp_path: Path):
     core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=ns)))
     proc = OperatorProcess(Path(KUBECONFIG), tmp_path / "operator.log", ["--namespace", ns]).start()
     try:
-        # The quickstart writes to ./ladder-runs, which only `ladder run` can; pods need gs://.
-        exp = with_changes(load_example("quickstart.yaml", ns), **{"storage.outputUri": "gs://ladder-test/"})
+        exp = load_example("quickstart.yaml", ns)
         custom.create_namespaced_custom_object("ladder.dev", "v1alpha1", ns, "scalingexperiments", exp)
 
         def jobsets():

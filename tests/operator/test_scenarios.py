@@ -20,8 +20,7 @@ def _started(cluster, exp):
 
 
 def test_quickstart_runs_to_the_frontier(operator_process, cluster):
-    # The quickstart writes to ./ladder-runs, which only `ladder run` can; pods need gs://.
-    exp = with_changes(load_example("quickstart.yaml", cluster.ns), **{"storage.outputUri": "gs://ladder-test/"})
+    exp = load_example("quickstart.yaml", cluster.ns)
     name = exp["metadata"]["name"]
     w = ScalingExperiment.model_validate(exp).spec.ordered_widths()  # the start order
     assert len(w) == 3, "this scenario walks three sizes"

@@ -49,6 +49,17 @@ EXPECTED_RULES = {
 }
 
 
+def crd_reader(objects: list[dict]) -> dict:
+    (role,) = [r for r in by_kind(objects, "ClusterRole") if r["metadata"]["name"].endswith("-crd-reader")]
+    return role
+
+
+def operator_roles(objects: list[dict]) -> list[dict]:
+    """The Role per watched namespace, or the ClusterRole: the operator's own permissions."""
+    reader = crd_reader(objects)
+    return [r for r in by_kind(objects, "ClusterRole") + by_kind(objects, "Role") if r is not reader]
+
+
 @pytest.fixture(scope="module", params=list(MODES), ids=list(MODES))
 def mode(request):
     return request.param, MODES[request.param], render(MODES[request.param])
@@ -76,6 +87,7 @@ def test_kinds_per_mode(mode):
     cluster = values.get("watch", {}).get("clusterWide", False)
     namespaces = 2 if name == "namespaced-list" else 1
     expected = ["ConfigMap", "Deployment", "Service", "ServiceAccount"]
+    expected += ["ClusterRole", "ClusterRoleBinding"]  # reading CRDs (kopf) is cluster-scoped in any mode
     expected += ["ClusterRole", "ClusterRoleBinding"] if cluster else ["Role", "RoleBinding"] * namespaces
     if name == "everything-on":
         expected.append("ServiceMonitor")
@@ -84,7 +96,7 @@ def test_kinds_per_mode(mode):
 
 def test_rbac_is_exactly_the_least_privilege_set(mode):
     name, values, objects = mode
-    roles = by_kind(objects, "ClusterRole") + by_kind(objects, "Role")
+    roles = operator_roles(objects)
     assert roles
     for role in roles:
         assert rule_set(role["rules"]) == EXPECTED_RULES
@@ -93,6 +105,18 @@ def test_rbac_is_exactly_the_least_privilege_set(mode):
         for forbidden in ("secrets", "pods", "pods/exec", "escalate", "bind", "impersonate", "nodes",
                           "customresourcedefinitions", "namespaces"):
             assert f'"{forbidden}"' not in flat
+
+
+def test_kopf_may_list_and_watch_crds_in_every_mode_and_nothing_more(mode):
+    """Issue 13: without it kopf logs "Not enough permissions" and misses CRDs installed later."""
+    _, _, objects = mode
+    role = crd_reader(objects)
+    assert role["rules"] == [{"apiGroups": ["apiextensions.k8s.io"],
+                              "resources": ["customresourcedefinitions"], "verbs": ["list", "watch"]}]
+    (binding,) = [b for b in by_kind(objects, "ClusterRoleBinding")
+                  if b["roleRef"]["name"] == role["metadata"]["name"]]
+    assert binding["roleRef"]["kind"] == "ClusterRole"
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "ladder", "namespace": NAMESPACE}]
 
 
 def test_namespaced_mode_binds_a_role_in_each_watched_namespace_only():
@@ -105,7 +129,7 @@ def test_namespaced_mode_binds_a_role_in_each_watched_namespace_only():
         assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
                                       "name": "ladder-operator"}
         assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "ladder", "namespace": NAMESPACE}]
-    assert not by_kind(objects, "ClusterRole") and not by_kind(objects, "ClusterRoleBinding")
+    assert by_kind(objects, "ClusterRole") == [crd_reader(objects)], "nothing cluster-scoped but reading CRDs"
     args = one(objects, "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"]
     assert [a for a in args if a.startswith("--namespace")] == ["--namespace=research",
                                                                 "--namespace=ladder-system"]
@@ -120,9 +144,11 @@ def test_default_namespaced_mode_watches_the_release_namespace():
 
 def test_cluster_wide_mode_binds_the_cluster_role_to_the_operator():
     objects = render(MODES["cluster-wide"])
-    binding = one(objects, "ClusterRoleBinding")
-    assert binding["roleRef"]["kind"] == "ClusterRole"
-    assert binding["roleRef"]["name"] == one(objects, "ClusterRole")["metadata"]["name"]
+    (role,) = operator_roles(objects)
+    (binding,) = [b for b in by_kind(objects, "ClusterRoleBinding")
+                  if b["roleRef"]["name"] == "ladder-operator"]
+    assert binding["roleRef"]["kind"] == role["kind"] == "ClusterRole"
+    assert role["metadata"]["name"] == "ladder-operator"
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "ladder", "namespace": NAMESPACE}]
     args = one(objects, "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"]
     assert not [a for a in args if a.startswith("--namespace")]  # `ladder operator` then watches all
@@ -204,9 +230,8 @@ def test_workload_identity_annotations():
     sa = one(objects, "ServiceAccount")
     assert sa["metadata"]["annotations"] == {"iam.gke.io/gcp-service-account": "op@p.iam.gserviceaccount.com"}
     defaults = json.loads(one(objects, "ConfigMap")["data"]["defaults.json"])
-    assert defaults["workloads"]["serviceAccountAnnotations"] == {
-        "iam.gke.io/gcp-service-account": "runs@p.iam.gserviceaccount.com"
-    }
+    assert defaults["workloads"]["gcpServiceAccount"] == "runs@p.iam.gserviceaccount.com"
+    assert defaults["workloads"]["serviceAccountAnnotations"] == {}
     assert "annotations" not in one(render({}), "ServiceAccount")["metadata"]
 
 
@@ -224,8 +249,10 @@ def test_operator_defaults_carry_images_queue_priority_and_bucket():
         "queue": "tpu-v5e",
         "priorityClass": "high",
         "outputUri": "gs://b/p/",
-        "workloads": {"serviceAccountAnnotations": {}, "nodeSelector": {"pool": "tpu"},
-                      "tolerations": [{"key": "k", "operator": "Exists"}]},
+        "workloads": {"gcpServiceAccount": None, "serviceAccountAnnotations": {},
+                      "nodeSelector": {"pool": "tpu"}, "tolerations": [{"key": "k", "operator": "Exists"}]},
+        "policy": {"allowedImageRepositories": [], "allowedStoragePrefixes": [],
+                   "allowedGcpServiceAccounts": []},
     }
     assert json.loads(one(render({}), "ConfigMap")["data"]["defaults.json"])["priorityClass"] is None
 
@@ -253,6 +280,9 @@ def test_image_references():
     ({"watch": {"clusterwide": True}}, "/watch"),  # a misspelt key is an error, not a no-op
     ({"images": {"trainer": {"digest": "sha256:abc"}}}, "/images/trainer/digest"),
     ({"defaults": {"outputUri": "s3://bucket/"}}, "/defaults/outputUri"),
+    ({"defaults": {"outputUri": "/data/ladder"}}, "/defaults/outputUri"),  # pods write only to gs://
+    ({"policy": {"allowedStoragePrefixes": ["/data"]}}, "/policy/allowedStoragePrefixes"),
+    ({"policy": {"allowedImages": ["ghcr.io/x/"]}}, "/policy"),
     ({"workloads": {"serviceAccount": {"gcpServiceAccount": "runs"}}}, "gcpServiceAccount"),
 ])
 def test_values_schema_refuses_bad_values(values, where):

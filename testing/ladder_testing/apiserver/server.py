@@ -47,6 +47,9 @@ class ApiServer:
         self.app.router.add_route("*", "/{tail:.*}", self.handle)
         self._watch_tasks: set[asyncio.Task] = set()
         self.bookmark_s = watch_poll_s
+        # (plural, name) -> message: writes of these objects are answered 422 (POST /debug/reject),
+        # as a real server's validation or an admission webhook would.
+        self.rejections: dict[tuple[str, str], str] = {}
 
     # --- discovery -------------------------------------------------------------------------
 
@@ -182,6 +185,8 @@ class ApiServer:
                 return _json(self._list_body(rdef, version, items, rv, q))
             if verb == "create":
                 body = await self._body(request)
+                meta = (body.get("metadata") if isinstance(body, dict) else None) or {}
+                self._admit(rdef, plural, meta.get("name") if isinstance(meta, dict) else None)
                 obj = self.store.create(rdef, namespace, body, field_manager=q.get("fieldManager"))
                 return _json(self._out(obj, rdef, version), 201)
             if verb == "deletecollection":
@@ -197,6 +202,8 @@ class ApiServer:
             raise ApiError(405, "MethodNotAllowed", f"{method} is not allowed on a collection")
         if verb == "get":
             return _json(self._out(self.store.get(rdef, namespace, name), rdef, version))
+        if verb in ("update", "patch") and not sub:
+            self._admit(rdef, plural, name)
         if verb == "update":
             body = await self._body(request)
             obj = self.store.replace(rdef, namespace, name, body, sub, field_manager=q.get("fieldManager"))
@@ -371,6 +378,12 @@ class ApiServer:
             self.store.watchers.discard(watcher)
         return resp
 
+    def _admit(self, rdef: ResourceDef, plural: str, name: str | None) -> None:
+        message = self.rejections.get((plural, name or ""))
+        if message is not None:
+            group = f".{rdef.group}" if rdef.group else ""
+            raise ApiError(422, "Invalid", f'{rdef.kind}{group} "{name}" is invalid: {message}')
+
     def close_watches(self) -> None:
         for w in list(self.store.watchers):
             w.queue.put_nowait(None)
@@ -389,6 +402,13 @@ class ApiServer:
         if parts == ["compact"] and request.method == "POST":
             self.store.compact()
             return _json({"compactedResourceVersion": str(self.store.compacted_rv)})
+        if parts == ["reject"]:
+            if request.method == "DELETE":
+                self.rejections.clear()
+            else:
+                body = await self._body(request)
+                self.rejections[(body["resource"], body["name"])] = body["message"]
+            return _json({"rejections": len(self.rejections)})
         if parts == ["watchers"]:
             return _json({"watchers": len(self.store.watchers)})
         raise ApiError(404, "NotFound", "unknown debug endpoint")

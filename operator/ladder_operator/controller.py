@@ -9,6 +9,11 @@ replaced by a newer resourceVersion.
 Work queue: every event marks its experiment dirty; one task per experiment runs reconciles until
 it is clean, so a burst of events costs one or two reconciles, never one each, and two reconciles
 of the same experiment never overlap. A global semaphore bounds the API load.
+
+Refused objects: an object the API server refuses as invalid (400, 422) is refused again on every
+retry, so it is not retried: the refusal is remembered for the experiment's generation and handed
+to reconcile(), which creates nothing more and sets Degraded (ObjectRejected) with the server's
+message, once. A spec edit (a new generation) or the retry annotation tries again.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from ladder_api import API_VERSION, KIND
@@ -31,6 +37,7 @@ from ladder_operator import metrics
 from ladder_operator.defaults import SiteDefaults
 from ladder_operator.reconcile import (
     FIELD_MANAGER,
+    RETRY_ANNOTATION,
     STATE_ANNOTATION,
     ApplyShared,
     CleanupCheckpoints,
@@ -50,6 +57,20 @@ from ladder_operator.storage import Missing, store_for
 log = logging.getLogger("ladder.operator")
 
 Key = tuple[str, str]
+REFUSED_AS_INVALID = (400, 422)  # the same object gets the same answer: never retried as it is
+
+
+class ObjectRejected(Exception):  # noqa: N818 (reads as what happened)
+    """The API server refused to create or apply a child object as invalid."""
+
+    def __init__(self, kind: str, name: str, err: ApiError):
+        super().__init__(f"the API server refused {kind} {name}: {err.message or err}")
+
+
+@dataclass(frozen=True)
+class Rejection:
+    generation: int | None  # the experiment's generation it was refused for
+    message: str
 
 
 def _rv(obj: dict) -> int:
@@ -130,6 +151,7 @@ class Controller:
         self.workloads: dict[Key, dict] = {}  # (ns, jobset name) -> slim Workload
         self.phases: dict[Key, str] = {}
         self.applied: dict[Key, dict] = {}
+        self.rejected: dict[Key, Rejection] = {}
         self._dirty: set[Key] = set()
         self._tasks: dict[Key, asyncio.Task] = {}
         self._retry: dict[Key, float] = {}
@@ -164,6 +186,7 @@ class Controller:
                 self.experiments.pop(key, None)
                 self.phases.pop(key, None)
                 self.applied.pop(key, None)
+                self.rejected.pop(key, None)
                 self._update_phase_gauge()
             return
         if old is not None and _rv(obj) < _rv(old):
@@ -264,17 +287,34 @@ class Controller:
         workloads = None
         if self.kueue:
             workloads = {n: self.workloads[(key[0], n)] for n in jobsets if (key[0], n) in self.workloads}
-        return Observed(jobsets=jobsets, workloads=workloads)
+        rejection = self.rejected.get(key)
+        rejected = rejection.message if rejection else None
+        return Observed(jobsets=jobsets, workloads=workloads, rejected=rejected)
+
+    def _forget_stale_rejection(self, key: Key, raw: dict) -> None:
+        """A refusal holds for the generation it was made for, until the user asks to retry."""
+        rejection = self.rejected.get(key)
+        meta = raw.get("metadata") or {}
+        retry = RETRY_ANNOTATION in (meta.get("annotations") or {})
+        if rejection is not None and (rejection.generation != meta.get("generation") or retry):
+            del self.rejected[key]
 
     async def reconcile(self, key: Key) -> None:
         raw = self.experiments.get(key)
         if raw is None:
             return
+        self._forget_stale_rejection(key, raw)
         outcome = reconcile(raw, self.observed(key), now_rfc3339(), self.defaults)
         ns, name = key
         exp_path = EXPERIMENT.path(ns, name)
         for action in outcome.actions:
-            await self._execute(key, raw, exp_path, action)
+            try:
+                await self._execute(key, raw, exp_path, action)
+            except ObjectRejected as err:
+                log.warning("%s/%s: %s; nothing more is created until the spec changes", *key, err)
+                self.rejected[key] = Rejection((raw.get("metadata") or {}).get("generation"), str(err))
+                self.kick(key)  # decide again knowing it: Degraded, and nothing retried
+                return
         raw = self.experiments.get(key, raw)
         if outcome.status:
             desired = _drop_none(outcome.status)
@@ -315,10 +355,10 @@ class Controller:
             self.on_experiment("MODIFIED", updated, kick=False)
         elif isinstance(action, ApplyShared):
             for obj in action.objs:
-                await self.kube.apply(obj, manager=FIELD_MANAGER)
+                await self._write_child(obj, self.kube.apply(obj, manager=FIELD_MANAGER))
                 metrics.WRITES.labels(action="shared").inc()
         elif isinstance(action, Create):
-            created = await self.kube.create(action.obj)
+            created = await self._write_child(action.obj, self.kube.create(action.obj))
             metrics.WRITES.labels(action="create").inc()
             if created is not None and created.get("kind") == "JobSet":
                 self.on_jobset("ADDED", created, kick=False)
@@ -371,6 +411,16 @@ class Controller:
             self.on_experiment("MODIFIED", updated, kick=False)
         elif isinstance(action, CleanupCheckpoints):
             await self.cleanup(raw, action.uris)
+
+    @staticmethod
+    async def _write_child(obj: dict, write):
+        """Await a write of a child object; an answer that it is invalid becomes ObjectRejected."""
+        try:
+            return await write
+        except ApiError as err:
+            if err.status in REFUSED_AS_INVALID:
+                raise ObjectRejected(obj.get("kind", "object"), obj["metadata"].get("name", ""), err) from err
+            raise
 
     async def cleanup(self, raw: dict, uris: tuple[str, ...]) -> None:
         """Delete each size's checkpoints; never block deletion: missing prefixes (a size that

@@ -112,6 +112,13 @@ def scrape(proc) -> dict[str, float]:
     }
 
 
+def _scraped(proc) -> dict[str, float] | None:
+    try:
+        return scrape(proc)
+    except OSError:
+        return None
+
+
 def test_paper_example_starts_max_concurrent_sizes(operator_process, cluster):
     exp = load_example("paper-v5e.yaml", cluster.ns)
     name = exp["metadata"]["name"]
@@ -372,3 +379,42 @@ def test_kueue_deactivation_stands_until_the_user_retries(operator_process, clus
                        {"metadata": {"annotations": {"ladder.dev/retry-failed": "1"}}})
     wait_for("re-activated", lambda: cluster.http.get(wl_path)[1]["spec"]["active"] is True)
     wait_for("c32 queued", lambda: cluster.phases(name)[32] == "Queued")
+
+
+def test_an_object_the_api_server_refuses_degrades_the_experiment_once_without_retries(
+    operator_process, cluster
+):
+    """Issue 13: a 422 on a child object was retried forever (a retry storm on a bad name). The
+    experiment now says Degraded with the server's message, once; a spec edit tries again."""
+    exp = tiny(cluster.ns, "refused")
+    before = wait_for("the operator's metrics", lambda: _scraped(operator_process))
+    message = 'metadata.labels: Invalid value: "bad queue/../": a valid label must be ...'
+    code, _ = cluster.http.request("POST", "/debug/reject",
+                                   {"resource": "jobsets", "name": "refused-c32", "message": message})
+    assert code == 200
+    try:
+        cluster.create(exp)
+        wait_for("Degraded",
+                 lambda: cluster.condition("refused", "Degraded").get("reason") == "ObjectRejected")
+        degraded = cluster.condition("refused", "Degraded")
+        assert degraded["status"] == "True"
+        assert degraded["message"] == ('the API server refused JobSet refused-c32: '
+                                       f'JobSet.jobset.x-k8s.io "refused-c32" is invalid: {message}')
+        rv = cluster.experiment("refused")["metadata"]["resourceVersion"]
+        # Let the operator finish something else, then count: no retry, no second Event, no write.
+        cluster.create(tiny(cluster.ns, "other"))
+        wait_for("other runs", lambda: len(_started(cluster, "other")) == 2)
+        wait_for("other status", lambda: cluster.status("other").get("phase") == "Pending")
+        after = scrape(operator_process)
+        key = 'ladder_api_errors_total{code="422",verb="create"}'
+        assert after.get(key, 0) - before.get(key, 0) == 1, "the refused create was not retried"
+        failed = 'ladder_reconciles_total{result="error"}'
+        assert after.get(failed, 0) == before.get(failed, 0), "no reconcile failed"
+        assert cluster.experiment("refused")["metadata"]["resourceVersion"] == rv
+        assert [e["message"] for e in cluster.events("ObjectRejected")] == [degraded["message"]]
+        assert _started(cluster, "refused") == set(), "nothing more is created"
+    finally:
+        cluster.http.request("DELETE", "/debug/reject")
+    cluster.edit("refused", **{"training.logEverySteps": 25})  # a new generation tries again
+    wait_for("created", lambda: _started(cluster, "refused") == {"refused-c32", "refused-c64"})
+    wait_for("recovered", lambda: cluster.condition("refused", "Degraded").get("status") == "False")

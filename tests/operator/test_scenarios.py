@@ -418,3 +418,44 @@ def test_an_object_the_api_server_refuses_degrades_the_experiment_once_without_r
     cluster.edit("refused", **{"training.logEverySteps": 25})  # a new generation tries again
     wait_for("created", lambda: _started(cluster, "refused") == {"refused-c32", "refused-c64"})
     wait_for("recovered", lambda: cluster.condition("refused", "Degraded").get("status") == "False")
+
+
+def _delete_during_a_watch_gap(apiserver, namespace: str, jobset: str) -> None:
+    """What an API server restart or a long network partition does to a watcher: its stream ends,
+    an object is deleted while it is away and the history is compacted, so its reconnection is
+    answered 410 Gone and it must list again. All on the server's loop, so the DELETED event
+    cannot reach the old stream (it ends first)."""
+
+    def gap():
+        apiserver.server.close_watches()
+        store = apiserver.store
+        store.delete(store.find("jobset.x-k8s.io", "v1alpha2", "jobsets"), namespace, jobset)
+        store.compact()
+
+    apiserver.call(gap)
+
+
+def test_a_jobset_deleted_while_the_watch_was_away_is_noticed_after_the_relist(
+    apiserver, operator_process, cluster
+):
+    """Issue 13: after a 410 the watch relisted, but the cache kept what the listing lacked: a
+    JobSet deleted in the gap left its size in Training forever. A size whose JobSet went away
+    is owed its slot, so the operator creates it again once it notices."""
+    exp = tiny(cluster.ns, "gap")
+    cluster.create(exp)
+    wait_for("2 JobSets", lambda: _started(cluster, "gap") == {"gap-c32", "gap-c64"})
+    cluster.kueue_admit(admit={"gap-c32", "gap-c64"})
+    wait_for("Training", lambda: cluster.phases("gap") == {32: "Training", 64: "Training", 96: "Pending"})
+    old_uid = cluster.jobsets("gap")["gap-c64"]["metadata"]["uid"]
+    def watches():
+        return apiserver.request_counts().get(("watch", "jobsets"), 0)
+
+    def c64_uid():
+        return cluster.jobsets("gap").get("gap-c64", {}).get("metadata", {}).get("uid")
+
+    before = watches()
+    _delete_during_a_watch_gap(apiserver, cluster.ns, "gap-c64")
+    wait_for("the watch to reconnect", lambda: watches() > before)
+    wait_for("c64 created again", lambda: c64_uid() not in (None, old_uid))
+    wait_for("c64 Queued", lambda: cluster.phases("gap")[64] == "Queued")
+    assert _started(cluster, "gap") == {"gap-c32", "gap-c64"}, "maxConcurrent holds"

@@ -173,6 +173,7 @@ class Controller:
         self.resync_period = resync_period
         self._resyncs_wanted: set[str | None] = set()
         self._background: set[asyncio.Task] = set()
+        self._closed = False
 
     # --- caches --------------------------------------------------------------------------------
 
@@ -329,6 +330,8 @@ class Controller:
     # --- work queue ----------------------------------------------------------------------------
 
     def kick(self, key: Key) -> None:
+        if self._closed:
+            return
         self._dirty.add(key)
         task = self._tasks.get(key)
         if task is None or task.done():
@@ -358,7 +361,11 @@ class Controller:
         self._tasks.pop(key, None)
 
     async def close(self) -> None:
-        """Stop queued and running reconciles (shutdown): a later start redoes what is needed."""
+        """Stop queued and running reconciles (shutdown, a lost Lease): a later start redoes what
+        is needed. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
         self._dirty.clear()
         tasks = list(self._tasks.values()) + list(self._background)
         for task in tasks:

@@ -12,7 +12,19 @@ import json
 import kubernetes_validate
 import pytest
 
-from tests.charts.chart_render import KUBE_VERSION, NAMESPACE, by_kind, lint, one, render, rule_set
+from tests.charts.chart_render import (
+    KUBE_VERSION,
+    NAMESPACE,
+    bindings_of,
+    by_kind,
+    crd_reader,
+    lease_roles,
+    lint,
+    one,
+    operator_roles,
+    render,
+    rule_set,
+)
 from tests.charts.pod_security import restricted_violations
 
 MODES = {
@@ -49,17 +61,6 @@ EXPECTED_RULES = {
 }
 
 
-def crd_reader(objects: list[dict]) -> dict:
-    (role,) = [r for r in by_kind(objects, "ClusterRole") if r["metadata"]["name"].endswith("-crd-reader")]
-    return role
-
-
-def operator_roles(objects: list[dict]) -> list[dict]:
-    """The Role per watched namespace, or the ClusterRole: the operator's own permissions."""
-    reader = crd_reader(objects)
-    return [r for r in by_kind(objects, "ClusterRole") + by_kind(objects, "Role") if r is not reader]
-
-
 @pytest.fixture(scope="module", params=list(MODES), ids=list(MODES))
 def mode(request):
     return request.param, MODES[request.param], render(MODES[request.param])
@@ -88,6 +89,7 @@ def test_kinds_per_mode(mode):
     namespaces = 2 if name == "namespaced-list" else 1
     expected = ["ConfigMap", "Deployment", "Service", "ServiceAccount"]
     expected += ["ClusterRole", "ClusterRoleBinding"]  # reading CRDs (kopf) is cluster-scoped in any mode
+    expected += ["Role", "RoleBinding"]  # the leader Lease, in the release namespace
     expected += ["ClusterRole", "ClusterRoleBinding"] if cluster else ["Role", "RoleBinding"] * namespaces
     if name == "everything-on":
         expected.append("ServiceMonitor")
@@ -113,16 +115,46 @@ def test_kopf_may_list_and_watch_crds_in_every_mode_and_nothing_more(mode):
     role = crd_reader(objects)
     assert role["rules"] == [{"apiGroups": ["apiextensions.k8s.io"],
                               "resources": ["customresourcedefinitions"], "verbs": ["list", "watch"]}]
-    (binding,) = [b for b in by_kind(objects, "ClusterRoleBinding")
-                  if b["roleRef"]["name"] == role["metadata"]["name"]]
+    (binding,) = bindings_of(objects, role)
     assert binding["roleRef"]["kind"] == "ClusterRole"
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "ladder", "namespace": NAMESPACE}]
 
 
+def test_the_leader_lease_is_one_named_lease_in_the_release_namespace(mode):
+    """Issue 13: two replicas were guarded only by `replicas: 1`. The operator holds a Lease."""
+    _, _, objects = mode
+    (role,) = lease_roles(objects)
+    assert role["metadata"]["namespace"] == NAMESPACE
+    assert role["rules"] == [
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "resourceNames": ["ladder-operator"],
+         "verbs": ["get", "patch"]},
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
+    ]
+    (binding,) = bindings_of(objects, role)
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "ladder", "namespace": NAMESPACE}]
+    container = one(objects, "Deployment")["spec"]["template"]["spec"]["containers"][0]
+    assert "--lease-name=ladder-operator" in container["args"]
+    env = {e["name"]: e.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath") for e in container["env"]}
+    assert env["POD_NAME"] == "metadata.name" and env["POD_NAMESPACE"] == "metadata.namespace"
+
+
+def test_two_replicas_need_leader_election():
+    import helm_python
+
+    assert one(render({"operator": {"replicas": 2}}), "Deployment")["spec"]["replicas"] == 2
+    off = {"operator": {"leaderElection": {"enabled": False}}}
+    objects = render(off)
+    assert lease_roles(objects) == []
+    (container,) = one(objects, "Deployment")["spec"]["template"]["spec"]["containers"]
+    assert "--no-leader-election" in container["args"]
+    with pytest.raises(helm_python.HelmError, match="needs operator.leaderElection.enabled"):
+        render({"operator": {"replicas": 2, "leaderElection": {"enabled": False}}})
+
+
 def test_namespaced_mode_binds_a_role_in_each_watched_namespace_only():
     objects = render(MODES["namespaced-list"])
-    roles = {r["metadata"]["namespace"] for r in by_kind(objects, "Role")}
-    bindings = by_kind(objects, "RoleBinding")
+    roles = {r["metadata"]["namespace"] for r in operator_roles(objects)}
+    bindings = [b for r in operator_roles(objects) for b in bindings_of(objects, r)]
     assert roles == {"research", "ladder-system"}
     assert {b["metadata"]["namespace"] for b in bindings} == roles
     for binding in bindings:
@@ -137,7 +169,7 @@ def test_namespaced_mode_binds_a_role_in_each_watched_namespace_only():
 
 def test_default_namespaced_mode_watches_the_release_namespace():
     objects = render({}, namespace="ml")
-    assert [r["metadata"]["namespace"] for r in by_kind(objects, "Role")] == ["ml"]
+    assert [r["metadata"]["namespace"] for r in operator_roles(objects)] == ["ml"]
     args = one(objects, "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"]
     assert "--namespace=ml" in args
 
@@ -145,8 +177,7 @@ def test_default_namespaced_mode_watches_the_release_namespace():
 def test_cluster_wide_mode_binds_the_cluster_role_to_the_operator():
     objects = render(MODES["cluster-wide"])
     (role,) = operator_roles(objects)
-    (binding,) = [b for b in by_kind(objects, "ClusterRoleBinding")
-                  if b["roleRef"]["name"] == "ladder-operator"]
+    (binding,) = bindings_of(objects, role)
     assert binding["roleRef"]["kind"] == role["kind"] == "ClusterRole"
     assert role["metadata"]["name"] == "ladder-operator"
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "ladder", "namespace": NAMESPACE}]
@@ -182,6 +213,7 @@ def test_operator_args_parse_with_the_real_cli():
         expected = [] if values.get("watch", {}).get("clusterWide") else (
             ["research", "ladder-system"] if name == "namespaced-list" else [NAMESPACE])
         assert args.namespace == expected, name
+        assert (args.leader_election, args.lease_name, args.lease_duration) == (True, "ladder-operator", 15.0)
     container = one(render({"operator": {"verbose": True}}), "Deployment")["spec"]["template"]["spec"]
     assert build_parser().parse_args(["operator", *container["containers"][0]["args"]]).verbose is True
 

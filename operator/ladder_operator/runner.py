@@ -175,6 +175,8 @@ async def _stood_by(elector: Elector, stop: asyncio.Event) -> bool:
     acquire, stopped = asyncio.ensure_future(elector.acquire()), asyncio.ensure_future(stop.wait())
     try:
         await asyncio.wait({acquire, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        if acquire.done():
+            acquire.result()  # an unexpected failure surfaces here
     finally:
         for task in (acquire, stopped):
             task.cancel()
@@ -191,6 +193,7 @@ async def _act(controller: Controller, registry, namespaces: list[str], elector:
         stop_flag=stop,
     ))
     if elector is None:
+        metrics.LEADER.set(1)  # alone: it acts
         await operator
         return
     holding = asyncio.ensure_future(elector.hold())

@@ -108,3 +108,56 @@ def test_a_leader_that_loses_its_lease_stops_acting_and_exits(replicas, cluster)
     wait_for("a exits", lambda: a.proc.proc.poll() is not None, timeout=30)
     assert a.proc.proc.returncode == 1
     assert "lost Lease default/ladder-operator: someone-else holds it now" in a.proc.log()
+
+
+class Clock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_the_lease_rules_on_each_processs_own_clock(apiserver):
+    """ladder_operator.leader without waiting: a standby takes a held Lease only once it went
+    unrenewed for its duration on the standby's clock; a released one at once; a write that
+    races another fails instead of overwriting it."""
+    import asyncio
+
+    from ladder_kube.aio import AsyncClient
+    from ladder_kube.client import Client
+    from ladder_kube.credentials import load_credentials
+    from ladder_kube.errors import ApiError
+    from ladder_operator.leader import Elector, LeaseConfig
+
+    async def scenario():
+        kube = AsyncClient(Client(load_credentials(str(apiserver.kubeconfig)), user_agent="test"))
+        ca, cb = Clock(), Clock()
+        a = Elector(kube, LeaseConfig("default", "a", name="rules", duration_s=10), clock=ca)
+        b = Elector(kube, LeaseConfig("default", "b", name="rules", duration_s=10), clock=cb)
+        try:
+            assert await a.try_acquire_or_renew()
+            assert not await b.try_acquire_or_renew()  # b first sees it at its t=0
+            cb.now = 9.9
+            assert not await b.try_acquire_or_renew(), "not expired on b's clock"
+            ca.now = 5.0
+            assert await a.try_acquire_or_renew(), "a renews"
+            cb.now = 10.5
+            assert not await b.try_acquire_or_renew(), "renewed: b counts from when it saw the change"
+            cb.now = 20.6
+            assert await b.try_acquire_or_renew(), "unrenewed for 10 s: b takes it"
+            lease = await kube.get(b.path)
+            assert lease["spec"]["holderIdentity"] == "b" and lease["spec"]["leaseTransitions"] == 1
+            assert not await a.try_acquire_or_renew(), "a sees b holding it"
+            b.leading = True
+            await b.release()
+            assert await a.try_acquire_or_renew(), "released: no wait"
+            stale = await kube.get(a.path)  # what b read before a's next renewal
+            assert await a.try_acquire_or_renew()
+            with pytest.raises(ApiError) as err:
+                await b._write(stale, b._new_spec(stale["spec"]))  # noqa: SLF001
+            assert err.value.status in (409, 422)
+        finally:
+            await kube.close()
+
+    asyncio.run(scenario())

@@ -43,7 +43,7 @@ def register(sub) -> None:
     )
     p.add_argument(
         "--lease-duration",
-        type=float,
+        type=_lease_duration,
         default=15.0,
         metavar="S",
         help="seconds a standby waits for an unrenewed Lease before it takes over (default: 15)",
@@ -52,6 +52,13 @@ def register(sub) -> None:
     p.add_argument("--context", default=None, help="kubeconfig context")
     p.add_argument("--verbose", "-v", action="store_true", help="debug logging")
     p.set_defaults(func=_run)
+
+
+def _lease_duration(text: str) -> float:
+    value = float(text)
+    if not 2 <= value <= 600:
+        raise argparse.ArgumentTypeError(f"{text}: between 2 and 600 seconds")
+    return value
 
 
 def _run(args) -> int:

@@ -158,7 +158,7 @@ def broken_document(draw) -> tuple[dict, str]:
         spec["scheduling"][field] = bad
         return document, f"spec.scheduling.{field}"
     if kind == "image":
-        bad = draw(st.sampled_from(["r/t:1\n", "R/t:1", "r/t t:1", "r/t:", "r/t@sha256:12"]))
+        bad = draw(st.sampled_from(["r/t:1\n", "r/T:1", "r/t t:1", "r/t:", "r/t@sha256:12"]))
         spec["resources"]["images"] = {"trainer": bad}
         return document, "spec.resources.images.trainer"
     if kind == "name":

@@ -21,7 +21,16 @@ import pytest
 from ladder_api import GROUP, KIND, PLURAL, SHORT_NAMES, SINGULAR, VERSION
 from ladder_api.loading import load_experiment
 from ladder_api.plan import expand
-from tests.charts.chart_render import CHART, KUBE_VERSION, ROOT, by_kind, crds, one, render, rule_set
+from tests.charts.chart_render import (
+    CHART,
+    KUBE_VERSION,
+    ROOT,
+    by_kind,
+    crds,
+    operator_roles,
+    render,
+    rule_set,
+)
 from tests.charts.pod_security import restricted_violations
 
 # Plural resource and API group of each kind an experiment renders into.
@@ -65,7 +74,8 @@ def test_chart_ships_the_crd_from_crds_dir():
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)
 def test_operator_holds_every_permission_it_grants_and_creates(path):
-    granted = rule_set(one(render({}), "Role")["rules"])
+    (operator_role,) = operator_roles(render({}))
+    granted = rule_set(operator_role["rules"])
     objects = _experiment_objects(path)
     for obj in objects:
         group, resource = RESOURCE_OF_KIND[obj["kind"]]

@@ -123,6 +123,17 @@ def test_trainer_and_evaluator_have_jax_for_tpu():
         assert "jax[tpu]" in reqs, component
 
 
+def test_the_builtin_datasets_a_cluster_accepts_ship_in_the_trainer_and_evaluator_images():
+    """ladder_api.validation lets `builtin:` data through on a cluster because scikit-learn (whose
+    load_digits reads a file inside the package, no download) is in both images' extras."""
+    extras = PYPROJECT["project"]["optional-dependencies"]
+    assert any(d.startswith("scikit-learn") for d in extras["trainer"])
+    assert "ladder[trainer]" in extras["evaluator"]
+    import sklearn.datasets
+
+    assert (Path(sklearn.datasets.__file__).parent / "data" / "digits.csv.gz").is_file()
+
+
 @pytest.mark.parametrize("component", COMPONENTS)
 def test_entry_point_exists(component):
     _, expected = COMPONENTS[component]

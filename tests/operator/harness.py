@@ -71,12 +71,20 @@ def tiny(namespace: str, exp_name: str | None = None) -> dict:
 
 
 class OperatorProcess:
-    def __init__(self, kubeconfig: Path, log_path: Path, extra: list[str] | None = None):
+    def __init__(self, kubeconfig: Path, log_path: Path, extra: list[str] | None = None,
+                 env: dict[str, str] | None = None):
         self.kubeconfig, self.log_path, self.extra = kubeconfig, log_path, extra or []
+        # One identity per OperatorProcess, kept across its restarts: the same pod whose container
+        # restarts takes its leader Lease back at once; another OperatorProcess is another pod.
+        self.env = {"POD_NAME": f"operator-{uuid.uuid4().hex[:6]}", **(env or {})}
         self.proc: subprocess.Popen | None = None
 
+    @property
+    def identity(self) -> str:
+        return self.env["POD_NAME"]
+
     def start(self) -> OperatorProcess:
-        env = {**os.environ, "KUBECONFIG": str(self.kubeconfig), "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, "KUBECONFIG": str(self.kubeconfig), "PYTHONUNBUFFERED": "1", **self.env}
         env.pop("KUBERNETES_SERVICE_HOST", None)
         log = open(self.log_path, "ab")  # noqa: SIM115 (kept open for the child's lifetime)
         self.proc = subprocess.Popen(

@@ -93,12 +93,12 @@ def _load_dir(path: str):
 
 
 def _expected(out_dir: Path) -> dict[int, int]:
-    from ladder_local.grid import expected_ids
+    from ladder_api.grid import expected_ids
     from ladder_local.observe import checkpoint_steps
     from ladder_local.runner import read_configs
 
-    return {run.width: len(expected_ids(run, checkpoint_steps(run.paths.checkpoints) or [run.training.steps]))
-            for run in read_configs(out_dir)}
+    runs = read_configs(out_dir)
+    return {run.width: len(expected_ids(run, checkpoint_steps(run.paths.checkpoints))) for run in runs}
 
 
 def cmd_status(args: argparse.Namespace) -> int:

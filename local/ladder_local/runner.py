@@ -19,12 +19,12 @@ from pathlib import Path
 
 from ladder_api.errors import UserError
 from ladder_api.exitcodes import OK, RESTARTABLE, USER_ERROR
+from ladder_api.grid import expected_ids
 from ladder_api.plan import Plan, RunConfig, expand
 from ladder_api.spec import ScalingExperiment
 from ladder_api.status import ScalingExperimentStatus, SizePhase
 from ladder_local import layout
 from ladder_local.decisions import SizeDecision, check_same_recipe, decide
-from ladder_local.grid import expected_ids
 from ladder_local.lock import RunLock
 from ladder_local.observe import SizeObservation, SizeWatcher, write_json_atomic
 from ladder_local.processes import EVALUATE, TRAIN, Child, Task, evaluate_task, log_tail, train_task
@@ -242,10 +242,7 @@ class LocalRunner:
         if text != self._written:
             write_json_atomic(self.out_dir / layout.STATUS_FILE, status.to_wire())
             self._written = text
-        expected = {run.width: len(expected_ids(run, obs[run.width].checkpoint_steps)
-                                   if self.stage.get(run.width) in (EVALUATE, "done")
-                                   else expected_ids(run, [run.training.steps]))
-                    for run in self.plan.runs}
+        expected = {w: len(expected_ids(self.plan.run(w), o.checkpoint_steps)) for w, o in obs.items()}
         speeds = {}
         for w, o in obs.items():
             v = (o.last_metrics or {}).get("examples_per_s")

@@ -25,7 +25,8 @@ from pydantic import ValidationError
 
 from ladder_api.errors import describe
 from ladder_api.frontier import summarize
-from ladder_api.plan import CODE_VERSION, Plan, expand, join_uri, short_hash
+from ladder_api.grid import evaluation_hash, fid_metric
+from ladder_api.plan import CODE_VERSION, expand, join_uri
 from ladder_api.recipe import recipe_diff, recipe_section
 from ladder_api.spec import CheckpointRetention, ScalingExperiment
 from ladder_api.status import Result
@@ -166,10 +167,6 @@ def workload_admitted(wl: dict | None) -> bool:
     return any(
         c.get("type") in ("Admitted",) and c.get("status") == "True" for c in st.get("conditions") or []
     )
-
-
-def evaluation_hash(plan: Plan, width: int) -> str:
-    return short_hash(plan.run(width).evaluation.to_wire(exclude_none=False), 12)
 
 
 def read_state(raw: dict) -> dict:
@@ -386,7 +383,7 @@ def reconcile(raw: dict, observed: Observed, now: str, defaults: SiteDefaults | 
             t_state = "completed"
         elif t_state == "absent" and prev_size_phase == "Failed" and started:
             t_state = "failed"
-        e_hash = evaluation_hash(plan, width)
+        e_hash = evaluation_hash(plan.run(width).evaluation)
         phase, message = "Pending", None
         if t_state == "absent":
             if started and not refused and not spec.suspend:
@@ -520,8 +517,7 @@ def reconcile(raw: dict, observed: Observed, now: str, defaults: SiteDefaults | 
         except ValidationError:
             continue
     done = sum(1 for s in sizes if s["phase"] == "Succeeded")
-    fid_metric = f"fid-{spec.evaluation.fid_features.value}"
-    summary = summarize(results, done, len(sizes), fid_metric).to_wire()
+    summary = summarize(results, done, len(sizes), fid_metric(spec.evaluation.fid_features)).to_wire()
     phases = [s["phase"] for s in sizes]
     failed = [s for s in sizes if s["phase"] == "Failed"]
     if suspend:

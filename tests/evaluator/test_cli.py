@@ -108,6 +108,18 @@ def test_missing_checkpoint_exits_2_naming_it(trained, tmp_path, capsys):
     assert "no checkpoint found at" in err and str(tmp_path / "nope") in err and "Traceback" not in err
 
 
+def test_final_before_training_ends_exits_2_naming_training_steps(trained, tmp_path, capsys):
+    """"final" is training.steps: a run stopped at step 10 of 20 is not scored as final."""
+    _, run = trained
+    longer = run.model_copy(update={"training": run.training.model_copy(update={"steps": 20})})
+    config = _write_config(tmp_path, longer)
+    code = main(["--config", config, "--checkpoint", run.paths.checkpoints, "--results-file",
+                 str(tmp_path / "r.json"), "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2 and "training.steps = 20" in err and "newest: step 10" in err and "Traceback" not in err
+    assert not (tmp_path / "r.json").exists()
+
+
 def test_missing_inception_weights_exits_2_naming_the_path(trained, tmp_path, capsys):
     out, run = trained
     weights = tmp_path / "weights" / "inception-2015-12-05.pt"

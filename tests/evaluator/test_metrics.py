@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 
 from ladder_api.errors import UserError
-from ladder_evaluator.metrics import clip_score, digits_classifier, fid, fid_name, result_metric
+from ladder_evaluator.metrics import clip_score, digits_classifier, fid
 from ladder_evaluator.metrics.images import to_uint8_rgb
 from ladder_trainer.data import digits
 
@@ -21,14 +21,6 @@ from ladder_trainer.data import digits
 @pytest.fixture(scope="module")
 def splits():
     return digits.load("train"), digits.load("test")
-
-
-def test_metric_names_say_which_features():
-    assert fid_name("inception") == "fid-inception"
-    assert fid_name("digits-classifier") == "fid-digits-classifier"
-    assert result_metric("fid", "digits-classifier") == "fid-digits-classifier"
-    assert result_metric("clip", "inception") == "clip-score"
-    assert result_metric("adherence", "inception") == "adherence"
 
 
 def test_in_memory_fid_equals_clean_fid_compute_fid_on_folders(tmp_path, splits, digits_extractor):

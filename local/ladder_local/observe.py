@@ -52,12 +52,6 @@ def read_results(path: str | Path) -> list[Result]:
     return out
 
 
-def read_metrics(path: str | Path) -> list[dict]:
-    """Every complete JSON line of a metrics file (a line still being written is left out)."""
-    tail = MetricsTail(path)
-    return tail.poll()
-
-
 class MetricsTail:
     """Follows a JSON-lines metrics file, returning only lines completed since the last poll."""
 

@@ -16,12 +16,13 @@ import numpy as np
 import pytest
 import torch
 
+from ladder_api.spec import NoiseScheduleSpec
 from ladder_evaluator.samplers import base, ddim, dpm_solver
 from ladder_evaluator.sampling import guidance_mode, sample
-from ladder_evaluator.schedule import alphas_cumprod
+from ladder_trainer.diffusion import alphas_cumprod
 
 MU, S = 0.3, 0.5
-AC = alphas_cumprod()
+AC = alphas_cumprod(NoiseScheduleSpec())
 SD15 = dict(
     num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
     steps_offset=1, set_alpha_to_one=False, clip_sample=False,

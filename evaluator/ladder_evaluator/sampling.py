@@ -118,7 +118,7 @@ def sample(
     if prediction_type not in ("epsilon", "v"):
         raise ValueError(f"prediction_type must be 'epsilon' or 'v', got {prediction_type!r}")
     s = samplers.get(sampler)
-    ac = alphas_cumprod(NoiseScheduleSpec() if schedule is None else schedule)
+    ac = alphas_cumprod(NoiseScheduleSpec()) if schedule is None else np.asarray(schedule)
     tables = s.tables(ac, steps, eta=eta) if s.name == "ddim" else s.tables(ac, steps)
     needs_key = s.name == "ddpm" or (s.name == "ddim" and eta > 0)
     if key is None:

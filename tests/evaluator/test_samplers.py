@@ -191,3 +191,13 @@ def test_stochastic_samplers_need_a_key_and_spacings_are_diffusers():
     eta1 = sample(eps_jax, jnp.asarray(x_T()), sampler="ddim", steps=4, eta=1.0, key=jax.random.key(0))
     eta0 = sample(eps_jax, jnp.asarray(x_T()), sampler="ddim", steps=4)
     assert float(jnp.abs(eta1 - eta0).max()) > 1e-2
+
+
+def test_the_schedule_given_is_the_one_sampled_with():
+    """The evaluator passes the run's training schedule as an array; None means the spec default."""
+    default = sample(eps_jax, jnp.asarray(x_T()), sampler="ddim", steps=4)
+    same = sample(eps_jax, jnp.asarray(x_T()), sampler="ddim", steps=4, schedule=AC)
+    cosine = alphas_cumprod(NoiseScheduleSpec(kind="cosine"))
+    other = sample(eps_jax, jnp.asarray(x_T()), sampler="ddim", steps=4, schedule=cosine)
+    np.testing.assert_array_equal(np.asarray(default), np.asarray(same))
+    assert float(jnp.abs(other - default).max()) > 1e-2

@@ -41,11 +41,14 @@ SAMPLES_KEPT = 64  # images per grid point saved for the report's sample grids
 
 
 def cache_dir(run: RunConfig) -> Path:
-    """Where the digits classifier is cached: the run directory when local, else the user cache."""
+    """Where the digits classifier is cached: beside the experiment's size directories when local
+    (one training serves every size's evaluation: the classifier depends on the data only), else
+    the user cache."""
     root = run.paths.root
     if not root.startswith("gs://"):
-        return storage.local_path(root) / "eval-cache"
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "ladder" / run.name
+        return storage.local_path(root).parent / "eval-cache"
+    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+    return cache / "ladder" / run.experiment.namespace / run.experiment.name
 
 
 @dataclass

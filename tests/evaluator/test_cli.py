@@ -5,6 +5,7 @@ with a clear message for each user error."""
 from __future__ import annotations
 
 import json
+import shutil
 import types
 from pathlib import Path
 
@@ -48,13 +49,19 @@ def _write_config(tmp: Path, run: RunConfig, name="run.json") -> str:
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    """A run config and a checkpoint at step 10 (initial weights: the pipeline, not quality)."""
+def trained(tmp_path_factory, classifier_cache, digits_extractor):
+    """A run config and a checkpoint at step 10 (initial weights: the pipeline, not quality). The
+    run's evaluation cache holds the session's digits classifier (its training is tested in
+    test_metrics): the evaluator loads it instead of training it again."""
+    from ladder_evaluator.evaluate import cache_dir
     from ladder_trainer import checkpointing
     from ladder_trainer.models import init_params
 
     out = tmp_path_factory.mktemp("evrun")
     run = expand(_experiment(out)).runs[0]
+    cache_dir(run).mkdir(parents=True)
+    for trained_classifier in Path(classifier_cache).glob("digits-classifier-*.npz"):
+        shutil.copy(trained_classifier, cache_dir(run))
     params = init_params(run.model, jax.random.key(0))
     mngr = checkpointing.manager(run.paths.checkpoints, async_save=False)
     state = types.SimpleNamespace(params=params, ema_params=params, opt_state={"count": jax.numpy.zeros(())})
@@ -177,3 +184,17 @@ def test_in_a_cluster_results_go_to_the_experiment_status(trained, tmp_path, mon
         rv = obj["metadata"]["resourceVersion"]
         assert main(args) == 0  # already there: nothing applied
         assert http.get(f"{path}/{run.experiment.name}")[1]["metadata"]["resourceVersion"] == rv
+
+
+def test_sizes_of_one_experiment_share_the_classifier_cache(tmp_path, monkeypatch):
+    """The digits classifier depends on the data only: one training serves every size."""
+    from ladder_evaluator.evaluate import cache_dir
+    from tests.local.conftest import tiny_experiment
+
+    a, b = expand(tiny_experiment("one"), output_uri=str(tmp_path)).runs
+    other = expand(tiny_experiment("two"), output_uri=str(tmp_path)).runs[0]
+    assert cache_dir(a) == cache_dir(b) == tmp_path / "one" / "eval-cache"
+    assert cache_dir(other) != cache_dir(a)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    a, b = expand(tiny_experiment("one"), output_uri="gs://bucket/x").runs
+    assert cache_dir(a) == cache_dir(b) == tmp_path / "xdg" / "ladder" / "default" / "one"

@@ -35,11 +35,11 @@ def test_sigterm_resume_gives_identical_params(tmp_path):
     straight = make_run(tmp_path / "a", **kw)
     cut = make_run(tmp_path / "b", **kw)
     marker = tmp_path / "paused"
-    # One after the other: the straight run compiles the train step into the persistent cache and
-    # the interrupted and resumed runs load it (run side by side, both would compile it).
+    # The interrupted run starts once the straight one has logged a step: its train step is then
+    # in the persistent compilation cache, which the interrupted and resumed runs load (started
+    # together, both would compile it).
     a = start_trainer(write_run(straight, tmp_path / "a.json"))
-    out_a = a.communicate(timeout=240)[0]
-    assert a.returncode == 0, out_a[-3000:]
+    _wait_for(Path(straight.paths.metrics), a)
     b = start_trainer(write_run(cut, tmp_path / "b.json"),
                       LADDER_TRAINER_PAUSE_AT_STEP=str(N // 2), LADDER_TRAINER_PAUSE_MARKER=str(marker))
     _wait_for(marker, b)
@@ -52,6 +52,8 @@ def test_sigterm_resume_gives_identical_params(tmp_path):
     out_c = c.communicate(timeout=240)[0]
     assert c.returncode == 0, out_c[-3000:]
     assert f"resumed from {cut.paths.checkpoints} step {N // 2}" in out_c
+    out_a = a.communicate(timeout=240)[0]
+    assert a.returncode == 0, out_a[-3000:]
 
     for ema in (False, True):
         pa, sa = checkpointing.restore_params(straight.paths.checkpoints, ema=ema)

@@ -17,6 +17,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
+from ladder_api import grid
 from ladder_api.frontier import summarize
 from ladder_api.spec import EvaluationSpec, MetricName
 from ladder_api.status import (
@@ -221,7 +222,7 @@ def fid_metric(evaluation: EvaluationSpec) -> str | None:
     """The FID the summary ranks by: the one the spec's evaluation measures (its features)."""
     if MetricName.fid not in evaluation.metrics:
         return None
-    return f"fid-{evaluation.fid_features.value}"
+    return grid.fid_metric(evaluation.fid_features)
 
 
 def summary(results: Sequence[Result], sizes: Sequence[SizeStatus], evaluation: EvaluationSpec) -> Summary:

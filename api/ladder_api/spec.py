@@ -602,7 +602,8 @@ class EvaluationSpec(Model):
         description="open_clip weights for the CLIP score.",
     )
     checkpoints: Literal["final", "all"] | list[PositiveInt] = Field(
-        "final", description="Which checkpoints to evaluate: final, all kept, or given steps."
+        "final", description="Which checkpoints to evaluate: final (the one of training.steps; "
+        "evaluating before it exists is an error), all kept, or given steps."
     )
     seed: int = Field(0, ge=0, description="Seed for sampling noise.")
 

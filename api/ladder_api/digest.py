@@ -4,7 +4,9 @@ The results of record are in the experiment's storage (ladder_api.artifacts: eac
 write is a new object under its size's results/ folder). The status carries only this digest:
 per size, measurements recorded / expected / failed and the size's best FID; and the summary
 (best FID, the frontier, the Pareto front) computed from ALL results of record. Pure: the same
-results give the same digest, whichever backend computes it.
+results give the same digest, whichever backend computes it. Which results count towards a size's
+grid, how many it expects and which FID ranks are ladder_api.grid's (counted, expected_count,
+ranking_fid): the definitions the evaluator, `ladder run` and the operator share.
 
 Who computes it in a cluster: the operator, and only the operator.
 - The summary is a function of every size's results (the frontier compares sizes). An evaluator
@@ -30,49 +32,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+from ladder_api import grid
 from ladder_api.frontier import MAX_POINTS, fid_results, summarize
 from ladder_api.plan import RunConfig
-from ladder_api.spec import EvaluationSpec, MetricName
 from ladder_api.status import Measurements, Result, SizeStatus, Summary
-
-
-def metric_names(evaluation: EvaluationSpec) -> list[str]:
-    """The Result.metric strings the evaluator writes for the spec's metrics (FID carries its
-    features). ladder_api.grid will hold this once it lands; until then it is here."""
-    names = []
-    for m in evaluation.metrics:
-        if m is MetricName.fid:
-            names.append(f"fid-{evaluation.fid_features.value}")
-        elif m is MetricName.clip:
-            names.append("clip-score")
-        else:
-            names.append(m.value)
-    return names
-
-
-def fid_metric(evaluation: EvaluationSpec) -> str | None:
-    """The FID the summary ranks by: the one the spec's evaluation measures (its features)."""
-    return next((n for n in metric_names(evaluation) if n.startswith("fid-")), None)
-
-
-def expected_measurements(run: RunConfig) -> int:
-    """Measurements one size's evaluation records: checkpoints x grid points x metrics
-    (EvaluationSpec.measurements; "all" counts the checkpoints the trainer keeps)."""
-    return run.evaluation.measurements(run.training)
-
-
-def in_grid(run: RunConfig, r: Result) -> bool:
-    """Whether a result of record belongs to the run's current grid (a grid that shrank leaves
-    results of record that no longer count towards it)."""
-    ev, sel = run.evaluation, run.evaluation.checkpoints
-    if sel == "final":
-        step_ok = r.checkpoint_step == run.training.steps
-    elif sel == "all":
-        step_ok = r.checkpoint_step <= run.training.steps
-    else:
-        step_ok = r.checkpoint_step in sel
-    return (step_ok and r.width == run.width and r.sampler in ev.samplers and r.steps in ev.steps
-            and r.guidance in ev.guidance_scales and r.metric in metric_names(ev))
 
 
 @dataclass(frozen=True)
@@ -84,15 +47,16 @@ class Digest:
 
 
 def size_measurements(run: RunConfig, results: Iterable[Result], metric: str | None) -> Measurements:
-    """Counts over the current grid; the best FID over every result of record of the size."""
+    """Counts over the current grid (ladder_api.grid); the best FID over every result of record
+    of the size."""
     results = list(results)
-    counted = [r for r in results if in_grid(run, r)]
+    counted = grid.counted(run, results)
     best = None
     if metric is not None and (fids := fid_results(results, metric)):
         best = min(r.value for r in fids)
     return Measurements(
         recorded=len({r.id for r in counted}),
-        expected=expected_measurements(run),
+        expected=grid.expected_count(run.evaluation, run.training),
         failed=len({r.id for r in counted if r.failed}),
         best_fid=best,
     )
@@ -105,7 +69,7 @@ def compute(
     counts are of the current grid; the summary is ladder_api.frontier.summarize over every
     result of record of the sizes (a measurement of a grid point since dropped is still true)."""
     by_width = {run.width: [r for r in results.get(run.width) or () if r.width == run.width] for run in runs}
-    metric = fid_metric(runs[0].evaluation) if runs else None
+    metric = grid.ranking_fid(runs[0].evaluation) if runs else None
     sizes = {run.width: size_measurements(run, by_width[run.width], metric) for run in runs}
     everything = [r for run in runs for r in by_width[run.width]]
     summary = summarize(everything, 0, 0, metric, max_points=max_points)

@@ -9,19 +9,21 @@ is an explicit field with a default here, so a run records exactly what it did.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from enum import StrEnum
 from typing import Annotated, Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from ladder_api import API_VERSION, KIND
+from ladder_api import kubenames as kn
 from ladder_api import limits as lim
 from ladder_api.base import Model
 from ladder_api.ladder import PAPER_CONTEXT_DIM
 from ladder_api.tpu import SLICES
 
-DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-DNS1035_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+DNS1123_LABEL = re.compile(f"^{kn.DNS1123_LABEL}$")
+DNS1035_LABEL = re.compile(f"^{kn.DNS1035_LABEL}$")
 MAX_NAME_LENGTH = 40
 URI_SCHEMES = ("gs://", "file://", "builtin:", "/", "./", "../")
 
@@ -82,6 +84,19 @@ class SizeOrder(StrEnum):
 class CheckpointRetention(StrEnum):
     keep = "keep"
     delete = "delete"
+
+
+def _syntax(check: Callable[[str], str | None], value: str | None) -> str | None:
+    """Run one of ladder_api.kubenames' checks as a field validator (None passes)."""
+    if value is not None and (problem := check(value)):
+        raise ValueError(problem)
+    return value
+
+
+# The same rules in the CRD, so the API server refuses such a spec at `kubectl apply`.
+QUEUE_SCHEMA = {"pattern": kn.PATTERNS["dns1123Subdomain"], "maxLength": kn.LABEL_MAX}
+IMAGE_SCHEMA = {"pattern": kn.PATTERNS["image"]}
+GCP_SA_SCHEMA = {"pattern": kn.PATTERNS["gcpServiceAccount"], "maxLength": 254}
 
 
 def _check_uri(value: str, field: str) -> str:
@@ -418,11 +433,22 @@ class SliceRule(SliceRequest):
 
 
 class ImagesSpec(Model):
-    trainer: str = Field("ghcr.io/ladder-dev/ladder-trainer:0.1.0", description="Trainer image.")
-    evaluator: str = Field("ghcr.io/ladder-dev/ladder-evaluator:0.1.0", description="Evaluator image.")
+    trainer: str = Field(
+        "ghcr.io/ladder-dev/ladder-trainer:0.1.0", description="Trainer image.",
+        json_schema_extra=IMAGE_SCHEMA,
+    )
+    evaluator: str = Field(
+        "ghcr.io/ladder-dev/ladder-evaluator:0.1.0", description="Evaluator image.",
+        json_schema_extra=IMAGE_SCHEMA,
+    )
     pull_policy: Literal["Always", "IfNotPresent", "Never"] = Field(
         "IfNotPresent", description="imagePullPolicy of every container."
     )
+
+    @field_validator("trainer", "evaluator")
+    @classmethod
+    def _reference(cls, v: str) -> str:
+        return _syntax(kn.image_problem, v)
 
 
 class ResourcesSpec(Model):
@@ -446,8 +472,16 @@ class ResourcesSpec(Model):
     images: ImagesSpec = Field(default_factory=ImagesSpec, description="Container images.")
     service_account: str | None = Field(
         None,
-        description="Existing Kubernetes ServiceAccount for pods (e.g. bound to a GCP service "
-        "account through Workload Identity); the per-experiment one is used when omitted.",
+        description="No longer used (kept so that old objects say why they are refused): pods "
+        "always run as the experiment's own ServiceAccount, which may write only this experiment. "
+        "Use gcpServiceAccount for Workload Identity.",
+    )
+    gcp_service_account: str | None = Field(
+        None,
+        description="Google service account the pods act as through Workload Identity (the "
+        "experiment's own Kubernetes ServiceAccount is annotated with it); default: the chart's "
+        "workloads.serviceAccount.gcpServiceAccount.",
+        json_schema_extra=GCP_SA_SCHEMA,
     )
 
     host_network: bool = Field(
@@ -463,6 +497,23 @@ class ResourcesSpec(Model):
         description="Seconds a preempted pod gets between SIGTERM and SIGKILL: the trainer saves "
         "a checkpoint in that time and exits 42 so the JobSet restarts it.",
     )
+
+    @field_validator("service_account")
+    @classmethod
+    def _no_shared_account(cls, v: str | None) -> str | None:
+        if v is not None:
+            raise ValueError(
+                f"pods no longer run as a shared ServiceAccount ({v!r}): pods of every experiment "
+                "sharing one could write each other's status. Remove the field; each experiment's "
+                "pods run as its own ServiceAccount, annotated for Workload Identity with "
+                "resources.gcpServiceAccount (or the chart's default), see charts/ladder/README.md"
+            )
+        return v
+
+    @field_validator("gcp_service_account")
+    @classmethod
+    def _gcp_account(cls, v: str | None) -> str | None:
+        return _syntax(kn.gcp_service_account_problem, v)
 
     @field_validator("overrides")
     @classmethod
@@ -506,8 +557,12 @@ class ResourcesSpec(Model):
 
 
 class SchedulingSpec(Model):
-    queue: str = Field("ladder", description="Kueue LocalQueue the JobSets are submitted to.")
-    priority_class: str | None = Field(None, description="Kueue WorkloadPriorityClass.")
+    queue: str = Field(
+        "ladder", description="Kueue LocalQueue the JobSets are submitted to.", json_schema_extra=QUEUE_SCHEMA
+    )
+    priority_class: str | None = Field(
+        None, description="Kueue WorkloadPriorityClass.", json_schema_extra=QUEUE_SCHEMA
+    )
     max_concurrent: PositiveInt = Field(2, description="At most this many sizes train at once.")
     order: SizeOrder = Field(SizeOrder.ascending, description="Order in which sizes start.")
     max_restarts: int = Field(
@@ -516,6 +571,12 @@ class SchedulingSpec(Model):
     ttl_seconds_after_finished: int = Field(
         86_400, ge=0, description="How long finished JobSets stay for inspection."
     )
+
+    @field_validator("queue", "priority_class")
+    @classmethod
+    def _object_and_label(cls, v: str | None) -> str | None:
+        """Both name an object and become a Kueue label value: a DNS-1123 name of at most 63."""
+        return _syntax(lambda x: kn.dns1123_subdomain_problem(x, kn.LABEL_MAX), v)
 
 
 # --- evaluation ---------------------------------------------------------------------------------
@@ -566,29 +627,11 @@ class EvaluationSpec(Model):
         list[PositiveInt], Field(max_length=lim.MAX_CHECKPOINT_STEPS)
     ] = Field(
         "final",
-        description="Which checkpoints to evaluate: final, all kept (training.checkpoint.keep), or "
-        f"given steps (at most {lim.MAX_CHECKPOINT_STEPS}, ladder_api.limits).",
+        description="Which checkpoints to evaluate: final (the one of training.steps; evaluating "
+        "before it exists is an error), all kept (training.checkpoint.keep), or given steps (at most "
+        f"{lim.MAX_CHECKPOINT_STEPS}, ladder_api.limits).",
     )
     seed: int = Field(0, ge=0, description="Seed for sampling noise.")
-
-    def checkpoint_count(self, training: TrainingSpec) -> int:
-        """Checkpoints one size's evaluation scores once training is done: 1 for final, the steps
-        listed, or for all those the trainer keeps (checkpoint.keep of one save per
-        intervalSteps, the final step among them)."""
-        if self.checkpoints == "final":
-            return 1
-        if self.checkpoints == "all":
-            saves = -(-training.steps // training.checkpoint.interval_steps)
-            return min(training.checkpoint.keep, saves)
-        return len(set(self.checkpoints))
-
-    def points(self) -> int:
-        """Sampling settings per checkpoint: samplers x steps x guidance scales."""
-        return len(self.samplers) * len(self.steps) * len(self.guidance_scales)
-
-    def measurements(self, training: TrainingSpec) -> int:
-        """Measurements one size's evaluation records: checkpoints x settings x metrics."""
-        return self.checkpoint_count(training) * self.points() * len(self.metrics)
 
 
 # --- storage ------------------------------------------------------------------------------------
@@ -679,15 +722,18 @@ class ScalingExperimentSpec(Model):
 
     @model_validator(mode="after")
     def _grid_fits(self) -> ScalingExperimentSpec:
+        from ladder_api import grid  # grid is defined over these models
+
         ev, widths = self.evaluation, len(self.ladder.widths)
-        total = widths * ev.measurements(self.training)
+        total = widths * grid.expected_count(ev, self.training)
         if total > lim.MAX_MEASUREMENTS:
             raise ValueError(
-                f"evaluation: {total:,} measurements ({widths} widths x {ev.checkpoint_count(self.training)} "
-                f"checkpoints x {ev.points()} sampling settings x {len(ev.metrics)} metrics), more than the "
-                f"{lim.MAX_MEASUREMENTS:,} one experiment may record (ladder_api.limits); evaluate fewer "
-                "checkpoints (evaluation.checkpoints, training.checkpoint.keep), steps, guidance scales or "
-                "widths, or split the study into several experiments"
+                f"evaluation: {total:,} measurements ({widths} widths x "
+                f"{grid.checkpoint_count(ev, self.training)} checkpoints x {len(grid.grid_points(ev))} "
+                f"sampling settings x {len(ev.metrics)} metrics), more than the {lim.MAX_MEASUREMENTS:,} "
+                "one experiment may record (ladder_api.limits); evaluate fewer checkpoints "
+                "(evaluation.checkpoints, training.checkpoint.keep), steps, guidance scales or widths, "
+                "or split the study into several experiments"
             )
         return self
 

@@ -11,12 +11,13 @@ import json
 import sys
 from pathlib import Path
 
+from ladder_api import grid
 from ladder_api.crd import crd_yaml
 from ladder_api.errors import SpecError
 from ladder_api.limits import CONFIG_MAP_LIMIT, MAX_MEASUREMENTS
 from ladder_api.loading import load_experiment
-from ladder_api.memory import memory_problems
 from ladder_api.plan import Plan, expand
+from ladder_api.validation import Target, problems
 from ladder_operator import render as rendering
 from ladder_operator.limits import config_map_bytes, object_problems
 
@@ -28,9 +29,16 @@ def register(sub) -> None:
         help="check an experiment file; one line per problem",
         description="Validate a ScalingExperiment file and print a summary of its sizes and slices and "
         "the size of its evaluation grid (measurements per size and in all, result objects, the run "
-        "ConfigMap against its 1 MiB); refuses grids past the limits of ladder_api.limits.",
+        "ConfigMap against its 1 MiB); refuses grids past the limits of ladder_api.limits. What only a "
+        "cluster refuses (outputs or data off gs://, a batch the slice's chips do not divide) is printed "
+        "as a warning: `ladder run` can execute it, the operator sets it Invalid.",
     )
     p.add_argument("file", help="experiment YAML")
+    p.add_argument(
+        "--cluster",
+        action="store_true",
+        help="check it as the operator does (exit 2 on what only a cluster refuses, too)",
+    )
     p.set_defaults(func=cmd_validate)
 
     p = sub.add_parser(
@@ -100,7 +108,8 @@ def grid_line(plan: Plan) -> str:
     """How big the evaluation is: measurements per size and in all, and the objects they make."""
     run = plan.runs[0]
     ev = run.evaluation
-    ckpts, points, metrics = ev.checkpoint_count(run.training), ev.points(), len(ev.metrics)
+    ckpts, points = grid.checkpoint_count(ev, run.training), len(grid.grid_points(ev))
+    metrics = len(ev.metrics)
     per_size = ckpts * points * metrics
     return (
         f"grid: {ckpts} checkpoint{'s' if ckpts != 1 else ''} x {points} sampling settings x {metrics} "
@@ -111,14 +120,18 @@ def grid_line(plan: Plan) -> str:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    """Schema first (with the grid's limits, ladder_api.limits), then whether each size fits its
-    TPU slice's memory (the analytic plan of ladder_api.memory): a size that cannot fit is refused
-    here rather than OOM on a slice; then whether the objects it becomes fit the API server."""
+    """Schema first (with the grid's limits, ladder_api.limits), then ladder_api.validation, the
+    operator's own checks: the per-chip memory plan always, and what can only fail in a pod as a
+    warning (an error with --cluster); then whether the objects it becomes fit the API server."""
     exp = load_experiment(args.file)
     plan = expand(exp)
-    problems = [f"spec.{p}" for p in memory_problems(exp.spec) + object_problems(plan)]
-    if problems:
-        raise SpecError(args.file, problems)
+    found = problems(exp, Target.cluster)
+    errors = [str(p) for p in found if args.cluster or not p.cluster_only]
+    errors += [f"spec.{p}" for p in object_problems(plan)]
+    if errors:
+        raise SpecError(args.file, errors)
+    for p in found:
+        print(f"{args.file}: warning: {p} [on a cluster only: the operator sets it Invalid]", file=sys.stderr)
     print(summary_line(plan))
     print(f"   {grid_line(plan)}")
     return 0

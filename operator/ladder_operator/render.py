@@ -1,8 +1,11 @@
 """render(plan) -> the Kubernetes objects of one experiment. Pure: no client, no clock, no randomness.
 
-Per experiment: a ServiceAccount (unless resources.serviceAccount names an existing one), a Role
-and RoleBinding that let its pods read the experiment and patch only its /status, and one
-ConfigMap holding every run's RunConfig JSON, mounted at /etc/ladder/run.
+Per experiment: its own ServiceAccount, which every pod of the experiment runs as, a Role and
+RoleBinding that let that ServiceAccount read the experiment and patch only its /status, and one
+ConfigMap holding every run's RunConfig JSON, mounted at /etc/ladder/run. The ServiceAccount is
+never shared: pods of experiments sharing one could patch each other's status. For GCS it carries
+the Workload Identity annotation (resources.gcpServiceAccount, else the chart's default); the IAM
+binding that lets a namespace's ServiceAccounts act as that Google account is in the chart README.
 
 Per size, two JobSets (jobset.x-k8s.io/v1alpha2), shaped the way xpk shapes TPU workloads:
 
@@ -100,17 +103,16 @@ def owner_reference(plan: Plan) -> dict | None:
 
 
 def pod_service_account(plan: Plan) -> str:
-    return plan.resources.service_account or names.service_account(plan.experiment.name)
+    return names.service_account(plan.experiment.name)
 
 
-def service_account(plan: Plan) -> dict | None:
-    if plan.resources.service_account:
-        return None
-    return {
-        "apiVersion": "v1",
-        "kind": "ServiceAccount",
-        "metadata": _meta(plan, names.service_account(plan.experiment.name), lb.Component.rbac),
-    }
+def service_account(plan: Plan) -> dict:
+    """The experiment's own identity: in Kubernetes, its status Role; in GCP, the Google service
+    account Workload Identity maps it to."""
+    meta = _meta(plan, pod_service_account(plan), lb.Component.rbac)
+    if plan.resources.gcp_service_account:
+        meta["annotations"] = {lb.WORKLOAD_IDENTITY: plan.resources.gcp_service_account}
+    return {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta}
 
 
 def status_role(plan: Plan) -> dict:
@@ -167,9 +169,8 @@ def run_config_map(plan: Plan) -> dict:
 
 
 def render_shared(plan: Plan) -> list[dict]:
-    """The per-experiment objects: ServiceAccount (if ours), Role, RoleBinding, ConfigMap."""
-    sa = service_account(plan)
-    return [o for o in (sa, status_role(plan), status_role_binding(plan), run_config_map(plan)) if o]
+    """The per-experiment objects: ServiceAccount, Role, RoleBinding, ConfigMap."""
+    return [service_account(plan), status_role(plan), status_role_binding(plan), run_config_map(plan)]
 
 
 # --- JobSets ----------------------------------------------------------------------------------

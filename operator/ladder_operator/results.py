@@ -10,8 +10,8 @@ Why the operator computes the status digest at all is in ladder_api.digest. Here
   (training progress, the operator's own writes, a spec edit) reuse what was read. An idle
   operator, and one whose sizes are only training, therefore makes no storage requests; the
   first reconcile of an experiment after the operator starts reads every size once.
-- Storage must mean the same to the operator as to the pods: gs:// or an absolute path. A
-  relative path (`./ladder-runs`, fine for `ladder run`) is neither read nor written here.
+- Storage is gs://: validation (ladder_api.validation, Target.cluster) sets any other
+  outputUri Invalid before a run config exists, so the operator reads what the pods write.
 - A read that fails (bucket unreachable, permission refused) keeps what was read before and
   leaves the trigger as it was, so the next trigger reads again; when nothing was ever read the
   digest is unknown and the status keeps the one it has (reconcile.status.with_digest).
@@ -60,10 +60,6 @@ class _Experiment:
     migrated: str | None = None  # uid whose status.results were copied to storage
 
 
-def _absolute(uri: str) -> bool:
-    return storage.is_remote(uri) or storage.local_path(uri).is_absolute()
-
-
 class ResultsCache:
     """What the operator has read of each experiment's results (see the module docstring)."""
 
@@ -80,11 +76,6 @@ class ResultsCache:
         """The digest of every run's results of record. Blocking (storage I/O): call it from a
         thread. Raises ResultsUnreadable when a size was never read and cannot be read now."""
         exp = self._experiments.setdefault(key, _Experiment())
-        if runs and not _absolute(runs[0].paths.root):
-            raise ResultsUnreadable(
-                f"storage.outputUri gives {runs[0].paths.root}, a relative path: it means nothing to the "
-                "operator and its pods; use gs://... (or an absolute path every pod mounts)"
-            )
         self._record_configs(exp, runs)
         migrated = self._migrate(exp, runs, uid, legacy)
         results: dict[int, Iterable[Result]] = {}

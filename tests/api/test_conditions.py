@@ -15,7 +15,8 @@ from ladder_api.conditions import (
     invalid_status,
 )
 from ladder_api.crd import open_api_schema, to_json_schema
-from ladder_api.digest import compute, fid_metric
+from ladder_api.digest import compute
+from ladder_api.grid import ranking_fid
 from ladder_api.plan import expand
 from ladder_api.spec import EvaluationSpec, ScalingExperiment
 from ladder_api.status import ExperimentPhase, Result, SizePhase, SizeStatus, result_id
@@ -123,6 +124,15 @@ def test_a_refused_edit_stops_progress_and_names_the_fields():
     assert cond["Degraded"][2].startswith("refused: spec.training.learningRate: 0.002 -> 0.004. ")
 
 
+def test_an_object_the_api_server_refused_stops_progress_and_says_why():
+    why = 'the API server refused JobSet x-c32: JobSet.jobset.x-k8s.io "x-c32" is invalid: bad label'
+    st = experiment_status(sizes(S.failed, S.pending), now="T",
+                           circumstances=Circumstances(rejected=why))
+    cond = by_type(st)
+    assert cond["Degraded"] == ("True", "ObjectRejected", why), "before the failed size: it blocks all"
+    assert cond["Progressing"][:2] == ("False", "ObjectRejected")
+
+
 def test_failed_and_held_sizes_degrade_the_experiment():
     st = experiment_status(sizes(S.failed, S.training, messages={32: "FailedJobs: boom"}), now="T")
     assert by_type(st)["Degraded"] == ("True", "SizeFailed", "c32: FailedJobs: boom")
@@ -163,8 +173,8 @@ def test_the_summary_ranks_by_the_fid_the_spec_measures():
     st = experiment_status(sizes(S.succeeded, S.succeeded), _digest(results), now="T")
     assert st.summary.fid_metric == "fid-digits-classifier"
     assert (st.summary.best_fid, st.summary.best_width, st.summary.progress) == (5.0, 64, "2/2")
-    assert fid_metric(EvaluationSpec(metrics=["fid"])) == "fid-inception"
-    assert fid_metric(EvaluationSpec(metrics=["clip"])) is None
+    assert ranking_fid(EvaluationSpec(metrics=["fid"])) == "fid-inception"
+    assert ranking_fid(EvaluationSpec(metrics=["clip"])) is None
 
 
 def test_an_invalid_spec_keeps_what_is_known():

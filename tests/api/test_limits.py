@@ -12,6 +12,7 @@ import json
 
 import pytest
 
+from ladder_api import grid
 from ladder_api import limits as lim
 from ladder_api.crd import open_api_schema
 from ladder_api.errors import SpecError
@@ -130,7 +131,7 @@ def test_the_paper_grid_with_every_kept_checkpoint_is_within_the_cap():
     raw = yaml.safe_load((EXAMPLES / "paper-v5e.yaml").read_text())
     raw["spec"]["evaluation"]["checkpoints"] = "all"
     exp = parse_experiment(raw, "paper")
-    assert len(exp.spec.ladder.widths) * exp.spec.evaluation.measurements(exp.spec.training) == 15_840
+    assert len(exp.spec.ladder.widths) * grid.expected_count(exp.spec.evaluation, exp.spec.training) == 15_840
 
 
 def test_the_crd_carries_the_caps():

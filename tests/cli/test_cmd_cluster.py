@@ -14,12 +14,18 @@ from ladder_testing.apiserver.fixture import running_apiserver
 from tests.operator.harness import InProcess, results_for, tiny
 
 
+@pytest.fixture(scope="module")
+def bucket(gcs):
+    """The experiments' storage: a bucket of the GCS emulator (the operator takes gs:// only)."""
+    return gcs.bucket("ladder-cli-tests")
+
+
 @pytest.fixture
-def cluster_experiment(tmp_path):
+def cluster_experiment(tmp_path, bucket):
     """tiny on the local API server, reconciled by the operator's Controller, one size evaluated
     (one of its measurements came out NaN)."""
     with running_apiserver(tmp_path / "api") as api:
-        world = InProcess(api, tmp_path / "out")
+        world = InProcess(api, bucket)
         exp = tiny(world.cluster.ns)
         name = exp["metadata"]["name"]
         world.cluster.create(exp)
@@ -41,7 +47,7 @@ def test_status_of_a_cluster_experiment(cluster_experiment, capsys):
     assert lines[1].split()[:3] == [name, "Running", "0/3"]
     row = next(ln for ln in lines if ln.startswith("c32 "))
     assert "4/36 (1 failed)" in row
-    assert "Frontier" in out and storage.join(str(cluster.storage), name) in out
+    assert "Frontier" in out and storage.join(cluster.output_uri, name) in out
     assert main(["status", *args, "--json"]) == 0
     assert '"measured": "4/108"' in capsys.readouterr().out
 
@@ -50,7 +56,7 @@ def test_report_of_a_cluster_experiment_equals_the_report_of_its_storage_root(cl
     api, cluster, name = cluster_experiment
     args = ["--experiment", name, "-n", cluster.ns, "--kubeconfig", str(api.kubeconfig)]
     assert main(["report", *args, "-o", str(tmp_path / "by-name")]) == 0
-    root = storage.join(str(cluster.storage), name)
+    root = storage.join(cluster.output_uri, name)
     assert main(["report", root, "-o", str(tmp_path / "by-root")]) == 0
     by_name = (tmp_path / "by-name" / "report.md").read_text()
     by_root = (tmp_path / "by-root" / "report.md").read_text()

@@ -9,6 +9,7 @@ last state seen, never a fixed sleep standing in for an assertion.
 from __future__ import annotations
 
 import copy
+import itertools
 import os
 import signal
 import subprocess
@@ -72,12 +73,20 @@ def tiny(namespace: str, exp_name: str | None = None) -> dict:
 
 
 class OperatorProcess:
-    def __init__(self, kubeconfig: Path, log_path: Path, extra: list[str] | None = None):
+    def __init__(self, kubeconfig: Path, log_path: Path, extra: list[str] | None = None,
+                 env: dict[str, str] | None = None):
         self.kubeconfig, self.log_path, self.extra = kubeconfig, log_path, extra or []
+        # One identity per OperatorProcess, kept across its restarts: the same pod whose container
+        # restarts takes its leader Lease back at once; another OperatorProcess is another pod.
+        self.env = {"POD_NAME": f"operator-{uuid.uuid4().hex[:6]}", **(env or {})}
         self.proc: subprocess.Popen | None = None
 
+    @property
+    def identity(self) -> str:
+        return self.env["POD_NAME"]
+
     def start(self) -> OperatorProcess:
-        env = {**os.environ, "KUBECONFIG": str(self.kubeconfig), "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, "KUBECONFIG": str(self.kubeconfig), "PYTHONUNBUFFERED": "1", **self.env}
         env.pop("KUBERNETES_SERVICE_HOST", None)
         log = open(self.log_path, "ab")  # noqa: SIM115 (kept open for the child's lifetime)
         self.proc = subprocess.Popen(
@@ -102,11 +111,16 @@ class OperatorProcess:
         return self.log_path.read_text(errors="replace")[-4000:]
 
 
+PLACEHOLDER_BUCKETS = ("gs://ladder-test/", "gs://ladder-experiments/")  # tiny.yaml's, the examples'
+
+
 class Cluster:
     """Reads and writes over HTTP, plus the parts of JobSet and Kueue the test plays, and the
     evaluators' writes (results to the experiment's storage, progress to its status) done by the
-    evaluator's own store. With `storage`, experiments created here write under it (a gs://
-    bucket of the GCS emulator) instead of the relative ./ladder-runs the examples carry."""
+    evaluator's own store. With `storage` (a gs:// bucket of the GCS emulator), experiments
+    created here write under `output_uri`, its folder for this namespace, instead of where the
+    examples point (no outputUri, or a placeholder bucket): tests sharing a bucket never see
+    each other's results."""
 
     def __init__(self, url: str, namespace: str, *, kubeconfig: Path | None = None,
                  storage: str | None = None):
@@ -114,6 +128,10 @@ class Cluster:
         self.ns = namespace
         self.kubeconfig = kubeconfig
         self.storage = storage
+
+    @property
+    def output_uri(self) -> str | None:
+        return f"{storage.join(self.storage, self.ns)}/" if self.storage else None
 
     # --- setup ---------------------------------------------------------------------------------
 
@@ -123,8 +141,8 @@ class Cluster:
 
     def create(self, exp: dict) -> dict:
         out = (exp.get("spec") or {}).get("storage", {}).get("outputUri")
-        if self.storage and (out is None or out.startswith("./")):
-            exp = with_changes(exp, **{"storage.outputUri": self.storage})
+        if self.storage and (out is None or out.startswith(("./", *PLACEHOLDER_BUCKETS))):
+            exp = with_changes(exp, **{"storage.outputUri": self.output_uri})
         code, body = self.http.post(f"{SX}/namespaces/{self.ns}/scalingexperiments", exp)
         assert code == 201, body
         return body
@@ -312,8 +330,8 @@ class Cluster:
     def summary_of_record(self, exp: str) -> dict:
         """The summary the status should show: ladder_api.frontier.summarize over every result of
         record in storage (on the experiment's FID metric), with the progress of the phases."""
-        from ladder_api.digest import fid_metric
         from ladder_api.frontier import summarize
+        from ladder_api.grid import ranking_fid
         from ladder_api.spec import ScalingExperiment
 
         obj = self.experiment(exp)
@@ -321,7 +339,7 @@ class Cluster:
         spec = ScalingExperiment.model_validate({k: obj[k] for k in keys})
         sizes = self.status(exp).get("sizes") or []
         done = sum(1 for s in sizes if s.get("phase") == "Succeeded")
-        wire = summarize(self.recorded(exp), done, len(sizes), fid_metric(spec.spec.evaluation)).to_wire()
+        wire = summarize(self.recorded(exp), done, len(sizes), ranking_fid(spec.spec.evaluation)).to_wire()
         wire.pop("measured", None)
         return wire
 
@@ -333,19 +351,21 @@ class Cluster:
 
 class InProcess:
     """The API server, the operator's Controller in this process fed by hand (what the watches
-    would deliver), and the pods' writers (trainer reports, evaluator stores)."""
+    would deliver), and the pods' writers (trainer reports, evaluator stores). `bucket`: a gs://
+    bucket of the GCS emulator (the operator accepts outputs on gs:// only)."""
 
-    def __init__(self, api, out: Path):
+    def __init__(self, api, bucket: str):
         from ladder_kube.aio import AsyncClient
         from ladder_kube.client import Client
         from ladder_kube.credentials import load_credentials
         from ladder_operator.controller import Controller
 
         self.api = api
-        self.cluster = Cluster(api.url, unique_ns(), kubeconfig=api.kubeconfig, storage=str(out))
+        self.cluster = Cluster(api.url, unique_ns(), kubeconfig=api.kubeconfig, storage=bucket)
         self.cluster.create_namespace()
         self.kube = AsyncClient(Client(load_credentials(str(api.kubeconfig)), user_agent="ladder-operator/t"))
         self.controller = Controller(self.kube, namespaces=[self.cluster.ns], kueue_version=None)
+        self._evaluations = itertools.count(int(time.time()))
 
     def client(self):
         from ladder_kube.client import Client
@@ -374,7 +394,11 @@ class InProcess:
                             report_every_s=every_s)
 
     def evaluate(self, name: str, width: int, results: list[dict]) -> None:
-        store = self.evaluator(name, width)
+        """One evaluator process that writes `results`; each call a process started later than
+        the one before (a second apart, as the status writers order them)."""
+        from ladder_kube.ownership import new_incarnation
+
+        store = self.evaluator(name, width, incarnation=new_incarnation(now=next(self._evaluations)))
         store.existing()
         store.write([Result.model_validate(r) for r in results])
         store.flush()

@@ -246,13 +246,26 @@ def test_rbac_lets_pods_patch_only_this_experiments_status():
         assert pod_spec(js)["serviceAccountName"] == sa["metadata"]["name"]
 
 
-def test_existing_service_account_is_bound_not_created():
-    manifests = render(plan_of(resources={"serviceAccount": "workload-identity"}))
-    assert by_kind(manifests, "ServiceAccount") == []
+def test_every_experiment_has_its_own_service_account_mapped_to_its_google_account():
+    """Issue 13 (security): pods of experiments sharing a ServiceAccount could patch each other's
+    status. Each experiment's pods run as its own, bound only to its own status Role; Workload
+    Identity maps it to the Google service account of the spec."""
+    runs = "runs@p.iam.gserviceaccount.com"
+    manifests = render(plan_of(resources={"gcpServiceAccount": runs}))
+    (sa,) = by_kind(manifests, "ServiceAccount")
+    assert sa["metadata"]["name"] == "exp-ladder-pods"
+    assert sa["metadata"]["annotations"] == {"iam.gke.io/gcp-service-account": runs}
     (binding,) = by_kind(manifests, "RoleBinding")
-    assert binding["subjects"][0]["name"] == "workload-identity"
+    subject = {"kind": "ServiceAccount", "name": "exp-ladder-pods", "namespace": "research"}
+    assert binding["subjects"] == [subject]
     for js in by_kind(manifests, "JobSet"):
-        assert pod_spec(js)["serviceAccountName"] == "workload-identity"
+        assert pod_spec(js)["serviceAccountName"] == "exp-ladder-pods"
+    other = render(plan_of(name="other"))
+    (other_sa,) = by_kind(other, "ServiceAccount")
+    assert other_sa["metadata"]["name"] != sa["metadata"]["name"]
+    assert "annotations" not in other_sa["metadata"]
+    (other_role,) = by_kind(other, "Role")
+    assert all(rule["resourceNames"] == ["other"] for rule in other_role["rules"])
 
 
 def test_owner_references_need_the_uid():

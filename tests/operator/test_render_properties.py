@@ -54,7 +54,7 @@ def valid_document(draw) -> dict:
     if draw(st.booleans()):
         resources["overrides"] = {str(draw(st.sampled_from(widths))): draw(slice_request())}
     if draw(st.booleans()):
-        resources["serviceAccount"] = draw(LABEL)
+        resources["gcpServiceAccount"] = f"{draw(NAME)}x@{draw(LABEL)}.iam.gserviceaccount.com"
     if draw(st.booleans()):
         resources["hostNetwork"] = True
     order = draw(st.sampled_from(["ascending", "descending", "as-listed"]))
@@ -122,7 +122,7 @@ def broken_document(draw) -> tuple[dict, str]:
     kind = draw(
         st.sampled_from(
             ["unknown-field", "slice-type", "width", "steps", "enum", "type", "name", "eval-slice",
-             "quantity"]
+             "quantity", "k8s-name", "image"]
         )
     )
     if kind == "unknown-field":
@@ -162,6 +162,15 @@ def broken_document(draw) -> tuple[dict, str]:
         bad = draw(st.sampled_from(["lots", "1.5 Gi", "-2", "G"]))
         spec["resources"]["evalSlice"]["podResources"] = {field: bad}
         return document, f"spec.resources.evalSlice.podResources.{field}"
+    if kind == "k8s-name":  # names Kubernetes refuses (issue 13)
+        field = draw(st.sampled_from(["queue", "priorityClass"]))
+        bad = draw(st.sampled_from(["bad queue/../", "Upper", "a" * 64, "x_y", "-a", ""]))
+        spec["scheduling"][field] = bad
+        return document, f"spec.scheduling.{field}"
+    if kind == "image":
+        bad = draw(st.sampled_from(["r/t:1\n", "r/T:1", "r/t t:1", "r/t:", "r/t@sha256:12"]))
+        spec["resources"]["images"] = {"trainer": bad}
+        return document, "spec.resources.images.trainer"
     if kind == "name":
         document["metadata"]["name"] = draw(st.sampled_from(["Upper", "9lives", "a" * 41, "x_y", "-a", ""]))
         return document, "metadata.name"

@@ -41,9 +41,9 @@ def counted(monkeypatch) -> Counter:
     return calls
 
 
-def test_the_operator_reads_what_is_new_when_woken_and_nothing_when_idle(tmp_path, counted):
+def test_the_operator_reads_what_is_new_when_woken_and_nothing_when_idle(tmp_path, bucket, counted):
     with running_apiserver(tmp_path / "api") as api:
-        world = World(api, tmp_path / "out")
+        world = World(api, bucket)
         asyncio.run(_scenario(world, counted))
 
 
@@ -59,7 +59,7 @@ async def _scenario(world: World, counted: Counter) -> None:
     await world.deliver()
     assert counted["list_dir"] == len(widths) and counted["read_bytes"] == len(widths)
     assert counted["write_bytes"] == len(widths)
-    root = storage.join(str(cluster.storage), name)
+    root = storage.join(cluster.output_uri, name)
     assert [r.width for r in artifacts.read_run_configs(root)] == list(widths)
     assert cluster.status(name)["summary"]["measured"] == "0/108"
 
@@ -106,10 +106,10 @@ async def _scenario(world: World, counted: Counter) -> None:
     await world.kube.close()
 
 
-def test_after_a_restart_the_first_reconcile_reads_every_size_again(tmp_path, counted):
+def test_after_a_restart_the_first_reconcile_reads_every_size_again(tmp_path, bucket, counted):
     """A new operator process has read nothing: it reads each size once, then is idle again."""
     with running_apiserver(tmp_path / "api") as api:
-        world = World(api, tmp_path / "out")
+        world = World(api, bucket)
         exp = tiny(world.cluster.ns)
         world.cluster.create(exp)
         asyncio.run(world.deliver())

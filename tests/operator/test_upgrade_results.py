@@ -35,9 +35,9 @@ def _install(http, body: dict) -> None:
     assert code == 200, out
 
 
-def test_an_old_status_with_results_is_carried_over_and_kubectl_still_reads_it(tmp_path):
+def test_an_old_status_with_results_is_carried_over_and_kubectl_still_reads_it(tmp_path, bucket):
     with running_apiserver(tmp_path / "api") as api:
-        world = InProcess(api, tmp_path / "out")
+        world = InProcess(api, bucket)
         cluster, http = world.cluster, world.cluster.http
         _install(http, old_crd())
         exp = tiny(cluster.ns)

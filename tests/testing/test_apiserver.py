@@ -440,3 +440,19 @@ def test_list_with_resource_versions(http):
     http.post(sx_path(), sx_body(new_name()))
     assert http.get(sx_path() + f"?resourceVersion={rv}&resourceVersionMatch=Exact")[0] == 410
     assert http.get(sx_path() + f"?resourceVersion={rv + 10**6}")[0] == 504
+
+
+def test_a_rejected_object_is_answered_422_on_every_write_until_forgotten(http):
+    """Fault injection for what a real server's validation or an admission webhook refuses."""
+    name = new_name()
+    path = "/apis/jobset.x-k8s.io/v1alpha2/namespaces/default/jobsets"
+    body = {"apiVersion": "jobset.x-k8s.io/v1alpha2", "kind": "JobSet", "metadata": {"name": name},
+            "spec": {"replicatedJobs": []}}
+    http.request("POST", "/debug/reject", {"resource": "jobsets", "name": name, "message": "bad label"})
+    code, out = http.post(path, body)
+    assert code == 422 and out["reason"] == "Invalid"
+    assert out["message"] == f'JobSet.jobset.x-k8s.io "{name}" is invalid: bad label'
+    assert http.apply(f"{path}/{name}", body, "m")[0] == 422
+    assert http.post(path, {**body, "metadata": {"name": new_name()}})[0] == 201, "only that object"
+    http.request("DELETE", "/debug/reject")
+    assert http.post(path, body)[0] == 201

@@ -35,7 +35,11 @@ def test_sigterm_resume_gives_identical_params(tmp_path):
     straight = make_run(tmp_path / "a", **kw)
     cut = make_run(tmp_path / "b", **kw)
     marker = tmp_path / "paused"
+    # The interrupted run starts once the straight one has logged a step: its train step is then
+    # in the persistent compilation cache, which the interrupted and resumed runs load (started
+    # together, both would compile it).
     a = start_trainer(write_run(straight, tmp_path / "a.json"))
+    _wait_for(Path(straight.paths.metrics), a)
     b = start_trainer(write_run(cut, tmp_path / "b.json"),
                       LADDER_TRAINER_PAUSE_AT_STEP=str(N // 2), LADDER_TRAINER_PAUSE_MARKER=str(marker))
     _wait_for(marker, b)

@@ -104,11 +104,6 @@ def list_steps(uri: str) -> list[int]:
     return sorted(manager(uri, read_only=True).all_steps())
 
 
-def read_meta(uri: str, step: int) -> dict:
-    mngr = manager(uri, read_only=True)
-    return mngr.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
-
-
 def check_compatible(meta: dict, model_config, uri: str) -> None:
     """A checkpoint of another model size (or layout) is a user error, raised before compute."""
     want = model_signature(model_config)

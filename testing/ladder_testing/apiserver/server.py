@@ -111,6 +111,9 @@ class ApiServer:
         self.bookmark_s = watch_poll_s
         self.openapi = OpenApi()
         self.errors: deque[dict] = deque(maxlen=1000)  # refused writes, newest last
+        # (plural, name) -> message: writes of these objects are answered 422 (POST /debug/reject),
+        # as a real server's validation or an admission webhook would.
+        self.rejections: dict[tuple[str, str], str] = {}
 
     # --- discovery -------------------------------------------------------------------------
 
@@ -291,6 +294,8 @@ class ApiServer:
         if verb == "create":
             opts = self._write_options(q)
             body = self._check_api_version(await self._body(request), rdef, version)
+            meta = (body.get("metadata") if isinstance(body, dict) else None) or {}
+            self._admit(rdef, meta.get("name") if isinstance(meta, dict) else None)
             obj = self.store.create(rdef, namespace, body, field_manager=self._manager(request), opts=opts)
             return _json(self._out(obj, rdef, version), 201, opts.warnings)
         if verb == "deletecollection":
@@ -326,6 +331,8 @@ class ApiServer:
                 )
             return _json(obj)
         opts = self._write_options(q)
+        if verb in ("update", "patch") and not sub:
+            self._admit(rdef, name)
         if verb == "update":
             body = self._check_api_version(await self._body(request), rdef, version)
             obj = self.store.replace(
@@ -637,6 +644,12 @@ class ApiServer:
             out.append(json.dumps(ev, separators=(",", ":")).encode() + b"\n")
         return out
 
+    def _admit(self, rdef: ResourceDef, name: str | None) -> None:
+        message = self.rejections.get((rdef.plural, name or ""))
+        if message is not None:
+            group = f".{rdef.group}" if rdef.group else ""
+            raise ApiError(422, "Invalid", f'{rdef.kind}{group} "{name}" is invalid: {message}')
+
     def close_watches(self) -> None:
         for w in list(self.store.watchers):
             w.queue.put_nowait(None)
@@ -659,6 +672,13 @@ class ApiServer:
             if request.method == "DELETE":
                 self.errors.clear()
             return _json(list(self.errors))
+        if parts == ["reject"]:
+            if request.method == "DELETE":
+                self.rejections.clear()
+            else:
+                body = await self._body(request)
+                self.rejections[(body["resource"], body["name"])] = body["message"]
+            return _json({"rejections": len(self.rejections)})
         if parts == ["watchers"]:
             return _json({"watchers": len(self.store.watchers)})
         raise ApiError(404, "NotFound", "unknown debug endpoint")

@@ -28,10 +28,10 @@ __all__ = [
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
 
-def _dtype(value) -> jnp.dtype:
+def _dtype(value: str | None) -> jnp.dtype:
     if value is None:
         return jnp.float32
-    return DTYPES[str(getattr(value, "value", value))]
+    return DTYPES[value]
 
 
 def unet_shape(cfg) -> UNetShape:
@@ -132,7 +132,7 @@ def host_init_leaf(path, leaf, seed: int):
 
 def abstract_params(cfg, param_dtype="float32"):
     """Parameter shapes and dtypes only, via eval_shape (allocation-free; cached per shape)."""
-    return _abstract_params(unet_shape(cfg), str(getattr(param_dtype, "value", param_dtype)))
+    return _abstract_params(unet_shape(cfg), str(param_dtype))
 
 
 @functools.lru_cache(maxsize=64)

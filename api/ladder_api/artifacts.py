@@ -317,6 +317,20 @@ def _parse_results(uri: str, raw: bytes) -> list[Result]:
         ) from None
 
 
+_POOL: list[ThreadPoolExecutor] = []
+_POOL_LOCK = threading.Lock()
+
+
+def _read_pool() -> ThreadPoolExecutor:
+    """The threads that fetch result objects, shared by every reader of the process: they outlive
+    a poll, and with them each thread's storage client and connection (a new one costs ~40 ms, a
+    read on an open one ~2 ms)."""
+    with _POOL_LOCK:
+        if not _POOL:
+            _POOL.append(ThreadPoolExecutor(READ_WORKERS, thread_name_prefix="ladder-results-read"))
+        return _POOL[0]
+
+
 class ResultsReader:
     """The merged results under a prefix. Objects are write-once, so each is read once and kept:
     a poll costs one listing plus the objects written since the last one."""
@@ -352,8 +366,7 @@ class ResultsReader:
         self._objects = {n: self._objects[n] for n in names if n in self._objects}
         new = [n for n in names if n not in self._objects]
         if len(new) > 1 and storage.is_remote(self.prefix):
-            with ThreadPoolExecutor(min(READ_WORKERS, len(new))) as pool:
-                read = list(pool.map(self._read, new))
+            read = list(_read_pool().map(self._read, new))
         else:
             read = [self._read(n) for n in new]
         self._objects.update((n, rs) for n, rs in read if rs is not None)

@@ -35,7 +35,6 @@ from dataclasses import dataclass, field
 
 from ladder_api import frozen_cost, grid
 from ladder_api.frontier import forwards_per_step
-from ladder_api.ladder import forward_flops
 from ladder_api.spec import EvaluationSpec, FidFeatures, MetricName, TrainingSpec
 from ladder_api.status import CostEstimate, SizePhase, SizeStatus
 from ladder_api.tpu import SLICES
@@ -196,7 +195,7 @@ def eval_flops(run) -> EvalFlops:
     return EvalFlops(
         points=len(points),
         images=images,
-        unet=forwards * forward_flops(m.shape(), m.latent_size, m.context_tokens),
+        unet=forwards * m.gflops_per_forward * 1e9,
         decoder=images * decoder,
         features=ev.num_samples * len(points) * feature_flops_per_image(ev),
     )

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ladder_api.conditions import Circumstances, Reason, Suspension, experiment_status
+from ladder_api.estimate import Assumptions, estimate
 from ladder_api.plan import CODE_VERSION, Plan
 from ladder_api.spec import ScalingExperimentSpec
 from ladder_api.status import ScalingExperimentStatus, SizePhase, SizeStatus
@@ -19,7 +20,7 @@ from ladder_operator.reconcile.experiment import ExperimentObject
 
 SPEC_SUSPEND = Suspension(Reason.suspended_by_spec, "spec.suspend is true: JobSets are suspended")
 OWNED = ("phase", "message", "observedGeneration", "specHash", "codeVersion", "images", "conditions",
-         "sizes", "summary")
+         "sizes", "summary", "cost")
 SIZE_OWNED = ("width", "phase", "jobset", "evalJobset", "restarts", "message")
 
 
@@ -39,13 +40,15 @@ def operator_status(
     refused: Sequence[str],
     now: str,
     rejected: str | None = None,
+    assumptions: Assumptions | None = None,
 ) -> ScalingExperimentStatus:
+    """`assumptions`: the site's utilisation and price for the cost estimate (chart defaults)."""
     circumstances = Circumstances(suspension=SPEC_SUSPEND if spec.suspend else None, refused=tuple(refused),
                                   rejected=rejected or "")
     return experiment_status(
         sizes, exp.status.results, spec.evaluation,
         circumstances=circumstances, previous=exp.status, now=now, generation=exp.generation,
-        spec_hash=plan.spec_hash, code_version=CODE_VERSION,
+        estimate=estimate(plan, assumptions), spec_hash=plan.spec_hash, code_version=CODE_VERSION,
         images={"trainer": spec.resources.images.trainer, "evaluator": spec.resources.images.evaluator},
     )
 

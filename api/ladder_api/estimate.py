@@ -285,18 +285,19 @@ def cost_status(study: StudyEstimate, sizes: Iterable[SizeStatus]) -> CostEstima
     spent = spent_chip_hours(study, sizes)
     a = study.assumptions
     return CostEstimate(
-        train_chip_hours=round(study.train_chip_hours, 1),
-        eval_chip_hours=round(study.eval_chip_hours, 1),
-        chip_hours=round(study.chip_hours, 1),
-        spent_chip_hours=round(spent, 1),
+        train_chip_hours=_figure(study.train_chip_hours),
+        eval_chip_hours=_figure(study.eval_chip_hours),
+        chip_hours=_figure(study.chip_hours),
+        spent_chip_hours=_figure(spent),
         storage_bytes=study.storage_bytes,
         train_mfu=a.train_mfu,
         eval_mfu=a.eval_mfu,
         price_per_chip_hour=a.price_per_chip_hour,
-        cost=_round(study.cost()),
-        spent_cost=_round(study.cost(spent)),
+        cost=_figure(study.cost()),
+        spent_cost=_figure(study.cost(spent)),
     )
 
 
-def _round(value: float | None) -> float | None:
-    return None if value is None else round(value, 2)
+def _figure(value: float | None) -> float | None:
+    """Four significant digits: an estimate, and a status that does not change with float noise."""
+    return None if value is None else float(f"{value:.4g}")

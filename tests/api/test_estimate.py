@@ -141,9 +141,9 @@ def test_spent_follows_the_sizes_progress_in_whole_percent(paper_v5e):
     expected = c64.chip_hours + 0.25 * c96.train_chip_hours
     assert spent_chip_hours(study, sizes) == pytest.approx(expected)
     block = cost_status(study, sizes)
-    assert block.spent_chip_hours == pytest.approx(expected, abs=0.05)
-    assert block.chip_hours == pytest.approx(study.chip_hours, abs=0.05)
-    assert block.cost == pytest.approx(2.0 * study.chip_hours, abs=0.01)
+    assert block.spent_chip_hours == pytest.approx(expected, rel=1e-3)
+    assert block.chip_hours == pytest.approx(study.chip_hours, rel=1e-3)
+    assert block.cost == pytest.approx(2.0 * study.chip_hours, rel=1e-3)
     evaluating = [SizeStatus(width=96, phase=SizePhase.evaluating, step=STEPS, total_steps=STEPS)]
     assert spent_chip_hours(study, evaluating) == pytest.approx(c96.train_chip_hours)
 

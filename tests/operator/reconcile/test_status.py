@@ -84,8 +84,8 @@ def test_the_status_carries_the_estimate_and_what_the_sizes_progress_spent():
              SizeStatus(width=64, phase=P.training, step=steps // 2, total_steps=steps)]
     cost = owned_wire(status_of(raw, sizes))["cost"]
     c32, c64 = study.sizes[:2]  # c96 has not started
-    assert cost["chipHours"] == pytest.approx(study.chip_hours, abs=0.05)
-    assert cost["spentChipHours"] == pytest.approx(c32.chip_hours + c64.train_chip_hours / 2, abs=0.05)
+    assert cost["chipHours"] == pytest.approx(study.chip_hours, rel=1e-3)
+    assert cost["spentChipHours"] == pytest.approx(c32.chip_hours + c64.train_chip_hours / 2, rel=1e-3)
     assert cost["storageBytes"] == study.storage_bytes and "pricePerChipHour" not in cost
 
 

@@ -95,6 +95,7 @@ class SizeEstimate:
     chips: int
     eval_slice: str
     eval_chips: int
+    steps: int
     train_flops: float
     train_chip_hours: float
     checkpoints_evaluated: int
@@ -227,6 +228,7 @@ def size_estimate(run, assumptions: Assumptions) -> SizeEstimate:
         chips=SLICES[run.slice.slice_type].chips * run.slice.num_slices,
         eval_slice=slice_label(run.eval_slice),
         eval_chips=SLICES[run.eval_slice.slice_type].chips * run.eval_slice.num_slices,
+        steps=t.steps,
         train_flops=train,
         train_chip_hours=chip_hours(train, run.slice.slice_type, assumptions.train_mfu),
         checkpoints_evaluated=evaluated,
@@ -272,8 +274,8 @@ def spent_chip_hours(study: StudyEstimate, sizes: Iterable[SizeStatus]) -> float
         done = size.phase in (SizePhase.evaluating, SizePhase.succeeded)
         if done:
             spent += est.train_chip_hours
-        elif size.step and size.total_steps:
-            percent = min(100 * size.step // size.total_steps, 100)
+        elif size.step:
+            percent = min(100 * size.step // est.steps, 100)
             spent += est.train_chip_hours * percent / 100
         if size.phase is SizePhase.succeeded:
             spent += est.eval_chip_hours

@@ -135,6 +135,9 @@ def cmd_estimate(args: argparse.Namespace, plan: Plan, runs) -> int:
     if args.output_dir is not None:
         raise UserError("-o/--output-dir writes run configs; --estimate prints the cost: use one of them")
     study = estimate(plan.model_copy(update={"runs": runs}), estimate_view.assumptions(args))
+    if args.json:
+        print(json.dumps(estimate_view.to_json(study), indent=2))
+        return 0
     ref = plan.experiment
     estimate_view.print_table(study, f"{ref.namespace}/{ref.name}: estimated cost")
     return 0

@@ -53,16 +53,18 @@ def add_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--price-per-chip-hour", type=price, metavar="P", help="price of one chip-hour")
     p.add_argument("--dataset-examples", type=count, metavar="N",
                    help="training examples stored (default: one pass of steps x globalBatch)")
+    p.add_argument("--json", action="store_true", help="with --estimate: the estimate as JSON")
 
 
-ESTIMATE_ONLY = ("mfu", "eval_mfu", "price_per_chip_hour", "dataset_examples")
+ESTIMATE_ONLY = ("mfu", "eval_mfu", "price_per_chip_hour", "dataset_examples", "json")
 
 
 def misused_flags(args: argparse.Namespace) -> list[str]:
     """The estimate's flags given without --estimate, as the user wrote them."""
     if args.estimate:
         return []
-    return [f"--{name.replace('_', '-')}" for name in ESTIMATE_ONLY if getattr(args, name) is not None]
+    given = [name for name in ESTIMATE_ONLY if getattr(args, name) not in (None, False)]
+    return [f"--{name.replace('_', '-')}" for name in given]
 
 
 def assumptions(args: argparse.Namespace) -> Assumptions:
@@ -171,3 +173,28 @@ def print_table(study: StudyEstimate, title: str) -> None:
     console.print(table)
     for line in notes(study):
         console.print(line, soft_wrap=True)
+
+
+def to_json(study: StudyEstimate) -> dict:
+    """The estimate for tools: per size and totals, FLOPs, chip-hours, hours, bytes, money."""
+    a = study.assumptions
+    sizes = [{
+        "width": s.width, "params": s.params, "slice": s.slice, "chips": s.chips,
+        "trainFlops": s.train_flops, "trainChipHours": s.train_chip_hours, "trainHours": s.train_hours,
+        "evalSlice": s.eval_slice, "evalChips": s.eval_chips, "checkpointsEvaluated": s.checkpoints_evaluated,
+        "evalFlops": s.eval_flops, "evalUnetFlops": s.eval.unet * s.checkpoints_evaluated,
+        "evalDecoderFlops": s.eval.decoder * s.checkpoints_evaluated,
+        "evalFeatureFlops": s.eval.features * s.checkpoints_evaluated,
+        "evalChipHours": s.eval_chip_hours, "evalHours": s.eval_hours,
+        "checkpointsKept": s.checkpoints_kept, "checkpointBytes": s.checkpoint_bytes,
+        "chipHours": s.chip_hours, "cost": study.cost(s.chip_hours),
+    } for s in study.sizes]
+    return {
+        "assumptions": {"trainMfu": a.train_mfu, "evalMfu": a.eval_mfu,
+                        "pricePerChipHour": a.price_per_chip_hour, "datasetExamples": study.dataset_examples},
+        "sizes": sizes,
+        "total": {"trainChipHours": study.train_chip_hours, "evalChipHours": study.eval_chip_hours,
+                  "chipHours": study.chip_hours, "latentBytes": study.latent_bytes,
+                  "embeddingBytes": study.embedding_bytes, "checkpointBytes": study.checkpoint_bytes,
+                  "storageBytes": study.storage_bytes, "cost": study.cost()},
+    }

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from ladder_cli.main import main
@@ -71,5 +73,21 @@ def test_estimate_flags_without_estimate_and_estimate_with_output_dir_are_refuse
     code, out, err = run(capsys, "plan", PAPER, "--mfu", "0.5", "--price-per-chip-hour", "1")
     assert code == 2 and out == ""
     assert "--mfu, --price-per-chip-hour: only with --estimate" in err
+    code, _, err = run(capsys, "plan", PAPER, "--json")
+    assert code == 2 and "--json: only with --estimate" in err
     code, _, err = run(capsys, "plan", PAPER, "--estimate", "-o", str(tmp_path))
     assert code == 2 and "-o/--output-dir" in err and not list(tmp_path.iterdir())
+
+
+def test_json_has_every_size_and_totals_that_add_up(capsys):
+    code, out, _ = run(capsys, "plan", PAPER, "--estimate", "--json", "--price-per-chip-hour", "1")
+    assert code == 0
+    doc = json.loads(out)
+    sizes, total = doc["sizes"], doc["total"]
+    assert [s["width"] for s in sizes][-1] == 768 and len(sizes) == 11
+    assert total["chipHours"] == pytest.approx(sum(s["chipHours"] for s in sizes))
+    assert total["cost"] == pytest.approx(total["chipHours"])
+    c320 = sizes[8]
+    parts = c320["evalUnetFlops"] + c320["evalDecoderFlops"] + c320["evalFeatureFlops"]
+    assert c320["evalFlops"] == pytest.approx(parts)
+    assert c320["trainHours"] == pytest.approx(c320["trainChipHours"] / c320["chips"])

@@ -32,18 +32,23 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from ladder_api import frozen_cost, grid
 from ladder_api.frontier import forwards_per_step
+from ladder_api.memory import DTYPE_BYTES
 from ladder_api.spec import EvaluationSpec, FidFeatures, MetricName, TrainingSpec
 from ladder_api.status import CostEstimate, SizePhase, SizeStatus
 from ladder_api.tpu import SLICES
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ladder_api.plan import Plan, RunConfig
+    from ladder_api.spec import SliceRequest
 
 DEFAULT_TRAIN_MFU = 0.35
 DEFAULT_EVAL_MFU = 0.05
 TRAIN_FLOPS_PER_FORWARD = 3.0  # forward + backward (twice the forward)
 DATA_BYTES = 2  # float16 latents and embeddings in the training shards
-DTYPE_BYTES = {"float32": 4, "bfloat16": 2}
 SECONDS_PER_HOUR = 3600.0
 
 
@@ -168,9 +173,11 @@ class StudyEstimate:
 def kept_checkpoints(training: TrainingSpec) -> list[int]:
     """The checkpoint steps a finished run keeps: every intervalSteps and the last step, the
     newest `keep` of them."""
-    interval, steps = training.checkpoint.interval_steps, training.steps
-    saved = sorted(set(range(interval, steps + 1, interval)) | {steps})
-    return saved[-training.checkpoint.keep:]
+    interval, steps, keep = training.checkpoint.interval_steps, training.steps, training.checkpoint.keep
+    last = steps // interval  # multiples of the interval up to steps, counted without listing them
+    newest = [k * interval for k in range(max(1, last - keep + 1), last + 1)]
+    saved = newest if newest and newest[-1] == steps else [*newest, steps]
+    return saved[-keep:]
 
 
 def feature_flops_per_image(evaluation: EvaluationSpec) -> float:
@@ -183,7 +190,7 @@ def feature_flops_per_image(evaluation: EvaluationSpec) -> float:
     return flops
 
 
-def eval_flops(run) -> EvalFlops:
+def eval_flops(run: RunConfig) -> EvalFlops:
     """One checkpoint of a RunConfig scored over its whole grid."""
     ev, m = run.evaluation, run.model
     generated = math.ceil(ev.num_samples / ev.batch_size) * ev.batch_size
@@ -210,11 +217,11 @@ def chip_hours(flops: float, slice_type: str, mfu: float) -> float:
     return flops / (peak * mfu) / SECONDS_PER_HOUR
 
 
-def slice_label(req) -> str:
+def slice_label(req: SliceRequest) -> str:
     return req.slice_type if req.num_slices == 1 else f"{req.num_slices}x {req.slice_type}"
 
 
-def size_estimate(run, assumptions: Assumptions) -> SizeEstimate:
+def size_estimate(run: RunConfig, assumptions: Assumptions) -> SizeEstimate:
     t, m = run.training, run.model
     train = train_flops_per_example(m.gflops_per_forward) * t.steps * t.global_batch
     ev = eval_flops(run)
@@ -239,7 +246,7 @@ def size_estimate(run, assumptions: Assumptions) -> SizeEstimate:
     )
 
 
-def estimate(plan, assumptions: Assumptions | None = None) -> StudyEstimate:
+def estimate(plan: Plan, assumptions: Assumptions | None = None) -> StudyEstimate:
     """The whole study of a Plan. The training data is one dataset every size reads; without a
     dataset size, it is what the longest training reads in one pass (steps x global batch)."""
     assumptions = assumptions or Assumptions()

@@ -156,3 +156,14 @@ def test_spent_follows_the_sizes_progress_in_whole_percent(paper_v5e):
 def test_impossible_assumptions_are_refused(kwargs, field):
     with pytest.raises(ValueError, match=field):
         Assumptions(**kwargs)
+
+
+def test_kept_checkpoints_equal_listing_every_save():
+    """Counted without listing 500K/interval saves; the same as listing them."""
+    for steps in range(1, 30):
+        for interval in range(1, 32):
+            for keep in (1, 2, 5):
+                t = TrainingSpec(steps=steps, checkpoint={"intervalSteps": interval, "keep": keep},
+                                 lr_schedule={"warmupSteps": 0})
+                listed = sorted(set(range(interval, steps + 1, interval)) | {steps})[-keep:]
+                assert kept_checkpoints(t) == listed, (steps, interval, keep)

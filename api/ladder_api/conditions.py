@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from ladder_api import grid
+from ladder_api.estimate import StudyEstimate, cost_status
 from ladder_api.frontier import summarize
 from ladder_api.spec import EvaluationSpec, MetricName
 from ladder_api.status import (
@@ -239,10 +240,12 @@ def experiment_status(
     previous: ScalingExperimentStatus | None = None,
     now: str,
     generation: int | None = None,
+    estimate: StudyEstimate | None = None,
     **identity,
 ) -> ScalingExperimentStatus:
     """The whole status from the sizes' phases and the results. `identity` holds the fields that
-    only name what is described (spec_hash, code_version, images)."""
+    only name what is described (spec_hash, code_version, images); `estimate`, the study's cost
+    (ladder_api.estimate), becomes status.cost with what the sizes' progress has spent of it."""
     circumstances = circumstances or Circumstances()
     phase = experiment_phase(sizes, circumstances)
     message = experiment_message(phase, sizes, circumstances)
@@ -255,6 +258,7 @@ def experiment_status(
         sizes=list(sizes),
         results=list(results),
         summary=summary(results, sizes, evaluation),
+        cost=cost_status(estimate, sizes) if estimate is not None else None,
         **identity,
     )
 

@@ -118,6 +118,24 @@ class Summary(Model):
     )
 
 
+class CostEstimate(Model):
+    """What the whole study costs by ladder_api.estimate, and how much of it is done."""
+
+    train_chip_hours: float = Field(..., description="Chip-hours of training every size.")
+    eval_chip_hours: float = Field(..., description="Chip-hours of evaluating every size's grid.")
+    chip_hours: float = Field(..., description="Training and evaluation together.")
+    spent_chip_hours: float = Field(
+        ..., description="The estimate's chip-hours of the work done so far (training steps "
+        "reached, sizes evaluated), at the same utilisation: progress in chip-hours, not a metering."
+    )
+    storage_bytes: int = Field(..., description="Training data and the checkpoints the runs keep.")
+    train_mfu: float = Field(..., description="Training utilisation the estimate assumes.")
+    eval_mfu: float = Field(..., description="Evaluation utilisation the estimate assumes.")
+    price_per_chip_hour: float | None = Field(None, description="Price the money figures assume.")
+    cost: float | None = Field(None, description="chipHours x pricePerChipHour.")
+    spent_cost: float | None = Field(None, description="spentChipHours x pricePerChipHour.")
+
+
 class ScalingExperimentStatus(Model):
     phase: ExperimentPhase = Field(ExperimentPhase.pending, description="Phase of the experiment.")
     message: str | None = Field(None, description="Why the experiment is in this phase.")
@@ -137,3 +155,6 @@ class ScalingExperimentStatus(Model):
         default_factory=list, description="Every measurement (keyed by id; written by server-side apply)."
     )
     summary: Summary = Field(default_factory=Summary, description="Progress and the frontier.")
+    cost: CostEstimate | None = Field(
+        None, description="The study's estimated chip-hours, storage and money, and what is spent."
+    )

@@ -227,7 +227,8 @@ def fid_metric(evaluation: EvaluationSpec) -> str | None:
 
 def summary(results: Sequence[Result], sizes: Sequence[SizeStatus], evaluation: EvaluationSpec) -> Summary:
     done = sum(1 for s in sizes if s.phase is SizePhase.succeeded)
-    return summarize(results, done, len(sizes), fid_metric(evaluation))
+    return summarize(results, done, len(sizes), fid_metric(evaluation),
+                     confidence=evaluation.bootstrap.confidence)
 
 
 def experiment_status(
@@ -253,7 +254,7 @@ def experiment_status(
         observed_generation=generation,
         conditions=_conditions(wanted, previous.conditions if previous else [], now, generation),
         sizes=list(sizes),
-        results=list(results),
+        results=[r.in_status() for r in results],
         summary=summary(results, sizes, evaluation),
         **identity,
     )

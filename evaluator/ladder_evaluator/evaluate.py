@@ -60,12 +60,14 @@ class Scorers:
     prompts: prompts_mod.Prompts
     fid_extractor: object | None = None
     fid_ref: tuple[np.ndarray, np.ndarray] | None = None
+    fid_ref_feats: np.ndarray | None = None  # when the reference is computed from images
+    fid_root: object | None = None  # bootstrap.Reference: the reference with its square root
     clip: object | None = None
     judge: object | None = None
 
     @classmethod
     def build(cls, run: RunConfig, prompts: prompts_mod.Prompts) -> Scorers:
-        from ladder_evaluator.metrics import clip_score, digits_classifier, fid
+        from ladder_evaluator.metrics import bootstrap, clip_score, digits_classifier, fid
 
         self = cls(run, prompts)
         ev = run.evaluation
@@ -79,7 +81,9 @@ class Scorers:
             if stats_uri:
                 self.fid_ref = fid.load_stats(stats_uri, self.fid_extractor.dim)
             elif prompts.images is not None:
-                self.fid_ref = fid.reference_from_images(prompts.images, self.fid_extractor, ev.batch_size)
+                images = np.asarray(prompts.images)
+                self.fid_ref_feats = fid.features(images, self.fid_extractor, ev.batch_size)
+                self.fid_ref = fid.statistics(self.fid_ref_feats)
             else:
                 raise UserError(
                     f"FID needs reference statistics: set data.referenceSet.statsUri (clean-fid "
@@ -87,6 +91,7 @@ class Scorers:
                     f"{ev.fid_features.value}); the reference set {run.data.reference_set.uri} "
                     "ships no images"
                 )
+            self.fid_root = bootstrap.Reference(*self.fid_ref)
         if MetricName.clip in ev.metrics:
             self.clip = clip_score.load(ev.clip_weights_uri)
         if MetricName.adherence in ev.metrics:
@@ -104,13 +109,14 @@ class Scorers:
 
 class Accumulator:
     """Metric state over one grid point's batches: FID features, CLIP similarities and adherence
-    hits are kept per batch, images are not, so memory does not grow with numSamples x pixels."""
+    hits are kept per sample (the bootstrap resamples them), images are not, so memory does not
+    grow with numSamples x pixels."""
 
     def __init__(self, scorers: Scorers):
         self.s = scorers
         self.feats: list[np.ndarray] = []
-        self.clip_sum = 0.0
-        self.hits = 0
+        self.sims: list[np.ndarray] = []
+        self.hits: list[np.ndarray] = []
         self.n = 0
 
     def add(self, images: np.ndarray, captions, labels) -> None:
@@ -120,24 +126,28 @@ class Accumulator:
         if self.s.fid_extractor is not None:
             self.feats.append(fid.features(images, self.s.fid_extractor, ev.batch_size))
         if self.s.clip is not None:
-            self.clip_sum += self.s.clip.score(images, list(captions), ev.batch_size) * len(images)
+            self.sims.append(self.s.clip.similarities(images, list(captions), ev.batch_size))
         if self.s.judge is not None:
-            self.hits += int(np.sum(digits_classifier.predict(images, self.s.judge) == np.asarray(labels)))
+            self.hits.append(digits_classifier.predict(images, self.s.judge) == np.asarray(labels))
         self.n += len(images)
 
-    def values(self) -> dict[str, float]:
-        from ladder_evaluator.metrics import fid
+    def values(self) -> dict[str, dict]:
+        """Per metric name, the Result fields of its measurement: value, interval, replicates."""
+        from ladder_evaluator.metrics import bootstrap, fid
 
         ev, out = self.s.run.evaluation, {}
+        bs = dict(seed=ev.seed, resamples=ev.bootstrap.resamples, confidence=ev.bootstrap.confidence)
         for m in ev.metrics:
             name = metric_name(m, ev.fid_features)
             if m == MetricName.fid:
-                mu, sigma = fid.statistics(np.concatenate(self.feats))
-                out[name] = fid.frechet(mu, sigma, *self.s.fid_ref)
+                feats = np.concatenate(self.feats)
+                value = fid.frechet(*fid.statistics(feats), *self.s.fid_ref)
+                out[name] = bootstrap.fid_measurement(value, feats, self.s.fid_root,
+                                                      ref_feats=self.s.fid_ref_feats, **bs)
             elif m == MetricName.clip:
-                out[name] = self.clip_sum / self.n
+                out[name] = bootstrap.mean_measurement(np.concatenate(self.sims), **bs)
             else:
-                out[name] = self.hits / self.n
+                out[name] = bootstrap.proportion_measurement(np.concatenate(self.hits), **bs)
         return out
 
 
@@ -189,7 +199,7 @@ def save_samples(run: RunConfig, step: int, point: GridPoint, images, labels) ->
     storage.write_bytes(storage.join(run.paths.samples, f"step-{step}", name), buf.getvalue())
 
 
-def results_for(run: RunConfig, step: int, point: GridPoint, values: dict[str, float]) -> list[Result]:
+def results_for(run: RunConfig, step: int, point: GridPoint, values: dict[str, dict]) -> list[Result]:
     paper, with_g = sampling_cost(run.model.normalized_cost, point.steps, point.guidance)
     ev = run.evaluation
     settings = {
@@ -198,19 +208,20 @@ def results_for(run: RunConfig, step: int, point: GridPoint, values: dict[str, f
         "weights": "ema" if model.uses_ema(run) else "raw",
         "predictionType": str(run.training.prediction_type),
         "seed": str(ev.seed),
+        "resamples": str(ev.bootstrap.resamples),
     }
     if point.sampler == "ddim":
         settings["eta"] = f"{ev.ddim_eta:g}"
     out = []
-    for name, value in values.items():
+    for name, measured in values.items():
         features = fid_features_of(name)
         extra = {"features": features} if features else {}
         out.append(Result(
             id=point.result_id(run.width, step, name),
             width=run.width, checkpoint_step=step, sampler=point.sampler, steps=point.steps,
-            guidance=point.guidance, metric=name, value=float(value), num_samples=ev.num_samples,
+            guidance=point.guidance, metric=name, num_samples=ev.num_samples,
             gflops_per_forward=run.model.gflops_per_forward, sampling_cost=paper,
-            sampling_cost_with_guidance=with_g, settings={**settings, **extra},
+            sampling_cost_with_guidance=with_g, settings={**settings, **extra}, **measured,
         ))
     return out
 

@@ -81,7 +81,7 @@ def size_rows(
     return rows
 
 
-FRONTIER_HEADERS = ("BUDGET", "WIDTH", "SAMPLER", "STEPS", "GUIDANCE", "COST", "FID")
+FRONTIER_HEADERS = ("BUDGET", "WIDTH", "SAMPLER", "STEPS", "GUIDANCE", "COST", "FID [CI]", "DECISION")
 
 
 def render_status(

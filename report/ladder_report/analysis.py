@@ -95,15 +95,21 @@ def newest_only(results: Sequence[Result]) -> list[Result]:
     return [r for r in results if r.checkpoint_step == newest[r.width]]
 
 
+def confidence_of(results: Sequence[Result]) -> float:
+    """The confidence level the results were measured at (the spec's; 0.95 for older results)."""
+    return next((r.confidence for r in results if r.confidence is not None), 0.95)
+
+
 def summary_of(results: Sequence[Result], sizes_total: int) -> Summary:
     widths = {r.width for r in results}
-    return summarize(results, len(widths), sizes_total)
+    return summarize(results, len(widths), sizes_total, confidence=confidence_of(results))
 
 
 def summary_with_guidance_cost(results: Sequence[Result], sizes_total: int) -> Summary:
     """The same frontier when classifier-free guidance's second forward pass is counted."""
     widths = {r.width for r in results}
-    return summarize(results, len(widths), sizes_total, cost="with_guidance")
+    return summarize(results, len(widths), sizes_total, cost="with_guidance",
+                     confidence=confidence_of(results))
 
 
 def frontier_table(summary: Summary, *, with_guidance: bool = False) -> Table:
@@ -113,19 +119,23 @@ def frontier_table(summary: Summary, *, with_guidance: bool = False) -> Table:
         return Table(
             "The frontier, counting guidance's second forward pass",
             ["budget ≤", "best size", "sampler", "steps", "guidance", "cost with guidance",
-             label(metric).short],
+             f"{label(metric).short} [CI]", "decision"],
             rows,
             "The same question with cost = normalized model cost x steps x forwards per step (2 when "
             "guidance needs the unconditional pass too): the paper does not say which convention it used.",
         )
     return Table(
         "The frontier: best size per sampling budget",
-        ["budget ≤", "best size", "sampler", "steps", "guidance", "cost", label(metric).short],
+        ["budget ≤", "best size", "sampler", "steps", "guidance", "cost", f"{label(metric).short} [CI]",
+         "decision"],
         rows,
         f"For each sampling budget (normalized model cost x sampling steps, the paper's cost; guidance's "
         f"second forward pass not counted), the setting with the lowest {label(metric).short} among all "
         "sizes, samplers, step counts and guidance scales whose cost fits. A row holds until the next "
-        "budget at which the winner changes.",
+        "budget at which the winner changes. [CI] is the bootstrap interval at the experiment's "
+        "confidence level; a size wins a budget only when the paired bootstrap of its FID "
+        "difference with every other size's best setting there excludes 0, else the sizes it cannot "
+        "be told apart from are listed as a tie; p is the share of resamples in which it is best.",
     )
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import yaml
 
+from ladder_api.frontier import frontier_words
 from ladder_api.grid import ADHERENCE, CLIP_SCORE, fid_features_of
 from ladder_report import analysis, plots
 from ladder_report.analysis import Table
@@ -92,7 +93,9 @@ def build_sections(data: ReportData) -> list[Section]:
         sections.append(cost_sec)
 
         guided = analysis.summary_with_guidance_cost(results, len(data.runs))
-        front = Section("The frontier", tables=[
+        front = Section("The frontier", paragraphs=[
+            "What this run's results say, generated from them: " + " ".join(frontier_words(summary))
+        ], tables=[
             analysis.frontier_table(summary), analysis.pareto_table(summary),
             analysis.frontier_table(guided, with_guidance=True),
         ])

@@ -202,3 +202,11 @@ def test_load_errors(tmp_path):
     two.write_text("metadata: {name: a}\n---\nmetadata: {name: b}\n")
     with pytest.raises(SpecError, match="exactly one"):
         load_experiment(two)
+
+
+@pytest.mark.parametrize(("field", "bad"), [
+    ("resamples", 0), ("resamples", 10_001), ("confidence", 0.0), ("confidence", 1.0), ("confidence", 95),
+])
+def test_bootstrap_settings_are_bounded(field, bad):
+    (p,) = problems(doc(evaluation={"bootstrap": {field: bad}}))
+    assert p.startswith(f"spec.evaluation.bootstrap.{field}: ")

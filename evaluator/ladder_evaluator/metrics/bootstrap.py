@@ -21,6 +21,8 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from ladder_api import uncertainty
+
 GENERATED, REFERENCE = 0, 1  # index-set streams
 
 
@@ -97,3 +99,33 @@ def fid_flops(n: int, d: int, resample_reference_n: int = 0) -> float:
     if resample_reference_n:
         per += 2.0 * resample_reference_n * d * d + 9.0 * d**3  # its covariance and eigh
     return per
+
+
+# --- a measurement with its interval, as the Result fields that carry it ------------------------
+
+
+def fid_measurement(value: float, feats, ref: Reference, seed: int, resamples: int, confidence: float,
+                    ref_feats=None) -> dict:
+    """FID (clean-fid's point value) with its bootstrap percentile interval and replicates."""
+    reps = fid_replicates(feats, ref, seed, resamples, ref_feats)
+    lo, hi = uncertainty.percentile_interval(reps, confidence)
+    return dict(value=float(value), ci_low=lo, ci_high=hi, stderr=uncertainty.stdev(reps),
+                confidence=confidence, interval="bootstrap-percentile", replicates=reps)
+
+
+def mean_measurement(values, seed: int, resamples: int, confidence: float) -> dict:
+    """A mean over samples (the CLIP score): normal interval, replicates for pairing."""
+    values = np.asarray(values, np.float64)
+    m, se, lo, hi = uncertainty.mean_interval(values.tolist(), confidence)
+    return dict(value=m, ci_low=lo, ci_high=hi, stderr=se, confidence=confidence, interval="normal",
+                replicates=mean_replicates(values, seed, resamples))
+
+
+def proportion_measurement(hits, seed: int, resamples: int, confidence: float) -> dict:
+    """A share of hits (adherence): Wilson interval, replicates for pairing."""
+    hits = np.asarray(hits, np.float64)
+    n, k = len(hits), int(hits.sum())
+    p = k / n
+    lo, hi = uncertainty.wilson_interval(k, n, confidence)
+    return dict(value=p, ci_low=lo, ci_high=hi, stderr=float(np.sqrt(p * (1 - p) / n)),
+                confidence=confidence, interval="wilson", replicates=mean_replicates(hits, seed, resamples))

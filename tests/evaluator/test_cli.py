@@ -95,6 +95,14 @@ def test_grid_results_skip_and_force(trained, tmp_path):
     assert first["c16-s10-ddim-n2-g1-adherence"]["samplingCostWithGuidance"] == pytest.approx(
         first["c16-s10-ddim-n2-g1-adherence"]["samplingCost"])
     assert r["settings"]["features"] == "digits-classifier" and r["settings"]["weights"] == "ema"
+    # every result carries its interval and the replicates on the shared resamples
+    b = run.evaluation.bootstrap
+    for x in first.values():
+        assert x["confidence"] == b.confidence and len(x["replicates"]) == b.resamples
+        assert x["ciLow"] <= x["ciHigh"] and x["stderr"] >= 0
+    adh = first["c16-s10-ddim-n2-g3-adherence"]
+    assert adh["interval"] == "wilson" and 0 <= adh["ciLow"] <= adh["value"] <= adh["ciHigh"] <= 1
+    assert r["interval"] == "bootstrap-percentile" and r["stderr"] > 0
     assert main(args) == 0  # everything present: nothing recomputed, nothing written
     assert storage.list_files(str(results)) == objects
     assert main([*args, "--force"]) == 0  # recomputed: same seeds, same numbers, no duplicates
@@ -181,6 +189,8 @@ def test_in_a_cluster_results_go_to_the_experiment_status(trained, tmp_path, mon
         assert main(args) == 0
         _, obj = http.get(f"{path}/{run.experiment.name}")
         assert [r["id"] for r in obj["status"]["results"]] == ["c16-s10-ddim-n2-g1-adherence"]
+        (entry,) = obj["status"]["results"]  # the interval travels, the replicates stay out
+        assert "replicates" not in entry and entry["ciLow"] <= entry["value"] <= entry["ciHigh"]
         managers = {m["manager"] for m in obj["metadata"]["managedFields"]}
         assert any(m.startswith("ladder-evaluator-c16-") for m in managers), managers
         rv = obj["metadata"]["resourceVersion"]

@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 from ladder_api.frontier import best_over_guidance, fid_results, frontier_rows, pick_fid_metric, summarize
 from ladder_api.ladder import format_params
 from ladder_api.plan import RunConfig
+from ladder_api.predict import Unfinished, predict_frontier, prediction_words
 from ladder_api.status import Result, Summary
-from ladder_report.labels import format_value, label
+from ladder_report.labels import format_interval, format_value, label
 
 ADHERENCE = "adherence"
 CHANCE = 0.10
@@ -166,7 +167,7 @@ def results_table(results: Sequence[Result]) -> Table:
         rows.append(
             [f"c{width}", str(any_r.checkpoint_step), sampler, str(steps), f"{guidance:g}",
              f"{any_r.sampling_cost:.4g}", f"{any_r.sampling_cost_with_guidance:.4g}"]
-            + [format_value(m, per_metric[m].value) if m in per_metric else "-" for m in metrics]
+            + [format_interval(per_metric[m]) if m in per_metric else "-" for m in metrics]
         )
     return Table(
         "All measurements",
@@ -174,7 +175,9 @@ def results_table(results: Sequence[Result]) -> Table:
         + [label(m).short for m in metrics],
         rows,
         "cost = normalized model cost x steps (the paper's); cost with guidance also counts the "
-        "unconditional forward pass classifier-free guidance needs (x2 for guidance not in {0, 1}).",
+        "unconditional forward pass classifier-free guidance needs (x2 for guidance not in {0, 1}). "
+        "Brackets: the confidence interval (FID: bootstrap percentile over the samples; adherence: "
+        "Wilson; CLIP score: normal).",
     )
 
 
@@ -186,7 +189,7 @@ def best_per_size_table(results: Sequence[Result], fid_metric: str) -> Table:
         mine = [r for r in chosen if r.width == width]
         best = min(mine, key=lambda r: (r.value, r.sampling_cost))
         adh = by_setting.get((width, best.sampler, best.steps, best.guidance), {}).get(ADHERENCE)
-        rows.append([f"c{width}", f"{best.value:.3f}", best.sampler, str(best.steps), f"{best.guidance:g}",
+        rows.append([f"c{width}", format_interval(best), best.sampler, str(best.steps), f"{best.guidance:g}",
                      f"{best.sampling_cost:.4g}", "-" if adh is None else format_value(ADHERENCE, adh.value)])
     return Table(f"Best {label(fid_metric).short} per size",
                  ["size", label(fid_metric).short, "sampler", "steps", "guidance", "cost",
@@ -303,3 +306,36 @@ def equal_cost_samples(samples: Sequence, normalized_cost: Mapping[int, float]) 
         best = min(mine, key=lambda s: (abs(cost(s) - target), s.steps, s.sampler, s.guidance))
         picks.append((w, best, cost(best)))
     return EqualCostPick(target, common[0] if common else None, common[1] if common else None, picks)
+
+
+def unfinished_sizes(runs: Sequence[RunConfig], finished: set[int]) -> list[Unfinished]:
+    return [Unfinished(r.width, r.model.gflops_per_forward, r.model.normalized_cost * min(r.evaluation.steps))
+            for r in runs if r.width not in finished]
+
+
+def prediction_table(results: Sequence[Result], runs: Sequence[RunConfig], fid_metric: str,
+                     confidence: float) -> tuple[Table, list[str]] | None:
+    """The predicted frontier for sizes without results, or None when there is nothing to predict
+    (every size measured, or fewer than three measured)."""
+    chosen = fid_results(results, fid_metric)
+    finished = {r.width for r in chosen}
+    todo = unfinished_sizes(runs, finished)
+    budgets = sorted({r.sampling_cost for r in chosen} | {u.min_cost for u in todo})
+    preds = predict_frontier(chosen, todo, budgets, confidence)
+    if not preds:
+        return None
+    rows = [[f"{p.budget:.4g}", f"c{p.width}", f"{p.fid:.3f} [{p.low:.3f}, {p.high:.3f}]",
+             f"{p.best_measured:.3f}", f"{p.win_probability:.2f}", f"{p.slope:.3f}", str(p.sizes)]
+            for p in preds]
+    table = Table(
+        "PREDICTED, not measured: the frontier for sizes still training",
+        ["budget ≤", "size", f"predicted {label(fid_metric).short} [{confidence:.0%} PI]",
+         "best measured", "P(wins)", "law's slope", "sizes fitted"],
+        rows,
+        "A model, not a measurement: at each budget, log(best FID) = a + b log(GFLOPs per forward) is "
+        "fitted by least squares over the finished sizes' best FID within the budget, and extrapolated "
+        "to each unfinished size that can meet the budget. PI: Student t prediction interval; P(wins): "
+        "the t probability that it beats the best FID measured there. Valid only where the law holds "
+        "(a slope >= 0 says larger sizes are not predicted to help at that budget).",
+    )
+    return table, prediction_words(preds)

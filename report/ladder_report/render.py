@@ -103,6 +103,11 @@ def build_sections(data: ReportData) -> list[Section]:
         _fig(front.figures, "frontier", plots.frontier_plot(chosen, summary.frontier, fid_metric),
              "Best size per sampling budget: dots are all measurements, the step line the frontier.")
         sections.append(front)
+        predicted = analysis.prediction_table(results, data.runs, fid_metric, summary.confidence or 0.95)
+        if predicted is not None:
+            table, words = predicted
+            sections.append(Section("Prediction for sizes still training (not measured)",
+                                    paragraphs=words, tables=[table]))
 
     sweep_metrics = [m for m in metrics if fid_features_of(m)]
     sweep_metrics += [m for m in (ADHERENCE, CLIP_SCORE) if m in metrics]

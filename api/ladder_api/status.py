@@ -91,11 +91,12 @@ class Result(Model):
     )
     confidence: float | None = Field(None, description="Confidence level of ciLow..ciHigh.")
     interval: str | None = Field(
-        None, description="How the interval was made: bootstrap-percentile, wilson or normal."
+        None, description="How the interval was made: bootstrap-centred-percentile, wilson or normal."
     )
     replicates: list[float] | None = Field(
-        None, description="The value on each shared bootstrap resample (kept in the results "
-        "objects in storage, left out of the status): paired comparisons use them."
+        None, description="The value on each shared bootstrap resample, centred on the value "
+        "(kept in the results objects in storage, left out of the status): paired comparisons use "
+        "them."
     )
 
     def in_status(self) -> Result:

@@ -58,7 +58,10 @@ def test_fid_interval_covers_the_true_fid_at_its_rate():
     covered, widths = 0, []
     for t in range(trials):
         feats = m + rng.normal(size=(n, d))
-        lo, hi = percentile_interval(bootstrap.fid_replicates(feats, ref, seed=t, resamples=b), 0.9)
+        value = ref.frechet(*statistics(feats))
+        got = bootstrap.fid_measurement(value, feats, ref, seed=t, resamples=b, confidence=0.9)
+        lo, hi = got["ci_low"], got["ci_high"]
+        assert (lo, hi) == pytest.approx(percentile_interval(got["replicates"], 0.9))
         covered += lo <= truth <= hi
         widths.append(hi - lo)
     assert covered >= 46  # binomial(60, 0.9) is below 46 with probability < 0.001
@@ -87,3 +90,31 @@ def test_cost_at_the_papers_scale():
     flops = bootstrap.fid_flops(30_000, 2048)
     assert 2.5e11 < flops < 3.2e11
     assert 100 * flops / 200e9 < 180
+
+
+def test_the_interval_is_centred_on_the_measured_fid_where_resampling_inflates_it():
+    """200 samples of 64 features: raw resample FIDs lie far above the full-sample FID (repeated
+    samples shrink the covariance's effective size); the recorded interval keeps their spread
+    around the measured value."""
+    rng = np.random.default_rng(6)
+    ref_feats, feats = rng.normal(size=(1000, 64)), rng.normal(0.1, 1.0, (200, 64))
+    ref = bootstrap.Reference(*statistics(ref_feats))
+    value = ref.frechet(*statistics(feats))
+    raw = bootstrap.fid_replicates(feats, ref, seed=0, resamples=60)
+    assert percentile_interval(raw, 0.95)[0] > value  # the plain interval misses the measurement
+    m = bootstrap.fid_measurement(value, feats, ref, seed=0, resamples=60, confidence=0.95)
+    assert m["ci_low"] < value < m["ci_high"]
+    assert np.mean(m["replicates"]) == pytest.approx(value)
+    assert m["stderr"] == pytest.approx(np.std(raw, ddof=1))
+
+
+def test_adherence_and_clip_measurements():
+    hits = np.array([1.0] * 45 + [0.0] * 5)
+    m = bootstrap.proportion_measurement(hits, seed=0, resamples=50, confidence=0.95)
+    assert m["value"] == 0.9 and m["interval"] == "wilson"
+    assert (m["ci_low"], m["ci_high"]) == pytest.approx((0.7864, 0.9565), abs=1e-4)  # Wilson 45/50
+    assert len(m["replicates"]) == 50 and np.mean(m["replicates"]) == pytest.approx(0.9)
+    sims = np.random.default_rng(0).normal(0.3, 0.02, 400)
+    c = bootstrap.mean_measurement(sims, seed=0, resamples=50, confidence=0.95)
+    assert c["stderr"] == pytest.approx(np.std(sims, ddof=1) / 20)
+    assert c["ci_low"] < c["value"] < c["ci_high"]

@@ -102,7 +102,8 @@ def test_grid_results_skip_and_force(trained, tmp_path):
         assert x["ciLow"] <= x["ciHigh"] and x["stderr"] >= 0
     adh = first["c16-s10-ddim-n2-g3-adherence"]
     assert adh["interval"] == "wilson" and 0 <= adh["ciLow"] <= adh["value"] <= adh["ciHigh"] <= 1
-    assert r["interval"] == "bootstrap-percentile" and r["stderr"] > 0
+    assert r["interval"] == "bootstrap-centred-percentile" and r["stderr"] > 0
+    assert r["ciLow"] <= r["value"] <= r["ciHigh"]
     assert main(args) == 0  # everything present: nothing recomputed, nothing written
     assert storage.list_files(str(results)) == objects
     assert main([*args, "--force"]) == 0  # recomputed: same seeds, same numbers, no duplicates

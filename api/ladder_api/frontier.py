@@ -82,7 +82,10 @@ def _point(r: Result, budget: float, kind: CostKind) -> FrontierPoint:
 
 
 def _paired(a: Result, b: Result) -> bool:
-    return bool(a.replicates) and b.replicates is not None and len(a.replicates) == len(b.replicates)
+    """Whether replicate i of a and b is the same resample: same sample count and seed (hence the
+    same index sets) and as many replicates."""
+    return (bool(a.replicates) and b.replicates is not None and len(a.replicates) == len(b.replicates)
+            and a.num_samples == b.num_samples and a.settings.get("seed") == b.settings.get("seed"))
 
 
 def difference_interval(a: Result, b: Result, confidence: float) -> tuple[float, float] | None:

@@ -141,6 +141,9 @@ def test_a_width_wins_only_when_the_paired_difference_separates_it():
     assert p.width == 64 and p.ties == [128]
     assert 0.3 < p.win_probability < 0.8
     assert (p.fid_low, p.fid_high) == (a.ci_low, a.ci_high)
+    other_seed = c.model_copy(update={"settings": {"seed": "1"}})  # other resamples: not paired
+    (q,) = frontier([a, b, other_seed], budgets=[2.0])
+    assert q.win_probability is None and q.ties == [128]  # from the standard errors
 
 
 def test_without_replicates_ties_come_from_standard_errors():

@@ -621,6 +621,11 @@ class EvaluationSpec(Model):
         "evaluating before it exists is an error), all kept, or given steps."
     )
     seed: int = Field(0, ge=0, description="Seed for sampling noise and bootstrap resamples.")
+    seeds: int = Field(
+        1, ge=1, le=100,
+        description="Noise seeds per grid point (seed, seed+1, ...): with more than one, each "
+        "measurement is the mean over the seeds and records their spread beside its interval.",
+    )
     bootstrap: BootstrapSpec = Field(
         default_factory=BootstrapSpec, description="Confidence intervals on every result."
     )

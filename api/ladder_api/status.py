@@ -93,6 +93,12 @@ class Result(Model):
     interval: str | None = Field(
         None, description="How the interval was made: bootstrap-centred-percentile, wilson or normal."
     )
+    seed_values: list[float] | None = Field(
+        None, description="The value at each noise seed (evaluation.seeds > 1); value is their mean."
+    )
+    seed_spread: float | None = Field(
+        None, description="Standard deviation of seedValues: the between-seed spread."
+    )
     replicates: list[float] | None = Field(
         None, description="The value on each shared bootstrap resample, centred on the value "
         "(kept in the results objects in storage, left out of the status): paired comparisons use "

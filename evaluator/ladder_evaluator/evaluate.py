@@ -18,6 +18,7 @@ import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import jax
@@ -151,6 +152,13 @@ class Accumulator:
         return out
 
 
+def combine_seeds(per_seed: list[dict[str, dict]], confidence: float) -> dict[str, dict]:
+    """Per metric, one measurement over the noise seeds (see bootstrap.over_seeds)."""
+    from ladder_evaluator.metrics import bootstrap
+
+    return {name: bootstrap.over_seeds([s[name] for s in per_seed], confidence) for name in per_seed[0]}
+
+
 def latents_to_images(run: RunConfig, latents: np.ndarray) -> np.ndarray:
     if run.data.autoencoder.kind != "identity":
         raise UserError(
@@ -162,13 +170,14 @@ def latents_to_images(run: RunConfig, latents: np.ndarray) -> np.ndarray:
 
 
 def generate(run: RunConfig, apply: Callable, params, point: GridPoint, prompts: prompts_mod.Prompts,
-             alphas_cumprod: np.ndarray):
-    """Yield (images in model space, captions, prompted labels) batch by batch, numSamples in all."""
+             alphas_cumprod: np.ndarray, seed_index: int = 0):
+    """Yield (images in model space, captions, prompted labels) batch by batch, numSamples in all,
+    from noise seed evaluation.seed + seed_index."""
     ev, m = run.evaluation, run.model
     n, bs = ev.num_samples, ev.batch_size
     shape = (bs, m.latent_size, m.latent_size, m.latent_channels)
     eps = model.eps_fn(apply, params)
-    base = jax.random.key(ev.seed)
+    base = jax.random.key(ev.seed + seed_index)
     uncond = jnp.broadcast_to(jnp.asarray(prompts.uncond), (bs, *prompts.uncond.shape))
     for b, start in enumerate(range(0, n, bs)):
         # Full batches only (one compiled program); the last one is truncated afterwards.
@@ -210,6 +219,8 @@ def results_for(run: RunConfig, step: int, point: GridPoint, values: dict[str, d
         "seed": str(ev.seed),
         "resamples": str(ev.bootstrap.resamples),
     }
+    if ev.seeds > 1:
+        settings["seeds"] = str(ev.seeds)
     if point.sampler == "ddim":
         settings["eta"] = f"{ev.ddim_eta:g}"
     out = []
@@ -236,6 +247,23 @@ class Progress:
     def close(self) -> None: ...
 
 
+def measure_point(run: RunConfig, scorers: Scorers, sample: Callable, progress: Progress):
+    """One grid point's measurements over the noise seeds, and the images kept for the report.
+    `sample(seed_index)` yields the point's batches."""
+    kept_images, kept_labels, per_seed = [], [], []
+    for seed_index in range(run.evaluation.seeds):
+        acc = scorers.accumulator()
+        for images, captions, labels in sample(seed_index):
+            acc.add(images, captions, labels)
+            if sum(len(k) for k in kept_images) < SAMPLES_KEPT:
+                kept_images.append(images)
+                kept_labels.append(labels)
+            progress.samples(len(images))
+        per_seed.append(acc.values())
+    labels = None if kept_labels[0] is None else np.concatenate(kept_labels)
+    return combine_seeds(per_seed, run.evaluation.bootstrap.confidence), np.concatenate(kept_images), labels
+
+
 def evaluate(run: RunConfig, checkpoint_uri: str, store: ResultStore, *, force: bool = False,
              progress: Progress | None = None) -> list[Result]:
     """Evaluate and store; returns the results written in this call."""
@@ -246,7 +274,7 @@ def evaluate(run: RunConfig, checkpoint_uri: str, store: ResultStore, *, force: 
     done = {} if force else store.existing()
     todo = [(s, p) for s, p in points
             if force or any(p.result_id(run.width, s, n) not in done for n in names)]
-    progress.start(len(points), run.evaluation.num_samples)
+    progress.start(len(points), run.evaluation.num_samples * run.evaluation.seeds)
     written: list[Result] = []
     if not todo:
         for _ in points:
@@ -268,17 +296,8 @@ def evaluate(run: RunConfig, checkpoint_uri: str, store: ResultStore, *, force: 
         if params_step != step:
             params, params_step = model.load_params(run, checkpoint_uri, step), step
         progress.point(f"c{run.width} step {step}: {point.label}")
-        acc = scorers.accumulator()
-        kept_images, kept_labels = [], []
-        for images, captions, labels in generate(run, apply, params, point, prompts, ac):
-            acc.add(images, captions, labels)
-            if sum(len(k) for k in kept_images) < SAMPLES_KEPT:
-                kept_images.append(images)
-                kept_labels.append(labels)
-            progress.samples(len(images))
-        values = acc.values()
-        images = np.concatenate(kept_images)
-        labels = None if kept_labels[0] is None else np.concatenate(kept_labels)
+        sample = partial(generate, run, apply, params, point, prompts, ac)
+        values, images, labels = measure_point(run, scorers, sample, progress)
         results = results_for(run, step, point, values)
         store.write(results)
         written.extend(results)

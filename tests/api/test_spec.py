@@ -210,3 +210,9 @@ def test_load_errors(tmp_path):
 def test_bootstrap_settings_are_bounded(field, bad):
     (p,) = problems(doc(evaluation={"bootstrap": {field: bad}}))
     assert p.startswith(f"spec.evaluation.bootstrap.{field}: ")
+
+
+@pytest.mark.parametrize("bad", [0, 101])
+def test_noise_seeds_are_bounded(bad):
+    (p,) = problems(doc(evaluation={"seeds": bad}))
+    assert p.startswith("spec.evaluation.seeds: ")

@@ -118,3 +118,14 @@ def test_adherence_and_clip_measurements():
     c = bootstrap.mean_measurement(sims, seed=0, resamples=50, confidence=0.95)
     assert c["stderr"] == pytest.approx(np.std(sims, ddof=1) / 20)
     assert c["ci_low"] < c["value"] < c["ci_high"]
+
+
+def test_over_seeds_averages_values_and_replicates_and_records_the_spread():
+    a = dict(value=1.0, replicates=[0.9, 1.1, 1.0], seed=0)
+    b = dict(value=3.0, replicates=[2.7, 3.3, 3.0])
+    got = bootstrap.over_seeds([a, b], 0.9)
+    assert got["value"] == 2.0 and got["seed_values"] == [1.0, 3.0]
+    assert got["replicates"] == pytest.approx([1.8, 2.2, 2.0])
+    assert got["seed_spread"] == pytest.approx(np.std([1.0, 3.0], ddof=1))
+    assert got["ci_low"] < 2.0 < got["ci_high"]
+    assert bootstrap.over_seeds([a], 0.9) is a

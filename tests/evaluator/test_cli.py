@@ -230,3 +230,20 @@ def test_sizes_of_one_experiment_share_the_classifier_cache(tmp_path, monkeypatc
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     a, b = expand(tiny_experiment("one"), output_uri="gs://bucket/x").runs
     assert cache_dir(a) == cache_dir(b) == tmp_path / "xdg" / "ladder" / "default" / "one"
+
+
+def test_several_noise_seeds_give_the_mean_and_the_between_seed_spread(trained, tmp_path):
+    """evaluation.seeds: 2 on one grid point: the recorded value is the mean of the two seeds'
+    values, which differ (different starting noise), and their spread is recorded beside the
+    bootstrap interval."""
+    _, run = trained
+    two = run.model_copy(update={"evaluation": run.evaluation.model_copy(
+        update={"guidance_scales": [1.0], "metrics": ["adherence"], "seeds": 2})})
+    results = tmp_path / "results"
+    assert main(["--config", _write_config(tmp_path, two), "--checkpoint", run.paths.checkpoints,
+                 "--results", str(results), "--no-progress"]) == 0
+    (r,) = artifacts.read_results(str(results))
+    assert len(r.seed_values) == 2 and r.value == pytest.approx(sum(r.seed_values) / 2)
+    assert r.seed_spread == pytest.approx(abs(r.seed_values[0] - r.seed_values[1]) / 2 ** 0.5)
+    assert r.settings["seeds"] == "2" and r.ci_low <= r.value <= r.ci_high
+    assert len(r.replicates) == two.evaluation.bootstrap.resamples

@@ -149,3 +149,19 @@ def proportion_measurement(hits, seed: int, resamples: int, confidence: float) -
     return dict(value=p, ci_low=lo, ci_high=hi, stderr=float(np.sqrt(p * (1 - p) / n)),
                 confidence=confidence, interval="wilson",
                 replicates=centred(mean_replicates(hits, seed, resamples), p))
+
+
+def over_seeds(per_seed: list[dict], confidence: float) -> dict:
+    """One measurement from the same grid point at several noise seeds: the mean value, the
+    bootstrap of that mean (replicate b is the mean of the seeds' replicate b, the same resample
+    of each seed's samples), and the seeds' own values and spread. One seed: unchanged."""
+    if len(per_seed) == 1:
+        return per_seed[0]
+    values = [m["value"] for m in per_seed]
+    value = sum(values) / len(values)
+    reps = centred([sum(col) / len(col) for col in zip(*(m["replicates"] for m in per_seed), strict=True)],
+                   value)
+    lo, hi = uncertainty.percentile_interval(reps, confidence)
+    return dict(value=value, ci_low=lo, ci_high=hi, stderr=uncertainty.stdev(reps), confidence=confidence,
+                interval="bootstrap-centred-percentile", replicates=reps, seed_values=values,
+                seed_spread=uncertainty.stdev(values))

@@ -19,6 +19,7 @@ from enum import StrEnum
 
 from ladder_api import grid
 from ladder_api.frontier import summarize
+from ladder_api.predict import unfinished_sizes
 from ladder_api.spec import EvaluationSpec, MetricName
 from ladder_api.status import (
     Condition,
@@ -225,10 +226,12 @@ def fid_metric(evaluation: EvaluationSpec) -> str | None:
     return grid.fid_metric(evaluation.fid_features)
 
 
-def summary(results: Sequence[Result], sizes: Sequence[SizeStatus], evaluation: EvaluationSpec) -> Summary:
-    done = sum(1 for s in sizes if s.phase is SizePhase.succeeded)
-    return summarize(results, done, len(sizes), fid_metric(evaluation),
-                     confidence=evaluation.bootstrap.confidence)
+def summary(results: Sequence[Result], sizes: Sequence[SizeStatus], evaluation: EvaluationSpec,
+            runs: Sequence = ()) -> Summary:
+    """The summary; with the plan's `runs`, also the predicted frontier of the sizes not done."""
+    finished = {s.width for s in sizes if s.phase is SizePhase.succeeded}
+    return summarize(results, len(finished), len(sizes), fid_metric(evaluation),
+                     confidence=evaluation.bootstrap.confidence, unfinished=unfinished_sizes(runs, finished))
 
 
 def experiment_status(
@@ -240,6 +243,7 @@ def experiment_status(
     previous: ScalingExperimentStatus | None = None,
     now: str,
     generation: int | None = None,
+    runs: Sequence = (),
     **identity,
 ) -> ScalingExperimentStatus:
     """The whole status from the sizes' phases and the results. `identity` holds the fields that
@@ -255,7 +259,7 @@ def experiment_status(
         conditions=_conditions(wanted, previous.conditions if previous else [], now, generation),
         sizes=list(sizes),
         results=[r.in_status() for r in results],
-        summary=summary(results, sizes, evaluation),
+        summary=summary(results, sizes, evaluation, runs),
         **identity,
     )
 

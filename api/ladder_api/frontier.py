@@ -29,6 +29,7 @@ from typing import Literal
 
 from ladder_api import uncertainty
 from ladder_api.grid import fid_features_of, fid_metric
+from ladder_api.predict import Unfinished, predict_frontier, prediction_words
 from ladder_api.spec import FidFeatures
 from ladder_api.status import FrontierPoint, Result, Summary
 
@@ -191,6 +192,7 @@ def summarize(
     budgets: Sequence[float] | None = None,
     cost: CostKind = "paper",
     confidence: float = 0.95,
+    unfinished: Sequence[Unfinished] = (),
 ) -> Summary:
     """The status summary: progress, best FID overall, the frontier and the Pareto front."""
     results = list(results)
@@ -209,6 +211,11 @@ def summarize(
     summary.best_width = best.width
     summary.frontier = frontier(chosen, budgets, cost, confidence)
     summary.pareto = pareto(chosen, cost)
+    if unfinished and cost == "paper":
+        todo = {u.width for u in unfinished}
+        finished = [r for r in chosen if r.width not in todo]
+        grid = sorted({r.sampling_cost for r in finished} | {u.min_cost for u in unfinished})
+        summary.predictions = prediction_words(predict_frontier(finished, unfinished, grid, confidence))
     return summary
 
 

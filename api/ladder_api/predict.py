@@ -135,6 +135,12 @@ class Unfinished:
     min_cost: float  # normalized cost x fewest sampling steps of the grid
 
 
+def unfinished_sizes(runs, finished: set[int]) -> list[Unfinished]:
+    """The sizes of a plan's runs (ladder_api.plan.RunConfig) not in `finished`."""
+    return [Unfinished(r.width, r.model.gflops_per_forward, r.model.normalized_cost * min(r.evaluation.steps))
+            for r in runs if r.width not in finished]
+
+
 @dataclass(frozen=True)
 class Prediction:
     budget: float

@@ -147,6 +147,10 @@ class Summary(Model):
     best_width: int | None = Field(None, description="Width that reached bestFid.")
     fid_metric: str | None = Field(None, description="Which FID the summary ranks by.")
     confidence: float | None = Field(None, description="Confidence level of intervals and ties.")
+    predictions: list[str] = Field(
+        default_factory=list, description="PREDICTED, not measured: per size still training, the "
+        "budgets it is predicted to win and how likely (ladder_api.predict; one line per size)."
+    )
     frontier: list[FrontierPoint] = Field(
         default_factory=list, description="Best size per sampling budget."
     )

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from ladder_api.frontier import best_over_guidance, fid_results, frontier_rows, pick_fid_metric, summarize
 from ladder_api.ladder import format_params
 from ladder_api.plan import RunConfig
-from ladder_api.predict import Unfinished, predict_frontier, prediction_words
+from ladder_api.predict import predict_frontier, prediction_words, unfinished_sizes
 from ladder_api.status import Result, Summary
 from ladder_report.labels import format_interval, format_value, label
 
@@ -306,11 +306,6 @@ def equal_cost_samples(samples: Sequence, normalized_cost: Mapping[int, float]) 
         best = min(mine, key=lambda s: (abs(cost(s) - target), s.steps, s.sampler, s.guidance))
         picks.append((w, best, cost(best)))
     return EqualCostPick(target, common[0] if common else None, common[1] if common else None, picks)
-
-
-def unfinished_sizes(runs: Sequence[RunConfig], finished: set[int]) -> list[Unfinished]:
-    return [Unfinished(r.width, r.model.gflops_per_forward, r.model.normalized_cost * min(r.evaluation.steps))
-            for r in runs if r.width not in finished]
 
 
 def prediction_table(results: Sequence[Result], runs: Sequence[RunConfig], fid_metric: str,

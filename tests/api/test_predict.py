@@ -97,3 +97,15 @@ def test_no_prediction_without_three_finished_sizes_or_against_the_law():
     preds = predict_frontier(worse, [Unfinished(64, 10.0, 0.1)], [10.0], 0.95)
     assert preds[0].win_probability < 0.5
     assert prediction_words(preds)[0].startswith("c64 is not predicted to win any budget")
+
+
+def test_the_status_summary_carries_the_prediction_for_sizes_not_done():
+    from ladder_api.frontier import summarize
+
+    rng = random.Random(4)
+    results = [_result(16 * (i + 1), g, 10, _law(g) * math.exp(rng.gauss(0, SIGMA)))
+               for i, g in enumerate(GFLOPS[:4])]
+    todo = Unfinished(80, GFLOPS[4], sampling_cost(GFLOPS[4] / 10.0, 10, 2.0)[0])
+    s = summarize(results, 4, 5, unfinished=[todo])
+    assert len(s.predictions) == 1 and s.predictions[0].startswith("c80 is predicted to win budgets from")
+    assert summarize(results, 4, 4).predictions == []

@@ -45,7 +45,7 @@ def operator_status(
     return experiment_status(
         sizes, exp.status.results, spec.evaluation,
         circumstances=circumstances, previous=exp.status, now=now, generation=exp.generation,
-        spec_hash=plan.spec_hash, code_version=CODE_VERSION,
+        spec_hash=plan.spec_hash, code_version=CODE_VERSION, runs=plan.runs,
         images={"trainer": spec.resources.images.trainer, "evaluator": spec.resources.images.evaluator},
     )
 

@@ -99,27 +99,63 @@ def difference_interval(a: Result, b: Result, confidence: float) -> tuple[float,
     return uncertainty.unpaired_difference((a.value, a.stderr), (b.value, b.stderr), confidence)
 
 
-def _decide(best: Result, within: Sequence[Result], point: FrontierPoint, kind: CostKind,
-            confidence: float) -> FrontierPoint:
-    """The point with its tie set and the winner's bootstrap win probability."""
-    per_width: dict[int, list[Result]] = {}
-    for r in within:
-        per_width.setdefault(r.width, []).append(r)
-    ties = []
-    for width in sorted(per_width):
-        if width == best.width:
-            continue
-        rival = min(per_width[width], key=lambda r: _rank(r, kind))
-        interval = difference_interval(rival, best, confidence)
-        if interval is not None and interval[0] <= 0.0:
-            ties.append(width)
-    point.ties = ties
-    if all(_paired(best, r) for r in within):
-        wins = uncertainty.win_probability(
-            {w: [r.replicates for r in rs] for w, rs in per_width.items()}
-        )
-        point.win_probability = wins[best.width]
-    return point
+class _Within:
+    """What the results within a growing budget say: per width its best setting and the
+    elementwise minimum of its settings' replicates (its best in each resample). Budgets are
+    visited in increasing order and each result is added once, so a frontier over R results, W
+    widths, K budgets and B resamples costs O((R + K) B) for the win probabilities (each
+    resample's leader is updated as results are added), not O(K R B); difference intervals are
+    cached per pair of settings."""
+
+    def __init__(self, kind: CostKind):
+        self.kind = kind
+        self.best: dict[int, Result] = {}
+        self.mins: dict[int, list[float]] = {}
+        self.first: Result | None = None
+        self.paired = True
+        self._diffs: dict[tuple[str, str], tuple[float, float] | None] = {}
+        self.top: list[float] = []  # per resample, the lowest value within the budget
+        self.leaders: list[set[int]] = []  # per resample, the widths holding it
+
+    def add(self, r: Result) -> None:
+        self.first = self.first or r
+        if r.width not in self.best or _rank(r, self.kind) < _rank(self.best[r.width], self.kind):
+            self.best[r.width] = r
+        self.paired = self.paired and _paired(self.first, r)
+        if self.paired:
+            m = self.mins.get(r.width)
+            reps = list(r.replicates)
+            self.mins[r.width] = reps if m is None else uncertainty.elementwise_min(m, reps)
+            self._lead(r.width, reps)
+
+    def _lead(self, width: int, reps: list[float]) -> None:
+        """Update each resample's leaders: values only fall as results are added, so a resample's
+        leader can only become the width just added (or join it on an exact tie)."""
+        if not self.top:
+            self.top, self.leaders = list(reps), [{width} for _ in reps]
+            return
+        for i, v in enumerate(reps):
+            if v < self.top[i]:
+                self.top[i], self.leaders[i] = v, {width}
+            elif v == self.top[i]:
+                self.leaders[i].add(width)
+
+    def decide(self, budget: float, confidence: float) -> FrontierPoint:
+        """The best setting at this budget, the widths tied with it, its win probability."""
+        best = min(self.best.values(), key=lambda r: _rank(r, self.kind))
+        point = _point(best, budget, self.kind)
+        for width in sorted(self.best):
+            if width != best.width:
+                rival = self.best[width]
+                key = (rival.id, best.id)
+                if key not in self._diffs:  # best settings change rarely from budget to budget
+                    self._diffs[key] = difference_interval(rival, best, confidence)
+                interval = self._diffs[key]
+                if interval is not None and interval[0] <= 0.0:
+                    point.ties.append(width)
+        if self.paired:
+            point.win_probability = sum(1.0 / len(k) for k in self.leaders if best.width in k) / len(self.top)
+        return point
 
 
 def fid_results(
@@ -147,12 +183,15 @@ def frontier(
     """
     if budgets is None:
         budgets = sorted({_cost(r, cost) for r in results})
-    out = []
+    ordered = sorted(results, key=lambda r: (_cost(r, cost),) + _rank(r, cost))
+    within, i, out = _Within(cost), 0, []
     for b in sorted(budgets):
-        within = [r for r in results if _cost(r, cost) <= b + 1e-12 * max(1.0, abs(b))]
-        if within:
-            best = min(within, key=lambda r: _rank(r, cost))
-            out.append(_decide(best, within, _point(best, b, cost), cost, confidence))
+        limit = b + 1e-12 * max(1.0, abs(b))
+        while i < len(ordered) and _cost(ordered[i], cost) <= limit:
+            within.add(ordered[i])
+            i += 1
+        if within.best:
+            out.append(within.decide(b, confidence))
     return out
 
 

@@ -95,22 +95,38 @@ def unpaired_difference(
     return d - half, d + half
 
 
+def elementwise_min(a: Sequence[float], b: Sequence[float]) -> list[float]:
+    return [x if x <= y else y for x, y in zip(a, b, strict=True)]
+
+
+def win_shares(best: dict[object, Sequence[float]]) -> dict:
+    """Share of replicates in which each key has the lowest value (`best` maps a key to its
+    replicate vector); ties within a replicate split the win."""
+    lengths = {len(r) for r in best.values()}
+    if len(lengths) != 1:
+        raise ValueError(f"replicates of unequal lengths {sorted(lengths)}")
+    (n,) = lengths
+    wins = dict.fromkeys(best, 0.0)
+    keys = list(best)
+    for i in range(n):
+        top = min(best[k][i] for k in keys)
+        leaders = [k for k in keys if best[k][i] == top]
+        for k in leaders:
+            wins[k] += 1.0 / len(leaders)
+    return {k: w / n for k, w in wins.items()}
+
+
 def win_probability(
     candidates: dict[object, Sequence[Sequence[float]]], lower_is_better: bool = True
 ) -> dict:
     """Share of replicates in which each key holds the best value, re-choosing each key's best
     setting inside every replicate: candidates maps a key (a size) to its settings' replicate
     lists, all of one length B. Ties within a replicate split the win."""
-    lengths = {len(r) for settings in candidates.values() for r in settings}
-    if len(lengths) != 1:
-        raise ValueError(f"replicates of unequal lengths {sorted(lengths)}")
-    (n,) = lengths
     sign = 1.0 if lower_is_better else -1.0
-    wins = dict.fromkeys(candidates, 0.0)
-    for i in range(n):
-        best = {k: min(sign * r[i] for r in settings) for k, settings in candidates.items()}
-        top = min(best.values())
-        leaders = [k for k, v in best.items() if v == top]
-        for k in leaders:
-            wins[k] += 1.0 / len(leaders)
-    return {k: w / n for k, w in wins.items()}
+    best = {}
+    for k, settings in candidates.items():
+        vec = [sign * v for v in settings[0]]
+        for r in settings[1:]:
+            vec = elementwise_min(vec, [sign * v for v in r])
+        best[k] = vec
+    return win_shares(best)

@@ -169,3 +169,23 @@ def test_rows_and_words_say_tie_or_win():
     words = frontier_words(s)
     assert words[0] == "At budget 0.7, c64 is best at 90%."
     assert words[1].startswith("At budget 2.6, c64, c96 are not distinguishable at 90%")
+
+
+def test_incremental_win_probability_equals_the_direct_computation_at_every_budget():
+    """The frontier updates each resample's leader as the budget grows; the direct computation
+    (uncertainty.win_probability over the results within each budget) must agree."""
+    from ladder_api.uncertainty import win_probability
+
+    common, rng = _common(n=50)
+    results = []
+    for width in COST:
+        for steps in (5, 10, 20):
+            v = 20.0 - width / 64 - steps / 10 + rng.gauss(0, 0.3)
+            reps = [round(v + c * 0.2 + rng.gauss(0, 0.3), 1) for c in common]  # rounding makes exact ties
+            results.append(_with_reps(res(width, steps, 2.0, v), reps))
+    for p in frontier(results):
+        within = [r for r in results if r.sampling_cost <= p.budget + 1e-12]
+        per_width: dict[int, list] = {}
+        for r in within:
+            per_width.setdefault(r.width, []).append(r.replicates)
+        assert p.win_probability == pytest.approx(win_probability(per_width)[p.width])

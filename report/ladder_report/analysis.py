@@ -38,13 +38,21 @@ class Headline:
     mean: float
     n_settings: int
     num_samples: int
+    interval: tuple[float, float] | None = None  # the best setting's confidence interval
+    confidence: float | None = None
 
     def sentence(self) -> str:
-        verdict = "not above"
-        if self.best > CHANCE:
-            verdict = "well above" if self.best >= 3 * CHANCE else "above"
+        # with an interval, "above chance" is said of its lower end, not of the point estimate
+        low = self.best if self.interval is None else self.interval[0]
+        verdict = "not above" if self.interval is None else "not distinguishable from"
+        if low > CHANCE:
+            verdict = "well above" if low >= 3 * CHANCE else "above"
+        ci = ""
+        if self.interval is not None:
+            level = f"{self.confidence:.0%} " if self.confidence else ""
+            ci = f" ({level}interval {100 * self.interval[0]:.1f}% to {100 * self.interval[1]:.1f}%)"
         return (
-            f"The largest size (c{self.width}) reaches a prompt adherence of {100 * self.best:.1f}% "
+            f"The largest size (c{self.width}) reaches a prompt adherence of {100 * self.best:.1f}%{ci} "
             f"({self.best_setting}; {self.num_samples} samples), {verdict} chance ({100 * CHANCE:.0f}%); "
             f"averaged over all {self.n_settings} sampling settings it is {100 * self.mean:.1f}%."
         )
@@ -230,6 +238,8 @@ def adherence_headline(results: Sequence[Result], runs: Sequence[RunConfig]) -> 
         mean=sum(r.value for r in mine) / len(mine),
         n_settings=len(mine),
         num_samples=best.num_samples,
+        interval=None if best.ci_low is None or best.ci_high is None else (best.ci_low, best.ci_high),
+        confidence=best.confidence,
     )
 
 

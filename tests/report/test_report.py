@@ -86,6 +86,11 @@ def test_adherence_headline_is_about_the_largest_size():
     assert h.width == 16 and h.best == pytest.approx(0.47) and h.n_settings == 8
     assert "well above chance (10%)" in h.sentence() and "c16" in h.sentence()
     assert analysis.adherence_headline([], runs) is None
+    near = analysis.Headline(16, 0.2, "ddim", 0.15, 8, 40, interval=(0.09, 0.35), confidence=0.95)
+    assert "(95% interval 9.0% to 35.0%)" in near.sentence()
+    assert "not distinguishable from chance" in near.sentence()  # 20% on 40 samples: may be chance
+    sure = analysis.Headline(16, 0.9, "ddim", 0.8, 8, 400, interval=(0.86, 0.93), confidence=0.95)
+    assert "well above chance" in sure.sentence()
 
 
 def test_equal_cost_picks_more_steps_for_smaller_sizes():

@@ -84,6 +84,31 @@ class Result(Model):
     settings: dict[str, str] = Field(
         default_factory=dict, description="Exact settings used (autoencoder, features, eta...)."
     )
+    ci_low: float | None = Field(None, description="Lower end of the value's confidence interval.")
+    ci_high: float | None = Field(None, description="Upper end of the value's confidence interval.")
+    stderr: float | None = Field(
+        None, description="Standard error (the bootstrap replicates' standard deviation for FID)."
+    )
+    confidence: float | None = Field(None, description="Confidence level of ciLow..ciHigh.")
+    interval: str | None = Field(
+        None, description="How the interval was made: bootstrap-centred-percentile, wilson or normal."
+    )
+    seed_values: list[float] | None = Field(
+        None, description="The value at each noise seed (evaluation.seeds > 1); value is their mean."
+    )
+    seed_spread: float | None = Field(
+        None, description="Standard deviation of seedValues: the between-seed spread."
+    )
+    replicates: list[float] | None = Field(
+        None, description="The value on each shared bootstrap resample, centred on the value "
+        "(kept in the results objects in storage, left out of the status): paired comparisons use "
+        "them."
+    )
+
+    def in_status(self) -> Result:
+        """The entry as the status carries it: without replicates, which would make a paper-scale
+        status (3,168 results x 100 resamples) too large for the API server."""
+        return self if self.replicates is None else self.model_copy(update={"replicates": None})
 
 
 def result_id(
@@ -101,6 +126,17 @@ class FrontierPoint(Model):
     guidance: float = Field(..., description="Guidance scale of the best setting.")
     fid: float = Field(..., description="Its FID.")
     cost: float = Field(..., description="Its sampling cost (at most the budget).")
+    fid_low: float | None = Field(None, description="Lower end of its FID's confidence interval.")
+    fid_high: float | None = Field(None, description="Upper end of its FID's confidence interval.")
+    ties: list[int] = Field(
+        default_factory=list, description="Other widths whose best setting within the budget is not "
+        "distinguishable from this one (their paired FID difference's interval holds 0): the width "
+        "wins the budget only when this is empty."
+    )
+    win_probability: float | None = Field(
+        None, description="Share of the shared bootstrap resamples in which this width has the best "
+        "FID within the budget (present when every result there has replicates)."
+    )
 
 
 class Summary(Model):
@@ -110,6 +146,11 @@ class Summary(Model):
     best_fid: float | None = Field(None, description="Lowest FID measured so far.")
     best_width: int | None = Field(None, description="Width that reached bestFid.")
     fid_metric: str | None = Field(None, description="Which FID the summary ranks by.")
+    confidence: float | None = Field(None, description="Confidence level of intervals and ties.")
+    predictions: list[str] = Field(
+        default_factory=list, description="PREDICTED, not measured: per size still training, the "
+        "budgets it is predicted to win and how likely (ladder_api.predict; one line per size)."
+    )
     frontier: list[FrontierPoint] = Field(
         default_factory=list, description="Best size per sampling budget."
     )

@@ -35,9 +35,13 @@ class ClipScorer:
     device: torch.device
     model_name: str
 
-    @torch.no_grad()
     def score(self, images, captions, batch_size: int = 64) -> float:
         """Mean cosine similarity of image and caption embeddings over all pairs given."""
+        return float(self.similarities(images, captions, batch_size).mean())
+
+    @torch.no_grad()
+    def similarities(self, images, captions, batch_size: int = 64) -> np.ndarray:
+        """Cosine similarity of each image with its caption (the score's interval needs them)."""
         u8 = to_uint8_rgb(images)
         if len(u8) != len(captions):
             raise ValueError(f"{len(u8)} images but {len(captions)} captions")
@@ -50,7 +54,7 @@ class ClipScorer:
             img = img / img.norm(dim=-1, keepdim=True)
             txt = txt / txt.norm(dim=-1, keepdim=True)
             sims.append((img * txt).sum(dim=-1).cpu().numpy())
-        return float(np.concatenate(sims).mean())
+        return np.concatenate(sims).astype(np.float64)
 
 
 def _register_sidecar(config_path: Path) -> str:

@@ -50,6 +50,7 @@ def operator_status(
         sizes, exp.status.results, spec.evaluation,
         circumstances=circumstances, previous=exp.status, now=now, generation=exp.generation,
         estimate=estimate(plan, assumptions), spec_hash=plan.spec_hash, code_version=CODE_VERSION,
+        runs=plan.runs,
         images={"trainer": spec.resources.images.trainer, "evaluator": spec.resources.images.evaluator},
     )
 

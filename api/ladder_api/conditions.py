@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from ladder_api import grid
-from ladder_api.frontier import summarize
+from ladder_api.frontier import summarize_for
 from ladder_api.spec import EvaluationSpec, MetricName
 from ladder_api.status import (
     Condition,
@@ -227,7 +227,7 @@ def fid_metric(evaluation: EvaluationSpec) -> str | None:
 
 def summary(results: Sequence[Result], sizes: Sequence[SizeStatus], evaluation: EvaluationSpec) -> Summary:
     done = sum(1 for s in sizes if s.phase is SizePhase.succeeded)
-    return summarize(results, done, len(sizes), fid_metric(evaluation))
+    return summarize_for(results, done, len(sizes), evaluation, fid_metric(evaluation))
 
 
 def experiment_status(

@@ -103,6 +103,15 @@ class FrontierPoint(Model):
     cost: float = Field(..., description="Its sampling cost (at most the budget).")
 
 
+class FrontierView(Model):
+    """One sampler's frontier and Pareto front (the paper's Figure 11 per sampler), or the pooled
+    one over every sampler (sampler `pooled`)."""
+
+    sampler: str = Field(..., description="The sampler, or pooled (all samplers together).")
+    frontier: list[FrontierPoint] = Field(default_factory=list, description="Best size per budget.")
+    pareto: list[FrontierPoint] = Field(default_factory=list, description="Pareto front.")
+
+
 class Summary(Model):
     sizes_done: int = Field(0, description="Sizes trained and evaluated.")
     sizes_total: int = Field(0, description="Sizes in the ladder.")
@@ -110,11 +119,25 @@ class Summary(Model):
     best_fid: float | None = Field(None, description="Lowest FID measured so far.")
     best_width: int | None = Field(None, description="Width that reached bestFid.")
     fid_metric: str | None = Field(None, description="Which FID the summary ranks by.")
+    frontier_sampler: str | None = Field(
+        None, description="Which view frontier, pareto and bestFid are of: a sampler (ddim, the "
+        "paper's headline, by default) or pooled (every sampler together); see "
+        "evaluation.frontierSamplers."
+    )
+    best_of_guidance: list[float] = Field(
+        default_factory=list,
+        description="Guidance scales the frontier chose from (evaluation.bestOfGuidance).",
+    )
     frontier: list[FrontierPoint] = Field(
-        default_factory=list, description="Best size per sampling budget."
+        default_factory=list, description="Best size per sampling budget (frontierSampler's view)."
     )
     pareto: list[FrontierPoint] = Field(
-        default_factory=list, description="Pareto front of sampling cost against FID."
+        default_factory=list,
+        description="Pareto front of sampling cost against FID (frontierSampler's view).",
+    )
+    views: list[FrontierView] = Field(
+        default_factory=list,
+        description="The frontier of each of evaluation.frontierSamplers, the headline first.",
     )
 
 

@@ -196,6 +196,9 @@ def expected_ids(run: RunConfig, available: Iterable[int]) -> set[str]:
 EVALUATION_LEGACY: dict[str, object] = {
     "budgets": [],  # explicit steps only
     "maxSteps": {"dpmpp_2m": 20},  # no effect without budgets
+    "clipModel": "ViT-B-32",  # the weights the evaluator image has always baked in
+    "clipPretrained": "laion2b_s34b_b79k",
+    "samplingDtype": "training",  # training.computeDtype
 }
 
 # Evaluation fields that choose how results are summarised, not what is measured: never in the

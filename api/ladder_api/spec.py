@@ -223,22 +223,37 @@ class AutoencoderSpec(Model):
     scaling_factor: float = Field(0.18215, gt=0, description="Latent scaling factor.")
 
 
+DEFAULT_REFERENCE_PROMPTS = "gs://ladder-data/coco2014-val/prompts.npz"
+DEFAULT_REFERENCE_STATS = "gs://ladder-data/coco2014-val/inception-stats.npz"
+
+
 class ReferenceSetSpec(Model):
     name: str = Field("coco2014-val-30k", description="Name of the evaluation reference set.")
     uri: str = Field(
-        "gs://ladder-data/coco2014-val/prompts.jsonl",
-        description="Prompts (and text embeddings) used to generate evaluation samples.",
+        DEFAULT_REFERENCE_PROMPTS,
+        description="The evaluation prompts: an .npz of captions, their text embeddings and the "
+        "unconditional embedding (what `ladder prepare reference` writes), or builtin:digits-test. "
+        "Must hold at least evaluation.numSamples prompts (sample i uses prompt i).",
     )
     stats_uri: str | None = Field(
         None,
-        description="FID reference statistics (mu, sigma) made with clean-fid's custom-stats path. "
-        "Required for Inception FID; computed from the reference set when omitted offline.",
+        description="FID reference statistics (mu, sigma) of exactly the reference images the "
+        "prompts come from (`ladder prepare reference` writes both); their hash is recorded with "
+        "every result. Required unless the reference set ships its images (builtin sets); unset "
+        "with the default uri: the default set's inception-stats.npz beside it.",
     )
 
     @field_validator("uri", "stats_uri")
     @classmethod
     def _uri(cls, v: str | None, info) -> str | None:
         return None if v is None else _check_uri(v, info.field_name)
+
+    @model_validator(mode="after")
+    def _default_stats(self) -> ReferenceSetSpec:
+        """The default reference set's statistics lie beside its prompts."""
+        if self.stats_uri is None and self.uri == DEFAULT_REFERENCE_PROMPTS:
+            self.stats_uri = DEFAULT_REFERENCE_STATS
+        return self
 
 
 class DataSpec(Model):
@@ -656,6 +671,22 @@ class EvaluationSpec(Model):
     clip_weights_uri: str | None = Field(
         "/opt/ladder/weights/open_clip_vit_b32.safetensors",
         description="open_clip weights for the CLIP score.",
+    )
+    clip_model: str = Field(
+        "ViT-B-32",
+        description="open_clip architecture of clipWeightsUri, recorded with every CLIP score. "
+        "The T2I literature mostly uses OpenAI's ViT-L-14; the default is the model the evaluator "
+        "image bakes in (ViT-B-32, laion2b_s34b_b79k): to use ViT-L-14, bake its weights "
+        "(evaluator/Dockerfile CLIP_MODEL, CLIP_PRETRAINED) and set clipModel, clipPretrained "
+        "and clipWeightsUri.",
+    )
+    clip_pretrained: str = Field(
+        "laion2b_s34b_b79k", description="open_clip pretrained tag of clipWeightsUri (recorded)."
+    )
+    sampling_dtype: Literal["training", "float32", "bfloat16"] = Field(
+        "training",
+        description="Dtype the U-Net computes in while sampling; training: training.computeDtype. "
+        "float32 avoids bf16 rounding that guidance amplifies (g x (eps_c - eps_u) at g = 8).",
     )
     checkpoints: Literal["final", "all"] | list[PositiveInt] = Field(
         "final", description="Which checkpoints to evaluate: final (the one of training.steps; "

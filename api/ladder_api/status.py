@@ -82,7 +82,10 @@ class Result(Model):
         ..., description="The same, counting classifier-free guidance's second forward pass."
     )
     settings: dict[str, str] = Field(
-        default_factory=dict, description="Exact settings used (autoencoder, features, eta...)."
+        default_factory=dict,
+        description="Exact settings used: autoencoder, features, eta, initialization and EMA "
+        "schemes, sampling dtype, text encoder, CLIP model/tag and weights hash, the reference "
+        "prompts' and statistics' hashes.",
     )
 
 

@@ -76,20 +76,7 @@ class Scorers:
                 self.fid_extractor = fid.inception_extractor(ev.inception_weights_uri)
             else:
                 self.fid_extractor = digits_classifier.extractor(cache)
-            stats_uri = run.data.reference_set.stats_uri
-            if stats_uri:
-                self.fid_ref = fid.load_stats(stats_uri, self.fid_extractor.dim)
-                stats = f"sha256 {provenance.file_digest(stats_uri)}"
-            elif prompts.images is not None:
-                self.fid_ref = fid.reference_from_images(prompts.images, self.fid_extractor, ev.batch_size)
-                stats = "computed from the reference set's images"
-            else:
-                raise UserError(
-                    f"FID needs reference statistics: set data.referenceSet.statsUri (clean-fid "
-                    f"custom stats, {self.fid_extractor.dim}-dimensional for fidFeatures "
-                    f"{ev.fid_features.value}); the reference set {run.data.reference_set.uri} "
-                    "ships no images"
-                )
+            stats = self._fid_reference()
         if MetricName.clip in ev.metrics:
             self.clip = clip_score.load(ev.clip_weights_uri, model_name=ev.clip_model)
         if MetricName.adherence in ev.metrics:
@@ -105,6 +92,25 @@ class Scorers:
             clip_model=None if self.clip is None else self.clip.model_name,
         )
         return self
+
+    def _fid_reference(self) -> str:
+        """Load or compute the reference statistics; returns how, as recorded with results."""
+        from ladder_evaluator.metrics import fid
+
+        run, ev = self.run, self.run.evaluation
+        stats_uri = run.data.reference_set.stats_uri
+        if stats_uri:
+            self.fid_ref = fid.load_stats(stats_uri, self.fid_extractor.dim)
+            return f"sha256 {provenance.file_digest(stats_uri)}"
+        if self.prompts.images is not None:
+            self.fid_ref = fid.reference_from_images(self.prompts.images, self.fid_extractor, ev.batch_size)
+            return "computed from the reference set's images"
+        raise UserError(
+            f"FID needs reference statistics: set data.referenceSet.statsUri (clean-fid "
+            f"custom stats, {self.fid_extractor.dim}-dimensional for fidFeatures "
+            f"{ev.fid_features.value}); the reference set {run.data.reference_set.uri} "
+            "ships no images"
+        )
 
     def accumulator(self) -> Accumulator:
         return Accumulator(self)

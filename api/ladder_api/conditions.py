@@ -19,7 +19,7 @@ from enum import StrEnum
 
 from ladder_api import grid
 from ladder_api.estimate import StudyEstimate, cost_status
-from ladder_api.frontier import summarize
+from ladder_api.frontier import summarize_for
 from ladder_api.predict import unfinished_sizes
 from ladder_api.spec import EvaluationSpec, MetricName
 from ladder_api.status import (
@@ -231,8 +231,8 @@ def summary(results: Sequence[Result], sizes: Sequence[SizeStatus], evaluation: 
             runs: Sequence = ()) -> Summary:
     """The summary; with the plan's `runs`, also the predicted frontier of the sizes not done."""
     finished = {s.width for s in sizes if s.phase is SizePhase.succeeded}
-    return summarize(results, len(finished), len(sizes), fid_metric(evaluation),
-                     confidence=evaluation.bootstrap.confidence, unfinished=unfinished_sizes(runs, finished))
+    return summarize_for(results, len(finished), len(sizes), evaluation, fid_metric(evaluation),
+                         unfinished=unfinished_sizes(runs, finished))
 
 
 def experiment_status(

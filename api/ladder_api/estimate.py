@@ -194,7 +194,7 @@ def eval_flops(run: RunConfig) -> EvalFlops:
     """One checkpoint of a RunConfig scored over its whole grid."""
     ev, m = run.evaluation, run.model
     generated = math.ceil(ev.num_samples / ev.batch_size) * ev.batch_size
-    points = grid.grid_points(ev)
+    points = grid.run_grid_points(run)  # budgets give each size its own step counts
     forwards = sum(generated * p.steps * forwards_per_step(p.guidance) for p in points)
     images = generated * len(points)
     decoder = 0.0

@@ -30,8 +30,8 @@ from typing import Literal
 from ladder_api import uncertainty
 from ladder_api.grid import fid_features_of, fid_metric
 from ladder_api.predict import Unfinished, predict_frontier, prediction_words
-from ladder_api.spec import FidFeatures
-from ladder_api.status import FrontierPoint, Result, Summary
+from ladder_api.spec import POOLED, FidFeatures
+from ladder_api.status import FrontierPoint, FrontierView, Result, Summary
 
 PREFERRED_FID = fid_metric(FidFeatures.inception)
 CostKind = Literal["paper", "with_guidance"]
@@ -207,12 +207,14 @@ def pareto(results: Sequence[Result], cost: CostKind = "paper") -> list[Frontier
 
 
 def best_over_guidance(
-    results: Sequence[Result], cost: CostKind = "paper", per_sampler: bool = True
+    results: Sequence[Result], cost: CostKind = "paper", per_sampler: bool = True,
+    guidance: Sequence[float] | None = None,
 ) -> list[FrontierPoint]:
-    """The paper's protocol: the best FID per (width, steps) over the guidance scales (and per
-    sampler unless `per_sampler` is False), sorted by width, sampler, steps."""
+    """The paper's protocol: the best FID per (width, steps) over the guidance scales given (all
+    when None; the paper's Figure 9: 1.5 to 8), per sampler unless `per_sampler` is False, sorted
+    by width, sampler, steps."""
     groups: dict[tuple, list[Result]] = {}
-    for r in results:
+    for r in view_results(results, POOLED, guidance):
         key = (r.width, r.sampler if per_sampler else "", r.steps)
         groups.setdefault(key, []).append(r)
     out = []
@@ -220,6 +222,16 @@ def best_over_guidance(
         r = min(groups[key], key=lambda r: _rank(r, cost))
         out.append(_point(r, _cost(r, cost), cost))
     return out
+
+
+def view_results(
+    results: Iterable[Result], view: str, guidance: Sequence[float] | None = None
+) -> list[Result]:
+    """The results one view chooses from: one sampler's (all of them for `pooled`), at the
+    guidance scales given (all when None)."""
+    keep = None if guidance is None else {float(g) for g in guidance}
+    return [r for r in results
+            if (view == POOLED or r.sampler == view) and (keep is None or float(r.guidance) in keep)]
 
 
 def summarize(
@@ -232,30 +244,51 @@ def summarize(
     cost: CostKind = "paper",
     confidence: float = 0.95,
     unfinished: Sequence[Unfinished] = (),
+    views: Sequence[str] = (POOLED,),
+    guidance: Sequence[float] | None = None,
 ) -> Summary:
-    """The status summary: progress, best FID overall, the frontier and the Pareto front."""
+    """The status summary: progress, and per view (a sampler, or pooled: the first is the
+    headline) the frontier and Pareto front over the guidance scales given (all when None); best
+    FID, frontier and pareto are the headline's. Per sampler, because a point of one sampler
+    (DPM-Solver++ at few steps) would otherwise decide "which size wins" in a study whose headline
+    is another (DDIM)."""
     results = list(results)
     metric = pick_fid_metric(results, fid_metric)
     summary = Summary(
         sizes_done=sizes_done, sizes_total=sizes_total, progress=f"{sizes_done}/{sizes_total}",
-        fid_metric=metric, confidence=confidence,
+        fid_metric=metric, confidence=confidence, frontier_sampler=views[0] if views else POOLED,
+        best_of_guidance=sorted({float(g) for g in guidance}) if guidance is not None else [],
     )
     if metric is None:
         return summary
     chosen = fid_results(results, metric)
-    if not chosen:
+    for view in views or (POOLED,):
+        mine = view_results(chosen, view, guidance)
+        summary.views.append(FrontierView(
+            sampler=view, frontier=frontier(mine, budgets, cost, confidence), pareto=pareto(mine, cost)))
+    head = view_results(chosen, summary.frontier_sampler, guidance)
+    if not head:
         return summary
-    best = min(chosen, key=lambda r: _rank(r, cost))
+    best = min(head, key=lambda r: _rank(r, cost))
     summary.best_fid = best.value
     summary.best_width = best.width
-    summary.frontier = frontier(chosen, budgets, cost, confidence)
-    summary.pareto = pareto(chosen, cost)
+    summary.frontier = summary.views[0].frontier
+    summary.pareto = summary.views[0].pareto
     if unfinished and cost == "paper":
         todo = {u.width for u in unfinished}
-        finished = [r for r in chosen if r.width not in todo]
+        finished = [r for r in head if r.width not in todo]
         grid = sorted({r.sampling_cost for r in finished} | {u.min_cost for u in unfinished})
         summary.predictions = prediction_words(predict_frontier(finished, unfinished, grid, confidence))
     return summary
+
+
+def summarize_for(results: Iterable[Result], sizes_done: int, sizes_total: int, evaluation,
+                  fid_metric: str | None = None, *, cost: CostKind = "paper",
+                  unfinished: Sequence[Unfinished] = ()) -> Summary:
+    """summarize with the views, guidance scales and confidence an EvaluationSpec names."""
+    return summarize(results, sizes_done, sizes_total, fid_metric, cost=cost,
+                     views=evaluation.frontier_views(), guidance=evaluation.best_of_guidance_scales(),
+                     confidence=evaluation.bootstrap.confidence, unfinished=unfinished)
 
 
 def fid_cell(fid: float, low: float | None, high: float | None) -> str:
@@ -272,13 +305,14 @@ def decision(p: FrontierPoint) -> str:
     return "wins" + ("" if p.win_probability is None else f" (p={p.win_probability:.2f})")
 
 
-def frontier_rows(summary: Summary) -> list[list[str]]:
-    """The frontier as table rows (budget, size, sampler, steps, guidance, cost, FID with its
-    interval, decision), with consecutive budgets that pick the same setting with the same tie set
-    merged into one row. `ladder status` and the report both print it, so they always agree."""
+def frontier_rows(summary: Summary, points: Sequence[FrontierPoint] | None = None) -> list[list[str]]:
+    """The frontier (the headline's, or `points`: another view's) as table rows (budget, size,
+    sampler, steps, guidance, cost, FID with its interval, decision), with consecutive budgets that
+    pick the same setting with the same tie set merged into one row. `ladder status` and the report
+    both print it, so they always agree."""
     rows: list[list[str]] = []
     last = None
-    for p in summary.frontier:
+    for p in summary.frontier if points is None else points:
         key = (p.width, p.sampler, p.steps, p.guidance, tuple(p.ties))
         if key == last:
             continue

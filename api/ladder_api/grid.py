@@ -87,12 +87,46 @@ class GridPoint:
         return result_id(width, checkpoint_step, self.sampler, self.steps, self.guidance, metric)
 
 
-def grid_points(evaluation: EvaluationSpec) -> list[GridPoint]:
-    """samplers x steps x guidance scales, in the spec's order."""
+def budget_steps(
+    evaluation: EvaluationSpec, sampler: SamplerName | str, normalized_cost: float, num_timesteps: int
+) -> list[int]:
+    """The step counts evaluation.budgets give one sampler of a size of this normalized cost:
+    round(budget / cost) per budget, kept when within 1..num_timesteps and the sampler's maxSteps
+    (a budget below one step's cost, or beyond the sampler's range, gives no point), ascending."""
+    if not evaluation.budgets or normalized_cost <= 0:
+        return []
+    cap = min(num_timesteps, evaluation.max_steps.get(SamplerName(sampler).value, num_timesteps))
+    counts = {round(b / normalized_cost) for b in evaluation.budgets}
+    return sorted(n for n in counts if 1 <= n <= cap)
+
+
+def sampler_steps(
+    evaluation: EvaluationSpec, sampler: SamplerName | str, normalized_cost: float | None = None,
+    num_timesteps: int = 1000,
+) -> list[int]:
+    """The explicit steps, then those the budgets add for this size (without repeats)."""
+    derived = [] if normalized_cost is None else budget_steps(evaluation, sampler, normalized_cost,
+                                                              num_timesteps)
+    return list(dict.fromkeys([int(n) for n in evaluation.steps] + derived))
+
+
+def grid_points(
+    evaluation: EvaluationSpec, normalized_cost: float | None = None, num_timesteps: int = 1000
+) -> list[GridPoint]:
+    """samplers x steps x guidance scales, in the spec's order; with a size's normalized cost,
+    the steps its budgets derive follow the explicit ones (see budget_steps)."""
     return [
-        GridPoint(SamplerName(s), int(n), float(g))
-        for s in evaluation.samplers for n in evaluation.steps for g in evaluation.guidance_scales
+        GridPoint(SamplerName(s), n, float(g))
+        for s in evaluation.samplers
+        for n in sampler_steps(evaluation, s, normalized_cost, num_timesteps)
+        for g in evaluation.guidance_scales
     ]
+
+
+def run_grid_points(run: RunConfig) -> list[GridPoint]:
+    """The grid of one run (one size): its budgets' steps use its own normalized cost."""
+    return grid_points(run.evaluation, run.model.normalized_cost,
+                       run.training.noise_schedule.num_timesteps)
 
 
 # --- checkpoints --------------------------------------------------------------------------------
@@ -151,7 +185,7 @@ def expected_ids(run: RunConfig, available: Iterable[int]) -> set[str]:
     return {
         point.result_id(run.width, step, name)
         for step in planned_checkpoints(ev, run.training.steps, available)
-        for point in grid_points(ev)
+        for point in run_grid_points(run)
         for name in names
     }
 
@@ -165,7 +199,16 @@ EVALUATION_LEGACY: dict[str, object] = {
     # results recorded before intervals keep their values (the evaluator skips recorded ids
     # anyway); at the default the hash is unchanged, so an upgrade re-runs nothing
     "bootstrap": {"resamples": 100, "confidence": 0.95},
+    "budgets": [],  # explicit steps only
+    "maxSteps": {"dpmpp_2m": 20},  # no effect without budgets
+    "clipModel": "ViT-B-32",  # the weights the evaluator image has always baked in
+    "clipPretrained": "laion2b_s34b_b79k",
+    "samplingDtype": "training",  # training.computeDtype
 }
+
+# Evaluation fields that choose how results are summarised, not what is measured: never in the
+# hash, so changing them re-runs no evaluation (the summary is recomputed from the results).
+SUMMARY_ONLY = frozenset({"bestOfGuidance", "frontierSamplers"})
 
 
 def evaluation_hash(evaluation: EvaluationSpec, legacy: dict[str, object] = EVALUATION_LEGACY) -> str:
@@ -174,5 +217,6 @@ def evaluation_hash(evaluation: EvaluationSpec, legacy: dict[str, object] = EVAL
     ids already recorded. Stable across versions (see EVALUATION_LEGACY): the operator compares it
     with hashes that earlier versions recorded in its state annotation."""
     wire = evaluation.to_wire(exclude_none=False)
-    kept = {k: v for k, v in wire.items() if k not in legacy or legacy[k] != v}
+    kept = {k: v for k, v in wire.items()
+            if k not in SUMMARY_ONLY and (k not in legacy or legacy[k] != v)}
     return short_hash(kept, 12)

@@ -52,6 +52,17 @@ class Precision(StrEnum):
     bfloat16 = "bfloat16"
 
 
+class InitScheme(StrEnum):
+    """How the U-Net's weights start. `compvis` is how SD v1.5 was trained (CompVis'
+    openaimodel.py zero-initialises each ResBlock's second convolution, each transformer's
+    proj_out and the final conv_out, so every residual branch and the output start at zero);
+    the other weights are lecun-normal, biases zero, norm scales one. `lecun-normal` is the
+    scheme of Ladder before this field: every kernel lecun-normal."""
+
+    compvis = "compvis"
+    lecun_normal = "lecun-normal"
+
+
 class SamplerName(StrEnum):
     ddim = "ddim"
     ddpm = "ddpm"
@@ -212,22 +223,37 @@ class AutoencoderSpec(Model):
     scaling_factor: float = Field(0.18215, gt=0, description="Latent scaling factor.")
 
 
+DEFAULT_REFERENCE_PROMPTS = "gs://ladder-data/coco2014-val/prompts.npz"
+DEFAULT_REFERENCE_STATS = "gs://ladder-data/coco2014-val/inception-stats.npz"
+
+
 class ReferenceSetSpec(Model):
     name: str = Field("coco2014-val-30k", description="Name of the evaluation reference set.")
     uri: str = Field(
-        "gs://ladder-data/coco2014-val/prompts.jsonl",
-        description="Prompts (and text embeddings) used to generate evaluation samples.",
+        DEFAULT_REFERENCE_PROMPTS,
+        description="The evaluation prompts: an .npz of captions, their text embeddings and the "
+        "unconditional embedding (what `ladder prepare reference` writes), or builtin:digits-test. "
+        "Must hold at least evaluation.numSamples prompts (sample i uses prompt i).",
     )
     stats_uri: str | None = Field(
         None,
-        description="FID reference statistics (mu, sigma) made with clean-fid's custom-stats path. "
-        "Required for Inception FID; computed from the reference set when omitted offline.",
+        description="FID reference statistics (mu, sigma) of exactly the reference images the "
+        "prompts come from (`ladder prepare reference` writes both); their hash is recorded with "
+        "every result. Required unless the reference set ships its images (builtin sets); unset "
+        "with the default uri: the default set's inception-stats.npz beside it.",
     )
 
     @field_validator("uri", "stats_uri")
     @classmethod
     def _uri(cls, v: str | None, info) -> str | None:
         return None if v is None else _check_uri(v, info.field_name)
+
+    @model_validator(mode="after")
+    def _default_stats(self) -> ReferenceSetSpec:
+        """The default reference set's statistics lie beside its prompts."""
+        if self.stats_uri is None and self.uri == DEFAULT_REFERENCE_PROMPTS:
+            self.stats_uri = DEFAULT_REFERENCE_STATS
+        return self
 
 
 class DataSpec(Model):
@@ -292,7 +318,14 @@ class OptimizerSpec(Model):
 
 class EmaSpec(Model):
     enabled: bool = Field(True, description="Keep an exponential moving average of the weights.")
-    decay: float = Field(0.9999, gt=0, lt=1, description="EMA decay per step.")
+    decay: float = Field(0.9999, gt=0, lt=1, description="EMA decay per step (the most it reaches).")
+    warmup: bool = Field(
+        True,
+        description="Warm the decay up as CompVis' LitEma and diffusers' EMAModel do: update n "
+        "(from 0) uses min(decay, (1 + n) / (10 + n)), so early checkpoints' EMA weights are not "
+        "dominated by the random initial ones (at decay 0.9999 without it, 37% of them remain "
+        "after 10K steps). false: decay from step 0 (Ladder before this field).",
+    )
     evaluate_ema: bool = Field(True, description="Evaluate the EMA weights rather than the raw ones.")
 
 
@@ -337,6 +370,12 @@ class TrainingSpec(Model):
         "unconditional one, so classifier-free guidance works at sampling time."
     )
     seed: int = Field(0, ge=0, description="Seed for initialisation, data order and noise.")
+    initialization: InitScheme = Field(
+        InitScheme.compvis,
+        description="U-Net weight initialisation: compvis (SD v1.5's: residual branches and the "
+        "output convolution start at zero) or lecun-normal (every kernel random; Ladder before "
+        "this field).",
+    )
     checkpoint: CheckpointSpec = Field(
         default_factory=CheckpointSpec, description="Checkpoint cadence and retention."
     )
@@ -579,6 +618,10 @@ class BootstrapSpec(Model):
     )
 
 
+POOLED = "pooled"  # the frontier over every sampler together
+PAPER_GUIDANCE = (1.5, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0)  # the paper's Figure 9 sweep
+
+
 class EvaluationSpec(Model):
     samplers: list[SamplerName] = Field(
         default_factory=lambda: [SamplerName.ddim, SamplerName.dpmpp_2m, SamplerName.ddpm],
@@ -590,10 +633,38 @@ class EvaluationSpec(Model):
         min_length=1,
         description="Sampling step counts.",
     )
+    budgets: list[Annotated[float, Field(gt=0)]] = Field(
+        default_factory=list,
+        description="Equal-cost grid: sampling budgets (normalized model cost x steps; the paper's "
+        "Figure 9 ticks are 3, 6, 10, 14, 20, 28, 38, 88, 200). Each size also samples, per sampler, "
+        "round(budget / its normalized cost) steps when that count is within the sampler's range "
+        "(1 to the training timesteps, at most maxSteps), beside the explicit steps, so small sizes "
+        "are measured at large budgets too rather than dropping out of the comparison.",
+    )
+    max_steps: dict[str, PositiveInt] = Field(
+        default_factory=lambda: {SamplerName.dpmpp_2m.value: 20},
+        description="Most steps a budget derives per sampler (DPM-Solver++: 20, as in the paper). "
+        "Explicit steps are not capped.",
+    )
     guidance_scales: list[Annotated[float, Field(ge=0)]] = Field(
-        default_factory=lambda: [1.5, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0],
+        default_factory=lambda: [1.5, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 7.5, 8.0],
         min_length=1,
-        description="Classifier-free guidance scales (1.0 = no guidance).",
+        description="Classifier-free guidance scales (1.0 = no guidance). The default is the "
+        "paper's sweep (1.5 to 8) and 7.5, the scale of its Table 1 and Figure 3.",
+    )
+    best_of_guidance: list[Annotated[float, Field(ge=0)]] | None = Field(
+        None,
+        description="The guidance scales the frontier, the Pareto front and 'best FID over "
+        "guidance' choose from (the paper's Figure 9: 1.5, 2, 3, 4, 5, 6, 7, 8). Unset: those eight "
+        "when all are evaluated (so the default grid's 7.5 does not enter Figure 9), else every "
+        "evaluated scale. Each listed scale must be evaluated.",
+    )
+    frontier_samplers: list[str] | None = Field(
+        None,
+        description="Samplers that get their own frontier and Pareto front in the summary, the "
+        "first being the headline (status.summary.frontier); `pooled` is the frontier over all "
+        "samplers together, labelled as such. Unset: ddim (the paper's headline) when evaluated, "
+        "else pooled.",
     )
     ddim_eta: float = Field(0.0, ge=0, le=1, description="DDIM eta (0 = deterministic).")
     num_samples: PositiveInt = Field(30_000, description="Samples per measurement.")
@@ -616,6 +687,22 @@ class EvaluationSpec(Model):
         "/opt/ladder/weights/open_clip_vit_b32.safetensors",
         description="open_clip weights for the CLIP score.",
     )
+    clip_model: str = Field(
+        "ViT-B-32",
+        description="open_clip architecture of clipWeightsUri, recorded with every CLIP score. "
+        "The T2I literature mostly uses OpenAI's ViT-L-14; the default is the model the evaluator "
+        "image bakes in (ViT-B-32, laion2b_s34b_b79k): to use ViT-L-14, bake its weights "
+        "(evaluator/Dockerfile CLIP_MODEL, CLIP_PRETRAINED) and set clipModel, clipPretrained "
+        "and clipWeightsUri.",
+    )
+    clip_pretrained: str = Field(
+        "laion2b_s34b_b79k", description="open_clip pretrained tag of clipWeightsUri (recorded)."
+    )
+    sampling_dtype: Literal["training", "float32", "bfloat16"] = Field(
+        "training",
+        description="Dtype the U-Net computes in while sampling; training: training.computeDtype. "
+        "float32 avoids bf16 rounding that guidance amplifies (g x (eps_c - eps_u) at g = 8).",
+    )
     checkpoints: Literal["final", "all"] | list[PositiveInt] = Field(
         "final", description="Which checkpoints to evaluate: final (the one of training.steps; "
         "evaluating before it exists is an error), all kept, or given steps."
@@ -629,6 +716,39 @@ class EvaluationSpec(Model):
     bootstrap: BootstrapSpec = Field(
         default_factory=BootstrapSpec, description="Confidence intervals on every result."
     )
+
+    @model_validator(mode="after")
+    def _views(self) -> EvaluationSpec:
+        stray = [k for k in self.max_steps if k not in SamplerName.__members__.values()]
+        if stray:
+            raise ValueError(f"maxSteps keys {stray} are not samplers: {', '.join(SamplerName)}")
+        known = {str(s) for s in self.samplers} | {POOLED}
+        bad = [s for s in self.frontier_samplers or [] if s not in known]
+        if bad:
+            raise ValueError(
+                f"frontierSamplers {bad} are not evaluated: use samplers of evaluation.samplers "
+                f"({', '.join(map(str, self.samplers))}) or {POOLED}"
+            )
+        missing = [g for g in self.best_of_guidance or [] if g not in self.guidance_scales]
+        if missing:
+            raise ValueError(
+                f"bestOfGuidance {missing} are not in guidanceScales: list scales that are evaluated"
+            )
+        return self
+
+    def frontier_views(self) -> list[str]:
+        """frontierSamplers resolved: the headline first."""
+        if self.frontier_samplers:
+            return list(dict.fromkeys(self.frontier_samplers))
+        return [SamplerName.ddim.value] if SamplerName.ddim in self.samplers else [POOLED]
+
+    def best_of_guidance_scales(self) -> list[float]:
+        """bestOfGuidance resolved (see its description)."""
+        if self.best_of_guidance:
+            return sorted(set(self.best_of_guidance))
+        if set(PAPER_GUIDANCE) <= set(self.guidance_scales):
+            return list(PAPER_GUIDANCE)
+        return sorted(set(self.guidance_scales))
 
 
 # --- storage ------------------------------------------------------------------------------------

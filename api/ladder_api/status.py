@@ -82,7 +82,10 @@ class Result(Model):
         ..., description="The same, counting classifier-free guidance's second forward pass."
     )
     settings: dict[str, str] = Field(
-        default_factory=dict, description="Exact settings used (autoencoder, features, eta...)."
+        default_factory=dict,
+        description="Exact settings used: autoencoder, features, eta, initialization and EMA "
+        "schemes, sampling dtype, text encoder, CLIP model/tag and weights hash, the reference "
+        "prompts' and statistics' hashes.",
     )
     ci_low: float | None = Field(None, description="Lower end of the value's confidence interval.")
     ci_high: float | None = Field(None, description="Upper end of the value's confidence interval.")
@@ -139,6 +142,15 @@ class FrontierPoint(Model):
     )
 
 
+class FrontierView(Model):
+    """One sampler's frontier and Pareto front (the paper's Figure 11 per sampler), or the pooled
+    one over every sampler (sampler `pooled`)."""
+
+    sampler: str = Field(..., description="The sampler, or pooled (all samplers together).")
+    frontier: list[FrontierPoint] = Field(default_factory=list, description="Best size per budget.")
+    pareto: list[FrontierPoint] = Field(default_factory=list, description="Pareto front.")
+
+
 class Summary(Model):
     sizes_done: int = Field(0, description="Sizes trained and evaluated.")
     sizes_total: int = Field(0, description="Sizes in the ladder.")
@@ -151,11 +163,25 @@ class Summary(Model):
         default_factory=list, description="PREDICTED, not measured: per size still training, the "
         "budgets it is predicted to win and how likely (ladder_api.predict; one line per size)."
     )
+    frontier_sampler: str | None = Field(
+        None, description="Which view frontier, pareto and bestFid are of: a sampler (ddim, the "
+        "paper's headline, by default) or pooled (every sampler together); see "
+        "evaluation.frontierSamplers."
+    )
+    best_of_guidance: list[float] = Field(
+        default_factory=list,
+        description="Guidance scales the frontier chose from (evaluation.bestOfGuidance).",
+    )
     frontier: list[FrontierPoint] = Field(
-        default_factory=list, description="Best size per sampling budget."
+        default_factory=list, description="Best size per sampling budget (frontierSampler's view)."
     )
     pareto: list[FrontierPoint] = Field(
-        default_factory=list, description="Pareto front of sampling cost against FID."
+        default_factory=list,
+        description="Pareto front of sampling cost against FID (frontierSampler's view).",
+    )
+    views: list[FrontierView] = Field(
+        default_factory=list,
+        description="The frontier of each of evaluation.frontierSamplers, the headline first.",
     )
 
 

@@ -110,7 +110,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     exp = load_experiment(args.file)
     plan = expand(exp)
     found = problems(exp, Target.cluster)
-    errors = [str(p) for p in found if args.cluster or not p.cluster_only]
+    errors = [str(p) for p in found if args.cluster or not p.cluster_only] + prompt_count_problems(exp)
     if errors:
         raise SpecError(args.file, errors)
     for p in found:
@@ -118,6 +118,27 @@ def cmd_validate(args: argparse.Namespace) -> int:
     print(summary_line(plan))
     print(estimate_view.summary_line(estimate(plan)))
     return 0
+
+
+def prompt_count_problems(exp) -> list[str]:
+    """A local prompts .npz with fewer prompts than evaluation.numSamples (the evaluator would
+    refuse it after training). Only its captions are read; a set on gs:// is checked by the
+    evaluator before it samples, as reading 30K embeddings here would cost gigabytes."""
+    import numpy as np
+
+    uri, n = exp.spec.data.reference_set.uri, exp.spec.evaluation.num_samples
+    path = Path(uri.removeprefix("file://"))
+    if uri.startswith(("gs://", "builtin:")) or path.suffix != ".npz" or not path.is_file():
+        return []
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            count = len(z["captions"])
+    except (KeyError, ValueError, OSError) as err:
+        return [f"spec.data.referenceSet.uri: {uri} is not a prompts .npz with captions ({err})"]
+    if count < n:
+        return [f"spec.data.referenceSet.uri: {uri} holds {count} prompts but evaluation.numSamples is "
+                f"{n}: each sample needs its own prompt (prepare at least {n}, or lower numSamples)"]
+    return []
 
 
 def cmd_render(args: argparse.Namespace) -> int:

@@ -28,11 +28,11 @@ import numpy as np
 from ladder_api import storage
 from ladder_api.errors import UserError
 from ladder_api.frontier import sampling_cost
-from ladder_api.grid import GridPoint, fid_features_of, grid_points, metric_name, metric_names
+from ladder_api.grid import GridPoint, fid_features_of, metric_name, metric_names, run_grid_points
 from ladder_api.plan import RunConfig
 from ladder_api.spec import FidFeatures, MetricName
 from ladder_api.status import Result
-from ladder_evaluator import model
+from ladder_evaluator import model, provenance
 from ladder_evaluator import prompts as prompts_mod
 from ladder_evaluator.results import ResultStore
 from ladder_evaluator.sampling import sample
@@ -65,6 +65,7 @@ class Scorers:
     fid_root: object | None = None  # bootstrap.Reference: the reference with its square root
     clip: object | None = None
     judge: object | None = None
+    recorded: dict[str, str] | None = None  # provenance.settings, shared by every result
 
     @classmethod
     def build(cls, run: RunConfig, prompts: prompts_mod.Prompts) -> Scorers:
@@ -72,29 +73,16 @@ class Scorers:
 
         self = cls(run, prompts)
         ev = run.evaluation
-        cache = cache_dir(run)
+        cache, stats = cache_dir(run), None
         if MetricName.fid in ev.metrics:
             if ev.fid_features == FidFeatures.inception:
                 self.fid_extractor = fid.inception_extractor(ev.inception_weights_uri)
             else:
                 self.fid_extractor = digits_classifier.extractor(cache)
-            stats_uri = run.data.reference_set.stats_uri
-            if stats_uri:
-                self.fid_ref = fid.load_stats(stats_uri, self.fid_extractor.dim)
-            elif prompts.images is not None:
-                images = np.asarray(prompts.images)
-                self.fid_ref_feats = fid.features(images, self.fid_extractor, ev.batch_size)
-                self.fid_ref = fid.statistics(self.fid_ref_feats)
-            else:
-                raise UserError(
-                    f"FID needs reference statistics: set data.referenceSet.statsUri (clean-fid "
-                    f"custom stats, {self.fid_extractor.dim}-dimensional for fidFeatures "
-                    f"{ev.fid_features.value}); the reference set {run.data.reference_set.uri} "
-                    "ships no images"
-                )
+            stats = self._fid_reference()
             self.fid_root = bootstrap.Reference(*self.fid_ref)
         if MetricName.clip in ev.metrics:
-            self.clip = clip_score.load(ev.clip_weights_uri)
+            self.clip = clip_score.load(ev.clip_weights_uri, model_name=ev.clip_model)
         if MetricName.adherence in ev.metrics:
             if prompts.labels is None:
                 raise UserError(
@@ -102,7 +90,33 @@ class Scorers:
                     "data.referenceSet.uri builtin:digits-test, or drop adherence"
                 )
             self.judge = digits_classifier.extractor(cache)
+        self.recorded = provenance.settings(
+            run, sampling_dtype=model.sampling_dtype(run), prompts_sha256=prompts.sha256,
+            stats=stats if self.fid_extractor is not None else None,
+            clip_model=None if self.clip is None else self.clip.model_name,
+        )
         return self
+
+    def _fid_reference(self) -> str:
+        """Load or compute the reference statistics; returns how, as recorded with results."""
+        from ladder_evaluator.metrics import fid
+
+        run, ev = self.run, self.run.evaluation
+        stats_uri = run.data.reference_set.stats_uri
+        if stats_uri:
+            self.fid_ref = fid.load_stats(stats_uri, self.fid_extractor.dim)
+            return f"sha256 {provenance.file_digest(stats_uri)}"
+        if self.prompts.images is not None:
+            images = np.asarray(self.prompts.images)
+            self.fid_ref_feats = fid.features(images, self.fid_extractor, ev.batch_size)  # resampled too
+            self.fid_ref = fid.statistics(self.fid_ref_feats)
+            return "computed from the reference set's images"
+        raise UserError(
+            f"FID needs reference statistics: set data.referenceSet.statsUri (clean-fid "
+            f"custom stats, {self.fid_extractor.dim}-dimensional for fidFeatures "
+            f"{ev.fid_features.value}); the reference set {run.data.reference_set.uri} "
+            "ships no images"
+        )
 
     def accumulator(self) -> Accumulator:
         return Accumulator(self)
@@ -169,6 +183,11 @@ def latents_to_images(run: RunConfig, latents: np.ndarray) -> np.ndarray:
     return np.clip(latents, -1.0, 1.0)
 
 
+def pad_to(run: RunConfig) -> int:
+    """The longest step count of the run's grid: every point runs one compiled sampling loop."""
+    return max(p.steps for p in run_grid_points(run))
+
+
 def generate(run: RunConfig, apply: Callable, params, point: GridPoint, prompts: prompts_mod.Prompts,
              alphas_cumprod: np.ndarray, seed_index: int = 0):
     """Yield (images in model space, captions, prompted labels) batch by batch, numSamples in all,
@@ -186,7 +205,7 @@ def generate(run: RunConfig, apply: Callable, params, point: GridPoint, prompts:
         x = sample(
             eps, jax.random.normal(key, shape, jnp.float32), sampler=point.sampler, steps=point.steps,
             guidance=point.guidance, cond=jnp.asarray(ctx), uncond=uncond,
-            key=jax.random.fold_in(key, 1), schedule=alphas_cumprod, eta=ev.ddim_eta, pad_to=max(ev.steps),
+            key=jax.random.fold_in(key, 1), schedule=alphas_cumprod, eta=ev.ddim_eta, pad_to=pad_to(run),
             prediction_type=str(run.training.prediction_type),
         )
         k = min(bs, n - start)
@@ -208,7 +227,8 @@ def save_samples(run: RunConfig, step: int, point: GridPoint, images, labels) ->
     storage.write_bytes(storage.join(run.paths.samples, f"step-{step}", name), buf.getvalue())
 
 
-def results_for(run: RunConfig, step: int, point: GridPoint, values: dict[str, dict]) -> list[Result]:
+def results_for(run: RunConfig, step: int, point: GridPoint, values: dict[str, float],
+                recorded: dict[str, str] | None = None) -> list[Result]:
     paper, with_g = sampling_cost(run.model.normalized_cost, point.steps, point.guidance)
     ev = run.evaluation
     settings = {
@@ -218,6 +238,7 @@ def results_for(run: RunConfig, step: int, point: GridPoint, values: dict[str, d
         "predictionType": str(run.training.prediction_type),
         "seed": str(ev.seed),
         "resamples": str(ev.bootstrap.resamples),
+        **(recorded or {}),
     }
     if ev.seeds > 1:
         settings["seeds"] = str(ev.seeds)
@@ -270,7 +291,7 @@ def evaluate(run: RunConfig, checkpoint_uri: str, store: ResultStore, *, force: 
     progress = progress or Progress()
     steps = model.select_steps(run, checkpoint_uri)
     names = metric_names(run.evaluation)
-    points = [(s, p) for s in steps for p in grid_points(run.evaluation)]
+    points = [(s, p) for s in steps for p in run_grid_points(run)]
     done = {} if force else store.existing()
     todo = [(s, p) for s, p in points
             if force or any(p.result_id(run.width, s, n) not in done for n in names)]
@@ -298,7 +319,7 @@ def evaluate(run: RunConfig, checkpoint_uri: str, store: ResultStore, *, force: 
         progress.point(f"c{run.width} step {step}: {point.label}")
         sample = partial(generate, run, apply, params, point, prompts, ac)
         values, images, labels = measure_point(run, scorers, sample, progress)
-        results = results_for(run, step, point, values)
+        results = results_for(run, step, point, values, scorers.recorded)
         store.write(results)
         written.extend(results)
         try:

@@ -13,6 +13,7 @@ from ladder_api.frontier import best_over_guidance, fid_results, frontier_rows, 
 from ladder_api.ladder import format_params
 from ladder_api.plan import RunConfig
 from ladder_api.predict import predict_frontier, prediction_words, unfinished_sizes
+from ladder_api.spec import POOLED
 from ladder_api.status import Result, Summary
 from ladder_report.labels import format_interval, format_value, label
 
@@ -109,24 +110,41 @@ def confidence_of(results: Sequence[Result]) -> float:
     return next((r.confidence for r in results if r.confidence is not None), 0.95)
 
 
-def summary_of(results: Sequence[Result], sizes_total: int) -> Summary:
+def summary_of(results: Sequence[Result], sizes_total: int, evaluation=None, *,
+               cost: str = "paper", all_views: bool = False) -> Summary:
+    """The summary as the status has it: the views and guidance scales of `evaluation` (the
+    headline first); all_views adds every evaluated sampler and the pooled view (Figure 11)."""
     widths = {r.width for r in results}
-    return summarize(results, len(widths), sizes_total, confidence=confidence_of(results))
+    if evaluation is None:
+        return summarize(results, len(widths), sizes_total, cost=cost, confidence=confidence_of(results))
+    views = evaluation.frontier_views()
+    if all_views:
+        views += [str(s) for s in evaluation.samplers if str(s) not in views]
+        views += [POOLED] if POOLED not in views else []
+    return summarize(results, len(widths), sizes_total, cost=cost, views=views,
+                     guidance=evaluation.best_of_guidance_scales(), confidence=confidence_of(results))
 
 
-def summary_with_guidance_cost(results: Sequence[Result], sizes_total: int) -> Summary:
+def summary_with_guidance_cost(results: Sequence[Result], sizes_total: int, evaluation=None) -> Summary:
     """The same frontier when classifier-free guidance's second forward pass is counted."""
-    widths = {r.width for r in results}
-    return summarize(results, len(widths), sizes_total, cost="with_guidance",
-                     confidence=confidence_of(results))
+    return summary_of(results, sizes_total, evaluation, cost="with_guidance")
 
 
-def frontier_table(summary: Summary, *, with_guidance: bool = False) -> Table:
-    rows = frontier_rows(summary)
+def view_label(view: str | None) -> str:
+    if view in (None, POOLED):
+        return "all samplers pooled"
+    return f"{view} only"
+
+
+def frontier_table(summary: Summary, *, with_guidance: bool = False, view=None) -> Table:
+    """The headline frontier, or one view's (a FrontierView of summary.views)."""
+    rows = frontier_rows(summary, None if view is None else view.frontier)
+    name = view.sampler if view is not None else summary.frontier_sampler
     metric = summary.fid_metric or "fid"
+    scales = ", ".join(f"{g:g}" for g in summary.best_of_guidance) or "all evaluated"
     if with_guidance:
         return Table(
-            "The frontier, counting guidance's second forward pass",
+            f"The frontier ({view_label(name)}), counting guidance's second forward pass",
             ["budget ≤", "best size", "sampler", "steps", "guidance", "cost with guidance",
              f"{label(metric).short} [CI]", "decision"],
             rows,
@@ -134,15 +152,15 @@ def frontier_table(summary: Summary, *, with_guidance: bool = False) -> Table:
             "guidance needs the unconditional pass too): the paper does not say which convention it used.",
         )
     return Table(
-        "The frontier: best size per sampling budget",
+        f"The frontier ({view_label(name)}): best size per sampling budget",
         ["budget ≤", "best size", "sampler", "steps", "guidance", "cost", f"{label(metric).short} [CI]",
          "decision"],
         rows,
         f"For each sampling budget (normalized model cost x sampling steps, the paper's cost; guidance's "
         f"second forward pass not counted), the setting with the lowest {label(metric).short} among all "
-        "sizes, samplers, step counts and guidance scales whose cost fits. A row holds until the next "
-        "budget at which the winner changes. [CI] is the bootstrap interval at the experiment's "
-        "confidence level; a size wins a budget only when the paired bootstrap of its FID "
+        f"sizes, step counts and guidance scales ({scales}) of {view_label(name)} whose cost fits. A row "
+        "holds until the next budget at which the winner changes. [CI] is the bootstrap interval at the "
+        "experiment's confidence level; a size wins a budget only when the paired bootstrap of its FID "
         "difference with every other size's best setting there excludes 0, else the sizes it cannot "
         "be told apart from are listed as a tie; p is the share of resamples in which it is best.",
     )
@@ -152,7 +170,7 @@ def pareto_table(summary: Summary) -> Table:
     metric = summary.fid_metric or "fid"
     rows = [[f"{p.cost:.4g}", f"c{p.width}", p.sampler, str(p.steps), f"{p.guidance:g}", f"{p.fid:.3f}"]
             for p in summary.pareto]
-    return Table("Pareto front of sampling cost against FID",
+    return Table(f"Pareto front of sampling cost against FID ({view_label(summary.frontier_sampler)})",
                  ["cost", "size", "sampler", "steps", "guidance", label(metric).short], rows,
                  "Settings that no other setting beats on both cost and FID.")
 
@@ -267,9 +285,10 @@ def fid_metric_of(results: Sequence[Result]) -> str | None:
     return pick_fid_metric(results)
 
 
-def curve_points(results: Sequence[Result], fid_metric: str) -> list:
-    """Figure 9's points: best FID over guidance per (size, sampler, steps), newest checkpoints."""
-    return best_over_guidance(fid_results(results, fid_metric))
+def curve_points(results: Sequence[Result], fid_metric: str, guidance=None) -> list:
+    """Figure 9's points: best FID over the guidance scales given (all when None) per (size,
+    sampler, steps), newest checkpoints."""
+    return best_over_guidance(fid_results(results, fid_metric), guidance=guidance)
 
 
 @dataclass

@@ -159,7 +159,8 @@ def test_the_summary_ranks_by_the_fid_the_spec_measures():
     """fid-inception would win the results-only choice; the spec says digits-classifier."""
     results = [_fid(32, "fid-inception", 1.0), _fid(32, "fid-digits-classifier", 9.0),
                _fid(64, "fid-digits-classifier", 5.0)]
-    st = experiment_status(sizes(S.succeeded, S.succeeded), results, EVAL, now="T")
+    unguided = EVAL.model_copy(update={"guidance_scales": [1.0]})  # the results' guidance
+    st = experiment_status(sizes(S.succeeded, S.succeeded), results, unguided, now="T")
     assert st.summary.fid_metric == "fid-digits-classifier"
     assert (st.summary.best_fid, st.summary.best_width, st.summary.progress) == (5.0, 64, "2/2")
     assert fid_metric(EvaluationSpec(metrics=["fid"])) == "fid-inception"

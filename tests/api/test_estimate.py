@@ -44,6 +44,16 @@ def paper_v5e():
     return expand(load_experiment(str(EXAMPLES / "paper-v5e.yaml")))
 
 
+@pytest.fixture(scope="module")
+def paper_grid_v5e():
+    """The paper example with the grid the hand computation counts: the Figure 9 sweep (8 scales)
+    at the stated step counts, without the equal-budget steps the example adds."""
+    exp = load_experiment(str(EXAMPLES / "paper-v5e.yaml"))
+    ev = exp.spec.evaluation.model_copy(update={
+        "budgets": [], "guidance_scales": [1.5, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0]})
+    return expand(exp.model_copy(update={"spec": exp.spec.model_copy(update={"evaluation": ev})}))
+
+
 def hours(flops: float, peak: float, mfu: float) -> float:
     return flops / (peak * mfu) / 3600
 
@@ -65,8 +75,8 @@ def test_training_chip_hours_of_the_paper_grid_match_a_hand_computation(spec):
     assert study.train_chip_hours == pytest.approx(sum(s.train_chip_hours for s in study.sizes))
 
 
-def test_evaluation_of_the_paper_grid_matches_a_hand_computation(paper_v5e):
-    study = estimate(paper_v5e, Assumptions(eval_mfu=0.25))
+def test_evaluation_of_the_paper_grid_matches_a_hand_computation(paper_grid_v5e):
+    study = estimate(paper_grid_v5e, Assumptions(eval_mfu=0.25))
     c320 = next(s for s in study.sizes if s.width == 320)
     assert c320.checkpoints_evaluated == 1 and c320.eval.points == POINTS
     assert c320.eval.images == GENERATED * POINTS == 4_322_304
@@ -78,6 +88,20 @@ def test_evaluation_of_the_paper_grid_matches_a_hand_computation(paper_v5e):
     by_hand = hours(GUIDED_FORWARDS * 789.3e9 + 4_322_304 * 2.5e12, V5E_PEAK, 0.25)
     assert c320.eval_chip_hours == pytest.approx(by_hand, rel=0.03)
     assert c320.eval_hours == pytest.approx(c320.eval_chip_hours / 8)  # v5litepod-8-1host
+
+
+def test_equal_budget_steps_are_counted_per_size(paper_v5e):
+    """With evaluation.budgets each size samples its own step counts (round(budget / its cost),
+    within the sampler's limits), so sizes have grids of different lengths: the estimate counts
+    each size's own."""
+    from ladder_api.grid import run_grid_points
+
+    study = estimate(paper_v5e, Assumptions())
+    for size in study.sizes:
+        points = run_grid_points(paper_v5e.run(size.width))
+        assert size.eval.points == len(points)
+    assert len({s.eval.points for s in study.sizes}) > 1
+    assert min(s.eval.points for s in study.sizes) > 3 * 6 * 9  # the explicit grid, and more
 
 
 def test_a_different_utilisation_scales_chip_hours_inversely(paper_v5e):

@@ -189,3 +189,34 @@ def test_incremental_win_probability_equals_the_direct_computation_at_every_budg
         for r in within:
             per_width.setdefault(r.width, []).append(r.replicates)
         assert p.win_probability == pytest.approx(win_probability(per_width)[p.width])
+
+
+def test_per_sampler_frontiers_differ_where_the_samplers_disagree():
+    """At budget 0.6, DDIM's best is c64 (cost 0.56) and DPM-Solver++'s is c96 (0.52): pooled,
+    the DPM-Solver++ point would decide the headline although the paper's is DDIM."""
+    results = [
+        res(64, 8, 2.0, 30.0), res(96, 4, 2.0, 35.0),                                   # DDIM
+        res(64, 8, 2.0, 28.0, sampler="dpmpp_2m"), res(96, 4, 2.0, 20.0, sampler="dpmpp_2m"),
+    ]
+    s = summarize(results, 2, 2, views=["ddim", "dpmpp_2m", "pooled"])
+    ddim, dpmpp, pooled = s.views
+    assert [v.sampler for v in s.views] == ["ddim", "dpmpp_2m", "pooled"]
+    assert s.frontier_sampler == "ddim" and s.frontier == ddim.frontier
+    assert [(p.budget, p.width, p.sampler) for p in ddim.frontier] == [
+        (pytest.approx(0.52), 96, "ddim"), (pytest.approx(0.56), 64, "ddim")]
+    assert [(p.width, p.sampler) for p in dpmpp.frontier] == [(96, "dpmpp_2m"), (96, "dpmpp_2m")]
+    assert [(p.width, p.fid) for p in pooled.frontier] == [(96, 20.0), (96, 20.0)]
+    assert (s.best_fid, s.best_width) == (30.0, 64), "the headline's best, not the pooled one"
+    assert [p.width for p in ddim.pareto] == [96, 64] and [p.width for p in dpmpp.pareto] == [96]
+    assert summarize(results, 2, 2).frontier_sampler == "pooled", "the default of a bare call"
+
+
+def test_best_over_guidance_keeps_to_the_named_scales():
+    """7.5 is in the grid for Table 1; Figure 9 takes the best over 1.5..8 without it."""
+    results = [res(64, 8, 7.0, 30.0), res(64, 8, 7.5, 25.0), res(64, 8, 8.0, 31.0)]
+    paper = [1.5, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0]
+    assert [p.guidance for p in best_over_guidance(results, guidance=paper)] == [7.0]
+    assert [p.guidance for p in best_over_guidance(results)] == [7.5]
+    s = summarize(results, 1, 1, views=["ddim"], guidance=paper)
+    assert [p.guidance for p in s.frontier] == [7.0] and s.best_fid == 30.0
+    assert s.best_of_guidance == paper

@@ -87,13 +87,68 @@ def test_evaluation_hash_changes_with_the_grid_and_is_stable_across_versions():
     assert grid.evaluation_hash(_ev(steps=[2, 4, 8])) != grid.evaluation_hash(_ev())
     # Recorded by earlier operators in their state annotation: a change would re-run every
     # finished size's evaluation job after an upgrade.
-    assert grid.evaluation_hash(EvaluationSpec()) == "9bbb1046d18c"
+    # The default grid before 7.5 joined it (the fields added since are at their legacy values):
+    old_default = EvaluationSpec(guidance_scales=[1.5, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0])
+    assert grid.evaluation_hash(old_default) == "9bbb1046d18c"
+    # Choosing how results are summarised re-runs nothing.
+    views = old_default.model_copy(update={"frontier_samplers": ["pooled"], "best_of_guidance": [2.0]})
+    assert grid.evaluation_hash(views) == "9bbb1046d18c"
+    assert grid.evaluation_hash(old_default.model_copy(update={"budgets": [3.0]})) != "9bbb1046d18c"
 
 
 def test_a_field_added_later_at_its_legacy_value_keeps_the_hash_earlier_versions_recorded():
     ev = _ev()
-    before_the_field = {k: v for k, v in ev.to_wire(exclude_none=False).items() if k != "ddimEta"}
-    legacy = {"ddimEta": 0.0}  # as if ddimEta were new, and 0 what Ladder did before it
+    later = {"ddimEta", *grid.EVALUATION_LEGACY, *grid.SUMMARY_ONLY}  # what the old version lacked
+    before_the_field = {k: v for k, v in ev.to_wire(exclude_none=False).items() if k not in later}
+    legacy = {**grid.EVALUATION_LEGACY, "ddimEta": 0.0}  # as if ddimEta were new, 0 what Ladder did
     recorded = short_hash(before_the_field, 12)
     assert grid.evaluation_hash(ev, legacy) == recorded
     assert grid.evaluation_hash(ev.model_copy(update={"ddim_eta": 0.5}), legacy) != recorded
+
+
+FIGURE_9_BUDGETS = [3, 6, 10, 14, 20, 28, 38, 88, 200]
+
+
+@pytest.mark.parametrize("cost,ddim,dpmpp", [
+    # Table 1's normalized costs; round(budget / cost) by hand, kept within 1..1000 (DDIM) and
+    # 1..20 (DPM-Solver++). c64 at 0.07: 3/0.07 = 42.9 -> 43, ..., 88/0.07 = 1257 is out of range.
+    (0.07, [43, 86, 143, 200, 286, 400, 543], []),
+    (0.13, [23, 46, 77, 108, 154, 215, 292, 677], []),
+    (1.00, [3, 6, 10, 14, 20, 28, 38, 88, 200], [3, 6, 10, 14, 20]),
+    (2.39, [1, 3, 4, 6, 8, 12, 16, 37, 84], [1, 3, 4, 6, 8, 12, 16]),
+    # c768 at 5.17: 3 and 6 both round to 1 step, 200/5.17 = 38.7 -> 39
+    (5.17, [1, 2, 3, 4, 5, 7, 17, 39], [1, 2, 3, 4, 5, 7, 17]),
+])
+def test_budgets_derive_each_sizes_steps_per_sampler(cost, ddim, dpmpp):
+    ev = _ev(budgets=FIGURE_9_BUDGETS, samplers=["ddim", "dpmpp_2m"])
+    assert grid.budget_steps(ev, "ddim", cost, 1000) == ddim
+    assert grid.budget_steps(ev, "dpmpp_2m", cost, 1000) == dpmpp
+    assert grid.budget_steps(_ev(), "ddim", cost, 1000) == [], "no budgets: explicit steps only"
+
+
+def test_a_runs_grid_adds_its_budget_steps_after_the_explicit_ones():
+    cost = expand(tiny_experiment()).runs[0].model.normalized_cost
+    exp = tiny_experiment(budgets=[3 * cost, 7 * cost, 4 * cost], maxSteps={"dpmpp_2m": 5})
+    run = expand(exp).runs[0]
+    points = grid.run_grid_points(run)
+    steps = {s: list(dict.fromkeys(p.steps for p in points if p.sampler == s)) for s in ("ddim", "dpmpp_2m")}
+    assert steps == {"ddim": [2, 4, 3, 7], "dpmpp_2m": [2, 4, 3]}  # 4 is explicit; 7 > maxSteps 5
+    assert len(points) == 7 * 2  # x two guidance scales
+    ids = grid.expected_ids(run, [run.training.steps])
+    assert "c8-s6-ddim-n7-g3-fid-digits-classifier" in ids and len(ids) == 14 * 2
+    assert expand(exp).runs[1].width == 16
+    assert [p.steps for p in grid.run_grid_points(expand(exp).runs[1])] != [p.steps for p in points]
+
+
+def test_summary_views_must_name_what_is_evaluated():
+    with pytest.raises(ValueError, match="frontierSamplers"):
+        _ev(samplers=["ddim"], frontier_samplers=["dpmpp_2m"])
+    with pytest.raises(ValueError, match="bestOfGuidance"):
+        _ev(guidance_scales=[2.0], best_of_guidance=[7.5])
+    with pytest.raises(ValueError, match="maxSteps"):
+        _ev(max_steps={"euler": 3})
+    assert EvaluationSpec().frontier_views() == ["ddim"]
+    assert EvaluationSpec(samplers=["dpmpp_2m"]).frontier_views() == ["pooled"]
+    assert EvaluationSpec().best_of_guidance_scales() == [1.5, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0]
+    assert 7.5 in EvaluationSpec().guidance_scales
+    assert EvaluationSpec(guidance_scales=[1.0, 4.0]).best_of_guidance_scales() == [1.0, 4.0]

@@ -65,7 +65,11 @@ def test_paper_examples_carry_the_stated_recipe(name):
     assert spec.ladder.context_dim == 1024
     training = spec.training
     assert (training.steps, training.global_batch, training.learning_rate) == (500_000, 2048, 1e-4)
-    assert spec.evaluation.guidance_scales == [1.5, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0]
+    assert spec.evaluation.guidance_scales == [1.5, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 7.5, 8.0]
+    assert spec.evaluation.best_of_guidance_scales() == [1.5, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0]
+    assert spec.evaluation.frontier_views()[0] == "ddim" and spec.evaluation.budgets
+    assert (spec.training.initialization.value, spec.training.ema.warmup) == ("compvis", True)
+    assert spec.data.reference_set.uri.endswith(".npz") and spec.data.reference_set.stats_uri
     assert spec.evaluation.num_samples == 30_000
     generation = "v5e" if "v5e" in name else "v5p"
     for w in spec.ladder.widths:

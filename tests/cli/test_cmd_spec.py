@@ -169,3 +169,18 @@ def test_validate_warns_of_what_only_a_cluster_refuses_and_refuses_it_with_clust
     cluster_ready = GOOD + "  storage: {outputUri: gs://b/ladder/}\n  training: {globalBatch: 100}\n"
     code, _, err = run_main(capsys, "validate", "--cluster", write(tmp_path, cluster_ready))
     assert code == 2 and "spec.training.globalBatch: 100 is not divisible by the 16 chips" in err
+
+
+def test_validate_refuses_a_local_prompt_set_smaller_than_num_samples(tmp_path, capsys):
+    import numpy as np
+
+    prompts = tmp_path / "prompts.npz"
+    np.savez(prompts, captions=np.array(["a", "b", "c"]), context=np.zeros((3, 2, 4), np.float32),
+             uncond=np.zeros((2, 4), np.float32))
+    spec = GOOD + (f"  data: {{referenceSet: {{uri: {prompts}, statsUri: {tmp_path / 's.npz'}}}}}\n"
+                   "  evaluation: {numSamples: 4}\n")
+    code, out, err = run_main(capsys, "validate", write(tmp_path, spec))
+    assert code == 2 and "holds 3 prompts but evaluation.numSamples is 4" in err
+    enough = spec.replace("numSamples: 4", "numSamples: 3")
+    code, out, err = run_main(capsys, "validate", write(tmp_path, enough))
+    assert "prompts" not in err, err  # (GOOD's sizes need a larger slice: that is all it reports)

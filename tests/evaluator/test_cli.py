@@ -104,6 +104,12 @@ def test_grid_results_skip_and_force(trained, tmp_path):
     assert adh["interval"] == "wilson" and 0 <= adh["ciLow"] <= adh["value"] <= adh["ciHigh"] <= 1
     assert r["interval"] == "bootstrap-centred-percentile" and r["stderr"] > 0
     assert r["ciLow"] <= r["value"] <= r["ciHigh"]
+    from ladder_evaluator.prompts import load as load_prompts  # what was recorded, and how
+    assert {k: r["settings"][k] for k in ("initialization", "ema", "samplingDtype", "textEncoder",
+                                          "referenceStats")} == {
+        "initialization": "compvis", "ema": "decay 0.9999, warm-up (1+n)/(10+n)", "samplingDtype": "float32",
+        "textEncoder": "builtin-digits", "referenceStats": "computed from the reference set's images"}
+    assert r["settings"]["referencePromptsSha256"] == load_prompts(run).sha256[:16]
     assert main(args) == 0  # everything present: nothing recomputed, nothing written
     assert storage.list_files(str(results)) == objects
     assert main([*args, "--force"]) == 0  # recomputed: same seeds, same numbers, no duplicates

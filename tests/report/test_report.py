@@ -80,6 +80,25 @@ def test_frontier_table_merges_budgets_with_the_same_winner():
                                              rel=1e-3) for row in g.rows)
 
 
+def test_the_report_shows_the_headline_sampler_and_each_samplers_frontier():
+    """DDIM is the headline (the paper's Figure 9); DPM-Solver++ and the pooled view follow,
+    labelled, from the same results (Figure 11)."""
+    runs = _runs()
+    results = _synthetic(runs)
+    # DPM-Solver++ much better than DDIM: the pooled frontier is all DPM-Solver++, DDIM's is DDIM
+    results = [r.model_copy(update={"value": r.value - 20.0}) if r.sampler == "dpmpp_2m" else r
+               for r in results]
+    s = analysis.summary_of(results, 2, runs[0].evaluation, all_views=True)
+    assert [v.sampler for v in s.views] == ["ddim", "dpmpp_2m", "pooled"]
+    assert {p.sampler for p in s.frontier} == {"ddim"}
+    assert {p.sampler for p in s.views[2].frontier} == {"dpmpp_2m"}
+    titles = [analysis.frontier_table(s).title]
+    titles += [analysis.frontier_table(s, view=v).title for v in s.views[1:]]
+    assert titles[0].startswith("The frontier (ddim only)")
+    assert "dpmpp_2m only" in titles[1] and "all samplers pooled" in titles[2]
+    assert {r[2] for r in analysis.frontier_table(s, view=s.views[1]).rows} == {"dpmpp_2m"}
+
+
 def test_adherence_headline_is_about_the_largest_size():
     runs = _runs()
     h = analysis.adherence_headline(_synthetic(runs), runs)

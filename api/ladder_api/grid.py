@@ -23,7 +23,7 @@ Checkpoint selection (`evaluation.checkpoints`):
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -95,6 +95,42 @@ def grid_points(evaluation: EvaluationSpec) -> list[GridPoint]:
     ]
 
 
+# --- workers ------------------------------------------------------------------------------------
+
+
+def point_cost(point: GridPoint) -> int:
+    """U-Net forwards per sample at a point: what a worker's share is balanced by (50 guided steps
+    cost 25 times 4 unguided ones)."""
+    from ladder_api.frontier import forwards_per_step  # frontier imports this module
+
+    return point.steps * forwards_per_step(point.guidance)
+
+
+def worker_share(
+    work: Sequence[tuple[int, GridPoint]], workers: int, index: int
+) -> list[tuple[int, GridPoint]]:
+    """The (checkpoint step, grid point) pairs worker `index` of `workers` scores, in `work`'s order.
+
+    Whole points, so each FID is computed where its samples are. A pure function of the list, so
+    every worker (and a restarted one) computes the same partition without talking to the others;
+    the shares are disjoint and their union is `work`. Balanced by cost, not count: largest first,
+    each to the least-loaded worker (lowest index on ties), so no worker draws all the 50-step
+    points while another draws the 4-step ones."""
+    if not 0 <= index < workers:
+        raise UserError(
+            f"worker index {index} is outside the partition of evaluation.workers = {workers} "
+            f"(0..{workers - 1}); the JobSet sets JOB_COMPLETION_INDEX, `ladder run` --worker"
+        )
+    load = [0] * workers
+    owner: dict[int, int] = {}
+    order = sorted(range(len(work)), key=lambda i: (-point_cost(work[i][1]), i))
+    for i in order:
+        w = min(range(workers), key=lambda k: (load[k], k))
+        owner[i] = w
+        load[w] += point_cost(work[i][1])
+    return [item for i, item in enumerate(work) if owner[i] == index]
+
+
 # --- checkpoints --------------------------------------------------------------------------------
 
 
@@ -160,6 +196,9 @@ def expected_ids(run: RunConfig, available: Iterable[int]) -> set[str]:
 # before them (wire name -> legacy value): at that value a field is left out of the hash, so an
 # upgrade does not re-run finished evaluations. Add one line per new field.
 EVALUATION_LEGACY: dict[str, object] = {}
+# Evaluation fields that say how the work is done, not what is measured: never hashed, so scaling
+# the evaluation out or in does not re-run a finished one.
+NOT_MEASURED = frozenset({"workers"})
 
 
 def evaluation_hash(evaluation: EvaluationSpec, legacy: dict[str, object] = EVALUATION_LEGACY) -> str:
@@ -168,5 +207,6 @@ def evaluation_hash(evaluation: EvaluationSpec, legacy: dict[str, object] = EVAL
     ids already recorded. Stable across versions (see EVALUATION_LEGACY): the operator compares it
     with hashes that earlier versions recorded in its state annotation."""
     wire = evaluation.to_wire(exclude_none=False)
-    kept = {k: v for k, v in wire.items() if k not in legacy or legacy[k] != v}
+    kept = {k: v for k, v in wire.items()
+            if k not in NOT_MEASURED and (k not in legacy or legacy[k] != v)}
     return short_hash(kept, 12)

@@ -606,6 +606,23 @@ class EvaluationSpec(Model):
         "evaluating before it exists is an error), all kept, or given steps."
     )
     seed: int = Field(0, ge=0, description="Seed for sampling noise.")
+    workers: PositiveInt = Field(
+        1, description="Evaluation workers per size: the evaluation JobSet runs this many indexed "
+        "pods (`ladder run` this many evaluator processes), each scoring a fixed, disjoint share "
+        "of the grid points (ladder_api.grid.worker_share); at most the number of grid points.",
+    )
+
+    @model_validator(mode="after")
+    def _workers_have_points(self) -> EvaluationSpec:
+        points = len(self.samplers) * len(self.steps) * len(self.guidance_scales)
+        checkpoints = len(set(self.checkpoints)) if isinstance(self.checkpoints, list) else 1
+        if self.workers > points * checkpoints:
+            raise ValueError(
+                f"workers ({self.workers}) is more than the evaluation's grid points "
+                f"({points * checkpoints}: samplers x steps x guidanceScales x checkpoints); a worker "
+                "owns whole grid points, so lower workers or extend the grid"
+            )
+        return self
 
 
 # --- storage ------------------------------------------------------------------------------------

@@ -27,7 +27,14 @@ import numpy as np
 from ladder_api import storage
 from ladder_api.errors import UserError
 from ladder_api.frontier import sampling_cost
-from ladder_api.grid import GridPoint, fid_features_of, grid_points, metric_name, metric_names
+from ladder_api.grid import (
+    GridPoint,
+    fid_features_of,
+    grid_points,
+    metric_name,
+    metric_names,
+    worker_share,
+)
 from ladder_api.plan import RunConfig
 from ladder_api.spec import FidFeatures, MetricName
 from ladder_api.status import Result
@@ -226,12 +233,14 @@ class Progress:
 
 
 def evaluate(run: RunConfig, checkpoint_uri: str, store: ResultStore, *, force: bool = False,
-             progress: Progress | None = None) -> list[Result]:
-    """Evaluate and store; returns the results written in this call."""
+             progress: Progress | None = None, worker: int = 0) -> list[Result]:
+    """Evaluate worker `worker`'s share of the grid (of run.evaluation.workers) and store; returns
+    the results written in this call."""
     progress = progress or Progress()
     steps = model.select_steps(run, checkpoint_uri)
     names = metric_names(run.evaluation)
-    points = [(s, p) for s in steps for p in grid_points(run.evaluation)]
+    every = [(s, p) for s in steps for p in grid_points(run.evaluation)]
+    points = worker_share(every, run.evaluation.workers, worker)
     done = {} if force else store.existing()
     todo = [(s, p) for s, p in points
             if force or any(p.result_id(run.width, s, n) not in done for n in names)]

@@ -39,6 +39,18 @@ def make_store(run: RunConfig, mode: str, results: str | None) -> ResultStore:
     return ResultsStore(results or run.paths.results)
 
 
+def worker_index(given: int | None) -> int:
+    """--worker, else the pod's index in its Indexed Job: JOB_COMPLETION_INDEX counts hosts, and
+    a worker spans LADDER_HOSTS_PER_WORKER of them (the evaluation JobSet sets both)."""
+    if given is not None:
+        return given
+    index = os.environ.get("JOB_COMPLETION_INDEX")
+    if index is None:
+        return 0
+    hosts = int(os.environ.get("LADDER_HOSTS_PER_WORKER", "1"))
+    return int(index) // max(1, hosts)
+
+
 class RichProgress(Progress):
     """Two bars: grid points (with the current setting) and samples of the current point."""
 
@@ -88,6 +100,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--status", choices=["auto", "cluster", "file"], default="auto",
                         help="where results go (auto: the experiment's status in a cluster, else the folder)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument("--worker", type=int, default=None, metavar="INDEX",
+                        help="which of evaluation.workers this process is (default: the Job's "
+                        "JOB_COMPLETION_INDEX, else 0); it scores only its share of the grid")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("absl").setLevel(logging.WARNING)  # orbax logs every restore at INFO
@@ -95,7 +110,8 @@ def main(argv: list[str] | None = None) -> int:
         run = load_run_config(args.config)
         store = make_store(run, args.status, args.results)
         written = evaluate(run, args.checkpoint, store, force=args.force,
-                           progress=RichProgress(enabled=not args.no_progress))
+                           progress=RichProgress(enabled=not args.no_progress),
+                           worker=worker_index(args.worker))
         log.info("c%d: %d results written", run.width, len(written))
         return exitcodes.OK
     except ApiError as err:

@@ -23,7 +23,7 @@ Checkpoint selection (`evaluation.checkpoints`):
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -129,6 +129,12 @@ def worker_share(
         owner[i] = w
         load[w] += point_cost(work[i][1])
     return [item for i, item in enumerate(work) if owner[i] == index]
+
+
+def worker_of_pod(env: Mapping[str, str]) -> int:
+    """The worker an evaluation pod is: its index in the evaluation JobSet's Indexed Job (one
+    single-host pod per worker; validation keeps the eval slice single-host), 0 outside a Job."""
+    return int(env.get("JOB_COMPLETION_INDEX", "0"))
 
 
 # --- checkpoints --------------------------------------------------------------------------------

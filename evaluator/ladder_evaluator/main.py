@@ -20,6 +20,7 @@ import os
 
 from ladder_api import exitcodes, failures
 from ladder_api.artifacts import ResultsStore
+from ladder_api.grid import worker_of_pod
 from ladder_api.loading import load_run_config
 from ladder_api.plan import RunConfig
 from ladder_evaluator.evaluate import Progress, evaluate
@@ -37,18 +38,6 @@ def make_store(run: RunConfig, mode: str, results: str | None) -> ResultStore:
         exp = run.experiment
         return status_store.from_environment(exp.namespace, exp.name, run.width)
     return ResultsStore(results or run.paths.results)
-
-
-def worker_index(given: int | None) -> int:
-    """--worker, else the pod's index in its Indexed Job: JOB_COMPLETION_INDEX counts hosts, and
-    a worker spans LADDER_HOSTS_PER_WORKER of them (the evaluation JobSet sets both)."""
-    if given is not None:
-        return given
-    index = os.environ.get("JOB_COMPLETION_INDEX")
-    if index is None:
-        return 0
-    hosts = int(os.environ.get("LADDER_HOSTS_PER_WORKER", "1"))
-    return int(index) // max(1, hosts)
 
 
 class RichProgress(Progress):
@@ -111,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         store = make_store(run, args.status, args.results)
         written = evaluate(run, args.checkpoint, store, force=args.force,
                            progress=RichProgress(enabled=not args.no_progress),
-                           worker=worker_index(args.worker))
+                           worker=worker_of_pod(os.environ) if args.worker is None else args.worker)
         log.info("c%d: %d results written", run.width, len(written))
         return exitcodes.OK
     except ApiError as err:

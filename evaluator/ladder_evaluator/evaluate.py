@@ -23,6 +23,7 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import Mesh
 
 from ladder_api import storage
 from ladder_api.errors import UserError
@@ -40,6 +41,7 @@ from ladder_api.spec import FidFeatures, MetricName
 from ladder_api.status import Result
 from ladder_evaluator import model
 from ladder_evaluator import prompts as prompts_mod
+from ladder_evaluator.mesh import make_mesh, pad_rows, padded_batch, replicated, rows
 from ladder_evaluator.results import ResultStore
 from ladder_evaluator.sampling import sample
 from ladder_trainer import diffusion
@@ -158,27 +160,73 @@ def latents_to_images(run: RunConfig, latents: np.ndarray) -> np.ndarray:
     return np.clip(latents, -1.0, 1.0)
 
 
+@dataclass
+class Batch:
+    """One batch in flight: its latents on the devices (being computed or copied back), and the
+    host-side facts needed once they arrive."""
+
+    x: jax.Array
+    captions: tuple
+    labels: np.ndarray | None
+    keep: int  # rows that are real samples (the rest pad the last batch or the mesh)
+
+
 def generate(run: RunConfig, apply: Callable, params, point: GridPoint, prompts: prompts_mod.Prompts,
-             alphas_cumprod: np.ndarray):
-    """Yield (images in model space, captions, prompted labels) batch by batch, numSamples in all."""
+             alphas_cumprod: np.ndarray, mesh: Mesh | None = None):
+    """Yield (images in model space, captions, prompted labels) batch by batch, numSamples in all.
+
+    The batch is split over every device of `mesh` (default: all local devices; `params` should
+    already be replicated on it, see `place_params`). One batch is kept in flight: batch b+1's
+    noise and prompts are prepared and its sampling loop dispatched before batch b's images are
+    handed to the caller, and b's copy to the host starts as soon as it is dispatched, so the
+    metric work the caller does on batch b (host) overlaps batch b+1's sampling (devices)."""
+    mesh = mesh or make_mesh()
+    pending: Batch | None = None
+    for batch in _dispatch(run, apply, params, point, prompts, alphas_cumprod, mesh):
+        if pending is not None:
+            yield _arrived(run, pending)
+        pending = batch
+    if pending is not None:
+        yield _arrived(run, pending)
+
+
+def _arrived(run: RunConfig, b: Batch):
+    images = latents_to_images(run, np.asarray(b.x)[: b.keep])
+    return images, b.captions[: b.keep], None if b.labels is None else b.labels[: b.keep]
+
+
+def _dispatch(run: RunConfig, apply: Callable, params, point: GridPoint, prompts: prompts_mod.Prompts,
+              alphas_cumprod: np.ndarray, mesh: Mesh):
+    """Start each batch's sampling on the mesh, one Batch per batch, without waiting for any."""
     ev, m = run.evaluation, run.model
     n, bs = ev.num_samples, ev.batch_size
+    padded = padded_batch(bs, mesh)
     shape = (bs, m.latent_size, m.latent_size, m.latent_channels)
     eps = model.eps_fn(apply, params)
     base = jax.random.key(ev.seed)
-    uncond = jnp.broadcast_to(jnp.asarray(prompts.uncond), (bs, *prompts.uncond.shape))
+    on_rows = rows(mesh)
+    uncond = jax.device_put(np.broadcast_to(prompts.uncond, (padded, *prompts.uncond.shape)), on_rows)
     for b, start in enumerate(range(0, n, bs)):
-        # Full batches only (one compiled program); the last one is truncated afterwards.
+        # Full batches only (one compiled program); the last one is truncated afterwards. The
+        # noise is drawn at the unpadded shape, so sample i starts from the same x_T on any mesh.
         key = jax.random.fold_in(base, b)
+        noise = jax.random.normal(key, shape, jnp.float32)
+        if padded != bs:
+            noise = jnp.pad(noise, [(0, padded - bs)] + [(0, 0)] * (noise.ndim - 1))
         ctx, caps, labs = prompts.take(start, bs)
         x = sample(
-            eps, jax.random.normal(key, shape, jnp.float32), sampler=point.sampler, steps=point.steps,
-            guidance=point.guidance, cond=jnp.asarray(ctx), uncond=uncond,
+            eps, jax.device_put(noise, on_rows), sampler=point.sampler, steps=point.steps,
+            guidance=point.guidance, cond=jax.device_put(pad_rows(ctx, padded), on_rows), uncond=uncond,
             key=jax.random.fold_in(key, 1), schedule=alphas_cumprod, eta=ev.ddim_eta, pad_to=max(ev.steps),
             prediction_type=str(run.training.prediction_type),
         )
-        k = min(bs, n - start)
-        yield latents_to_images(run, np.asarray(x))[:k], caps[:k], None if labs is None else labs[:k]
+        x.copy_to_host_async()
+        yield Batch(x, caps, labs, min(bs, n - start))
+
+
+def place_params(params, mesh: Mesh):
+    """The parameters replicated on every device of the mesh (each device samples its rows)."""
+    return jax.device_put(params, replicated(mesh))
 
 
 def save_samples(run: RunConfig, step: int, point: GridPoint, images, labels) -> None:
@@ -258,17 +306,19 @@ def evaluate(run: RunConfig, checkpoint_uri: str, store: ResultStore, *, force: 
     ac = diffusion.alphas_cumprod(run.training.noise_schedule)
     apply = model.make_apply(run)
     todo_set = set(todo)
+    mesh = make_mesh()
+    log.info("sampling on %d device(s): %s", mesh.devices.size, mesh.devices[0].device_kind)
     params_step, params = None, None
     for step, point in points:
         if (step, point) not in todo_set:
             progress.done_point(skipped=True)
             continue
         if params_step != step:
-            params, params_step = model.load_params(run, checkpoint_uri, step), step
+            params, params_step = place_params(model.load_params(run, checkpoint_uri, step), mesh), step
         progress.point(f"c{run.width} step {step}: {point.label}")
         acc = scorers.accumulator()
         kept_images, kept_labels = [], []
-        for images, captions, labels in generate(run, apply, params, point, prompts, ac):
+        for images, captions, labels in generate(run, apply, params, point, prompts, ac, mesh):
             acc.add(images, captions, labels)
             if sum(len(k) for k in kept_images) < SAMPLES_KEPT:
                 kept_images.append(images)

@@ -182,20 +182,20 @@ def generate(run: RunConfig, apply: Callable, params, point: GridPoint, prompts:
     metric work the caller does on batch b (host) overlaps batch b+1's sampling (devices)."""
     mesh = mesh or make_mesh()
     pending: Batch | None = None
-    for batch in _dispatch(run, apply, params, point, prompts, alphas_cumprod, mesh):
+    for batch in dispatch(run, apply, params, point, prompts, alphas_cumprod, mesh):
         if pending is not None:
-            yield _arrived(run, pending)
+            yield arrived(run, pending)
         pending = batch
     if pending is not None:
-        yield _arrived(run, pending)
+        yield arrived(run, pending)
 
 
-def _arrived(run: RunConfig, b: Batch):
+def arrived(run: RunConfig, b: Batch):
     images = latents_to_images(run, np.asarray(b.x)[: b.keep])
     return images, b.captions[: b.keep], None if b.labels is None else b.labels[: b.keep]
 
 
-def _dispatch(run: RunConfig, apply: Callable, params, point: GridPoint, prompts: prompts_mod.Prompts,
+def dispatch(run: RunConfig, apply: Callable, params, point: GridPoint, prompts: prompts_mod.Prompts,
               alphas_cumprod: np.ndarray, mesh: Mesh):
     """Start each batch's sampling on the mesh, one Batch per batch, without waiting for any."""
     ev, m = run.evaluation, run.model

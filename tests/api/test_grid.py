@@ -149,3 +149,13 @@ def test_more_workers_than_grid_points_is_refused_naming_the_field():
 
 def test_workers_do_not_change_the_evaluation_hash():
     assert grid.evaluation_hash(_ev(workers=4)) == grid.evaluation_hash(_ev())
+
+
+@pytest.mark.parametrize("workers", [8, 16])
+def test_at_the_papers_grid_the_longest_worker_is_within_one_percent_of_an_even_split(workers):
+    """The paper's grid (3 samplers x 6 step counts x 8 scales = 144 points, 4,704 forwards per
+    sample): N workers cut a size's evaluation wall-clock N-fold, not by the slowest share."""
+    work = _work(EvaluationSpec())
+    loads = [sum(grid.point_cost(p) for _, p in grid.worker_share(work, workers, i)) for i in range(workers)]
+    assert len(work) == 144 and sum(loads) == 4704
+    assert max(loads) <= 1.01 * 4704 / workers

@@ -20,7 +20,7 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
-from xla_profile import print_top_ops, top_ops  # bench/, beside this script
+from xla_profile import by_kind, print_top_ops, top_ops  # bench/, beside this script
 
 from ladder_api.plan import expand
 from ladder_api.spec import ScalingExperiment
@@ -81,7 +81,8 @@ def bench_width(width, args, matmul_rate, peak):
             holder["state"], metrics = train_step(holder["state"], batch, jax.random.key(0))
             return metrics
 
-        row["top_ops"] = top_ops(one_step, calls=2, top=args.top_ops)
+        every = top_ops(one_step, calls=2, top=0)
+        row["top_ops"], row["top_op_kinds"] = every[: args.top_ops], by_kind(every)[: args.top_ops]
     return row
 
 
@@ -120,6 +121,7 @@ def main(argv=None) -> int:
         if r.get("top_ops"):
             print()
             print_top_ops(r["top_ops"], f"train step c={r['width']}")
+            print_top_ops(r["top_op_kinds"], f"train step c={r['width']}, summed by kind")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"device": dev.device_kind, "args": vars(args), "matmul_flops_per_s": matmul_rate,

@@ -12,12 +12,13 @@ from __future__ import annotations
 import collections
 import gzip
 import json
+import re
 import tempfile
 from pathlib import Path
 
 
 def top_ops(run, calls: int = 2, top: int = 15) -> list[dict]:
-    """[{op, ms_per_call, share}] for the `top` ops by time, over `calls` runs of `run()`."""
+    """[{op, ms_per_call, share}] for the `top` ops by time (0: all), over `calls` runs of `run()`."""
     import jax
 
     with tempfile.TemporaryDirectory() as d:
@@ -34,7 +35,19 @@ def top_ops(run, calls: int = 2, top: int = 15) -> list[dict]:
             total[op] += float(e.get("dur", 0.0))
     whole = sum(total.values()) or 1.0
     return [{"op": op, "ms_per_call": us / 1e3 / calls, "share": us / whole}
-            for op, us in total.most_common(top)]
+            for op, us in total.most_common(top or None)]
+
+
+def by_kind(rows: list[dict]) -> list[dict]:
+    """The same time summed per kind of op (the HLO name without its `.N` instance suffix):
+    "convolution", "copy_reverse_fusion", "dot", ... (rows should be every op: `top_ops(top=0)`)."""
+    kinds: collections.Counter = collections.Counter()
+    ms: collections.Counter = collections.Counter()
+    for r in rows:
+        kind = re.sub(r"\.\d+$", "", r["op"])
+        kinds[kind] += r["share"]
+        ms[kind] += r["ms_per_call"]
+    return [{"op": k, "ms_per_call": ms[k], "share": v} for k, v in kinds.most_common()]
 
 
 def print_top_ops(rows: list[dict], title: str) -> None:

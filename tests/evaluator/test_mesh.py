@@ -85,3 +85,23 @@ def test_a_batch_is_padded_to_the_device_count_with_rows_that_are_dropped():
     a = np.ones((3, 2), np.float32)
     assert pad_rows(a, 3) is not None and pad_rows(a, 5).shape == (5, 2)
     np.testing.assert_array_equal(pad_rows(a, 5)[3:], 0)
+
+
+def test_the_next_batch_is_dispatched_before_the_previous_one_is_handed_over(monkeypatch):
+    """One batch in flight: while the caller scores batch b on the host, batch b+1 is already
+    queued on the devices (the real dispatch and copy are exercised by the 8-device test)."""
+    from ladder_evaluator import evaluate
+
+    events = []
+
+    def fake_dispatch(run, apply, params, point, prompts, ac, mesh):
+        for b in range(3):
+            events.append(f"dispatch {b}")
+            yield b
+
+    monkeypatch.setattr(evaluate, "dispatch", fake_dispatch)
+    monkeypatch.setattr(evaluate, "arrived", lambda run, b: (events.append(f"arrive {b}"), b)[1])
+    for b in evaluate.generate(None, None, None, None, None, None, mesh=object()):
+        events.append(f"score {b}")
+    assert events == ["dispatch 0", "dispatch 1", "arrive 0", "score 0", "dispatch 2", "arrive 1",
+                      "score 1", "arrive 2", "score 2"]

@@ -173,7 +173,7 @@ def main() -> None:
     params = init_params(run.model, jax.random.key(0))
     prompts = fake_prompts(run)
     dev = jax.local_devices()
-    everyone, first = make_mesh(dev), make_mesh(dev[:1])
+    everyone, first = make_mesh(dev, batch_size=a.batch), make_mesh(dev[:1])
     matmul = matmul_flops_per_s(2048, repeats=3, dtype=jnp.bfloat16 if a.dtype == "bfloat16" else jnp.float32)
     peak = next((v for k, v in PEAK_FLOPS.items() if dev[0].device_kind.startswith(k)), None)
     flops_per_image = run.model.gflops_per_forward * 1e9 * a.steps * forwards_per_step(a.guidance)
@@ -182,18 +182,18 @@ def main() -> None:
                  "matmul_tflops": round(matmul / 1e12, 3)}
     one_s, _ = sampling_rate(run, params, prompts, first, a.repeats)
     all_s, shard_rows = sampling_rate(run, params, prompts, everyone, a.repeats)
-    padded = -(-a.batch // len(dev)) * len(dev)
-    assert shard_rows == [padded // len(dev)] * len(dev), f"uneven shares {shard_rows} of {padded}"
+    n = everyone.devices.size
+    assert shard_rows == [a.batch // n] * n, f"shares {shard_rows} of a batch of {a.batch} on {n} devices"
     rate = a.batch / all_s
     out.update({
         "rows_per_device": shard_rows, "images_per_s_one_device": round(a.batch / one_s, 3),
         "images_per_s_all_devices": round(rate, 3), "speedup_all_vs_one": round(one_s / all_s, 3),
-        "images_per_s_per_device": round(rate / len(dev), 3),
+        "devices_used": n, "images_per_s_per_device": round(rate / n, 3),
         "utilisation_vs_matmul_one_device": round(flops_per_image * a.batch / one_s / matmul, 3),
-        "utilisation_vs_matmul_per_device": round(flops_per_image * rate / len(dev) / matmul, 3),
+        "utilisation_vs_matmul_per_device": round(flops_per_image * rate / n / matmul, 3),
     })
     if peak:
-        out["utilisation_vs_peak_per_device"] = round(flops_per_image * rate / len(dev) / peak, 4)
+        out["utilisation_vs_peak_per_device"] = round(flops_per_image * rate / n / peak, 4)
     print(json.dumps(out), flush=True)
     if not a.skip_overlap:
         out["overlap"] = overlap(run, params, prompts, everyone, all_s)

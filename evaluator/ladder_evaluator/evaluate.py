@@ -41,7 +41,7 @@ from ladder_api.spec import FidFeatures, MetricName
 from ladder_api.status import Result
 from ladder_evaluator import model
 from ladder_evaluator import prompts as prompts_mod
-from ladder_evaluator.mesh import make_mesh, pad_rows, padded_batch, replicated, rows
+from ladder_evaluator.mesh import make_mesh, replicated, rows
 from ladder_evaluator.results import ResultStore
 from ladder_evaluator.sampling import sample
 from ladder_trainer import diffusion
@@ -168,7 +168,7 @@ class Batch:
     x: jax.Array
     captions: tuple
     labels: np.ndarray | None
-    keep: int  # rows that are real samples (the rest pad the last batch or the mesh)
+    keep: int  # rows that are real samples (the last batch is cut to numSamples)
 
 
 def generate(run: RunConfig, apply: Callable, params, point: GridPoint, prompts: prompts_mod.Prompts,
@@ -180,7 +180,7 @@ def generate(run: RunConfig, apply: Callable, params, point: GridPoint, prompts:
     noise and prompts are prepared and its sampling loop dispatched before batch b's images are
     handed to the caller, and b's copy to the host starts as soon as it is dispatched, so the
     metric work the caller does on batch b (host) overlaps batch b+1's sampling (devices)."""
-    mesh = mesh or make_mesh()
+    mesh = mesh or make_mesh(batch_size=run.evaluation.batch_size)
     pending: Batch | None = None
     for batch in dispatch(run, apply, params, point, prompts, alphas_cumprod, mesh):
         if pending is not None:
@@ -196,27 +196,22 @@ def arrived(run: RunConfig, b: Batch):
 
 
 def dispatch(run: RunConfig, apply: Callable, params, point: GridPoint, prompts: prompts_mod.Prompts,
-              alphas_cumprod: np.ndarray, mesh: Mesh):
+             alphas_cumprod: np.ndarray, mesh: Mesh):
     """Start each batch's sampling on the mesh, one Batch per batch, without waiting for any."""
     ev, m = run.evaluation, run.model
     n, bs = ev.num_samples, ev.batch_size
-    padded = padded_batch(bs, mesh)
     shape = (bs, m.latent_size, m.latent_size, m.latent_channels)
     eps = model.eps_fn(apply, params)
     base = jax.random.key(ev.seed)
     on_rows = rows(mesh)
-    uncond = jax.device_put(np.broadcast_to(prompts.uncond, (padded, *prompts.uncond.shape)), on_rows)
+    uncond = jax.device_put(np.broadcast_to(prompts.uncond, (bs, *prompts.uncond.shape)), on_rows)
     for b, start in enumerate(range(0, n, bs)):
-        # Full batches only (one compiled program); the last one is truncated afterwards. The
-        # noise is drawn at the unpadded shape, so sample i starts from the same x_T on any mesh.
+        # Full batches only (one compiled program); the last one is truncated afterwards.
         key = jax.random.fold_in(base, b)
-        noise = jax.random.normal(key, shape, jnp.float32)
-        if padded != bs:
-            noise = jnp.pad(noise, [(0, padded - bs)] + [(0, 0)] * (noise.ndim - 1))
         ctx, caps, labs = prompts.take(start, bs)
         x = sample(
-            eps, jax.device_put(noise, on_rows), sampler=point.sampler, steps=point.steps,
-            guidance=point.guidance, cond=jax.device_put(pad_rows(ctx, padded), on_rows), uncond=uncond,
+            eps, jax.device_put(jax.random.normal(key, shape, jnp.float32), on_rows), sampler=point.sampler,
+            steps=point.steps, guidance=point.guidance, cond=jax.device_put(ctx, on_rows), uncond=uncond,
             key=jax.random.fold_in(key, 1), schedule=alphas_cumprod, eta=ev.ddim_eta, pad_to=max(ev.steps),
             prediction_type=str(run.training.prediction_type),
         )
@@ -306,8 +301,12 @@ def evaluate(run: RunConfig, checkpoint_uri: str, store: ResultStore, *, force: 
     ac = diffusion.alphas_cumprod(run.training.noise_schedule)
     apply = model.make_apply(run)
     todo_set = set(todo)
-    mesh = make_mesh()
+    mesh = make_mesh(batch_size=run.evaluation.batch_size)
     log.info("sampling on %d device(s): %s", mesh.devices.size, mesh.devices[0].device_kind)
+    if mesh.devices.size < jax.local_device_count():
+        log.warning("evaluation.batchSize %d splits evenly over %d of the %d devices: make it a multiple "
+                    "of %d to use them all", run.evaluation.batch_size, mesh.devices.size,
+                    jax.local_device_count(), jax.local_device_count())
     params_step, params = None, None
     for step, point in points:
         if (step, point) not in todo_set:

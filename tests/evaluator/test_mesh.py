@@ -1,5 +1,6 @@
 """Sampling split over a mesh of 8 devices gives the images (and so the metric values) of one
-device, with each device computing 1/8 of the batch.
+device, with each device computing 1/8 of the batch, for a sampler that draws noise at every
+step too.
 
 The 8 devices are fake CPU devices (XLA_FLAGS, which must be set before JAX starts, so the mesh
 runs in a subprocess). They share this machine's cores, so this proves correctness, not speed;
@@ -14,7 +15,7 @@ import sys
 import numpy as np
 import pytest
 
-from ladder_evaluator.mesh import make_mesh, pad_rows, padded_batch
+from ladder_evaluator.mesh import make_mesh, usable_devices
 from tests.trainer.conftest import trainer_env
 
 SCRIPT = r"""
@@ -29,12 +30,12 @@ from ladder_trainer.models import init_params
 from tests.evaluator.test_cli import _experiment
 
 assert len(jax.devices()) == 8, jax.devices()
-run = expand(_experiment(tempfile.mkdtemp(), numSamples=12, batchSize=6)).runs[0]
+run = expand(_experiment(tempfile.mkdtemp(), numSamples=12, batchSize=8)).runs[0]
 prompts = P.load(run)
 ac = diffusion.alphas_cumprod(run.training.noise_schedule)
 apply = model.make_apply(run)
 params = init_params(run.model, jax.random.key(0))
-point = GridPoint("ddim", 2, 3.0)
+point = GridPoint("ddpm", 2, 3.0)  # noise inside the loop too: the same on any mesh
 out, labels = {}, None
 for n in (1, 8):
     mesh = make_mesh(jax.devices()[:n])
@@ -42,8 +43,8 @@ for n in (1, 8):
     out[n] = np.concatenate([b[0] for b in batches])
     labels = np.concatenate([b[2] for b in batches])
 
-# the compiled loop on 8 devices: 8 rows per batch (6 padded to 8), cond+uncond = 16 rows per
-# forward, of which each device's program holds 2
+# the compiled loop on 8 devices: 8 rows per batch, cond+uncond = 16 rows per forward, of which
+# each device's program holds 2
 mesh = make_mesh()
 x = jax.device_put(np.zeros((8, 8, 8, 1), np.float32), rows(mesh))
 ctx = jax.device_put(np.zeros((8, 4, 8), np.float32), rows(mesh))
@@ -70,7 +71,7 @@ def test_eight_devices_sample_the_images_and_metrics_of_one(tmp_path, digits_ext
     one, eight = got["one"], got["eight"]
     assert one.shape == eight.shape == (12, 8, 8, 1)
     np.testing.assert_allclose(eight, one, rtol=1e-4, atol=1e-5)
-    assert not np.allclose(one[:6], one[6:])  # each batch has its own noise
+    assert not np.allclose(one[:4], one[8:])  # each batch has its own noise
     ref = fid.reference_from_images(digits.load("test").images[:200], digits_extractor)
     fids = [fid.fid(images, ref, digits_extractor) for images in (one, eight)]
     assert fids[1] == pytest.approx(fids[0], rel=1e-4)
@@ -78,13 +79,10 @@ def test_eight_devices_sample_the_images_and_metrics_of_one(tmp_path, digits_ext
     assert hits[0] == hits[1]
 
 
-def test_a_batch_is_padded_to_the_device_count_with_rows_that_are_dropped():
-    mesh = make_mesh()
-    n = mesh.devices.size
-    assert padded_batch(6, mesh) % n == 0 and padded_batch(6, mesh) - 6 < n
-    a = np.ones((3, 2), np.float32)
-    assert pad_rows(a, 3) is not None and pad_rows(a, 5).shape == (5, 2)
-    np.testing.assert_array_equal(pad_rows(a, 5)[3:], 0)
+def test_a_batch_is_split_over_the_most_devices_that_divide_it():
+    assert usable_devices(64, 8) == 8
+    assert usable_devices(6, 8) == 6 and usable_devices(12, 8) == 6 and usable_devices(7, 4) == 1
+    assert make_mesh(batch_size=5).devices.size == 1  # this process has one device
 
 
 def test_the_next_batch_is_dispatched_before_the_previous_one_is_handed_over(monkeypatch):

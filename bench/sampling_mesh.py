@@ -24,6 +24,7 @@ against the in-run matmul (and the datasheet peak), and how much the devices wai
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 import time
@@ -97,13 +98,18 @@ def sampling_rate(run, params, prompts, mesh, repeats: int) -> tuple[float, list
     return best_time(one_batch, repeats), shard_rows
 
 
-def host_stage(images: np.ndarray) -> None:
-    """The FID path's per-image host work: uint8 RGB and clean-fid's clean resize to 299x299."""
+@functools.cache
+def _resizer():
     from cleanfid.resize import build_resizer
 
+    return build_resizer("clean")
+
+
+def host_stage(images: np.ndarray) -> None:
+    """The FID path's per-image host work: uint8 RGB and clean-fid's clean resize to 299x299."""
     from ladder_evaluator.metrics.images import to_uint8_rgb
 
-    resize = build_resizer("clean")
+    resize = _resizer()
     for im in to_uint8_rgb(images[..., :3]):
         resize(im)
 
@@ -121,6 +127,7 @@ def overlap(run, params, prompts, mesh, device_s: float) -> dict:
     placed = place_params(params, mesh)
     ac = alphas_cumprod(run.training.noise_schedule)
     apply = make_apply(run)
+    host_stage(np.zeros((1, 8, 8, 3), np.float32))  # imports and the resizer, outside the timing
     t0 = time.perf_counter()
     host_s = 0.0
     for images, _, _ in generate(run, apply, placed, point, prompts, ac, mesh):

@@ -23,7 +23,7 @@ Checkpoint selection (`evaluation.checkpoints`):
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -129,6 +129,48 @@ def run_grid_points(run: RunConfig) -> list[GridPoint]:
                        run.training.noise_schedule.num_timesteps)
 
 
+# --- workers ------------------------------------------------------------------------------------
+
+
+def point_cost(point: GridPoint) -> int:
+    """U-Net forwards per sample at a point: what a worker's share is balanced by (50 guided steps
+    cost 25 times 4 unguided ones)."""
+    from ladder_api.frontier import forwards_per_step  # frontier imports this module
+
+    return point.steps * forwards_per_step(point.guidance)
+
+
+def worker_share(
+    work: Sequence[tuple[int, GridPoint]], workers: int, index: int
+) -> list[tuple[int, GridPoint]]:
+    """The (checkpoint step, grid point) pairs worker `index` of `workers` scores, in `work`'s order.
+
+    Whole points, so each FID is computed where its samples are. A pure function of the list, so
+    every worker (and a restarted one) computes the same partition without talking to the others;
+    the shares are disjoint and their union is `work`. Balanced by cost, not count: largest first,
+    each to the least-loaded worker (lowest index on ties), so no worker draws all the 50-step
+    points while another draws the 4-step ones."""
+    if not 0 <= index < workers:
+        raise UserError(
+            f"worker index {index} is outside the partition of evaluation.workers = {workers} "
+            f"(0..{workers - 1}); the JobSet sets JOB_COMPLETION_INDEX, `ladder run` --worker"
+        )
+    load = [0] * workers
+    owner: dict[int, int] = {}
+    order = sorted(range(len(work)), key=lambda i: (-point_cost(work[i][1]), i))
+    for i in order:
+        w = min(range(workers), key=lambda k: (load[k], k))
+        owner[i] = w
+        load[w] += point_cost(work[i][1])
+    return [item for i, item in enumerate(work) if owner[i] == index]
+
+
+def worker_of_pod(env: Mapping[str, str]) -> int:
+    """The worker an evaluation pod is: its index in the evaluation JobSet's Indexed Job (one
+    single-host pod per worker; validation keeps the eval slice single-host), 0 outside a Job."""
+    return int(env.get("JOB_COMPLETION_INDEX", "0"))
+
+
 # --- checkpoints --------------------------------------------------------------------------------
 
 
@@ -209,6 +251,9 @@ EVALUATION_LEGACY: dict[str, object] = {
 # Evaluation fields that choose how results are summarised, not what is measured: never in the
 # hash, so changing them re-runs no evaluation (the summary is recomputed from the results).
 SUMMARY_ONLY = frozenset({"bestOfGuidance", "frontierSamplers"})
+# Evaluation fields that say how the work is done, not what is measured: never hashed either, so
+# scaling the evaluation out or in does not re-run a finished one.
+NOT_MEASURED = frozenset({"workers"})
 
 
 def evaluation_hash(evaluation: EvaluationSpec, legacy: dict[str, object] = EVALUATION_LEGACY) -> str:
@@ -218,5 +263,5 @@ def evaluation_hash(evaluation: EvaluationSpec, legacy: dict[str, object] = EVAL
     with hashes that earlier versions recorded in its state annotation."""
     wire = evaluation.to_wire(exclude_none=False)
     kept = {k: v for k, v in wire.items()
-            if k not in SUMMARY_ONLY and (k not in legacy or legacy[k] != v)}
+            if k not in SUMMARY_ONLY | NOT_MEASURED and (k not in legacy or legacy[k] != v)}
     return short_hash(kept, 12)

@@ -716,6 +716,11 @@ class EvaluationSpec(Model):
     bootstrap: BootstrapSpec = Field(
         default_factory=BootstrapSpec, description="Confidence intervals on every result."
     )
+    workers: PositiveInt = Field(
+        1, description="Evaluation workers per size: the evaluation JobSet runs this many indexed "
+        "pods (`ladder run` this many evaluator processes), each scoring a fixed, disjoint share "
+        "of the grid points (ladder_api.grid.worker_share); at most the number of grid points.",
+    )
 
     @model_validator(mode="after")
     def _views(self) -> EvaluationSpec:
@@ -749,6 +754,18 @@ class EvaluationSpec(Model):
         if set(PAPER_GUIDANCE) <= set(self.guidance_scales):
             return list(PAPER_GUIDANCE)
         return sorted(set(self.guidance_scales))
+
+    @model_validator(mode="after")
+    def _workers_have_points(self) -> EvaluationSpec:
+        points = len(self.samplers) * len(self.steps) * len(self.guidance_scales)
+        checkpoints = len(set(self.checkpoints)) if isinstance(self.checkpoints, list) else 1
+        if self.workers > points * checkpoints:
+            raise ValueError(
+                f"workers ({self.workers}) is more than the evaluation's grid points "
+                f"({points * checkpoints}: samplers x steps x guidanceScales x checkpoints); a worker "
+                "owns whole grid points, so lower workers or extend the grid"
+            )
+        return self
 
 
 # --- storage ------------------------------------------------------------------------------------

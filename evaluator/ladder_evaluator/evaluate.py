@@ -24,16 +24,25 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import Mesh
 
 from ladder_api import storage
 from ladder_api.errors import UserError
 from ladder_api.frontier import sampling_cost
-from ladder_api.grid import GridPoint, fid_features_of, metric_name, metric_names, run_grid_points
+from ladder_api.grid import (
+    GridPoint,
+    fid_features_of,
+    metric_name,
+    metric_names,
+    run_grid_points,
+    worker_share,
+)
 from ladder_api.plan import RunConfig
 from ladder_api.spec import FidFeatures, MetricName
 from ladder_api.status import Result
 from ladder_evaluator import model, provenance
 from ladder_evaluator import prompts as prompts_mod
+from ladder_evaluator.mesh import make_mesh, replicated, rows
 from ladder_evaluator.results import ResultStore
 from ladder_evaluator.sampling import sample
 from ladder_trainer import diffusion
@@ -188,28 +197,69 @@ def pad_to(run: RunConfig) -> int:
     return max(p.steps for p in run_grid_points(run))
 
 
+@dataclass
+class Batch:
+    """One batch in flight: its latents on the devices (being computed or copied back), and the
+    host-side facts needed once they arrive."""
+
+    x: jax.Array
+    captions: tuple
+    labels: np.ndarray | None
+    keep: int  # rows that are real samples (the last batch is cut to numSamples)
+
+
 def generate(run: RunConfig, apply: Callable, params, point: GridPoint, prompts: prompts_mod.Prompts,
-             alphas_cumprod: np.ndarray, seed_index: int = 0):
+             alphas_cumprod: np.ndarray, mesh: Mesh | None = None, seed_index: int = 0):
     """Yield (images in model space, captions, prompted labels) batch by batch, numSamples in all,
-    from noise seed evaluation.seed + seed_index."""
+    from noise seed evaluation.seed + seed_index.
+
+    The batch is split over every device of `mesh` (default: all local devices; `params` should
+    already be replicated on it, see `place_params`). One batch is kept in flight: batch b+1's
+    noise and prompts are prepared and its sampling loop dispatched before batch b's images are
+    handed to the caller, and b's copy to the host starts as soon as it is dispatched, so the
+    metric work the caller does on batch b (host) overlaps batch b+1's sampling (devices)."""
+    mesh = mesh or make_mesh(batch_size=run.evaluation.batch_size)
+    pending: Batch | None = None
+    for batch in dispatch(run, apply, params, point, prompts, alphas_cumprod, mesh, seed_index):
+        if pending is not None:
+            yield arrived(run, pending)
+        pending = batch
+    if pending is not None:
+        yield arrived(run, pending)
+
+
+def arrived(run: RunConfig, b: Batch):
+    images = latents_to_images(run, np.asarray(b.x)[: b.keep])
+    return images, b.captions[: b.keep], None if b.labels is None else b.labels[: b.keep]
+
+
+def dispatch(run: RunConfig, apply: Callable, params, point: GridPoint, prompts: prompts_mod.Prompts,
+             alphas_cumprod: np.ndarray, mesh: Mesh, seed_index: int = 0):
+    """Start each batch's sampling on the mesh, one Batch per batch, without waiting for any."""
     ev, m = run.evaluation, run.model
     n, bs = ev.num_samples, ev.batch_size
     shape = (bs, m.latent_size, m.latent_size, m.latent_channels)
     eps = model.eps_fn(apply, params)
     base = jax.random.key(ev.seed + seed_index)
-    uncond = jnp.broadcast_to(jnp.asarray(prompts.uncond), (bs, *prompts.uncond.shape))
+    on_rows = rows(mesh)
+    uncond = jax.device_put(np.broadcast_to(prompts.uncond, (bs, *prompts.uncond.shape)), on_rows)
     for b, start in enumerate(range(0, n, bs)):
         # Full batches only (one compiled program); the last one is truncated afterwards.
         key = jax.random.fold_in(base, b)
         ctx, caps, labs = prompts.take(start, bs)
         x = sample(
-            eps, jax.random.normal(key, shape, jnp.float32), sampler=point.sampler, steps=point.steps,
-            guidance=point.guidance, cond=jnp.asarray(ctx), uncond=uncond,
+            eps, jax.device_put(jax.random.normal(key, shape, jnp.float32), on_rows), sampler=point.sampler,
+            steps=point.steps, guidance=point.guidance, cond=jax.device_put(ctx, on_rows), uncond=uncond,
             key=jax.random.fold_in(key, 1), schedule=alphas_cumprod, eta=ev.ddim_eta, pad_to=pad_to(run),
             prediction_type=str(run.training.prediction_type),
         )
-        k = min(bs, n - start)
-        yield latents_to_images(run, np.asarray(x))[:k], caps[:k], None if labs is None else labs[:k]
+        x.copy_to_host_async()
+        yield Batch(x, caps, labs, min(bs, n - start))
+
+
+def place_params(params, mesh: Mesh):
+    """The parameters replicated on every device of the mesh (each device samples its rows)."""
+    return jax.device_put(params, replicated(mesh))
 
 
 def save_samples(run: RunConfig, step: int, point: GridPoint, images, labels) -> None:
@@ -286,12 +336,14 @@ def measure_point(run: RunConfig, scorers: Scorers, sample: Callable, progress: 
 
 
 def evaluate(run: RunConfig, checkpoint_uri: str, store: ResultStore, *, force: bool = False,
-             progress: Progress | None = None) -> list[Result]:
-    """Evaluate and store; returns the results written in this call."""
+             progress: Progress | None = None, worker: int = 0) -> list[Result]:
+    """Evaluate worker `worker`'s share of the grid (of run.evaluation.workers) and store; returns
+    the results written in this call."""
     progress = progress or Progress()
     steps = model.select_steps(run, checkpoint_uri)
     names = metric_names(run.evaluation)
-    points = [(s, p) for s in steps for p in run_grid_points(run)]
+    every = [(s, p) for s in steps for p in run_grid_points(run)]
+    points = worker_share(every, run.evaluation.workers, worker)
     done = {} if force else store.existing()
     todo = [(s, p) for s, p in points
             if force or any(p.result_id(run.width, s, n) not in done for n in names)]
@@ -309,15 +361,21 @@ def evaluate(run: RunConfig, checkpoint_uri: str, store: ResultStore, *, force: 
     ac = diffusion.alphas_cumprod(run.training.noise_schedule)
     apply = model.make_apply(run)
     todo_set = set(todo)
+    mesh = make_mesh(batch_size=run.evaluation.batch_size)
+    log.info("sampling on %d device(s): %s", mesh.devices.size, mesh.devices[0].device_kind)
+    if mesh.devices.size < jax.local_device_count():
+        log.warning("evaluation.batchSize %d splits evenly over %d of the %d devices: make it a multiple "
+                    "of %d to use them all", run.evaluation.batch_size, mesh.devices.size,
+                    jax.local_device_count(), jax.local_device_count())
     params_step, params = None, None
     for step, point in points:
         if (step, point) not in todo_set:
             progress.done_point(skipped=True)
             continue
         if params_step != step:
-            params, params_step = model.load_params(run, checkpoint_uri, step), step
+            params, params_step = place_params(model.load_params(run, checkpoint_uri, step), mesh), step
         progress.point(f"c{run.width} step {step}: {point.label}")
-        sample = partial(generate, run, apply, params, point, prompts, ac)
+        sample = partial(generate, run, apply, params, point, prompts, ac, mesh)
         values, images, labels = measure_point(run, scorers, sample, progress)
         results = results_for(run, step, point, values, scorers.recorded)
         store.write(results)

@@ -98,7 +98,8 @@ def test_evaluation_hash_changes_with_the_grid_and_is_stable_across_versions():
 
 def test_a_field_added_later_at_its_legacy_value_keeps_the_hash_earlier_versions_recorded():
     ev = _ev()
-    later = {"ddimEta", *grid.EVALUATION_LEGACY, *grid.SUMMARY_ONLY}  # what the old version lacked
+    # what the old version lacked
+    later = {"ddimEta", *grid.EVALUATION_LEGACY, *grid.SUMMARY_ONLY, *grid.NOT_MEASURED}
     before_the_field = {k: v for k, v in ev.to_wire(exclude_none=False).items() if k not in later}
     legacy = {**grid.EVALUATION_LEGACY, "ddimEta": 0.0}  # as if ddimEta were new, 0 what Ladder did
     recorded = short_hash(before_the_field, 12)
@@ -152,3 +153,64 @@ def test_summary_views_must_name_what_is_evaluated():
     assert EvaluationSpec().best_of_guidance_scales() == [1.5, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0]
     assert 7.5 in EvaluationSpec().guidance_scales
     assert EvaluationSpec(guidance_scales=[1.0, 4.0]).best_of_guidance_scales() == [1.0, 4.0]
+
+
+# --- workers -------------------------------------------------------------------------------------
+
+
+def _work(ev: EvaluationSpec, steps=(6,)) -> list:
+    return [(s, p) for s in steps for p in grid.grid_points(ev)]
+
+
+@pytest.mark.parametrize("workers", [1, 2, 3, 5, 16])
+def test_worker_shares_are_disjoint_and_cover_the_grid(workers):
+    ev = EvaluationSpec(samplers=["ddim", "ddpm"], steps=[4, 10, 50], guidance_scales=[1.0, 3.0, 7.0])
+    work = _work(ev, steps=(100, 200))
+    shares = [grid.worker_share(work, workers, i) for i in range(workers)]
+    flat = [item for share in shares for item in share]
+    assert sorted(flat, key=work.index) == work and len(set(flat)) == len(work)
+    for share in shares:  # each share keeps the grid's order (checkpoint loads stay grouped)
+        assert share == sorted(share, key=work.index)
+    # the same call anywhere (another pod, a restarted one) gives the same share
+    assert [grid.worker_share(list(work), workers, i) for i in range(workers)] == shares
+
+
+def test_worker_shares_balance_forwards_not_counts():
+    ev = EvaluationSpec(samplers=["ddim"], steps=[4, 6, 8, 10, 20, 50], guidance_scales=[1.0, 1.5, 2.0, 3.0])
+    work = _work(ev)
+    loads = [sum(grid.point_cost(p) for _, p in grid.worker_share(work, 4, i)) for i in range(4)]
+    total = sum(grid.point_cost(p) for _, p in work)
+    # the biggest single point (50 steps guided: 100 forwards) bounds the imbalance
+    assert max(loads) - min(loads) <= 100 and sum(loads) == total
+    assert grid.point_cost(grid.GridPoint(SamplerName.ddim, 50, 1.0)) == 50
+    assert grid.point_cost(grid.GridPoint(SamplerName.ddim, 50, 3.0)) == 100
+
+
+def test_a_worker_index_outside_the_partition_is_a_user_error():
+    work = _work(_ev())
+    for bad in (-1, 3):
+        with pytest.raises(UserError, match=r"worker index .* evaluation.workers = 3"):
+            grid.worker_share(work, 3, bad)
+
+
+def test_more_workers_than_grid_points_is_refused_naming_the_field():
+    from pydantic import ValidationError
+
+    assert _ev(workers=8).workers == 8  # 2 samplers x 2 steps x 2 scales
+    with pytest.raises(ValidationError, match=r"workers \(9\) is more than the evaluation's grid points \(8"):
+        _ev(workers=9)
+    assert _ev(workers=16, checkpoints=[2, 4]).workers == 16
+
+
+def test_workers_do_not_change_the_evaluation_hash():
+    assert grid.evaluation_hash(_ev(workers=4)) == grid.evaluation_hash(_ev())
+
+
+@pytest.mark.parametrize("workers", [8, 16])
+def test_at_the_papers_grid_the_longest_worker_is_within_one_percent_of_an_even_split(workers):
+    """The paper's grid (3 samplers x 6 step counts x 8 scales = 144 points, 4,704 forwards per
+    sample): N workers cut a size's evaluation wall-clock N-fold, not by the slowest share."""
+    work = _work(EvaluationSpec(guidance_scales=[1.5, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0]))
+    loads = [sum(grid.point_cost(p) for _, p in grid.worker_share(work, workers, i)) for i in range(workers)]
+    assert len(work) == 144 and sum(loads) == 4704
+    assert max(loads) <= 1.01 * 4704 / workers

@@ -123,6 +123,32 @@ def test_grid_results_skip_and_force(trained, tmp_path):
         assert str(z["sampler"]) == "ddim" and int(z["checkpoint_step"]) == 10
 
 
+@pytest.mark.slow
+def test_workers_split_the_grid_and_their_union_is_one_workers_results(trained, tmp_path, monkeypatch):
+    """Two workers (as two pods of the Indexed evaluation Job: JOB_COMPLETION_INDEX) write into one
+    results folder at once-or-in-turn; together they record exactly what one worker records, with
+    the same values (common random numbers do not depend on who samples a point)."""
+    out, run = trained
+    split = run.model_copy(update={"evaluation": run.evaluation.model_copy(update={"workers": 2})})
+    one, two = tmp_path / "one", tmp_path / "two"
+    base = ["--checkpoint", run.paths.checkpoints, "--no-progress"]
+    assert main(["--config", _write_config(tmp_path, run), "--results", str(one), *base]) == 0
+    config = _write_config(tmp_path, split, "split.json")
+    shares = []
+    for index in ("1", "0"):
+        monkeypatch.setenv("JOB_COMPLETION_INDEX", index)
+        before = set(_results(two))
+        assert main(["--config", config, "--results", str(two), *base]) == 0
+        shares.append(set(_results(two)) - before)
+    assert shares[0] and shares[1] and not shares[0] & shares[1]  # each scored its own points
+    alone, together = _results(one), _results(two)
+    assert sorted(together) == sorted(alone)
+    assert {k: v["value"] for k, v in together.items()} == pytest.approx(
+        {k: v["value"] for k, v in alone.items()})
+    monkeypatch.setenv("JOB_COMPLETION_INDEX", "2")  # outside the partition: a clear user error
+    assert main(["--config", config, "--results", str(two), *base]) == 2
+
+
 def test_missing_checkpoint_exits_2_naming_it(trained, tmp_path, capsys):
     _, run = trained
     config = _write_config(tmp_path, run)

@@ -7,7 +7,8 @@ Utilisation is model FLOPs (3 x the analytic forward FLOPs of ladder_api.ladder,
 plus backward, per example) per second, divided by the rate of a large matmul timed in the same
 process and dtype, so the figure is a ratio that does not depend on how fast this machine is or
 how loaded it is. On an accelerator with a datasheet peak (ladder_trainer.metrics.PEAK_FLOPS) the
-utilisation against that peak is printed too.
+utilisation against that peak is printed too. Then, per width, the XLA ops the step spends its time
+in (a profiler trace of two steps, bench/xla_profile.py), so the next step of tuning is visible.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
+from xla_profile import by_kind, print_top_ops, top_ops  # bench/, beside this script
 
 from ladder_api.plan import expand
 from ladder_api.spec import ScalingExperiment
@@ -72,6 +74,15 @@ def bench_width(width, args, matmul_rate, peak):
     }
     if peak:
         row["mfu_vs_peak"] = flops / step_s / peak
+    if args.top_ops:
+        holder = {"state": state}
+
+        def one_step():
+            holder["state"], metrics = train_step(holder["state"], batch, jax.random.key(0))
+            return metrics
+
+        every = top_ops(one_step, calls=2, top=0)
+        row["top_ops"], row["top_op_kinds"] = every[: args.top_ops], by_kind(every)[: args.top_ops]
     return row
 
 
@@ -87,6 +98,7 @@ def main(argv=None) -> int:
     p.add_argument("--steps", type=int, default=5)
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--matmul", type=int, default=2048, help="side of the reference matmul")
+    p.add_argument("--top-ops", type=int, default=12, help="XLA ops to list per width (0: no profile)")
     p.add_argument("--json", help="also write the rows to this file")
     args = p.parse_args(argv)
 
@@ -105,6 +117,11 @@ def main(argv=None) -> int:
         print(f"{r['width']:>5} {r['params']:>12,} {r['gflops_fwd']:>10.2f} {r['compile_s']:>10.1f} "
               f"{1e3 * r['step_s']:>9.1f} {r['steps_per_s']:>8.2f} {r['achieved_tflops']:>8.3f} "
               f"{100 * r['mfu_vs_matmul']:>9.1f}%" + (f" {100 * r['mfu_vs_peak']:>8.1f}%" if peak else ""))
+    for r in rows:
+        if r.get("top_ops"):
+            print()
+            print_top_ops(r["top_ops"], f"train step c={r['width']}")
+            print_top_ops(r["top_op_kinds"], f"train step c={r['width']}, summed by kind")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"device": dev.device_kind, "args": vars(args), "matmul_flops_per_s": matmul_rate,

@@ -33,7 +33,7 @@ import secrets
 import socket
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
@@ -75,7 +75,7 @@ class RunPaths(Model):
     metrics: str = Field(..., description="JSON-lines training metrics.")
     results: str = Field(
         ..., description="Evaluation results: a folder (prefix) of write-once JSON objects, each a list "
-        "of entries shaped like status.results, merged by id (ladder_api.artifacts)."
+        "of Result entries (ladder_api.status.Result), merged by id (ladder_api.artifacts)."
     )
     samples: str
 
@@ -333,12 +333,19 @@ def _read_pool() -> ThreadPoolExecutor:
 
 class ResultsReader:
     """The merged results under a prefix. Objects are write-once, so each is read once and kept:
-    a poll costs one listing plus the objects written since the last one."""
+    a poll costs one listing plus the objects written since the last one. `keep` maps each result
+    as it is read to what is kept of it (a long-lived reader drops what it never uses, e.g. the
+    bootstrap replicates of metrics it does not rank by)."""
 
-    def __init__(self, prefix: str):
+    def __init__(self, prefix: str, keep: Callable[[Result], Result] | None = None):
         self.prefix = prefix
+        self.keep = keep
         self._objects: dict[str, list[Result]] = {}
         self._legacy: list[Result] | None = None
+
+    def _parse(self, uri: str, raw: bytes) -> list[Result]:
+        results = _parse_results(uri, raw)
+        return results if self.keep is None else [self.keep(r) for r in results]
 
     def _read_legacy(self) -> list[Result]:
         """A size folder's results.json beside its results/ (the layout before results/)."""
@@ -348,13 +355,13 @@ class ResultsReader:
             if name == RESULTS_DIR:
                 uri = storage.join(parent, LEGACY_RESULTS_FILE)
                 with contextlib.suppress(FileNotFoundError):
-                    self._legacy = _parse_results(uri, storage.read_bytes(uri))
+                    self._legacy = self._parse(uri, storage.read_bytes(uri))
         return self._legacy
 
     def _read(self, name: str) -> tuple[str, list[Result] | None]:
         uri = storage.join(self.prefix, name)
         try:
-            return name, _parse_results(uri, storage.read_bytes(uri))
+            return name, self._parse(uri, storage.read_bytes(uri))
         except FileNotFoundError:  # deleted since the listing
             return name, None
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from ladder_api.digest import Digest, summary_of
+from ladder_api.estimate import StudyEstimate, cost_status
 from ladder_api.status import (
     Condition,
     ExperimentPhase,
@@ -240,12 +241,14 @@ def experiment_status(
     previous: ScalingExperimentStatus | None = None,
     now: str,
     generation: int | None = None,
+    estimate: StudyEstimate | None = None,
     **identity,
 ) -> ScalingExperimentStatus:
     """The whole status from the sizes' phases and the digest of the results of record
     (ladder_api.digest; None: the summary holds progress only, and a caller that reads the
     results later adds it, as the operator does). `identity` holds the fields that only name
-    what is described (spec_hash, code_version, images)."""
+    what is described (spec_hash, code_version, images); `estimate`, the study's cost
+    (ladder_api.estimate), becomes status.cost with what the sizes' progress has spent of it."""
     circumstances = circumstances or Circumstances()
     sizes = [_with_digest(s, digest) for s in sizes]
     phase = experiment_phase(sizes, circumstances)
@@ -258,6 +261,7 @@ def experiment_status(
         conditions=_conditions(wanted, previous.conditions if previous else [], now, generation),
         sizes=sizes,
         summary=summary_of(digest.summary if digest else None, sizes),
+        cost=cost_status(estimate, sizes) if estimate is not None else None,
         **identity,
     )
 

@@ -29,13 +29,14 @@ object, managedFields included, stays under 256 KiB.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from ladder_api import grid
-from ladder_api.frontier import MAX_POINTS, fid_results, summarize
+from ladder_api.frontier import MAX_POINTS, fid_results, summarize_for
 from ladder_api.plan import RunConfig
-from ladder_api.status import Measurements, Result, SizeStatus, Summary
+from ladder_api.predict import unfinished_sizes
+from ladder_api.status import Measurements, Result, SizePhase, SizeStatus, Summary
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,7 @@ class Digest:
     """What the status holds about the results: per width, and the summary's results part."""
 
     sizes: Mapping[int, Measurements]
-    summary: Summary  # best, fidMetric, measured, frontier, pareto (progress is the phases')
+    summary: Summary  # best, fidMetric, measured, views, predictions (progress is the phases')
 
 
 def size_measurements(run: RunConfig, results: Iterable[Result], metric: str | None) -> Measurements:
@@ -56,23 +57,33 @@ def size_measurements(run: RunConfig, results: Iterable[Result], metric: str | N
         best = min(r.value for r in fids)
     return Measurements(
         recorded=len({r.id for r in counted}),
-        expected=grid.expected_count(run.evaluation, run.training),
+        expected=grid.expected_count(run),
         failed=len({r.id for r in counted if r.failed}),
         best_fid=best,
     )
 
 
+def finished(sizes: Iterable[SizeStatus]) -> set[int]:
+    """The widths trained and evaluated: the summary predicts the others' frontier."""
+    return {s.width for s in sizes if s.phase is SizePhase.succeeded}
+
+
 def compute(
-    runs: Sequence[RunConfig], results: Mapping[int, Iterable[Result]], max_points: int | None = MAX_POINTS
+    runs: Sequence[RunConfig], results: Mapping[int, Iterable[Result]], done: Collection[int] = (),
+    max_points: int | None = MAX_POINTS,
 ) -> Digest:
     """The digest of every size's results of record (by width; a width absent has none). The
-    counts are of the current grid; the summary is ladder_api.frontier.summarize over every
-    result of record of the sizes (a measurement of a grid point since dropped is still true)."""
+    counts are of the current grid; the summary is ladder_api.frontier.summarize_for over every
+    result of record of the sizes (a measurement of a grid point since dropped is still true),
+    with the spec's frontier views, and the predicted frontier of the sizes not in `done`."""
     by_width = {run.width: [r for r in results.get(run.width) or () if r.width == run.width] for run in runs}
     metric = grid.ranking_fid(runs[0].evaluation) if runs else None
     sizes = {run.width: size_measurements(run, by_width[run.width], metric) for run in runs}
+    if not runs:
+        return Digest(sizes, Summary(measured="0/0"))
     everything = [r for run in runs for r in by_width[run.width]]
-    summary = summarize(everything, 0, 0, metric, max_points=max_points)
+    summary = summarize_for(everything, 0, 0, runs[0].evaluation, metric, max_points=max_points,
+                            unfinished=unfinished_sizes(runs, set(done)))
     recorded = sum(m.recorded for m in sizes.values())
     expected = sum(m.expected or 0 for m in sizes.values())
     summary.measured = f"{recorded}/{expected}"
@@ -81,7 +92,7 @@ def compute(
 
 def progress(sizes: Sequence[SizeStatus]) -> dict:
     """The summary's progress fields, from the sizes' phases."""
-    done = sum(1 for s in sizes if s.phase.value == "Succeeded")
+    done = len(finished(sizes))
     return {"sizes_done": done, "sizes_total": len(sizes), "progress": f"{done}/{len(sizes)}"}
 
 

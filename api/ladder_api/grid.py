@@ -23,7 +23,7 @@ Checkpoint selection (`evaluation.checkpoints`):
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -96,12 +96,88 @@ class GridPoint:
         return result_id(width, checkpoint_step, self.sampler, self.steps, self.guidance, metric)
 
 
-def grid_points(evaluation: EvaluationSpec) -> list[GridPoint]:
-    """samplers x steps x guidance scales, in the spec's order."""
+def budget_steps(
+    evaluation: EvaluationSpec, sampler: SamplerName | str, normalized_cost: float, num_timesteps: int
+) -> list[int]:
+    """The step counts evaluation.budgets give one sampler of a size of this normalized cost:
+    round(budget / cost) per budget, kept when within 1..num_timesteps and the sampler's maxSteps
+    (a budget below one step's cost, or beyond the sampler's range, gives no point), ascending."""
+    if not evaluation.budgets or normalized_cost <= 0:
+        return []
+    cap = min(num_timesteps, evaluation.max_steps.get(SamplerName(sampler).value, num_timesteps))
+    counts = {round(b / normalized_cost) for b in evaluation.budgets}
+    return sorted(n for n in counts if 1 <= n <= cap)
+
+
+def sampler_steps(
+    evaluation: EvaluationSpec, sampler: SamplerName | str, normalized_cost: float | None = None,
+    num_timesteps: int = 1000,
+) -> list[int]:
+    """The explicit steps, then those the budgets add for this size (without repeats)."""
+    derived = [] if normalized_cost is None else budget_steps(evaluation, sampler, normalized_cost,
+                                                              num_timesteps)
+    return list(dict.fromkeys([int(n) for n in evaluation.steps] + derived))
+
+
+def grid_points(
+    evaluation: EvaluationSpec, normalized_cost: float | None = None, num_timesteps: int = 1000
+) -> list[GridPoint]:
+    """samplers x steps x guidance scales, in the spec's order; with a size's normalized cost,
+    the steps its budgets derive follow the explicit ones (see budget_steps)."""
     return [
-        GridPoint(SamplerName(s), int(n), float(g))
-        for s in evaluation.samplers for n in evaluation.steps for g in evaluation.guidance_scales
+        GridPoint(SamplerName(s), n, float(g))
+        for s in evaluation.samplers
+        for n in sampler_steps(evaluation, s, normalized_cost, num_timesteps)
+        for g in evaluation.guidance_scales
     ]
+
+
+def run_grid_points(run: RunConfig) -> list[GridPoint]:
+    """The grid of one run (one size): its budgets' steps use its own normalized cost."""
+    return grid_points(run.evaluation, run.model.normalized_cost,
+                       run.training.noise_schedule.num_timesteps)
+
+
+# --- workers ------------------------------------------------------------------------------------
+
+
+def point_cost(point: GridPoint) -> int:
+    """U-Net forwards per sample at a point: what a worker's share is balanced by (50 guided steps
+    cost 25 times 4 unguided ones)."""
+    from ladder_api.frontier import forwards_per_step  # frontier imports this module
+
+    return point.steps * forwards_per_step(point.guidance)
+
+
+def worker_share(
+    work: Sequence[tuple[int, GridPoint]], workers: int, index: int
+) -> list[tuple[int, GridPoint]]:
+    """The (checkpoint step, grid point) pairs worker `index` of `workers` scores, in `work`'s order.
+
+    Whole points, so each FID is computed where its samples are. A pure function of the list, so
+    every worker (and a restarted one) computes the same partition without talking to the others;
+    the shares are disjoint and their union is `work`. Balanced by cost, not count: largest first,
+    each to the least-loaded worker (lowest index on ties), so no worker draws all the 50-step
+    points while another draws the 4-step ones."""
+    if not 0 <= index < workers:
+        raise UserError(
+            f"worker index {index} is outside the partition of evaluation.workers = {workers} "
+            f"(0..{workers - 1}); the JobSet sets JOB_COMPLETION_INDEX, `ladder run` --worker"
+        )
+    load = [0] * workers
+    owner: dict[int, int] = {}
+    order = sorted(range(len(work)), key=lambda i: (-point_cost(work[i][1]), i))
+    for i in order:
+        w = min(range(workers), key=lambda k: (load[k], k))
+        owner[i] = w
+        load[w] += point_cost(work[i][1])
+    return [item for i, item in enumerate(work) if owner[i] == index]
+
+
+def worker_of_pod(env: Mapping[str, str]) -> int:
+    """The worker an evaluation pod is: its index in the evaluation JobSet's Indexed Job (one
+    single-host pod per worker; validation keeps the eval slice single-host), 0 outside a Job."""
+    return int(env.get("JOB_COMPLETION_INDEX", "0"))
 
 
 # --- checkpoints --------------------------------------------------------------------------------
@@ -160,7 +236,7 @@ def expected_ids(run: RunConfig, available: Iterable[int]) -> set[str]:
     return {
         point.result_id(run.width, step, name)
         for step in planned_checkpoints(ev, run.training.steps, available)
-        for point in grid_points(ev)
+        for point in run_grid_points(run)
         for name in names
     }
 
@@ -179,11 +255,12 @@ def checkpoint_count(evaluation: EvaluationSpec, training: TrainingSpec) -> int:
     return len(set(sel))
 
 
-def expected_count(evaluation: EvaluationSpec, training: TrainingSpec) -> int:
-    """Measurements one size's evaluation records once training is done: checkpoints x grid
-    points x metrics (len(expected_ids) over the checkpoints the trainer keeps)."""
-    per_checkpoint = len(grid_points(evaluation)) * len(metric_names(evaluation))
-    return checkpoint_count(evaluation, training) * per_checkpoint
+def expected_count(run: RunConfig) -> int:
+    """Measurements one size's evaluation records once training is done: checkpoints x its grid
+    points (its budgets' steps included) x metrics, which is len(expected_ids) over the
+    checkpoints the trainer keeps."""
+    per_checkpoint = len(run_grid_points(run)) * len(metric_names(run.evaluation))
+    return checkpoint_count(run.evaluation, run.training) * per_checkpoint
 
 
 def counted(run: RunConfig, results: Iterable[Result]) -> list[Result]:
@@ -191,7 +268,7 @@ def counted(run: RunConfig, results: Iterable[Result]) -> list[Result]:
     results of record that no longer do): of its width, at one of its grid points, with one of its
     metrics, on a checkpoint its selection covers ("all": any of this run's, up to training.steps)."""
     ev, sel = run.evaluation, run.evaluation.checkpoints
-    points = {(p.sampler, p.steps, p.guidance) for p in grid_points(ev)}
+    points = {(p.sampler, p.steps, p.guidance) for p in run_grid_points(run)}
     metrics = set(metric_names(ev))
     steps = None if sel == "all" else {run.training.steps} if sel == "final" else set(sel)
     return [
@@ -204,7 +281,25 @@ def counted(run: RunConfig, results: Iterable[Result]) -> list[Result]:
 # Evaluation fields added after the first release, with the value that reproduces what Ladder did
 # before them (wire name -> legacy value): at that value a field is left out of the hash, so an
 # upgrade does not re-run finished evaluations. Add one line per new field.
-EVALUATION_LEGACY: dict[str, object] = {}
+EVALUATION_LEGACY: dict[str, object] = {
+    # one noise seed is what Ladder did before `seeds`
+    "seeds": 1,
+    # results recorded before intervals keep their values (the evaluator skips recorded ids
+    # anyway); at the default the hash is unchanged, so an upgrade re-runs nothing
+    "bootstrap": {"resamples": 100, "confidence": 0.95},
+    "budgets": [],  # explicit steps only
+    "maxSteps": {"dpmpp_2m": 20},  # no effect without budgets
+    "clipModel": "ViT-B-32",  # the weights the evaluator image has always baked in
+    "clipPretrained": "laion2b_s34b_b79k",
+    "samplingDtype": "training",  # training.computeDtype
+}
+
+# Evaluation fields that choose how results are summarised, not what is measured: never in the
+# hash, so changing them re-runs no evaluation (the summary is recomputed from the results).
+SUMMARY_ONLY = frozenset({"bestOfGuidance", "frontierSamplers"})
+# Evaluation fields that say how the work is done, not what is measured: never hashed either, so
+# scaling the evaluation out or in does not re-run a finished one.
+NOT_MEASURED = frozenset({"workers"})
 
 
 def evaluation_hash(evaluation: EvaluationSpec, legacy: dict[str, object] = EVALUATION_LEGACY) -> str:
@@ -213,5 +308,6 @@ def evaluation_hash(evaluation: EvaluationSpec, legacy: dict[str, object] = EVAL
     ids already recorded. Stable across versions (see EVALUATION_LEGACY): the operator compares it
     with hashes that earlier versions recorded in its state annotation."""
     wire = evaluation.to_wire(exclude_none=False)
-    kept = {k: v for k, v in wire.items() if k not in legacy or legacy[k] != v}
+    kept = {k: v for k, v in wire.items()
+            if k not in SUMMARY_ONLY | NOT_MEASURED and (k not in legacy or legacy[k] != v)}
     return short_hash(kept, 12)

@@ -39,7 +39,10 @@ NOT_RECIPE: dict[str, frozenset[str]] = {
 
 # Recipe fields added after the first release, with the value that reproduces the behaviour of
 # the Ladder versions before them ("spec path" -> legacy value). Add one line per new field.
-LEGACY: dict[str, object] = {}
+LEGACY: dict[str, object] = {
+    "training.initialization": "lecun-normal",  # every kernel lecun-normal, no zero-init
+    "training.ema.warmup": False,  # EMA decay from step 0
+}
 
 _MISSING = object()
 

@@ -56,6 +56,17 @@ class Precision(StrEnum):
     bfloat16 = "bfloat16"
 
 
+class InitScheme(StrEnum):
+    """How the U-Net's weights start. `compvis` is how SD v1.5 was trained (CompVis'
+    openaimodel.py zero-initialises each ResBlock's second convolution, each transformer's
+    proj_out and the final conv_out, so every residual branch and the output start at zero);
+    the other weights are lecun-normal, biases zero, norm scales one. `lecun-normal` is the
+    scheme of Ladder before this field: every kernel lecun-normal."""
+
+    compvis = "compvis"
+    lecun_normal = "lecun-normal"
+
+
 class SamplerName(StrEnum):
     ddim = "ddim"
     ddpm = "ddpm"
@@ -222,25 +233,40 @@ class AutoencoderSpec(Model):
     scaling_factor: float = Field(0.18215, gt=0, description="Latent scaling factor.")
 
 
+DEFAULT_REFERENCE_PROMPTS = "gs://ladder-data/coco2014-val/prompts.npz"
+DEFAULT_REFERENCE_STATS = "gs://ladder-data/coco2014-val/inception-stats.npz"
+
+
 class ReferenceSetSpec(Model):
     name: Text = Field(
         "coco2014-val-30k",
         description="Name of the evaluation reference set." + lim.at_most(lim.MAX_TEXT, "characters"),
     )
     uri: Uri = Field(
-        "gs://ladder-data/coco2014-val/prompts.jsonl",
-        description="Prompts (and text embeddings) used to generate evaluation samples." + URI_LIMIT,
+        DEFAULT_REFERENCE_PROMPTS,
+        description="The evaluation prompts: an .npz of captions, their text embeddings and the "
+        "unconditional embedding (what `ladder prepare reference` writes), or builtin:digits-test. "
+        "Must hold at least evaluation.numSamples prompts (sample i uses prompt i)." + URI_LIMIT,
     )
     stats_uri: Uri | None = Field(
         None,
-        description="FID reference statistics (mu, sigma) made with clean-fid's custom-stats path. "
-        "Required for Inception FID; computed from the reference set when omitted offline." + URI_LIMIT,
+        description="FID reference statistics (mu, sigma) of exactly the reference images the "
+        "prompts come from (`ladder prepare reference` writes both); their hash is recorded with "
+        "every result. Required unless the reference set ships its images (builtin sets); unset "
+        "with the default uri: the default set's inception-stats.npz beside it." + URI_LIMIT,
     )
 
     @field_validator("uri", "stats_uri")
     @classmethod
     def _uri(cls, v: str | None, info) -> str | None:
         return None if v is None else _check_uri(v, info.field_name)
+
+    @model_validator(mode="after")
+    def _default_stats(self) -> ReferenceSetSpec:
+        """The default reference set's statistics lie beside its prompts."""
+        if self.stats_uri is None and self.uri == DEFAULT_REFERENCE_PROMPTS:
+            self.stats_uri = DEFAULT_REFERENCE_STATS
+        return self
 
 
 class DataSpec(Model):
@@ -306,7 +332,14 @@ class OptimizerSpec(Model):
 
 class EmaSpec(Model):
     enabled: bool = Field(True, description="Keep an exponential moving average of the weights.")
-    decay: float = Field(0.9999, gt=0, lt=1, description="EMA decay per step.")
+    decay: float = Field(0.9999, gt=0, lt=1, description="EMA decay per step (the most it reaches).")
+    warmup: bool = Field(
+        True,
+        description="Warm the decay up as CompVis' LitEma and diffusers' EMAModel do: update n "
+        "(from 0) uses min(decay, (1 + n) / (10 + n)), so early checkpoints' EMA weights are not "
+        "dominated by the random initial ones (at decay 0.9999 without it, 37% of them remain "
+        "after 10K steps). false: decay from step 0 (Ladder before this field).",
+    )
     evaluate_ema: bool = Field(True, description="Evaluate the EMA weights rather than the raw ones.")
 
 
@@ -351,6 +384,12 @@ class TrainingSpec(Model):
         "unconditional one, so classifier-free guidance works at sampling time."
     )
     seed: int = Field(0, ge=0, description="Seed for initialisation, data order and noise.")
+    initialization: InitScheme = Field(
+        InitScheme.compvis,
+        description="U-Net weight initialisation: compvis (SD v1.5's: residual branches and the "
+        "output convolution start at zero) or lecun-normal (every kernel random; Ladder before "
+        "this field).",
+    )
     checkpoint: CheckpointSpec = Field(
         default_factory=CheckpointSpec, description="Checkpoint cadence and retention."
     )
@@ -582,6 +621,25 @@ class SchedulingSpec(Model):
 # --- evaluation ---------------------------------------------------------------------------------
 
 
+class BootstrapSpec(Model):
+    """How every result's interval is computed: resamples of the generated samples (and of the
+    reference images, when its statistics come from images), by index sets seeded from
+    evaluation.seed, so all sizes share them and their differences are compared paired."""
+
+    resamples: int = Field(
+        100, ge=1, le=10_000,
+        description="Bootstrap resamples per result (each costs one FID on resampled statistics; "
+        "10,000 at most).",
+    )
+    confidence: float = Field(
+        0.95, gt=0.0, lt=1.0, description="Confidence level of every interval and tie decision."
+    )
+
+
+POOLED = "pooled"  # the frontier over every sampler together
+PAPER_GUIDANCE = (1.5, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0)  # the paper's Figure 9 sweep
+
+
 class EvaluationSpec(Model):
     samplers: list[SamplerName] = Field(
         default_factory=lambda: [SamplerName.ddim, SamplerName.dpmpp_2m, SamplerName.ddpm],
@@ -595,11 +653,45 @@ class EvaluationSpec(Model):
         max_length=lim.MAX_GRID_LIST,
         description="Sampling step counts." + lim.at_most(lim.MAX_GRID_LIST),
     )
+    budgets: list[Annotated[float, Field(gt=0)]] = Field(
+        default_factory=list,
+        max_length=lim.MAX_GRID_LIST,
+        description="Equal-cost grid: sampling budgets (normalized model cost x steps; the paper's "
+        "Figure 9 ticks are 3, 6, 10, 14, 20, 28, 38, 88, 200). Each size also samples, per sampler, "
+        "round(budget / its normalized cost) steps when that count is within the sampler's range "
+        "(1 to the training timesteps, at most maxSteps), beside the explicit steps, so small sizes "
+        "are measured at large budgets too rather than dropping out of the comparison."
+        + lim.at_most(lim.MAX_GRID_LIST),
+    )
+    max_steps: dict[str, PositiveInt] = Field(
+        default_factory=lambda: {SamplerName.dpmpp_2m.value: 20},
+        max_length=lim.MAX_SAMPLERS,
+        description="Most steps a budget derives per sampler (DPM-Solver++: 20, as in the paper). "
+        "Explicit steps are not capped." + lim.at_most(lim.MAX_SAMPLERS),
+    )
     guidance_scales: list[Annotated[float, Field(ge=0)]] = Field(
-        default_factory=lambda: [1.5, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0],
+        default_factory=lambda: [1.5, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 7.5, 8.0],
         min_length=1,
         max_length=lim.MAX_GRID_LIST,
-        description="Classifier-free guidance scales (1.0 = no guidance)." + lim.at_most(lim.MAX_GRID_LIST),
+        description="Classifier-free guidance scales (1.0 = no guidance). The default is the "
+        "paper's sweep (1.5 to 8) and 7.5, the scale of its Table 1 and Figure 3."
+        + lim.at_most(lim.MAX_GRID_LIST),
+    )
+    best_of_guidance: list[Annotated[float, Field(ge=0)]] | None = Field(
+        None,
+        max_length=lim.MAX_GRID_LIST,
+        description="The guidance scales the frontier, the Pareto front and 'best FID over "
+        "guidance' choose from (the paper's Figure 9: 1.5, 2, 3, 4, 5, 6, 7, 8). Unset: those eight "
+        "when all are evaluated (so the default grid's 7.5 does not enter Figure 9), else every "
+        "evaluated scale. Each listed scale must be evaluated." + lim.at_most(lim.MAX_GRID_LIST),
+    )
+    frontier_samplers: list[Annotated[str, Field(max_length=16)]] | None = Field(
+        None,
+        max_length=lim.MAX_VIEWS,
+        description="Samplers that get their own frontier and Pareto front in the summary, the "
+        "first being the headline (status.summary.frontier); `pooled` is the frontier over all "
+        "samplers together, labelled as such. Unset: ddim (the paper's headline) when evaluated, "
+        "else pooled." + lim.at_most(lim.MAX_VIEWS),
     )
     ddim_eta: float = Field(0.0, ge=0, le=1, description="DDIM eta (0 = deterministic).")
     num_samples: PositiveInt = Field(30_000, description="Samples per measurement.")
@@ -623,6 +715,23 @@ class EvaluationSpec(Model):
         "/opt/ladder/weights/open_clip_vit_b32.safetensors",
         description="open_clip weights for the CLIP score." + URI_LIMIT,
     )
+    clip_model: Text = Field(
+        "ViT-B-32",
+        description="open_clip architecture of clipWeightsUri, recorded with every CLIP score. "
+        "The T2I literature mostly uses OpenAI's ViT-L-14; the default is the model the evaluator "
+        "image bakes in (ViT-B-32, laion2b_s34b_b79k): to use ViT-L-14, bake its weights "
+        "(evaluator/Dockerfile CLIP_MODEL, CLIP_PRETRAINED) and set clipModel, clipPretrained "
+        "and clipWeightsUri." + lim.at_most(lim.MAX_TEXT, "characters"),
+    )
+    clip_pretrained: Text = Field(
+        "laion2b_s34b_b79k", description="open_clip pretrained tag of clipWeightsUri (recorded)."
+        + lim.at_most(lim.MAX_TEXT, "characters"),
+    )
+    sampling_dtype: Literal["training", "float32", "bfloat16"] = Field(
+        "training",
+        description="Dtype the U-Net computes in while sampling; training: training.computeDtype. "
+        "float32 avoids bf16 rounding that guidance amplifies (g x (eps_c - eps_u) at g = 8).",
+    )
     checkpoints: Literal["final", "all"] | Annotated[
         list[PositiveInt], Field(max_length=lim.MAX_CHECKPOINT_STEPS)
     ] = Field(
@@ -631,7 +740,65 @@ class EvaluationSpec(Model):
         "before it exists is an error), all kept (training.checkpoint.keep), or given steps (at most "
         f"{lim.MAX_CHECKPOINT_STEPS}, ladder_api.limits).",
     )
-    seed: int = Field(0, ge=0, description="Seed for sampling noise.")
+    seed: int = Field(0, ge=0, description="Seed for sampling noise and bootstrap resamples.")
+    seeds: int = Field(
+        1, ge=1, le=100,
+        description="Noise seeds per grid point (seed, seed+1, ...): with more than one, each "
+        "measurement is the mean over the seeds and records their spread beside its interval.",
+    )
+    bootstrap: BootstrapSpec = Field(
+        default_factory=BootstrapSpec, description="Confidence intervals on every result."
+    )
+    workers: PositiveInt = Field(
+        1, description="Evaluation workers per size: the evaluation JobSet runs this many indexed "
+        "pods (`ladder run` this many evaluator processes), each scoring a fixed, disjoint share "
+        "of the grid points (ladder_api.grid.worker_share); at most the number of grid points.",
+    )
+
+    @model_validator(mode="after")
+    def _views(self) -> EvaluationSpec:
+        stray = [k for k in self.max_steps if k not in SamplerName.__members__.values()]
+        if stray:
+            raise ValueError(f"maxSteps keys {stray} are not samplers: {', '.join(SamplerName)}")
+        known = {str(s) for s in self.samplers} | {POOLED}
+        bad = [s for s in self.frontier_samplers or [] if s not in known]
+        if bad:
+            raise ValueError(
+                f"frontierSamplers {bad} are not evaluated: use samplers of evaluation.samplers "
+                f"({', '.join(map(str, self.samplers))}) or {POOLED}"
+            )
+        missing = [g for g in self.best_of_guidance or [] if g not in self.guidance_scales]
+        if missing:
+            raise ValueError(
+                f"bestOfGuidance {missing} are not in guidanceScales: list scales that are evaluated"
+            )
+        return self
+
+    def frontier_views(self) -> list[str]:
+        """frontierSamplers resolved: the headline first."""
+        if self.frontier_samplers:
+            return list(dict.fromkeys(self.frontier_samplers))
+        return [SamplerName.ddim.value] if SamplerName.ddim in self.samplers else [POOLED]
+
+    def best_of_guidance_scales(self) -> list[float]:
+        """bestOfGuidance resolved (see its description)."""
+        if self.best_of_guidance:
+            return sorted(set(self.best_of_guidance))
+        if set(PAPER_GUIDANCE) <= set(self.guidance_scales):
+            return list(PAPER_GUIDANCE)
+        return sorted(set(self.guidance_scales))
+
+    @model_validator(mode="after")
+    def _workers_have_points(self) -> EvaluationSpec:
+        points = len(self.samplers) * len(self.steps) * len(self.guidance_scales)
+        checkpoints = len(set(self.checkpoints)) if isinstance(self.checkpoints, list) else 1
+        if self.workers > points * checkpoints:
+            raise ValueError(
+                f"workers ({self.workers}) is more than the evaluation's grid points "
+                f"({points * checkpoints}: samplers x steps x guidanceScales x checkpoints); a worker "
+                "owns whole grid points, so lower workers or extend the grid"
+            )
+        return self
 
 
 # --- storage ------------------------------------------------------------------------------------
@@ -722,18 +889,33 @@ class ScalingExperimentSpec(Model):
 
     @model_validator(mode="after")
     def _grid_fits(self) -> ScalingExperimentSpec:
-        from ladder_api import grid  # grid is defined over these models
+        """The measurements and their bootstrap replicates stay within ladder_api.limits (the
+        operator keeps what it reads in memory; see limits.MAX_MEASUREMENTS). Counted per size:
+        evaluation.budgets add steps that depend on each size's cost."""
+        from ladder_api import grid  # grid and plan are defined over these models
+        from ladder_api.plan import model_config
 
-        ev, widths = self.evaluation, len(self.ladder.widths)
-        total = widths * grid.expected_count(ev, self.training)
+        ev, timesteps = self.evaluation, self.training.noise_schedule.num_timesteps
+        ckpts = grid.checkpoint_count(ev, self.training)
+        points = [len(grid.grid_points(ev, model_config(self.ladder, w).normalized_cost, timesteps))
+                  for w in self.ladder.widths]
+        total = ckpts * sum(points) * len(ev.metrics)
+        per_size = f"{min(points)}" if min(points) == max(points) else f"{min(points)} to {max(points)}"
+        shape = (f"{len(points)} widths x {ckpts} checkpoints x {per_size} sampling settings x "
+                 f"{len(ev.metrics)} metrics")
         if total > lim.MAX_MEASUREMENTS:
             raise ValueError(
-                f"evaluation: {total:,} measurements ({widths} widths x "
-                f"{grid.checkpoint_count(ev, self.training)} checkpoints x {len(grid.grid_points(ev))} "
-                f"sampling settings x {len(ev.metrics)} metrics), more than the {lim.MAX_MEASUREMENTS:,} "
+                f"evaluation: {total:,} measurements ({shape}), more than the {lim.MAX_MEASUREMENTS:,} "
                 "one experiment may record (ladder_api.limits); evaluate fewer checkpoints "
-                "(evaluation.checkpoints, training.checkpoint.keep), steps, guidance scales or widths, "
-                "or split the study into several experiments"
+                "(evaluation.checkpoints, training.checkpoint.keep), steps, budgets, guidance scales "
+                "or widths, or split the study into several experiments"
+            )
+        if total * ev.bootstrap.resamples > lim.MAX_REPLICATES:
+            raise ValueError(
+                f"evaluation.bootstrap.resamples: {total:,} measurements x {ev.bootstrap.resamples:,} "
+                f"resamples is {total * ev.bootstrap.resamples:,} replicates, more than the "
+                f"{lim.MAX_REPLICATES:,} one experiment may record (ladder_api.limits); use fewer "
+                "resamples or a smaller grid"
             )
         return self
 

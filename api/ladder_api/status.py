@@ -24,7 +24,7 @@ from typing import Any
 from pydantic import Field, model_validator
 
 from ladder_api.base import Model
-from ladder_api.limits import MAX_POINTS
+from ladder_api.limits import MAX_GRID_LIST, MAX_POINTS, MAX_VIEWS, MAX_WIDTHS
 
 
 class ExperimentPhase(StrEnum):
@@ -103,6 +103,18 @@ class SizeStatus(Model):
     )
 
 
+_UNCERTAINTY = ("ciLow", "ciHigh", "stderr", "seedValues", "seedSpread", "replicates", "ci_low",
+                "ci_high", "seed_values", "seed_spread")  # wire and field names (either is accepted)
+
+
+def _finite(v: Any) -> bool:
+    if isinstance(v, float):
+        return math.isfinite(v)
+    if isinstance(v, list):
+        return all(_finite(x) for x in v)
+    return True
+
+
 class Result(Model):
     """One measurement: one metric of one checkpoint under one sampling setting."""
 
@@ -132,20 +144,49 @@ class Result(Model):
         ..., description="The same, counting classifier-free guidance's second forward pass."
     )
     settings: dict[str, str] = Field(
-        default_factory=dict, description="Exact settings used (autoencoder, features, eta...)."
+        default_factory=dict,
+        description="Exact settings used: autoencoder, features, eta, initialization and EMA "
+        "schemes, sampling dtype, text encoder, CLIP model/tag and weights hash, the reference "
+        "prompts' and statistics' hashes.",
+    )
+    ci_low: float | None = Field(None, description="Lower end of the value's confidence interval.")
+    ci_high: float | None = Field(None, description="Upper end of the value's confidence interval.")
+    stderr: float | None = Field(
+        None, description="Standard error (the bootstrap replicates' standard deviation for FID)."
+    )
+    confidence: float | None = Field(None, description="Confidence level of ciLow..ciHigh.")
+    interval: str | None = Field(
+        None, description="How the interval was made: bootstrap-centred-percentile, wilson or normal."
+    )
+    seed_values: list[float] | None = Field(
+        None, description="The value at each noise seed (evaluation.seeds > 1); value is their mean."
+    )
+    seed_spread: float | None = Field(
+        None, description="Standard deviation of seedValues: the between-seed spread."
+    )
+    replicates: list[float] | None = Field(
+        None, description="The value on each shared bootstrap resample, centred on the value "
+        "(in the results of record in storage): paired comparisons use them."
     )
 
     @model_validator(mode="before")
     @classmethod
     def _non_finite_is_a_failure(cls, data: Any) -> Any:
         """A NaN or infinite value (a diverged model, a singular covariance) becomes a failed
-        measurement with its reason: never a number that JSON, the API server and the frontier
-        cannot take. Results files written before this rule are read the same way."""
-        if isinstance(data, dict):
-            value = data.get("value")
-            if isinstance(value, float) and not math.isfinite(value):
-                reason = f"the metric came out {value}, not a finite number"
-                return {**data, "value": None, "error": data.get("error") or reason}
+        measurement with its reason, and has no uncertainty: never a number that JSON, the API
+        server and the frontier cannot take. A finite value whose uncertainty is not (a resample
+        whose covariance was singular) keeps the value without it: it reads "no interval" and is
+        compared unpaired, never with a NaN. Results files written before this rule are read the
+        same way."""
+        if not isinstance(data, dict):
+            return data
+        value = data.get("value")
+        cleared = {k: None for k in _UNCERTAINTY if k in data}
+        if isinstance(value, float) and not math.isfinite(value):
+            reason = f"the metric came out {value}, not a finite number"
+            return {**data, **cleared, "value": None, "error": data.get("error") or reason}
+        if not all(_finite(data[k]) for k in cleared):
+            return {**data, **cleared}
         return data
 
     @model_validator(mode="after")
@@ -174,6 +215,33 @@ class FrontierPoint(Model):
     guidance: float = Field(..., description="Guidance scale of the best setting.")
     fid: float = Field(..., description="Its FID.")
     cost: float = Field(..., description="Its sampling cost (at most the budget).")
+    fid_low: float | None = Field(None, description="Lower end of its FID's confidence interval.")
+    fid_high: float | None = Field(None, description="Upper end of its FID's confidence interval.")
+    ties: list[int] = Field(
+        default_factory=list, max_length=MAX_WIDTHS,
+        description="Other widths whose best setting within the budget is not distinguishable from "
+        "this one (their paired FID difference's interval holds 0): the width wins the budget only "
+        "when this is empty."
+    )
+    win_probability: float | None = Field(
+        None, description="Share of the shared bootstrap resamples in which this width has the best "
+        "FID within the budget (present when every result there has replicates)."
+    )
+
+
+class FrontierView(Model):
+    """One sampler's frontier and Pareto front (the paper's Figure 11 per sampler), or the pooled
+    one over every sampler (sampler `pooled`)."""
+
+    sampler: str = Field(..., description="The sampler, or pooled (all samplers together).")
+    frontier: list[FrontierPoint] = Field(
+        default_factory=list, max_length=MAX_POINTS,
+        description=f"Best size per budget, at most {MAX_POINTS} points (thinned like summary.frontier).",
+    )
+    pareto: list[FrontierPoint] = Field(
+        default_factory=list, max_length=MAX_POINTS,
+        description=f"Pareto front, at most {MAX_POINTS} points (thinned like summary.pareto).",
+    )
 
 
 class Summary(Model):
@@ -186,17 +254,56 @@ class Summary(Model):
     measured: str | None = Field(
         None, description="Measurements recorded / expected over all sizes, for the printer column."
     )
+    confidence: float | None = Field(None, description="Confidence level of intervals and ties.")
+    predictions: list[str] = Field(
+        default_factory=list, max_length=MAX_WIDTHS,
+        description="PREDICTED, not measured: per size still training, the budgets it is predicted "
+        "to win and how likely (ladder_api.predict; one line per size)."
+    )
+    frontier_sampler: str | None = Field(
+        None, description="Which view frontier, pareto and bestFid are of: a sampler (ddim, the "
+        "paper's headline, by default) or pooled (every sampler together); see "
+        "evaluation.frontierSamplers."
+    )
+    best_of_guidance: list[float] = Field(
+        default_factory=list, max_length=MAX_GRID_LIST,
+        description="Guidance scales the frontier chose from (evaluation.bestOfGuidance).",
+    )
     frontier: list[FrontierPoint] = Field(
         default_factory=list, max_length=MAX_POINTS,
-        description="Best size per sampling budget: one point per budget at which the winner "
-        "changes (it holds until the next point's budget); at most 64 points (ladder_api.limits."
-        "MAX_POINTS: beyond, evenly spaced by rank, cheapest and best kept)."
+        description="Best size per sampling budget (frontierSampler's view): one point per budget "
+        "at which the decision changes (it holds until the next point's budget); at most "
+        f"{MAX_POINTS} points (ladder_api.limits.MAX_POINTS: beyond, evenly spaced by rank, cheapest "
+        "and best kept)."
     )
     pareto: list[FrontierPoint] = Field(
         default_factory=list, max_length=MAX_POINTS,
-        description="Pareto front of sampling cost against FID, by increasing cost; at most 64 "
-        "points, thinned like the frontier (`ladder report` has the whole front)."
+        description="Pareto front of sampling cost against FID (frontierSampler's view), by "
+        f"increasing cost; at most {MAX_POINTS} points, thinned like the frontier (`ladder report` "
+        "has the whole front)."
     )
+    views: list[FrontierView] = Field(
+        default_factory=list, max_length=MAX_VIEWS,
+        description="The frontier of each of evaluation.frontierSamplers, the headline first.",
+    )
+
+
+class CostEstimate(Model):
+    """What the whole study costs by ladder_api.estimate, and how much of it is done."""
+
+    train_chip_hours: float = Field(..., description="Chip-hours of training every size.")
+    eval_chip_hours: float = Field(..., description="Chip-hours of evaluating every size's grid.")
+    chip_hours: float = Field(..., description="Training and evaluation together.")
+    spent_chip_hours: float = Field(
+        ..., description="The estimate's chip-hours of the work done so far (training steps "
+        "reached, sizes evaluated), at the same utilisation: progress in chip-hours, not a metering."
+    )
+    storage_bytes: int = Field(..., description="Training data and the checkpoints the runs keep.")
+    train_mfu: float = Field(..., description="Training utilisation the estimate assumes.")
+    eval_mfu: float = Field(..., description="Evaluation utilisation the estimate assumes.")
+    price_per_chip_hour: float | None = Field(None, description="Price the money figures assume.")
+    cost: float | None = Field(None, description="chipHours x pricePerChipHour.")
+    spent_cost: float | None = Field(None, description="spentChipHours x pricePerChipHour.")
 
 
 class ScalingExperimentStatus(Model):
@@ -221,4 +328,7 @@ class ScalingExperimentStatus(Model):
     summary: Summary = Field(
         default_factory=Summary, description="Progress and the frontier, from all results of record "
         "(they are in storage: `ladder report` reads them)."
+    )
+    cost: CostEstimate | None = Field(
+        None, description="The study's estimated chip-hours, storage and money, and what is spent."
     )

@@ -51,6 +51,7 @@ def problems(
     spec = exp.spec
     found = [Problem(f"spec.{field}", message) for field, message in
              (p.split(": ", 1) for p in _memory_problems(spec))]
+    found += [Problem(f, m) for f, m in evaluation_problems(spec)]
     if target is Target.cluster:
         found += [Problem(f, m, cluster_only=True) for f, m in _cluster_problems(spec)]
         if policy is not None:
@@ -122,6 +123,27 @@ def _location_problem(field: str, uri: str) -> str | None:
     if field not in WRITTEN and field not in DATA and not (remote or path.startswith("/")):
         return f"{uri}: a relative path means nothing in a pod; use gs:// or an absolute path in the image"
     return None
+
+
+BUILTIN_REFERENCE_SETS = ("builtin:digits", "builtin:digits-test")
+
+
+def evaluation_problems(spec: ScalingExperimentSpec) -> list[tuple[str, str]]:
+    """What the evaluator would refuse only after training: a reference set it cannot read (it
+    reads the prompts .npz `ladder prepare reference` writes, or a builtin set), and Inception FID
+    without reference statistics for a set that ships no images to compute them from."""
+    ref, ev = spec.data.reference_set, spec.evaluation
+    out = []
+    builtin = ref.uri in BUILTIN_REFERENCE_SETS
+    if not builtin and not ref.uri.endswith(".npz"):
+        out.append(("spec.data.referenceSet.uri",
+                    f"{ref.uri}: the evaluator reads reference prompts from an .npz (captions, context, "
+                    "uncond), as `ladder prepare reference` writes, or builtin:digits-test"))
+    if "fid" in [str(m) for m in ev.metrics] and not builtin and not ref.stats_uri:
+        out.append(("spec.data.referenceSet.statsUri",
+                    f"FID needs reference statistics for {ref.uri} (it ships no images): set statsUri "
+                    "to the statistics `ladder prepare reference` writes"))
+    return out
 
 
 def _cluster_problems(spec: ScalingExperimentSpec) -> list[tuple[str, str]]:

@@ -29,7 +29,8 @@ def register(sub) -> None:
                    help="run directory, or a gs:// URI for the outputs (default: spec.local.outputDir, "
                    "else <spec.storage.outputUri>/<name> when the spec sets it, else ./ladder-runs/<name>)")
     p.add_argument("-j", "--parallel", type=int, metavar="N",
-                   help="tasks at once (default: spec.local.maxParallel)")
+                   help="processes at once, training and evaluation workers alike (default: "
+                   "spec.local.maxParallel); a size evaluates with evaluation.workers processes")
     p.add_argument("--force-eval", action="store_true",
                    help="evaluate every size again even where its measurements are recorded")
     p.add_argument("--no-report", action="store_true", help="do not write the report at the end")

@@ -13,11 +13,13 @@ from pathlib import Path
 
 from ladder_api import grid
 from ladder_api.crd import crd_yaml
-from ladder_api.errors import SpecError
+from ladder_api.errors import SpecError, UserError
+from ladder_api.estimate import estimate
 from ladder_api.limits import CONFIG_MAP_LIMIT, MAX_MEASUREMENTS
 from ladder_api.loading import load_experiment
 from ladder_api.plan import Plan, expand
 from ladder_api.validation import Target, problems
+from ladder_cli import estimate_view
 from ladder_operator import render as rendering
 from ladder_operator.limits import config_map_bytes, object_problems
 
@@ -56,14 +58,17 @@ def register(sub) -> None:
 
     p = sub.add_parser(
         "plan",
-        help="write each run's resolved config as JSON",
+        help="write each run's resolved config as JSON, or estimate the study's cost",
         description="Expand an experiment into one resolved run config per size: the exact JSON the "
-        "trainer and evaluator read (--config). Without -o, print it.",
+        "trainer and evaluator read (--config). Without -o, print it. With --estimate, print instead "
+        "what the study costs per size and in all: training and evaluation FLOPs, chip-hours and "
+        "wall-clock hours on their slices, checkpoint and data storage, and money at a price.",
     )
     p.add_argument("file", help="experiment YAML")
     p.add_argument("--size", type=int, metavar="C", help="only this width")
     p.add_argument("-o", "--output-dir", metavar="DIR", help="write DIR/<run-name>.json per run")
     p.add_argument("--output-uri", metavar="URI", help="override spec.storage.outputUri")
+    estimate_view.add_flags(p)
     p.set_defaults(func=cmd_plan)
 
     p = sub.add_parser(
@@ -104,17 +109,23 @@ def summary_line(plan: Plan) -> str:
     )
 
 
+def _span(values: list[int]) -> str:
+    lo, hi = min(values), max(values)
+    return f"{lo:,}" if lo == hi else f"{lo:,}-{hi:,}"
+
+
 def grid_line(plan: Plan) -> str:
-    """How big the evaluation is: measurements per size and in all, and the objects they make."""
-    run = plan.runs[0]
-    ev = run.evaluation
-    ckpts, points = grid.checkpoint_count(ev, run.training), len(grid.grid_points(ev))
-    metrics = len(ev.metrics)
-    per_size = ckpts * points * metrics
+    """How big the evaluation is: measurements per size and in all, and the objects they make
+    (ladder_api.grid: evaluation.budgets add steps that depend on each size's cost)."""
+    ev = plan.runs[0].evaluation
+    ckpts = grid.checkpoint_count(ev, plan.runs[0].training)
+    points = [len(grid.run_grid_points(run)) for run in plan.runs]
+    per_size = [grid.expected_count(run) for run in plan.runs]
+    settings, measured = _span(points), _span(per_size)
     return (
-        f"grid: {ckpts} checkpoint{'s' if ckpts != 1 else ''} x {points} sampling settings x {metrics} "
-        f"metrics = {per_size:,} measurements per size, {per_size * len(plan.runs):,} in all "
-        f"(of at most {MAX_MEASUREMENTS:,}), {ckpts * points * len(plan.runs):,} result objects; "
+        f"grid: {ckpts} checkpoint{'s' if ckpts != 1 else ''} x {settings} sampling settings x "
+        f"{len(ev.metrics)} metrics = {measured} measurements per size, {sum(per_size):,} in all "
+        f"(of at most {MAX_MEASUREMENTS:,}), {ckpts * sum(points):,} result objects; "
         f"run ConfigMap {config_map_bytes(plan) / 1024:.0f} KiB of {CONFIG_MAP_LIMIT // 1024} KiB"
     )
 
@@ -126,7 +137,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     exp = load_experiment(args.file)
     plan = expand(exp)
     found = problems(exp, Target.cluster)
-    errors = [str(p) for p in found if args.cluster or not p.cluster_only]
+    errors = [str(p) for p in found if args.cluster or not p.cluster_only] + prompt_count_problems(exp)
     errors += [f"spec.{p}" for p in object_problems(plan)]
     if errors:
         raise SpecError(args.file, errors)
@@ -134,7 +145,29 @@ def cmd_validate(args: argparse.Namespace) -> int:
         print(f"{args.file}: warning: {p} [on a cluster only: the operator sets it Invalid]", file=sys.stderr)
     print(summary_line(plan))
     print(f"   {grid_line(plan)}")
+    print(estimate_view.summary_line(estimate(plan)))
     return 0
+
+
+def prompt_count_problems(exp) -> list[str]:
+    """A local prompts .npz with fewer prompts than evaluation.numSamples (the evaluator would
+    refuse it after training). Only its captions are read; a set on gs:// is checked by the
+    evaluator before it samples, as reading 30K embeddings here would cost gigabytes."""
+    import numpy as np
+
+    uri, n = exp.spec.data.reference_set.uri, exp.spec.evaluation.num_samples
+    path = Path(uri.removeprefix("file://"))
+    if uri.startswith(("gs://", "builtin:")) or path.suffix != ".npz" or not path.is_file():
+        return []
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            count = len(z["captions"])
+    except (KeyError, ValueError, OSError) as err:
+        return [f"spec.data.referenceSet.uri: {uri} is not a prompts .npz with captions ({err})"]
+    if count < n:
+        return [f"spec.data.referenceSet.uri: {uri} holds {count} prompts but evaluation.numSamples is "
+                f"{n}: each sample needs its own prompt (prepare at least {n}, or lower numSamples)"]
+    return []
 
 
 def cmd_render(args: argparse.Namespace) -> int:
@@ -148,10 +181,26 @@ def cmd_render(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_estimate(args: argparse.Namespace, plan: Plan, runs) -> int:
+    if args.output_dir is not None:
+        raise UserError("-o/--output-dir writes run configs; --estimate prints the cost: use one of them")
+    study = estimate(plan.model_copy(update={"runs": runs}), estimate_view.assumptions(args))
+    if args.json:
+        print(json.dumps(estimate_view.to_json(study), indent=2))
+        return 0
+    ref = plan.experiment
+    estimate_view.print_table(study, f"{ref.namespace}/{ref.name}: estimated cost")
+    return 0
+
+
 def cmd_plan(args: argparse.Namespace) -> int:
+    if misused := estimate_view.misused_flags(args):
+        raise UserError(f"{', '.join(misused)}: only with --estimate (the cost estimate's assumptions)")
     plan = _plan(args.file, output_uri=args.output_uri)
     _check_size(plan, args.size, args.file)
     runs = [r for r in plan.runs if args.size is None or r.width == args.size]
+    if args.estimate:
+        return cmd_estimate(args, plan, runs)
     if args.output_dir is None:
         docs = [json.loads(r.config_json()) for r in runs]
         out = docs[0] if args.size is not None else docs

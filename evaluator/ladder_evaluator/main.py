@@ -20,6 +20,7 @@ import os
 
 from ladder_api import exitcodes, failures
 from ladder_api.artifacts import ResultsStore
+from ladder_api.grid import worker_of_pod
 from ladder_api.loading import load_run_config
 from ladder_api.plan import RunConfig
 from ladder_evaluator.evaluate import Progress, evaluate
@@ -88,6 +89,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="cluster: also report progress in the experiment's status "
                         "(auto: when in a cluster)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument("--worker", type=int, default=None, metavar="INDEX",
+                        help="which of evaluation.workers this process is (default: the Job's "
+                        "JOB_COMPLETION_INDEX, else 0); it scores only its share of the grid")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("absl").setLevel(logging.WARNING)  # orbax logs every restore at INFO
@@ -96,7 +100,8 @@ def main(argv: list[str] | None = None) -> int:
         store = make_store(run, args.status, args.results)
         try:
             written = evaluate(run, args.checkpoint, store, force=args.force,
-                               progress=RichProgress(enabled=not args.no_progress))
+                               progress=RichProgress(enabled=not args.no_progress),
+                               worker=worker_of_pod(os.environ) if args.worker is None else args.worker)
         finally:
             store.flush()
         log.info("c%d: %d results written", run.width, len(written))

@@ -50,7 +50,13 @@ def make_apply(run: RunConfig) -> Callable:
     function's identity, so one function is kept per model configuration: every checkpoint and
     every re-evaluation in a process reuses the compiled sampling loops."""
     training = run.training
-    return _apply_for(run.model.model_dump_json(), training.compute_dtype.value, training.param_dtype.value)
+    return _apply_for(run.model.model_dump_json(), sampling_dtype(run), training.param_dtype.value)
+
+
+def sampling_dtype(run: RunConfig) -> str:
+    """evaluation.samplingDtype, else the dtype the model trained in."""
+    chosen = run.evaluation.sampling_dtype
+    return run.training.compute_dtype.value if chosen == "training" else chosen
 
 
 @functools.lru_cache(maxsize=8)

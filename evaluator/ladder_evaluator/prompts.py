@@ -7,13 +7,17 @@ embedding and (for digits) the prompted label.
   `captions` [N] (str), `context` [N, contextTokens, contextDim] (float) and `uncond`
   [contextTokens, contextDim]; embeddings are precomputed with the frozen text encoder, as the
   training shards are, so the evaluator never runs a text encoder.
-Sample i uses prompt i mod N, so every measurement sees the same prompts in the same order.
+Sample i uses prompt i (load refuses fewer prompts than evaluation.numSamples: wrapping around
+would score repeated prompts), so every measurement sees the same prompts in the same order. The
+unconditional embedding must be the training data's null context: guidance extrapolates away from
+the embedding the model learned as "no prompt", and any other one is a different model input.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -29,6 +33,7 @@ class Prompts:
     uncond: np.ndarray  # [T, D] float32
     labels: np.ndarray | None  # [N] prompted digit, digits only
     images: np.ndarray | None  # reference images in model space, when the set ships them
+    sha256: str = field(default="")  # of the prompts file (builtin: of its arrays), recorded
 
     def __len__(self) -> int:
         return len(self.captions)
@@ -44,16 +49,70 @@ def is_builtin_digits(uri: str) -> bool:
 
 
 def load(run: RunConfig) -> Prompts:
+    """The reference prompts, checked against evaluation.numSamples and the training data's
+    unconditional embedding before any compute."""
+    prompts = _read(run)
+    n = run.evaluation.num_samples
+    if len(prompts) < n:
+        raise UserError(
+            f"data.referenceSet.uri {run.data.reference_set.uri} holds {len(prompts)} prompts but "
+            f"evaluation.numSamples is {n}: each sample needs its own prompt (make the set with at "
+            f"least {n}, e.g. `ladder prepare reference --num {n}`, or lower numSamples)"
+        )
+    check_null_context(run, prompts.uncond)
+    return prompts
+
+
+def check_null_context(run: RunConfig, uncond: np.ndarray) -> None:
+    """The prompts' unconditional embedding must equal the training data's null context."""
+    train = training_null_context(run)
+    if train is None:
+        return
+    if train.shape != uncond.shape or not np.allclose(train, uncond, rtol=1e-4, atol=1e-5):
+        raise UserError(
+            f"the unconditional embedding of data.referenceSet.uri {run.data.reference_set.uri} differs "
+            f"from the null context of data.trainUri {run.data.train_uri}: the prompts were embedded "
+            "with another text encoder (or its empty prompt differs); make them with the same "
+            "data.textEncoder as the training shards"
+        )
+
+
+def training_null_context(run: RunConfig) -> np.ndarray | None:
+    """The null context the model trained with (None when the training data cannot be read here:
+    the evaluator then has nothing to compare with, which the trainer has already refused)."""
+    uri = run.data.train_uri
+    dim, tokens = run.model.context_dim, run.model.context_tokens
+    if uri.startswith("builtin:"):
+        from ladder_trainer.data import digits
+
+        return digits.null_context(dim, tokens)
+    from ladder_trainer.data.format import ShardSource, read_manifest
+
+    try:
+        return np.asarray(ShardSource(uri, read_manifest(uri)).null_context(), np.float32)
+    except (OSError, KeyError, ValueError):
+        return None
+
+
+def _digest(*parts: bytes) -> str:
+    h = hashlib.sha256()
+    for p in parts:
+        h.update(p)
+    return h.hexdigest()
+
+
+def _read(run: RunConfig) -> Prompts:
     ref = run.data.reference_set
     dim, tokens = run.model.context_dim, run.model.context_tokens
     if is_builtin_digits(ref.uri):
         from ladder_trainer.data import digits
 
         split = digits.from_uri(ref.uri)
-        return Prompts(
-            captions=split.captions, context=split.context(dim, tokens),
-            uncond=digits.null_context(dim, tokens), labels=split.labels, images=split.images,
-        )
+        context, uncond = split.context(dim, tokens), digits.null_context(dim, tokens)
+        sha = _digest("\n".join(split.captions).encode(), np.ascontiguousarray(context).tobytes(),
+                      np.ascontiguousarray(uncond).tobytes())
+        return Prompts(captions=split.captions, context=context, uncond=uncond, labels=split.labels,
+                       images=split.images, sha256=sha)
     if ref.uri.startswith("builtin:"):
         raise UserError(f"data.referenceSet.uri {ref.uri!r}: known builtin sets are builtin:digits-test")
     try:
@@ -61,7 +120,7 @@ def load(run: RunConfig) -> Prompts:
     except FileNotFoundError:
         raise UserError(
             f"reference prompts not found at {ref.uri} (data.referenceSet.uri): it must be an .npz "
-            "with captions, context and uncond arrays"
+            "with captions, context and uncond arrays (`ladder prepare reference` writes one)"
         ) from None
     try:
         with np.load(io.BytesIO(raw), allow_pickle=False) as z:
@@ -78,4 +137,4 @@ def load(run: RunConfig) -> Prompts:
             f"reference prompts at {ref.uri}: context {context.shape} / uncond {uncond.shape} do not "
             f"match {len(captions)} captions x ladder.contextTokens {tokens} x ladder.contextDim {dim}"
         )
-    return Prompts(captions, context, uncond, labels, None)
+    return Prompts(captions, context, uncond, labels, None, _digest(raw))

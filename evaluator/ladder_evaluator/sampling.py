@@ -13,7 +13,8 @@ into the compiled program, and the compiled loop is reused for as long as the sa
 passed. A plain function works too (its closure becomes constants of the program).
 
 Classifier-free guidance: eps = eps_u + g (eps_c - eps_u), with the conditional and the
-unconditional halves evaluated in ONE batched forward (x and t repeated, contexts concatenated).
+unconditional halves evaluated in ONE batched forward (x and t repeated, contexts interleaved row
+by row, so a batch split over devices stays split the same way).
 g = 1 needs only the conditional forward and g = 0 only the unconditional one; neither runs a
 second pass, which is how `ladder_api.frontier.sampling_cost` counts forwards.
 """
@@ -51,8 +52,9 @@ def _predict_eps(eps_fn, x, t, mode, cond, uncond, guidance, alpha_bar, predicti
     b = x.shape[0]
     tb = jnp.full((b,), t, dtype=jnp.int32)
     if mode == "cfg":
-        out = eps_fn(jnp.concatenate([x, x]), jnp.concatenate([tb, tb]), jnp.concatenate([cond, uncond]))
-        out_c, out_u = out[:b], out[b:]
+        out = eps_fn(_pairs(x, x), _pairs(tb, tb), _pairs(cond, uncond))
+        out = out.reshape(b, 2, *out.shape[1:])
+        out_c, out_u = out[:, 0], out[:, 1]
         out = out_u + guidance * (out_c - out_u)
     else:
         ctx = {"cond": cond, "uncond": uncond, "none": None}[mode]
@@ -62,6 +64,14 @@ def _predict_eps(eps_fn, x, t, mode, cond, uncond, guidance, alpha_bar, predicti
         # v = sqrt(a) eps - sqrt(1 - a) x0  =>  eps = sqrt(a) v + sqrt(1 - a) x_t
         out = jnp.sqrt(alpha_bar) * out + jnp.sqrt(1.0 - alpha_bar) * x.astype(jnp.float32)
     return out
+
+
+def _pairs(a, b):
+    """Rows a0, b0, a1, b1, ...: sample i's conditional and unconditional inputs side by side, so
+    a batch split over devices keeps both halves of each sample on one device (concatenating
+    [a; b] instead would put every device's conditional rows on the first half of the mesh and
+    need a reshuffle between devices at every step)."""
+    return jnp.stack([a, b], axis=1).reshape(2 * a.shape[0], *a.shape[1:])
 
 
 def _pad(tables: Tables, length: int) -> Tables:
@@ -115,6 +125,23 @@ def sample(
     to pad_to runs the same compiled program (the evaluator passes its grid's largest count;
     default: the next power of two).
     """
+    args, statics = program_inputs(
+        eps_fn, x_T, sampler=sampler, steps=steps, guidance=guidance, cond=cond, uncond=uncond, key=key,
+        schedule=schedule, prediction_type=prediction_type, eta=eta, pad_to=pad_to,
+    )
+    return _run(*args, **statics)
+
+
+def program(*args, **kwargs):
+    """The compiled sampling loop `sample(*args, **kwargs)` runs (same arguments), for what XLA
+    reports about it: per-device shapes of a sharded batch, FLOPs (`cost_analysis()`), memory."""
+    args, statics = program_inputs(*args, **kwargs)
+    return _run.lower(*args, **statics).compile()
+
+
+def program_inputs(eps_fn, x_T, *, sampler, steps, guidance=None, cond=None, uncond=None, key=None,  # noqa: N803
+                   schedule=None, prediction_type="epsilon", eta=0.0, pad_to=None):
+    """The jitted loop's arguments and static arguments for `sample`'s parameters."""
     if prediction_type not in ("epsilon", "v"):
         raise ValueError(f"prediction_type must be 'epsilon' or 'v', got {prediction_type!r}")
     s = samplers.get(sampler)
@@ -132,7 +159,5 @@ def sample(
     length = bucket(steps) if pad_to is None else pad_to
     if length < steps:
         raise ValueError(f"pad_to ({pad_to}) must be at least steps ({steps})")
-    return _run(
-        eps_fn, x_T, _pad(tables, length), jnp.asarray(steps, jnp.int32), cond, uncond, g, key,
-        sampler_name=s.name, mode=mode, prediction_type=prediction_type,
-    )
+    args = (eps_fn, x_T, _pad(tables, length), jnp.asarray(steps, jnp.int32), cond, uncond, g, key)
+    return args, {"sampler_name": s.name, "mode": mode, "prediction_type": prediction_type}

@@ -30,6 +30,7 @@ class Task:
     kind: str  # TRAIN or EVALUATE
     argv: tuple[str, ...]
     log: Path
+    worker: int = 0  # which of evaluation.workers an evaluation is (training: 0)
 
 
 def train_task(run: RunConfig, config: Path, log: Path, python: str = sys.executable) -> Task:
@@ -37,10 +38,15 @@ def train_task(run: RunConfig, config: Path, log: Path, python: str = sys.execut
 
 
 def evaluate_task(
-    run: RunConfig, config: Path, log: Path, python: str = sys.executable, force: bool = False
+    run: RunConfig, config: Path, log: Path, python: str = sys.executable, force: bool = False,
+    worker: int = 0,
 ) -> Task:
+    """Evaluator process `worker` of run.evaluation.workers: it scores that worker's share of the
+    grid, as pod JOB_COMPLETION_INDEX = worker of the evaluation JobSet does."""
     argv = (python, "-m", "ladder_evaluator", "--config", str(config), "--checkpoint", run.paths.checkpoints)
-    return Task(run.width, EVALUATE, argv + (("--force",) if force else ()), log)
+    if run.evaluation.workers > 1:
+        argv += ("--worker", str(worker))
+    return Task(run.width, EVALUATE, argv + (("--force",) if force else ()), log, worker)
 
 
 def _die_with_parent() -> None:

@@ -3,7 +3,10 @@ cleanly on Ctrl-C / SIGTERM so that running again resumes.
 
 Scheduling: at most spec.local.maxParallel subprocesses at once (or the -j override). An
 evaluation whose size is trained goes before the next size's training, so results arrive early
-and the frontier fills in while larger sizes train.
+and the frontier fills in while larger sizes train. A size's evaluation is evaluation.workers
+processes (`--worker i`, the partition the evaluation JobSet's pods use), each scoring its share
+of the grid; the size is evaluated when all have finished, and a restarted worker redoes only
+the points its share still misses.
 """
 
 from __future__ import annotations
@@ -84,8 +87,9 @@ class LocalRunner:
         self.watchers = {run.width: SizeWatcher(run, remote_poll_s) for run in self.plan.runs}
         self.activities: dict[int, SizeActivity] = {}
         self.stage: dict[int, str] = {}  # "train", "evaluate", "done", "failed"
-        self.children: dict[int, Child] = {}
+        self.children: dict[tuple[int, int], Child] = {}  # by (width, worker)
         self.restarts: dict[int, int] = {}
+        self.workers_left: dict[int, set[int]] = {}  # evaluation workers of a size not finished
         self.messages: list[str] = []
         self._signals = 0
         self._wake = threading.Event()
@@ -115,7 +119,7 @@ class LocalRunner:
                 self.stage[run.width] = TRAIN
                 self.activities[run.width] = SizeActivity(SizePhase.pending, d.reason)
             elif d.evaluate:
-                self.stage[run.width] = EVALUATE
+                self._to_evaluate(run.width)
                 self.activities[run.width] = SizeActivity(SizePhase.queued, d.reason)
             else:
                 self.stage[run.width] = "done"
@@ -137,17 +141,32 @@ class LocalRunner:
 
     # --- the loop --------------------------------------------------------------------------
 
+    def _to_evaluate(self, width: int) -> None:
+        """A size's evaluation is due: every one of its evaluation.workers processes is to run."""
+        self.stage[width] = EVALUATE
+        self.workers_left[width] = set(range(self.plan.run(width).evaluation.workers))
+
     def _next_task(self) -> Task | None:
-        running = set(self.children)
-        for kind in (EVALUATE, TRAIN):
-            for run in self.plan.runs:
-                if self.stage[run.width] == kind and run.width not in running:
-                    config = Path(artifacts.config_path(self.state_dir, run.name))
-                    log = Path(artifacts.log_path(self.state_dir, run.width, kind))
-                    if kind == EVALUATE:
-                        return evaluate_task(run, config, log, self.python, force=self.force_eval)
-                    return train_task(run, config, log, self.python)
+        """Evaluations first (each size's workers, in index order), then training."""
+        running = {w for w, _ in self.children}
+        for run in self.plan.runs:
+            if self.stage[run.width] != EVALUATE:
+                continue
+            for worker in sorted(self.workers_left[run.width]):
+                if (run.width, worker) not in self.children:
+                    return self._evaluate_task(run, worker)
+        for run in self.plan.runs:
+            if self.stage[run.width] == TRAIN and run.width not in running:
+                config = Path(artifacts.config_path(self.state_dir, run.name))
+                return train_task(run, config, Path(artifacts.log_path(self.state_dir, run.width, TRAIN)),
+                                  self.python)
         return None
+
+    def _evaluate_task(self, run, worker: int) -> Task:
+        config = Path(artifacts.config_path(self.state_dir, run.name))
+        name = EVALUATE if run.evaluation.workers == 1 else f"{EVALUATE}-{worker}"
+        log = Path(artifacts.log_path(self.state_dir, run.width, name))
+        return evaluate_task(run, config, log, self.python, force=self.force_eval, worker=worker)
 
     def _child_env(self) -> dict[str, str]:
         """The runner's environment, plus a JAX persistent compilation cache in the run directory
@@ -159,12 +178,19 @@ class LocalRunner:
     def _launch(self, task: Task) -> None:
         run = self.plan.run(task.width)
         child = Child(task, env=self._child_env())
-        self.children[task.width] = child
+        self.children[task.width, task.worker] = child
         phase = SizePhase.training if task.kind == TRAIN else SizePhase.evaluating
         previous = self.activities.get(task.width)
         note = previous.message if previous and previous.phase is not SizePhase.succeeded else None
         self.activities[task.width] = SizeActivity(phase, note)
-        self.view.event(f"c{run.width}: {task.kind} started (pid {child.pid}; {note or ''}) log: {task.log}")
+        self.view.event(f"c{run.width}: {self._label(task)} started (pid {child.pid}; {note or ''}) "
+                        f"log: {task.log}")
+
+    def _label(self, task: Task) -> str:
+        workers = self.plan.run(task.width).evaluation.workers
+        if task.kind == EVALUATE and workers > 1:
+            return f"{task.kind} worker {task.worker}/{workers}"
+        return task.kind
 
     def _fail(self, width: int, text: str) -> None:
         self.stage[width] = "failed"
@@ -175,7 +201,9 @@ class LocalRunner:
     def _reap(self, width: int, child: Child, rc: int) -> None:
         run = self.plan.run(width)
         task = child.task
-        del self.children[width]
+        del self.children[width, task.worker]
+        if self.stage[width] == "failed":  # another worker of this size failed it already
+            return
         obs = self.watchers[width].observe(fresh=True)
         if rc != 0 and (child.terminated or self._signals):
             ckpt = max(obs.checkpoint_steps) if obs.checkpoint_steps else None
@@ -203,9 +231,13 @@ class LocalRunner:
                 self._fail(width, f"trainer exited 0 but wrote no checkpoint at step {run.training.steps} "
                                   f"under {run.paths.checkpoints}; see {task.log}")
                 return
-            self.stage[width] = EVALUATE
+            self._to_evaluate(width)
             self.activities[width] = SizeActivity(SizePhase.queued, "trained; waiting to evaluate")
             self.view.event(f"c{width}: trained to step {run.training.steps}")
+            return
+        self.workers_left[width].discard(task.worker)
+        if self.workers_left[width]:
+            self.view.event(f"c{width}: {self._label(task)} finished its share of the grid")
             return
         expected = expected_ids(run, obs.checkpoint_steps)
         got = len(expected & {r.id for r in obs.results})
@@ -232,7 +264,7 @@ class LocalRunner:
         speeds = {}
         for w, o in obs.items():
             v = (o.last_metrics or {}).get("examples_per_s")
-            training = w in self.children and self.children[w].task.kind == TRAIN
+            training = (w, 0) in self.children and self.children[w, 0].task.kind == TRAIN
             speeds[w] = float(v) if isinstance(v, int | float) and training else None
         self.view.update(Snapshot(self.exp.metadata.name, status, expected, speeds))
 
@@ -250,7 +282,7 @@ class LocalRunner:
 
     def _loop(self) -> None:
         while True:
-            for width, child in list(self.children.items()):
+            for (width, _), child in list(self.children.items()):
                 rc = child.poll()
                 if rc is not None:
                     self._reap(width, child, rc)

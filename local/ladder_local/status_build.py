@@ -76,7 +76,7 @@ def build_status(
     results = {w: obs.results for w, obs in observations.items()}
     circumstances = Circumstances(suspension=INTERRUPTED if interrupted else None, active=active)
     return experiment_status(
-        sizes, digest.compute(plan.runs, results),
+        sizes, digest.compute(plan.runs, results, digest.finished(sizes)),
         circumstances=circumstances, previous=previous, now=now,
         spec_hash=plan.spec_hash, code_version=CODE_VERSION, images=dict(LOCAL_IMAGES),
         storage_root=plan.root,

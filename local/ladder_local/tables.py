@@ -82,7 +82,11 @@ def size_rows(
     return rows
 
 
-FRONTIER_HEADERS = ("BUDGET", "WIDTH", "SAMPLER", "STEPS", "GUIDANCE", "COST", "FID")
+FRONTIER_HEADERS = ("BUDGET", "WIDTH", "SAMPLER", "STEPS", "GUIDANCE", "COST", "FID [CI]", "DECISION")
+
+
+def _view(sampler: str | None) -> str:
+    return "all samplers pooled" if sampler in (None, "pooled") else f"{sampler} only"
 
 
 def render_status(
@@ -102,8 +106,11 @@ def render_status(
     if frontier and status.summary.frontier:
         parts += [
             "",
-            f"Frontier: best size per sampling budget by {status.summary.fid_metric} "
-            "(cost = normalized model cost x sampling steps)",
+            f"Frontier ({_view(status.summary.frontier_sampler)}): best size per sampling budget by "
+            f"{status.summary.fid_metric} (cost = normalized model cost x sampling steps)",
             format_table(FRONTIER_HEADERS, frontier_rows(status.summary)),
         ]
+    if frontier and status.summary.predictions:
+        parts += ["", "PREDICTED, not measured (a power law fitted over the finished sizes):"]
+        parts += [f"  {line}" for line in status.summary.predictions]
     return "\n".join(parts)

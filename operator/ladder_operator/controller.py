@@ -457,10 +457,11 @@ class Controller:
             return outcome.status
         status = raw.get("status") if isinstance(raw.get("status"), dict) else {}
         uid = (raw.get("metadata") or {}).get("uid") or ""
+        done = {s.get("width") for s in outcome.status.get("sizes") or [] if s.get("phase") == "Succeeded"}
         try:
             digest = await asyncio.to_thread(
                 self.results.digest, key, outcome.runs, self._triggers(key, raw, outcome.runs),
-                uid=uid, legacy=status.get("results"),
+                done=done, uid=uid, legacy=status.get("results"),
             )
         except ResultsUnreadable as err:
             digest = None

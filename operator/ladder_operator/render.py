@@ -17,7 +17,11 @@ Per size, two JobSets (jobset.x-k8s.io/v1alpha2), shaped the way xpk shapes TPU 
   failurePolicy turns such a failure into FailJobSet, while preemption-type exits (SIGTERM ->
   checkpoint -> 42, SIGKILL) restart the whole JobSet up to maxRestarts.
 - an EVALUATION JobSet: one single-host pod on resources.evalSlice running the evaluator on the
-  run's checkpoints. The operator creates it once the training JobSet has succeeded.
+  run's checkpoints. The operator creates it once the training JobSet has succeeded. With
+  evaluation.workers = N its Indexed Job has N completions; pod JOB_COMPLETION_INDEX i is
+  worker i and scores that worker's share of the grid points (ladder_api.grid.
+  worker_share), so the Job completes, and the size is evaluated, once every share is recorded. A
+  restarted JobSet reruns every worker, and each skips the results its share already has.
 
 Every TPU pod selects its nodes by accelerator, topology AND machine type
 (node.kubernetes.io/instance-type): the single-host 8-chip v5e pool (ct5lp-hightpu-8t) and a
@@ -385,7 +389,6 @@ def training_jobset(plan: Plan, width: int) -> dict:
 
 def evaluation_jobset(plan: Plan, width: int) -> dict:
     run = plan.run(width)
-    st = slice_type(run.eval_slice.slice_type)
     container = {
         "name": names.EVAL_CONTAINER,
         "image": plan.resources.images.evaluator,
@@ -396,9 +399,10 @@ def evaluation_jobset(plan: Plan, width: int) -> dict:
         ],
         "env": _base_env(run),
     }
+    workers = run.evaluation.workers  # one pod each; JOB_COMPLETION_INDEX says which
     pod_labels = lb.common(plan.experiment.name, lb.Component.evaluator, width)
     pod_spec = _pod_spec(plan, run.eval_slice, container)
-    template = _job_template(pod_labels, pod_spec, st.hosts, names.EVAL_CONTAINER)
+    template = _job_template(pod_labels, pod_spec, workers, names.EVAL_CONTAINER)
     return _jobset(
         plan,
         run,

@@ -17,6 +17,9 @@ Why the operator computes the status digest at all is in ladder_api.digest. Here
   digest is unknown and the status keeps the one it has (reconcile.status.with_digest).
 - Each run's config is written beside its files (artifacts.write_run_config) once per spec this
   process sees, so the storage root alone is enough for `ladder report gs://...`.
+- What is kept in memory: every result, but bootstrap replicates only of the FID the summary
+  ranks by (the only ones its paired comparisons use). The digest is computed again only after a
+  read, a spec change or a size finishing: its comparisons over the resamples are the costly part.
 
 Upgrade: operators before the digest kept results in `status.results`. While an old status still
 shows them (until the API server prunes them: the new CRD does not declare them), they are copied
@@ -28,11 +31,11 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from ladder_api import artifacts, digest, storage
+from ladder_api import artifacts, digest, grid, storage
 from ladder_api.errors import UserError
 from ladder_api.plan import RunConfig
 from ladder_api.status import Result
@@ -53,13 +56,28 @@ class _Size:
     reader: artifacts.ResultsReader
     trigger: object = None
     results: dict[str, Result] | None = None  # None until read once
+    reads: int = 0  # successful reads: the digest is computed again only after one
 
 
 @dataclass
 class _Experiment:
-    sizes: dict[tuple[int, str], _Size] = field(default_factory=dict)  # (width, prefix) -> size
+    sizes: dict[tuple, _Size] = field(default_factory=dict)  # (width, prefix, ranking FID) -> size
     configs_written: str | None = None  # spec hash whose run configs are in storage
     migrated: str | None = None  # uid whose status.results were copied to storage
+    computed: tuple[tuple, digest.Digest] | None = None  # the last digest and what it was made of
+
+
+def _keep_for(ranking: str | None) -> Callable[[Result], Result]:
+    """What the operator keeps of a result: everything but the bootstrap replicates and seed
+    values of metrics the summary does not rank by, which it never uses (the replicates are most
+    of a result's bytes: 100 per result by default, up to ladder_api.limits.MAX_REPLICATES)."""
+
+    def keep(r: Result) -> Result:
+        if r.metric == ranking or (r.replicates is None and r.seed_values is None):
+            return r
+        return r.model_copy(update={"replicates": None, "seed_values": None})
+
+    return keep
 
 
 def _read(run: RunConfig, size: _Size, trigger: object) -> None:
@@ -67,6 +85,7 @@ def _read(run: RunConfig, size: _Size, trigger: object) -> None:
     try:
         size.results = size.reader.poll()
         size.trigger = trigger
+        size.reads += 1
     except (UserError, OSError) as err:
         if size.results is None:
             raise ResultsUnreadable(f"cannot read {run.paths.results}: {err}") from None
@@ -97,15 +116,18 @@ class ResultsCache:
 
     def digest(
         self, key: Key, runs: Sequence[RunConfig], triggers: Mapping[int, object], *,
-        uid: str = "", legacy: object = None,
+        done: Collection[int] = (), uid: str = "", legacy: object = None,
     ) -> digest.Digest:
-        """The digest of every run's results of record. Blocking (storage I/O): call it from a
-        thread. Raises ResultsUnreadable when a size was never read and cannot be read now."""
+        """The digest of every run's results of record, the sizes in `done` finished (the others'
+        frontier is predicted). Blocking (storage I/O, and the summary's bootstrap comparisons):
+        call it from a thread. Raises ResultsUnreadable when a size was never read and cannot be
+        read now."""
         exp = self._experiments.setdefault(key, _Experiment())
         migrated = self._migrate(exp, runs, uid, legacy)
-        sizes = {run.width: exp.sizes.setdefault((run.width, run.paths.results),
-                                                 _Size(artifacts.ResultsReader(run.paths.results)))
-                 for run in runs}
+        ranking = grid.ranking_fid(runs[0].evaluation) if runs else None
+        sizes = {run.width: exp.sizes.setdefault(
+            (run.width, run.paths.results, ranking),
+            _Size(artifacts.ResultsReader(run.paths.results, keep=_keep_for(ranking)))) for run in runs}
         stale = [run for run in runs if sizes[run.width].results is None
                  or sizes[run.width].trigger != triggers.get(run.width) or run.width in migrated]
         spec_hash = runs[0].spec_hash if runs else None
@@ -118,9 +140,15 @@ class ResultsCache:
             exp.configs_written = spec_hash
         for future in read:
             future.result()
-        wanted = {(run.width, run.paths.results) for run in runs}
+        wanted = {(run.width, run.paths.results, ranking) for run in runs}
         exp.sizes = {k: v for k, v in exp.sizes.items() if k in wanted}  # widths gone, prefixes moved
-        return digest.compute(runs, {w: size.results.values() for w, size in sizes.items()})
+        # The summary compares every pair of sizes over the bootstrap resamples (seconds at the
+        # paper's scale): made again only when a read, the spec or the finished sizes changed.
+        made_of = (spec_hash, frozenset(done), tuple((w, id(s), s.reads) for w, s in sorted(sizes.items())))
+        if exp.computed is None or exp.computed[0] != made_of:
+            results = {w: size.results.values() for w, size in sizes.items()}
+            exp.computed = (made_of, digest.compute(runs, results, done))
+        return exp.computed[1]
 
     def _migrate(self, exp: _Experiment, runs: Sequence[RunConfig], uid: str, legacy: object) -> set[int]:
         """Copy an old status's results into storage once; the widths that got some."""

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import yaml
 
+from ladder_api.frontier import frontier_words
 from ladder_api.grid import ADHERENCE, CLIP_SCORE, fid_features_of
 from ladder_report import analysis, plots
 from ladder_report.analysis import Table
@@ -59,10 +60,12 @@ def build_sections(data: ReportData) -> list[Section]:
     headline = analysis.adherence_headline(results, data.runs)
     if headline is not None:
         head.paragraphs.append(headline.sentence())
-    summary = analysis.summary_of(results, len(data.runs))
+    evaluation = data.runs[0].evaluation if data.runs else None
+    summary = analysis.summary_of(results, len(data.runs), evaluation, all_views=True)
     if summary.best_fid is not None:
         head.paragraphs.append(
-            f"Best {label(summary.fid_metric).short}: {summary.best_fid:.3f} (c{summary.best_width})."
+            f"Best {label(summary.fid_metric).short} ({analysis.view_label(summary.frontier_sampler)}): "
+            f"{summary.best_fid:.3f} (c{summary.best_width})."
         )
     if not results:
         head.paragraphs.append("No measurements have been recorded yet; the sections below fill in as "
@@ -82,7 +85,7 @@ def build_sections(data: ReportData) -> list[Section]:
     sections.append(ladder)
 
     if fid_metric:
-        points = analysis.curve_points(results, fid_metric)
+        points = analysis.curve_points(results, fid_metric, summary.best_of_guidance or None)
         cost_sec = Section("FID against sampling cost", paragraphs=[
             "The paper's Figure 9 view. Each point is one sampler at one step count, at the guidance scale "
             "that gave the best FID there; each curve is one size. Cost is the normalized model cost "
@@ -93,15 +96,26 @@ def build_sections(data: ReportData) -> list[Section]:
         cost_sec.tables.append(analysis.best_per_size_table(results, fid_metric))
         sections.append(cost_sec)
 
-        guided = analysis.summary_with_guidance_cost(results, len(data.runs))
-        front = Section("The frontier", tables=[
+        guided = analysis.summary_with_guidance_cost(results, len(data.runs), evaluation)
+        front = Section("The frontier", paragraphs=[
+            "What this run's results say, generated from them: " + " ".join(frontier_words(summary)),
+            f"The headline view is {analysis.view_label(summary.frontier_sampler)} "
+            "(evaluation.frontierSamplers; the paper's Figure 9 is DDIM). The other samplers' frontiers "
+            "and the pooled one follow it (the paper's Figure 11 compares samplers)."
+        ], tables=[
             analysis.frontier_table(summary), analysis.pareto_table(summary),
             analysis.frontier_table(guided, with_guidance=True),
+            *[analysis.frontier_table(summary, view=v) for v in summary.views[1:]],
         ])
         chosen = [r for r in analysis.newest_only(results) if r.metric == fid_metric]
         _fig(front.figures, "frontier", plots.frontier_plot(chosen, summary.frontier, fid_metric),
              "Best size per sampling budget: dots are all measurements, the step line the frontier.")
         sections.append(front)
+        predicted = analysis.prediction_table(results, data.runs, fid_metric, summary.confidence or 0.95)
+        if predicted is not None:
+            table, words = predicted
+            sections.append(Section("Prediction for sizes still training (not measured)",
+                                    paragraphs=words, tables=[table]))
 
     sweep_metrics = [m for m in metrics if fid_features_of(m)]
     sweep_metrics += [m for m in (ADHERENCE, CLIP_SCORE) if m in metrics]

@@ -9,6 +9,8 @@ from ladder_api.frontier import (
     fid_results,
     forwards_per_step,
     frontier,
+    frontier_rows,
+    frontier_words,
     merge_equal,
     pareto,
     pick_fid_metric,
@@ -151,3 +153,110 @@ def test_thin_keeps_the_ends_and_spreads_the_rest_evenly():
     assert len(s.frontier) == len(s.pareto) == 64 and s.best_fid == 800.0
     whole = summarize([res(64, n, 2.0, 1000.0 - n) for n in range(1, 201)], 1, 1, max_points=None)
     assert len(whole.pareto) == 200
+
+
+def _with_reps(r: Result, reps: list[float]) -> Result:
+    return r.model_copy(update={"replicates": reps, "stderr": 0.1, "ci_low": min(reps), "ci_high": max(reps)})
+
+
+def _common(n=200, seed=11):
+    import random
+
+    rng = random.Random(seed)
+    return [rng.gauss(0.0, 1.0) for _ in range(n)], rng
+
+
+def test_a_width_wins_only_when_the_paired_difference_separates_it():
+    """c64 and c96 share the resamples' noise (common); c96 is 0.3 worse with tiny independent
+    noise, so the paired interval of the difference excludes 0: c64 wins, decided. c128 sits
+    within noise of c64 (independent +-0.5 around +0.05): a tie."""
+    common, rng = _common()
+    a = _with_reps(res(64, 10, 2.0, 10.0), [10.0 + c for c in common])
+    b = _with_reps(res(96, 10, 2.0, 10.3), [10.3 + c + rng.gauss(0, 0.02) for c in common])
+    pts = frontier([a, b], budgets=[2.0])
+    assert (pts[0].width, pts[0].ties, pts[0].win_probability) == (64, [], 1.0)
+    c = _with_reps(res(128, 10, 2.0, 10.05), [10.05 + c + rng.gauss(0, 0.5) for c in common])
+    (p,) = frontier([a, b, c], budgets=[2.0])
+    assert p.width == 64 and p.ties == [128]
+    assert 0.3 < p.win_probability < 0.8
+    assert (p.fid_low, p.fid_high) == (a.ci_low, a.ci_high)
+    other_seed = c.model_copy(update={"settings": {"seed": "1"}})  # other resamples: not paired
+    (q,) = frontier([a, b, other_seed], budgets=[2.0])
+    assert q.win_probability is None and q.ties == [128]  # from the standard errors
+
+
+def test_without_replicates_ties_come_from_standard_errors():
+    a = res(64, 10, 2.0, 10.0).model_copy(update={"stderr": 0.1})
+    near = res(96, 10, 2.0, 10.2).model_copy(update={"stderr": 0.1})  # 0.2 < 1.96 * 0.141
+    far = res(128, 10, 2.0, 10.5).model_copy(update={"stderr": 0.1})
+    (p,) = frontier([a, near, far], budgets=[3.0])
+    assert p.ties == [96] and p.win_probability is None
+    (bare,) = frontier([res(64, 10, 2.0, 10.0), res(96, 10, 2.0, 10.01)], budgets=[3.0])
+    assert bare.ties == []  # no uncertainty recorded: nothing to call a tie, and rows say so
+    s = summarize([res(64, 10, 2.0, 10.0), res(96, 10, 2.0, 10.01)], 2, 2)
+    assert frontier_rows(s)[0][-1] == "no interval"
+
+
+def test_rows_and_words_say_tie_or_win():
+    common, rng = _common()
+    a = _with_reps(res(64, 10, 2.0, 10.0), [10.0 + c for c in common])
+    tie = _with_reps(res(96, 20, 2.0, 10.02), [10.02 + c + rng.gauss(0, 0.5) for c in common])
+    s = summarize([a, tie], 2, 2, confidence=0.9)
+    rows = frontier_rows(s)
+    assert rows[0][-1].startswith("wins (p=1.00)") and rows[0][-2].startswith("10.000 [")
+    assert rows[1][-1] == "tie with c96"
+    words = frontier_words(s)
+    assert words[0] == "At budget 0.7, c64 is best at 90%."
+    assert words[1].startswith("At budget 2.6, c64, c96 are not distinguishable at 90%")
+
+
+def test_incremental_win_probability_equals_the_direct_computation_at_every_budget():
+    """The frontier updates each resample's leader as the budget grows; the direct computation
+    (uncertainty.win_probability over the results within each budget) must agree."""
+    from ladder_api.uncertainty import win_probability
+
+    common, rng = _common(n=50)
+    results = []
+    for width in COST:
+        for steps in (5, 10, 20):
+            v = 20.0 - width / 64 - steps / 10 + rng.gauss(0, 0.3)
+            reps = [round(v + c * 0.2 + rng.gauss(0, 0.3), 1) for c in common]  # rounding makes exact ties
+            results.append(_with_reps(res(width, steps, 2.0, v), reps))
+    for p in frontier(results):
+        within = [r for r in results if r.sampling_cost <= p.budget + 1e-12]
+        per_width: dict[int, list] = {}
+        for r in within:
+            per_width.setdefault(r.width, []).append(r.replicates)
+        assert p.win_probability == pytest.approx(win_probability(per_width)[p.width])
+
+
+def test_per_sampler_frontiers_differ_where_the_samplers_disagree():
+    """At budget 0.6, DDIM's best is c64 (cost 0.56) and DPM-Solver++'s is c96 (0.52): pooled,
+    the DPM-Solver++ point would decide the headline although the paper's is DDIM."""
+    results = [
+        res(64, 8, 2.0, 30.0), res(96, 4, 2.0, 35.0),                                   # DDIM
+        res(64, 8, 2.0, 28.0, sampler="dpmpp_2m"), res(96, 4, 2.0, 20.0, sampler="dpmpp_2m"),
+    ]
+    s = summarize(results, 2, 2, views=["ddim", "dpmpp_2m", "pooled"])
+    ddim, dpmpp, pooled = s.views
+    assert [v.sampler for v in s.views] == ["ddim", "dpmpp_2m", "pooled"]
+    assert s.frontier_sampler == "ddim" and s.frontier == ddim.frontier
+    assert [(p.budget, p.width, p.sampler) for p in ddim.frontier] == [
+        (pytest.approx(0.52), 96, "ddim"), (pytest.approx(0.56), 64, "ddim")]
+    # the same decision at both budgets: one point (it holds until the next one)
+    assert [(p.width, p.sampler) for p in dpmpp.frontier] == [(96, "dpmpp_2m")]
+    assert [(p.width, p.fid) for p in pooled.frontier] == [(96, 20.0)]
+    assert (s.best_fid, s.best_width) == (30.0, 64), "the headline's best, not the pooled one"
+    assert [p.width for p in ddim.pareto] == [96, 64] and [p.width for p in dpmpp.pareto] == [96]
+    assert summarize(results, 2, 2).frontier_sampler == "pooled", "the default of a bare call"
+
+
+def test_best_over_guidance_keeps_to_the_named_scales():
+    """7.5 is in the grid for Table 1; Figure 9 takes the best over 1.5..8 without it."""
+    results = [res(64, 8, 7.0, 30.0), res(64, 8, 7.5, 25.0), res(64, 8, 8.0, 31.0)]
+    paper = [1.5, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0]
+    assert [p.guidance for p in best_over_guidance(results, guidance=paper)] == [7.0]
+    assert [p.guidance for p in best_over_guidance(results)] == [7.5]
+    s = summarize(results, 1, 1, views=["ddim"], guidance=paper)
+    assert [p.guidance for p in s.frontier] == [7.0] and s.best_fid == 30.0
+    assert s.best_of_guidance == paper

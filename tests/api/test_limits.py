@@ -55,9 +55,14 @@ def largest(widths: int = lim.MAX_WIDTHS) -> ScalingExperiment:
     evaluation = EvaluationSpec.model_validate({
         "samplers": ["ddim", "ddpm", "dpmpp_2m"][: lim.MAX_SAMPLERS],
         "steps": [100_000 + i for i in range(lim.MAX_GRID_LIST)],
+        "budgets": [1000.0 + i * 0.123456789012345 for i in range(lim.MAX_GRID_LIST)],
+        "maxSteps": {"ddim": 999_999, "ddpm": 999_999, "dpmpp_2m": 999_999},
         "guidanceScales": [1.0 + i * 0.123456789012345 for i in range(lim.MAX_GRID_LIST)],
+        "bestOfGuidance": [1.0 + i * 0.123456789012345 for i in range(lim.MAX_GRID_LIST)],
+        "frontierSamplers": ["ddim", "ddpm", "dpmpp_2m", "pooled"][: lim.MAX_VIEWS],
         "metrics": ["fid", "clip", "adherence"][: lim.MAX_METRICS],
         "inceptionWeightsUri": uri("/"), "clipWeightsUri": uri("/"),
+        "clipModel": "m" * lim.MAX_TEXT, "clipPretrained": "p" * lim.MAX_TEXT,
         "checkpoints": [999_000_000 + i for i in range(lim.MAX_CHECKPOINT_STEPS)],
     })
     rules = [{"maxWidth": 32 * (k + 1), "sliceType": "v5litepod-256"} for k in range(lim.MAX_SLICE_RULES - 1)]
@@ -107,6 +112,11 @@ def problems(data) -> list[str]:
     ({"evaluation": {"steps": list(range(1, 40))}}, "spec.evaluation.steps"),
     ({"evaluation": {"guidanceScales": [1.0] * 33}}, "spec.evaluation.guidanceScales"),
     ({"evaluation": {"checkpoints": list(range(1, 66))}}, "spec.evaluation.checkpoints"),
+    ({"evaluation": {"budgets": [float(b) for b in range(1, 40)]}}, "spec.evaluation.budgets"),
+    ({"evaluation": {"bestOfGuidance": [2.0] * 33}}, "spec.evaluation.bestOfGuidance"),
+    ({"evaluation": {"frontierSamplers": ["ddim"] * 5}}, "spec.evaluation.frontierSamplers"),
+    ({"evaluation": {"clipModel": "m" * 300}}, "spec.evaluation.clipModel"),
+    ({"data": {"referenceSet": {"uri": "gs://" + "x" * 600}}}, "spec.data.referenceSet.uri"),
     ({"data": {"trainUri": "gs://" + "x" * 600}}, "spec.data.trainUri"),
     ({"storage": {"outputUri": "gs://" + "x" * 600}}, "spec.storage.outputUri"),
     ({"ladder": {"channelMult": [1] * 9}}, "spec.ladder.channelMult"),
@@ -131,7 +141,15 @@ def test_the_paper_grid_with_every_kept_checkpoint_is_within_the_cap():
     raw = yaml.safe_load((EXAMPLES / "paper-v5e.yaml").read_text())
     raw["spec"]["evaluation"]["checkpoints"] = "all"
     exp = parse_experiment(raw, "paper")
-    assert len(exp.spec.ladder.widths) * grid.expected_count(exp.spec.evaluation, exp.spec.training) == 15_840
+    # 5 kept checkpoints x (3 samplers x 6 steps, and the budgets' steps of each size) x 9 scales x 2
+    total = sum(grid.expected_count(run) for run in expand(exp).runs)
+    assert total == 34_380 <= lim.MAX_MEASUREMENTS
+    assert total * exp.spec.evaluation.bootstrap.resamples <= lim.MAX_REPLICATES
+
+
+def test_bootstrap_replicates_past_their_cap_are_refused_naming_the_field():
+    got = problems(doc(evaluation={"bootstrap": {"resamples": 10_000}}))
+    assert any(p.startswith("spec: evaluation.bootstrap.resamples: ") and "4,000,000" in p for p in got), got
 
 
 def test_the_crd_carries_the_caps():

@@ -4,6 +4,7 @@ recipe hash, the operator's refusals and `ladder run`'s resume check."""
 from __future__ import annotations
 
 import copy
+import json
 
 import pytest
 
@@ -97,3 +98,27 @@ def test_a_field_added_later_at_its_legacy_value_keeps_old_identities(monkeypatc
     assert rc.recipe_diff(old, new) == []
     changed = _run(_set("training.guidanceDropout", 0.2)).recipe()
     assert rc.recipe_diff(old, changed) == ["spec.training.guidanceDropout: 0.1 -> 0.2"]
+
+
+def _pin_legacy(spec):
+    for path, value in rc.LEGACY.items():
+        _set(path, value)(spec)
+
+
+@pytest.mark.parametrize("path,legacy,new", [
+    ("training.initialization", "lecun-normal", "compvis"),
+    ("training.ema.warmup", False, True),
+])
+def test_protocol_fields_keep_old_identities_and_the_new_defaults_differ(path, legacy, new):
+    """A recipe recorded before these fields existed (it lacks their keys) has the identity of a
+    spec that sets their legacy values, while each new default (the paper's protocol) is a named
+    change of identity."""
+    assert rc.LEGACY[path] == legacy
+    current = _run().recipe()
+    old = {k: v for k, v in current.items() if k not in rc.LEGACY}
+    pinned = _run(_pin_legacy).recipe()
+    assert rc.recipe_hash(old, 32) == rc.recipe_hash(pinned, 32)
+    assert rc.recipe_diff(old, pinned) == []
+    assert current[path] == new
+    assert f"spec.{path}: {json.dumps(legacy)} -> {json.dumps(new)}" in rc.recipe_diff(old, current)
+    assert rc.recipe_hash(old, 32) != rc.recipe_hash(current, 32)

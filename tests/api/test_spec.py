@@ -65,7 +65,11 @@ def test_paper_examples_carry_the_stated_recipe(name):
     assert spec.ladder.context_dim == 1024
     training = spec.training
     assert (training.steps, training.global_batch, training.learning_rate) == (500_000, 2048, 1e-4)
-    assert spec.evaluation.guidance_scales == [1.5, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0]
+    assert spec.evaluation.guidance_scales == [1.5, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 7.5, 8.0]
+    assert spec.evaluation.best_of_guidance_scales() == [1.5, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0]
+    assert spec.evaluation.frontier_views()[0] == "ddim" and spec.evaluation.budgets
+    assert (spec.training.initialization.value, spec.training.ema.warmup) == ("compvis", True)
+    assert spec.data.reference_set.uri.endswith(".npz") and spec.data.reference_set.stats_uri
     assert spec.evaluation.num_samples == 30_000
     generation = "v5e" if "v5e" in name else "v5p"
     for w in spec.ladder.widths:
@@ -202,3 +206,17 @@ def test_load_errors(tmp_path):
     two.write_text("metadata: {name: a}\n---\nmetadata: {name: b}\n")
     with pytest.raises(SpecError, match="exactly one"):
         load_experiment(two)
+
+
+@pytest.mark.parametrize(("field", "bad"), [
+    ("resamples", 0), ("resamples", 10_001), ("confidence", 0.0), ("confidence", 1.0), ("confidence", 95),
+])
+def test_bootstrap_settings_are_bounded(field, bad):
+    (p,) = problems(doc(evaluation={"bootstrap": {field: bad}}))
+    assert p.startswith(f"spec.evaluation.bootstrap.{field}: ")
+
+
+@pytest.mark.parametrize("bad", [0, 101])
+def test_noise_seeds_are_bounded(bad):
+    (p,) = problems(doc(evaluation={"seeds": bad}))
+    assert p.startswith("spec.evaluation.seeds: ")

@@ -145,3 +145,17 @@ def test_policy_from_the_chart_values():
                        ({"allowedGcpServiceAccounts": "x@p.iam.gserviceaccount.com"}, "list of non-empty")):
         with pytest.raises(ValueError, match=match):
             Policy.from_json(bad)
+
+
+@pytest.mark.parametrize("target", [Target.local, Target.cluster])
+def test_a_reference_set_the_evaluator_cannot_read_is_refused_before_training(target):
+    """The evaluator reads prompts from an .npz and needs statistics for a set without images;
+    both are refused at validation, not after every size has trained."""
+    jsonl = exp(PAPER, data__referenceSet__uri="gs://ladder-data/coco/prompts.jsonl")
+    jsonl = fields(problems(jsonl, target))
+    assert "an .npz" in jsonl["spec.data.referenceSet.uri"]
+    no_stats = exp(PAPER, data__referenceSet__uri="gs://b/prompts.npz", data__referenceSet__statsUri=None)
+    assert "statsUri" in fields(problems(no_stats, target))["spec.data.referenceSet.statsUri"]
+    builtin = exp(PAPER, data__trainUri="builtin:digits", data__referenceSet__uri="builtin:digits-test",
+                  data__referenceSet__statsUri=None)
+    assert not {k for k in fields(problems(builtin, target)) if k.startswith("spec.data.referenceSet")}

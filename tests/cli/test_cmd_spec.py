@@ -9,8 +9,10 @@ import sys
 import pytest
 import yaml
 
+from ladder_api import grid
 from ladder_api.crd import crd_yaml
-from ladder_api.plan import RunConfig
+from ladder_api.loading import load_experiment
+from ladder_api.plan import RunConfig, expand
 from ladder_cli.main import main
 from tests.conftest import EXAMPLES, REPO_ROOT
 
@@ -45,16 +47,20 @@ def run_main(capsys, *args) -> tuple[int, str, str]:
     return code, out, err
 
 
-def test_validate_prints_one_ok_line(capsys):
+def test_validate_prints_one_ok_line_and_the_estimate(capsys):
     code, out, err = run_main(capsys, "validate", PAPER)
     assert code == 0 and err == ""
-    line, grid = out.splitlines()
+    line, grid_size, cost = out.splitlines()
     assert line.startswith("OK ladder/paper-v5e: 11 sizes (c64 c96")
     assert "2x v5litepod-256 for c768" in line and "evaluation: v5litepod-8-1host" in line
-    assert grid.strip().startswith(
-        "grid: 1 checkpoint x 144 sampling settings x 2 metrics = 288 measurements per size, 3,168 in all "
-        "(of at most 100,000), 1,584 result objects")
-    assert grid.endswith("KiB of 1024 KiB")
+    runs = expand(load_experiment(PAPER)).runs  # budgets add steps that depend on each size's cost
+    points = [len(grid.run_grid_points(run)) for run in runs]
+    assert grid_size.strip().startswith(
+        f"grid: 1 checkpoint x {min(points)}-{max(points)} sampling settings x 2 metrics = "
+        f"{2 * min(points)}-{2 * max(points)} measurements per size, {2 * sum(points):,} in all "
+        f"(of at most 100,000), {sum(points):,} result objects")
+    assert grid_size.endswith("KiB of 1024 KiB")
+    assert cost.startswith("estimate: ") and "chip-hours (training " in cost and "storage " in cost
 
 
 @pytest.mark.parametrize(
@@ -181,3 +187,18 @@ def test_validate_warns_of_what_only_a_cluster_refuses_and_refuses_it_with_clust
     cluster_ready = GOOD + "  storage: {outputUri: gs://b/ladder/}\n  training: {globalBatch: 100}\n"
     code, _, err = run_main(capsys, "validate", "--cluster", write(tmp_path, cluster_ready))
     assert code == 2 and "spec.training.globalBatch: 100 is not divisible by the 16 chips" in err
+
+
+def test_validate_refuses_a_local_prompt_set_smaller_than_num_samples(tmp_path, capsys):
+    import numpy as np
+
+    prompts = tmp_path / "prompts.npz"
+    np.savez(prompts, captions=np.array(["a", "b", "c"]), context=np.zeros((3, 2, 4), np.float32),
+             uncond=np.zeros((2, 4), np.float32))
+    spec = GOOD + (f"  data: {{referenceSet: {{uri: {prompts}, statsUri: {tmp_path / 's.npz'}}}}}\n"
+                   "  evaluation: {numSamples: 4}\n")
+    code, out, err = run_main(capsys, "validate", write(tmp_path, spec))
+    assert code == 2 and "holds 3 prompts but evaluation.numSamples is 4" in err
+    enough = spec.replace("numSamples: 4", "numSamples: 3")
+    code, out, err = run_main(capsys, "validate", write(tmp_path, enough))
+    assert "prompts" not in err, err  # (GOOD's sizes need a larger slice: that is all it reports)

@@ -95,6 +95,21 @@ def test_grid_results_skip_and_force(trained, tmp_path):
     assert first["c16-s10-ddim-n2-g1-adherence"]["samplingCostWithGuidance"] == pytest.approx(
         first["c16-s10-ddim-n2-g1-adherence"]["samplingCost"])
     assert r["settings"]["features"] == "digits-classifier" and r["settings"]["weights"] == "ema"
+    # every result carries its interval and the replicates on the shared resamples
+    b = run.evaluation.bootstrap
+    for x in first.values():
+        assert x["confidence"] == b.confidence and len(x["replicates"]) == b.resamples
+        assert x["ciLow"] <= x["ciHigh"] and x["stderr"] >= 0
+    adh = first["c16-s10-ddim-n2-g3-adherence"]
+    assert adh["interval"] == "wilson" and 0 <= adh["ciLow"] <= adh["value"] <= adh["ciHigh"] <= 1
+    assert r["interval"] == "bootstrap-centred-percentile" and r["stderr"] > 0
+    assert r["ciLow"] <= r["value"] <= r["ciHigh"]
+    from ladder_evaluator.prompts import load as load_prompts  # what was recorded, and how
+    assert {k: r["settings"][k] for k in ("initialization", "ema", "samplingDtype", "textEncoder",
+                                          "referenceStats")} == {
+        "initialization": "compvis", "ema": "decay 0.9999, warm-up (1+n)/(10+n)", "samplingDtype": "float32",
+        "textEncoder": "builtin-digits", "referenceStats": "computed from the reference set's images"}
+    assert r["settings"]["referencePromptsSha256"] == load_prompts(run).sha256[:16]
     assert main(args) == 0  # everything present: nothing recomputed, nothing written
     assert storage.list_files(str(results)) == objects
     assert main([*args, "--force"]) == 0  # recomputed: same seeds, same numbers, no duplicates
@@ -106,6 +121,32 @@ def test_grid_results_skip_and_force(trained, tmp_path):
     with np.load(samples[0]) as z:
         assert z["images"].shape == (12, 8, 8, 1) and z["labels"].shape == (12,)
         assert str(z["sampler"]) == "ddim" and int(z["checkpoint_step"]) == 10
+
+
+@pytest.mark.slow
+def test_workers_split_the_grid_and_their_union_is_one_workers_results(trained, tmp_path, monkeypatch):
+    """Two workers (as two pods of the Indexed evaluation Job: JOB_COMPLETION_INDEX) write into one
+    results folder at once-or-in-turn; together they record exactly what one worker records, with
+    the same values (common random numbers do not depend on who samples a point)."""
+    out, run = trained
+    split = run.model_copy(update={"evaluation": run.evaluation.model_copy(update={"workers": 2})})
+    one, two = tmp_path / "one", tmp_path / "two"
+    base = ["--checkpoint", run.paths.checkpoints, "--no-progress"]
+    assert main(["--config", _write_config(tmp_path, run), "--results", str(one), *base]) == 0
+    config = _write_config(tmp_path, split, "split.json")
+    shares = []
+    for index in ("1", "0"):
+        monkeypatch.setenv("JOB_COMPLETION_INDEX", index)
+        before = set(_results(two))
+        assert main(["--config", config, "--results", str(two), *base]) == 0
+        shares.append(set(_results(two)) - before)
+    assert shares[0] and shares[1] and not shares[0] & shares[1]  # each scored its own points
+    alone, together = _results(one), _results(two)
+    assert sorted(together) == sorted(alone)
+    assert {k: v["value"] for k, v in together.items()} == pytest.approx(
+        {k: v["value"] for k, v in alone.items()})
+    monkeypatch.setenv("JOB_COMPLETION_INDEX", "2")  # outside the partition: a clear user error
+    assert main(["--config", config, "--results", str(two), *base]) == 2
 
 
 def test_missing_checkpoint_exits_2_naming_it(trained, tmp_path, capsys):
@@ -121,11 +162,11 @@ def test_final_before_training_ends_exits_2_naming_training_steps(trained, tmp_p
     _, run = trained
     longer = run.model_copy(update={"training": run.training.model_copy(update={"steps": 20})})
     config = _write_config(tmp_path, longer)
-    code = main(["--config", config, "--checkpoint", run.paths.checkpoints, "--results-file",
-                 str(tmp_path / "r.json"), "--no-progress"])
+    code = main(["--config", config, "--checkpoint", run.paths.checkpoints, "--results",
+                 str(tmp_path / "results"), "--no-progress"])
     err = capsys.readouterr().err
     assert code == 2 and "training.steps = 20" in err and "newest: step 10" in err and "Traceback" not in err
-    assert not (tmp_path / "r.json").exists()
+    assert not (tmp_path / "results").exists()
 
 
 def test_missing_inception_weights_exits_2_naming_the_path(trained, tmp_path, capsys):
@@ -185,6 +226,8 @@ def test_in_a_cluster_results_go_to_storage_and_progress_to_the_status(trained, 
         assert "results" not in obj["status"]
         (size,) = obj["status"]["sizes"]
         assert size["width"] == 16 and size["evaluator"]["recorded"] == 1 and size["evaluator"]["writtenAt"]
+        (entry,) = artifacts.read_results(run.paths.results)  # of record: interval and replicates
+        assert entry.ci_low <= entry.value <= entry.ci_high and entry.replicates
         managers = {m["manager"] for m in obj["metadata"]["managedFields"]}
         assert any(m.startswith("ladder-evaluator-c16-") for m in managers), managers
         rv = obj["metadata"]["resourceVersion"]
@@ -228,3 +271,20 @@ def test_sizes_of_one_experiment_share_the_classifier_cache(tmp_path, monkeypatc
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     a, b = expand(tiny_experiment("one"), output_uri="gs://bucket/x").runs
     assert cache_dir(a) == cache_dir(b) == tmp_path / "xdg" / "ladder" / "default" / "one"
+
+
+def test_several_noise_seeds_give_the_mean_and_the_between_seed_spread(trained, tmp_path):
+    """evaluation.seeds: 2 on one grid point: the recorded value is the mean of the two seeds'
+    values, which differ (different starting noise), and their spread is recorded beside the
+    bootstrap interval."""
+    _, run = trained
+    two = run.model_copy(update={"evaluation": run.evaluation.model_copy(
+        update={"guidance_scales": [1.0], "metrics": ["adherence"], "seeds": 2})})
+    results = tmp_path / "results"
+    assert main(["--config", _write_config(tmp_path, two), "--checkpoint", run.paths.checkpoints,
+                 "--results", str(results), "--no-progress"]) == 0
+    (r,) = artifacts.read_results(str(results))
+    assert len(r.seed_values) == 2 and r.value == pytest.approx(sum(r.seed_values) / 2)
+    assert r.seed_spread == pytest.approx(abs(r.seed_values[0] - r.seed_values[1]) / 2 ** 0.5)
+    assert r.settings["seeds"] == "2" and r.ci_low <= r.value <= r.ci_high
+    assert len(r.replicates) == two.evaluation.bootstrap.resamples

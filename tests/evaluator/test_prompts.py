@@ -11,14 +11,15 @@ from ladder_api.plan import expand
 from ladder_evaluator import prompts
 
 
-def _run(uri: str, dim=8, tokens=4):
+def _run(uri: str, dim=8, tokens=4, num_samples=2, train_uri="builtin:digits"):
     exp = parse_experiment({
         "apiVersion": "ladder.dev/v1alpha1", "kind": "ScalingExperiment", "metadata": {"name": "p"},
         "spec": {
             "ladder": {"widths": [16], "contextDim": dim, "contextTokens": tokens, "channelMult": [1, 2],
                        "numResBlocks": 1, "attentionLevels": [1], "numHeads": 2, "normGroups": 8,
                        "latentChannels": 1, "latentSize": 8},
-            "data": {"referenceSet": {"name": "ref", "uri": uri}},
+            "data": {"referenceSet": {"name": "ref", "uri": uri}, "trainUri": train_uri},
+            "evaluation": {"numSamples": num_samples},
             "storage": {"outputUri": "/tmp/unused"},
         },
     })
@@ -37,11 +38,21 @@ def test_builtin_digits_prompts_match_the_trainer_embeddings():
     assert caps[1] == split.captions[0] and labels[1] == split.labels[0] and ctx.shape == (3, 4, 8)
 
 
+def _shards(tmp_path, null):
+    from ladder_trainer.data.format import write_dataset
+
+    uri = str(tmp_path / "shards")
+    write_dataset(uri, np.zeros((2, 8, 8, 1), np.float32), np.ones((2, 4, 8), np.float32), null,
+                  autoencoder={"kind": "identity"}, text_encoder="t")
+    return uri
+
+
 def test_npz_prompts_and_their_errors(tmp_path):
     good = tmp_path / "prompts.npz"
     np.savez(good, captions=np.array(["a cat", "a dog"]), context=np.ones((2, 4, 8), np.float32),
              uncond=np.zeros((4, 8), np.float32))
-    p = prompts.load(_run(str(good)))
+    p = prompts.load(_run(str(good), train_uri=_shards(tmp_path, np.zeros((4, 8)))))
+    assert len(p.sha256) == 64 and p.sha256 != prompts.load(_run("builtin:digits-test")).sha256
     assert p.captions == ("a cat", "a dog") and p.labels is None and p.images is None
     with pytest.raises(UserError, match="contextDim 16"):
         prompts.load(_run(str(good), dim=16))
@@ -51,3 +62,24 @@ def test_npz_prompts_and_their_errors(tmp_path):
     np.savez(bad, captions=np.array(["x"]))
     with pytest.raises(UserError, match="captions, context, uncond"):
         prompts.load(_run(str(bad)))
+
+
+def test_fewer_prompts_than_samples_are_refused_not_wrapped(tmp_path):
+    with pytest.raises(UserError, match="numSamples is 5000"):
+        prompts.load(_run("builtin:digits-test", num_samples=5000))
+    path = tmp_path / "p.npz"
+    np.savez(path, captions=np.array(["a"]), context=np.ones((1, 4, 8), np.float32),
+             uncond=np.zeros((4, 8), np.float32))
+    with pytest.raises(UserError, match="holds 1 prompts but evaluation.numSamples is 2"):
+        prompts.load(_run(str(path), train_uri=_shards(tmp_path, np.zeros((4, 8)))))
+
+
+def test_the_unconditional_embedding_must_be_the_training_null_context(tmp_path):
+    path = tmp_path / "p.npz"
+    np.savez(path, captions=np.array(["a", "b"]), context=np.ones((2, 4, 8), np.float32),
+             uncond=np.zeros((4, 8), np.float32))
+    other = _shards(tmp_path, np.full((4, 8), 0.5, np.float32))
+    with pytest.raises(UserError, match="unconditional embedding .* differs from the null context"):
+        prompts.load(_run(str(path), train_uri=other))
+    with pytest.raises(UserError, match="null context"):
+        prompts.load(_run(str(path)))  # digits' null context is not zeros

@@ -22,7 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "api"))
 from ladder_api import artifacts, storage  # noqa: E402
 from ladder_api.frontier import sampling_cost  # noqa: E402
-from ladder_api.grid import grid_points, metric_names, select_checkpoints  # noqa: E402
+from ladder_api.grid import grid_points, metric_names, select_checkpoints, worker_share  # noqa: E402
 from ladder_api.plan import RunConfig  # noqa: E402
 from ladder_api.status import Result  # noqa: E402
 
@@ -73,18 +73,21 @@ def train(run: RunConfig):
 
 
 def evaluate(run: RunConfig):
-    log(f"ladder_evaluator c{run.width} start=0" + (" force" if "--force" in sys.argv else ""))
+    worker = int(arg("--worker")) if "--worker" in sys.argv else 0
+    log(f"ladder_evaluator c{run.width} start=0" + (" force" if "--force" in sys.argv else "")
+        + (f" worker={worker}" if "--worker" in sys.argv else ""))
     store = artifacts.ResultsStore(run.paths.results)
     # --force: measure everything again (newer objects win by id, as with the real evaluator)
     have = set() if "--force" in sys.argv else set(store.existing())
     ev = run.evaluation
     available = artifacts.checkpoint_steps(arg("--checkpoint"))
     out = []
-    for step in select_checkpoints(ev, run.training.steps, available, "--checkpoint"):
-        for p in grid_points(ev):
-            for metric in metric_names(ev):
-                if p.result_id(run.width, step, metric) not in have:
-                    out.append(fake_result(run, step, p, metric))
+    steps = select_checkpoints(ev, run.training.steps, available, "--checkpoint")
+    share = worker_share([(s, p) for s in steps for p in grid_points(ev)], ev.workers, worker)
+    for step, p in share:
+        for metric in metric_names(ev):
+            if p.result_id(run.width, step, metric) not in have:
+                out.append(fake_result(run, step, p, metric))
     for i in range(0, len(out), 4):  # several writes, as the real evaluator writes per grid point
         store.write(out[i:i + 4])
 

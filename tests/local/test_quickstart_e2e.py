@@ -29,17 +29,17 @@ def small_quickstart(tmp_path: Path) -> Path:
     spec = doc["spec"]
     doc["metadata"]["name"] = "quickstart-small"
     spec["ladder"]["widths"] = [8, 16]
-    spec["training"].update(steps=60, globalBatch=32, logEverySteps=10)
-    spec["training"]["checkpoint"] = {"intervalSteps": 30, "keep": 2}
-    spec["training"]["lrSchedule"] = {"kind": "cosine", "warmupSteps": 10}
-    spec["evaluation"].update(samplers=["dpmpp_2m"], steps=[2, 4], guidanceScales=[1.0, 3.0], numSamples=50,
-                              batchSize=50)
+    spec["training"].update(steps=30, globalBatch=32, logEverySteps=10)
+    spec["training"]["checkpoint"] = {"intervalSteps": 15, "keep": 2}
+    spec["training"]["lrSchedule"] = {"kind": "cosine", "warmupSteps": 5}
+    spec["evaluation"].update(samplers=["dpmpp_2m"], steps=[2, 4], guidanceScales=[1.0, 3.0], numSamples=32,
+                              batchSize=32)
     path = tmp_path / "quickstart-small.yaml"
     path.write_text(yaml.safe_dump(doc))
     return path
 
 
-def ladder(*args, timeout=300) -> subprocess.CompletedProcess:
+def ladder(*args, timeout=900) -> subprocess.CompletedProcess:
     return subprocess.run([*LADDER, *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT)
 
 
@@ -55,7 +55,7 @@ def test_small_quickstart_end_to_end(tmp_path):
     status = ScalingExperimentStatus.model_validate(wire)
     widths = [s.width for s in status.sizes]
     assert status.phase.value == "Succeeded" and status.summary.progress == f"{len(widths)}/{len(widths)}"
-    assert all(s.checkpoint_step == 60 and s.step == 60 for s in status.sizes)
+    assert all(s.checkpoint_step == 30 and s.step == 30 for s in status.sizes)
     results = [r for w in widths for r in read_results(size_paths(status.storage_root, w).results)]
     assert {r.metric for r in results} == {"fid-digits-classifier", "adherence"}
     per_size = 1 * 2 * 2 * 2  # samplers x steps x guidance x metrics
@@ -64,6 +64,10 @@ def test_small_quickstart_end_to_end(tmp_path):
     assert counts == [(per_size, per_size)] * len(widths)
     assert status.summary.measured == f"{len(results)}/{len(results)}"
     assert status.summary.fid_metric == "fid-digits-classifier" and status.summary.frontier
+    # every result of record has its interval and its replicates (the status has none of them)
+    assert all(r.ci_low <= r.value <= r.ci_high and r.replicates for r in results)
+    assert status.summary.confidence == 0.95
+    assert all(p.win_probability is not None and p.fid_low is not None for p in status.summary.frontier)
 
     md = (out / "report.md").read_text()
     for heading in ("## The ladder", "## FID against sampling cost", "## The frontier", "## Guidance sweeps",
@@ -71,11 +75,13 @@ def test_small_quickstart_end_to_end(tmp_path):
         assert heading in md
     assert "not comparable to Inception FID" in md.replace("Not", "not")
     assert f"The largest size (c{max(widths)}) reaches a prompt adherence of" in md
+    assert "What this run's results say, generated from them: At budget" in md  # the frontier in words
     html = (out / "report.html").read_text()
     assert html.count("data:image/png;base64,") >= 4
 
     shown = ladder("status", str(out))
     assert shown.returncode == 0 and "Succeeded" in shown.stdout and "Frontier" in shown.stdout
+    assert "DECISION" in shown.stdout and ("wins (p=" in shown.stdout or "tie with" in shown.stdout)
 
     again = ladder("run", str(spec), "-o", str(out), "--plain")
     assert again.returncode == 0

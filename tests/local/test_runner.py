@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from ladder_api import artifacts
+from ladder_api.artifacts import size_paths
 from ladder_api.errors import UserError
 from ladder_api.status import ScalingExperimentStatus
 from ladder_local.lock import RunLock, runner_alive
@@ -106,6 +108,31 @@ def test_interrupt_saves_and_rerun_resumes_from_the_checkpoint(tmp_path, fake_py
     ]
     steps = [json.loads(ln)["step"] for ln in metrics.read_text().splitlines()]
     assert steps == [1, 2, 3, 4, 5, 6]  # no step trained twice
+
+
+def test_evaluation_workers_run_as_processes_whose_union_is_one_workers_results(tmp_path, fake_python):
+    """evaluation.workers = 3: three evaluator processes per size (`--worker i`, run side by side
+    under -j), each scoring its share; together they record exactly the ids and values one
+    evaluator records, and the size is evaluated only when all three are done."""
+    one_out, many_out = tmp_path / "one", tmp_path / "many"
+    one = _runner(tiny_experiment(), one_out, fake_python, tmp_path / "one.log").run()
+    runner = _runner(tiny_experiment(workers=3), many_out, fake_python, tmp_path / "many.log")
+    runner.max_parallel = 4
+    many = runner.run()
+    assert one.exit_code == 0 and many.exit_code == 0, many.messages
+    calls = _calls(tmp_path / "many.log")
+    for width in (8, 16):
+        workers = sorted(c for c in calls if c.startswith(f"ladder_evaluator c{width} "))
+        assert workers == [f"ladder_evaluator c{width} start=0 worker={i}" for i in range(3)]
+        assert all((many_out / f"c{width}" / "logs" / f"evaluate-{i}.log").exists() for i in range(3))
+    assert many.status.phase.value == "Succeeded" and many.status.summary.progress == "2/2"
+    def recorded(outcome):
+        return {r.id: r.value for w in (8, 16)
+                for r in artifacts.read_results(size_paths(outcome.status.storage_root, w).results)}
+
+    assert recorded(many) == recorded(one) and recorded(one)
+    again = _runner(tiny_experiment(workers=3), many_out, fake_python, tmp_path / "many.log").run()
+    assert again.exit_code == 0 and _calls(tmp_path / "many.log") == calls  # nothing started again
 
 
 def test_a_failing_trainer_fails_its_size_with_the_log_tail(tmp_path, fake_python):

@@ -328,18 +328,23 @@ class Cluster:
         client.close()
 
     def summary_of_record(self, exp: str) -> dict:
-        """The summary the status should show: ladder_api.frontier.summarize over every result of
-        record in storage (on the experiment's FID metric), with the progress of the phases."""
-        from ladder_api.frontier import summarize
+        """The summary the status should show: ladder_api.frontier.summarize_for over every result
+        of record in storage (the spec's FID, views and guidance scales; the sizes not done
+        predicted), with the progress of the phases."""
+        from ladder_api.frontier import summarize_for
         from ladder_api.grid import ranking_fid
+        from ladder_api.plan import expand
+        from ladder_api.predict import unfinished_sizes
         from ladder_api.spec import ScalingExperiment
 
         obj = self.experiment(exp)
         keys = ("apiVersion", "kind", "metadata", "spec")
         spec = ScalingExperiment.model_validate({k: obj[k] for k in keys})
         sizes = self.status(exp).get("sizes") or []
-        done = sum(1 for s in sizes if s.get("phase") == "Succeeded")
-        wire = summarize(self.recorded(exp), done, len(sizes), ranking_fid(spec.spec.evaluation)).to_wire()
+        done = {s["width"] for s in sizes if s.get("phase") == "Succeeded"}
+        ev = spec.spec.evaluation
+        wire = summarize_for(self.recorded(exp), len(done), len(sizes), ev, ranking_fid(ev),
+                             unfinished=unfinished_sizes(expand(spec).runs, done)).to_wire()
         wire.pop("measured", None)
         return wire
 

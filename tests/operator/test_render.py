@@ -7,6 +7,7 @@ import re
 import pytest
 
 from ladder_api.exitcodes import RESTARTABLE
+from ladder_api.grid import worker_of_pod
 from ladder_api.loading import load_experiment, parse_experiment
 from ladder_api.plan import Plan, RunConfig, expand
 from ladder_api.tpu import SLICES
@@ -387,3 +388,24 @@ def test_the_validators_would_catch_a_broken_role():
     role["rules"][0]["verb"] = ["get"]
     with pytest.raises(jsonschema.ValidationError):
         validate_manifest(role)
+
+
+def test_evaluation_workers_make_the_indexed_job_wider_and_stay_valid():
+    """N workers: N pods of one Indexed Job (JOB_COMPLETION_INDEX picks a worker's share), each
+    with the slice's chips; the manifest stays valid against the JobSet schema."""
+    plan = plan_of(ladder={"widths": [64]}, resources={"evalSlice": {"sliceType": "v5litepod-8-1host"}},
+                   evaluation={"workers": 3})
+    js = evaluation_jobset(plan, 64)
+    validate_manifest(js)
+    (rjob,) = js["spec"]["replicatedJobs"]
+    job = rjob["template"]["spec"]
+    assert rjob["replicas"] == 1
+    assert job["completionMode"] == "Indexed" and job["parallelism"] == job["completions"] == 3
+    (c,) = pod_spec(js)["containers"]
+    assert c["resources"]["limits"]["google.com/tpu"] == 8
+    # what each pod's evaluator reads from the index the Job controller sets
+    assert [worker_of_pod({"JOB_COMPLETION_INDEX": str(i)}) for i in range(3)] == [0, 1, 2]
+    assert worker_of_pod({}) == 0
+    one = evaluation_jobset(plan_of(ladder={"widths": [64]}), 64)
+    assert one["spec"]["replicatedJobs"][0]["template"]["spec"]["completions"] == 1
+

@@ -1,13 +1,15 @@
-"""The status stays small at the paper's scale and at the largest scale the caps allow.
+"""The status stays small at the paper's scale and fits at the largest scale the caps allow.
 
 examples/paper-v5e.yaml with `checkpoints: all` (the 5 checkpoints its recipe keeps: 11 sizes x
-5 x 3 samplers x 6 steps x 8 guidance scales x 2 metrics = 15,840 measurements) is
-written through the real writers (the operator's Controller, the trainers' reporters, two
-evaluator processes per size: an old one and its replacement) against the local API server, the
-results to a bucket of the GCS emulator. The whole object, managedFields included, stays under
-256 KiB (etcd refuses 1.5 MiB; the results in the status alone were over that), and the summary
-is ladder_api.frontier.summarize over every result of record in storage. The largest status the
-caps allow (64 sizes, long messages, full frontier and Pareto front) fits as well."""
+5 x 3 samplers x 6 steps and the budgets' steps x 9 guidance scales x 2 metrics = 34,380
+measurements) is written through the real writers (the operator's Controller, the trainers'
+reporters, two evaluator processes per size: an old one and its replacement) against the local
+API server, the results to a bucket of the GCS emulator. The whole object, managedFields
+included, stays under 256 KiB (etcd refuses 1.5 MiB; the results in the status alone are over
+that), and the summary is ladder_api.frontier.summarize_for over every result of record in
+storage. The largest status the caps allow (64 sizes, long messages, every frontier view and
+Pareto front full, every point tied with every other width, a prediction per size) stays under
+1 MiB, well within etcd's limit."""
 
 from __future__ import annotations
 
@@ -18,10 +20,10 @@ import math
 import pytest
 
 from ladder_api import grid, storage
-from ladder_api.frontier import MAX_POINTS, sampling_cost, summarize
+from ladder_api.frontier import MAX_POINTS, sampling_cost, summarize_for
 from ladder_api.plan import expand
 from ladder_api.spec import ScalingExperiment
-from ladder_api.status import Result, result_id
+from ladder_api.status import Result
 from ladder_kube.ownership import new_incarnation
 from ladder_testing.apiserver.fixture import running_apiserver
 from ladder_trainer.status_report import ClusterReporter
@@ -29,6 +31,7 @@ from tests.operator.harness import InProcess, load_example, with_changes
 
 pytestmark = pytest.mark.slow
 BOUND = 256 * 1024
+LARGEST_BOUND = 1024 * 1024
 ETCD_LIMIT = 1536 * 1024
 
 
@@ -40,25 +43,27 @@ def _fid(width: int, step: int, sampler: str, n: int, g: float, total: int) -> f
 
 
 def grid_results(run, steps: list[int]) -> list[list[Result]]:
-    """One list per grid point and checkpoint, as the evaluator writes them (both metrics)."""
+    """One list per grid point and checkpoint, as the evaluator writes them (both metrics), each
+    with its interval and standard error, so the frontier's decisions carry ties. Without the
+    bootstrap replicates: they stay in storage, and only add a win probability per point to the
+    status (this keeps the test's summaries fast)."""
     ev, out = run.evaluation, []
     settings = {"autoencoder": "sd-vae", "referenceSet": "coco2014-val-30k", "weights": "ema",
-                "predictionType": "epsilon", "seed": "0"}
+                "predictionType": "epsilon", "seed": "0", "resamples": "100"}
     for step in steps:
-        for sampler in ev.samplers:
-            for n in ev.steps:
-                for g in ev.guidance_scales:
-                    paper, with_g = sampling_cost(run.model.normalized_cost, n, g)
-                    fid = _fid(run.width, step, sampler, n, g, run.training.steps)
-                    values = {"fid-inception": fid, "clip-score": round(0.3 - fid / 1000, 5)}
-                    out.append([Result(
-                        id=result_id(run.width, step, sampler, n, g, metric), width=run.width,
-                        checkpoint_step=step, sampler=sampler, steps=n, guidance=g, metric=metric, value=v,
-                        num_samples=ev.num_samples, gflops_per_forward=run.model.gflops_per_forward,
-                        sampling_cost=paper, sampling_cost_with_guidance=with_g,
-                        settings={**settings, **({"eta": "0"} if sampler == "ddim" else {}),
-                                  **({"features": "inception"} if metric.startswith("fid") else {})},
-                    ) for metric, v in values.items()])
+        for p in grid.run_grid_points(run):
+            paper, with_g = sampling_cost(run.model.normalized_cost, p.steps, p.guidance)
+            fid = _fid(run.width, step, p.sampler, p.steps, p.guidance, run.training.steps)
+            values = {"fid-inception": (fid, 0.15), "clip-score": (round(0.3 - fid / 1000, 5), 0.001)}
+            out.append([Result(
+                id=p.result_id(run.width, step, metric), width=run.width, checkpoint_step=step,
+                sampler=p.sampler, steps=p.steps, guidance=p.guidance, metric=metric, value=v,
+                ci_low=round(v - 2 * se, 5), ci_high=round(v + 2 * se, 5), stderr=se, confidence=0.95,
+                num_samples=ev.num_samples, gflops_per_forward=run.model.gflops_per_forward,
+                sampling_cost=paper, sampling_cost_with_guidance=with_g,
+                settings={**settings, **({"eta": "0"} if p.sampler == "ddim" else {}),
+                          **({"features": "inception"} if metric.startswith("fid") else {})},
+            ) for metric, (v, se) in values.items()])
     return out
 
 
@@ -135,8 +140,9 @@ def test_the_paper_grid_with_every_checkpoint_keeps_the_object_under_256_kib(tmp
         name = exp["metadata"]["name"]
         plan = expand(ScalingExperiment.model_validate(exp))
         runs = {run.width: run for run in plan.runs}
-        per_size = len(_checkpoints(plan.runs[0])) * 3 * 6 * 8 * 2
-        assert len(_checkpoints(plan.runs[0])) == 5 and per_size * 11 == 15_840
+        per_size = {run.width: grid.expected_count(run) for run in plan.runs}  # budgets: per size
+        total = sum(per_size.values())
+        assert len(_checkpoints(plan.runs[0])) == 5 and total == 34_380
         world.cluster.create(exp)
         try:
             asyncio.run(_run_to_the_end(world, name, runs))
@@ -144,9 +150,9 @@ def test_the_paper_grid_with_every_checkpoint_keeps_the_object_under_256_kib(tmp
         finally:
             asyncio.run(world.kube.close())
         status = obj["status"]
-        assert status["summary"]["measured"] == "15840/15840"
-        assert all(s["measurements"] == {**s["measurements"], "recorded": per_size, "expected": per_size}
-                   for s in status["sizes"])
+        assert status["summary"]["measured"] == f"{total}/{total}"
+        assert all(s["measurements"] == {**s["measurements"], "recorded": per_size[s["width"]],
+                                         "expected": per_size[s["width"]]} for s in status["sizes"])
 
         size = len(json.dumps(obj, separators=(",", ":")))
         managed = len(json.dumps(obj["metadata"]["managedFields"], separators=(",", ":")))
@@ -157,25 +163,32 @@ def test_the_paper_grid_with_every_checkpoint_keeps_the_object_under_256_kib(tmp
         assert size < BOUND
 
         recorded = world.cluster.recorded(name)
-        assert len(recorded) == 15_840
+        assert len(recorded) == total
         control = len(json.dumps([r.to_wire() for r in recorded], separators=(",", ":")))
         assert control > ETCD_LIMIT, "the results themselves would not fit: the bound means something"
-        expected = summarize(recorded, 11, 11, "fid-inception").to_wire()
+        ev = plan.runs[0].evaluation
+        expected = summarize_for(recorded, 11, 11, ev, "fid-inception").to_wire()
         summary = {k: v for k, v in status["summary"].items() if k != "measured"}
         assert summary == expected
-        assert 1 < len(summary["pareto"]) <= MAX_POINTS and 1 < len(summary["frontier"]) <= MAX_POINTS
-        assert summary["bestWidth"] == 768 and math.isclose(summary["bestFid"], min(
-            r.value for r in recorded if r.metric == "fid-inception" and r.checkpoint_step == 500_000))
+        assert [v["sampler"] for v in summary["views"]] == ["ddim", "dpmpp_2m", "ddpm", "pooled"]
+        for view in summary["views"]:
+            assert 1 < len(view["pareto"]) <= MAX_POINTS and 1 < len(view["frontier"]) <= MAX_POINTS
+        headline = [r for r in recorded if r.metric == "fid-inception" and r.checkpoint_step == 500_000
+                    and r.sampler == "ddim" and r.guidance in ev.best_of_guidance_scales()]
+        best = min(headline, key=lambda r: (r.value, r.sampling_cost, r.width))
+        assert summary["bestWidth"] == best.width and math.isclose(summary["bestFid"], best.value)
 
 
 def test_the_largest_status_the_caps_allow_fits_too(tmp_path, bucket):
     """Worst case by the caps, written by the real writers: 64 sizes (MAX_WIDTHS), each failed
     with a message past the clip, reported by a trainer and an evaluator and by their
-    replacements, and a summary with MAX_POINTS frontier and Pareto points."""
+    replacements, and a summary of MAX_VIEWS views whose frontiers and Pareto fronts hold
+    MAX_POINTS points, each tied with every other width, and a prediction line per size."""
     from ladder_api import limits as lim
     from ladder_api.conditions import experiment_status
     from ladder_api.digest import Digest
-    from ladder_api.status import FrontierPoint, Measurements, SizePhase, SizeStatus, Summary
+    from ladder_api.estimate import estimate
+    from ladder_api.status import FrontierPoint, FrontierView, Measurements, SizePhase, SizeStatus, Summary
     from ladder_kube.status import apply_status
     from ladder_operator.reconcile.status import OWNED, owned_wire, with_digest
 
@@ -193,14 +206,23 @@ def test_the_largest_status_the_caps_allow_fits_too(tmp_path, bucket):
         sizes = [SizeStatus(width=w, phase=SizePhase.failed, jobset=f"{name}-c{w}",
                             eval_jobset=f"{name}-c{w}-eval", restarts=20, message=failure) for w in widths]
         point = FrontierPoint(budget=123.456789, width=2048, sampler="dpmpp_2m", steps=50,
-                              guidance=7.123456789, fid=12.3456789, cost=123.456789)
+                              guidance=7.123456789, fid=12.3456789, cost=123.456789,
+                              fid_low=11.3456789, fid_high=13.3456789, win_probability=0.123456789,
+                              ties=[w for w in widths if w != 2048])
         points = [point] * lim.MAX_POINTS
+        views = [FrontierView(sampler=v, frontier=points, pareto=points)
+                 for v in ("dpmpp_2m", "ddim", "ddpm", "pooled")]
+        assert len(views) == lim.MAX_VIEWS
+        line = ("c2048 is predicted to win budgets from 123.5 on, with probability 0.51 to 0.99 "
+                "(predicted FID at 123.5: 12.3 [11.3, 13.3]).")
         summary = Summary(best_fid=1.23456789, best_width=2048, fid_metric="fid-inception",
-                          measured="99999/100000", frontier=points, pareto=points)
+                          measured="99999/100000", confidence=0.95, frontier_sampler="dpmpp_2m",
+                          best_of_guidance=[1.0 + 0.123456789 * i for i in range(lim.MAX_GRID_LIST)],
+                          frontier=points, pareto=points, views=views, predictions=[line] * lim.MAX_WIDTHS)
         most = Measurements(recorded=99_999, expected=100_000, failed=99_999, best_fid=1.23456789)
         digest = Digest(dict.fromkeys(widths, most), summary)
         status = experiment_status(sizes, digest, now="2026-01-01T00:00:00Z", generation=12345,
-                                   spec_hash="f" * 16, code_version="0.1.0",
+                                   spec_hash="f" * 16, code_version="0.1.0", estimate=estimate(plan),
                                    storage_root=storage.join(cluster.output_uri, name),
                                    images={"trainer": "t" * 200, "evaluator": "e" * 200})
         owned = with_digest(owned_wire(status), digest, status)
@@ -215,7 +237,8 @@ def test_the_largest_status_the_caps_allow_fits_too(tmp_path, bucket):
         obj = cluster.experiment(name)
         asyncio.run(world.kube.close())
     size = len(json.dumps(obj, separators=(",", ":")))
-    print(f"\nlargest status: {size} bytes, bound {BOUND}")
+    print(f"\nlargest status: {size} bytes, bound {LARGEST_BOUND}")
     assert len(obj["status"]["sizes"]) == lim.MAX_WIDTHS and all(
         len(s["message"]) <= 512 and s["evaluator"]["recorded"] == 2 for s in obj["status"]["sizes"])
-    assert size < BOUND
+    assert len(obj["status"]["summary"]["views"]) == lim.MAX_VIEWS and obj["status"]["cost"]
+    assert size < LARGEST_BOUND

@@ -32,6 +32,7 @@ class StepConfig:
     prediction_type: str
     guidance_dropout: float
     ema_decay: float  # 0 when EMA is off: ema_params then track params exactly
+    ema_warmup: bool = False  # min(decay, (1 + n) / (10 + n)) at update n (training.ema.warmup)
 
     @classmethod
     def from_run(cls, run) -> StepConfig:
@@ -43,6 +44,7 @@ class StepConfig:
             prediction_type=t.prediction_type.value,
             guidance_dropout=float(t.guidance_dropout),
             ema_decay=float(t.ema.decay) if t.ema.enabled else 0.0,
+            ema_warmup=bool(t.ema.warmup),
         )
 
 
@@ -81,11 +83,12 @@ def init_state(run, seed: int, null_context, config: StepConfig | None = None, s
     into their shards (init_params), then EMA and optimizer state by one jitted program whose
     inputs and outputs are all sharded, so no device holds more than its share at any point."""
     config = config or StepConfig.from_run(run)
+    scheme = run.training.initialization.value
     null_context = np.asarray(null_context, np.float32)
     if shardings is None:
-        params = init_params(run.model, int(seed), run.training.param_dtype.value)
+        params = init_params(run.model, int(seed), run.training.param_dtype.value, scheme=scheme)
         return state_initializer(config)(params, jnp.asarray(null_context))
-    params = init_params(run.model, int(seed), run.training.param_dtype.value, shardings.params)
+    params = init_params(run.model, int(seed), run.training.param_dtype.value, shardings.params, scheme)
     null = put_global(null_context, shardings.null_context)
     return state_initializer(config, shardings)(params, null)
 
@@ -120,13 +123,28 @@ def loss_fn(params, state: TrainState, batch, rng):
     )
 
 
+def ema_decay_at(n, decay: float, warmup: bool):
+    """The decay of EMA update n (0 for the first): CompVis' LitEma / diffusers' EMAModel warm-up
+    min(decay, (1 + n) / (10 + n)), or `decay` throughout. The initial weights' share of the EMA
+    after N updates is the product of these: 9! N! / (N + 9)! while the warm-up binds."""
+    if not warmup or decay == 0.0:
+        return decay  # a Python float, so 1 - decay rounds as before the warm-up existed
+    n = jnp.asarray(n, jnp.float32)
+    return jnp.minimum(jnp.float32(decay), (1.0 + n) / (10.0 + n))
+
+
+def ema_update(ema_params, params, n, decay: float, warmup: bool):
+    """The EMA after update n: d * ema + (1 - d) * params, d = ema_decay_at(n)."""
+    d = ema_decay_at(n, decay, warmup)
+    return jax.tree_util.tree_map(lambda e, p: (d * e + (1.0 - d) * p).astype(e.dtype), ema_params, params)
+
+
 def _train_step(state: TrainState, batch, rng):
     cfg = state.config
     loss, grads = jax.value_and_grad(loss_fn)(state.params, state, batch, rng)
     updates, opt_state = cfg.tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
-    d = cfg.ema_decay
-    ema = jax.tree_util.tree_map(lambda e, p: d * e + (1.0 - d) * p, state.ema_params, params)
+    ema = ema_update(state.ema_params, params, state.step, cfg.ema_decay, cfg.ema_warmup)
     new_state = state.replace(step=state.step + 1, params=params, ema_params=ema, opt_state=opt_state)
     metrics = {"loss": loss, "grad_norm": optax.global_norm(grads)}
     return new_state, metrics

@@ -2,9 +2,10 @@
 prompt's CLIP embeddings (no x100 and no clipping at 0, the scale of the paper's 0.30-0.31).
 
 Weights come from a local file (evaluation.clipWeightsUri), never downloaded. The architecture is
-ViT-B-32 unless an `open_clip_config.json` (open_clip's own format: {"model_cfg": {...},
-"preprocess_cfg": {...}}) sits beside the weights; then that config is registered under a
-private name and used, which is also how tests run the real code path on a tiny random model.
+evaluation.clipModel (ViT-B-32 by default) unless an `open_clip_config.json` (open_clip's own
+format: {"model_cfg": {...}, "preprocess_cfg": {...}}) sits beside the weights; then that config
+is registered under a private name and used, which is also how tests run the real code path on a
+tiny random model.
 """
 
 from __future__ import annotations
@@ -35,9 +36,13 @@ class ClipScorer:
     device: torch.device
     model_name: str
 
-    @torch.no_grad()
     def score(self, images, captions, batch_size: int = 64) -> float:
         """Mean cosine similarity of image and caption embeddings over all pairs given."""
+        return float(self.similarities(images, captions, batch_size).mean())
+
+    @torch.no_grad()
+    def similarities(self, images, captions, batch_size: int = 64) -> np.ndarray:
+        """Cosine similarity of each image with its caption (the score's interval needs them)."""
         u8 = to_uint8_rgb(images)
         if len(u8) != len(captions):
             raise ValueError(f"{len(u8)} images but {len(captions)} captions")
@@ -50,7 +55,7 @@ class ClipScorer:
             img = img / img.norm(dim=-1, keepdim=True)
             txt = txt / txt.norm(dim=-1, keepdim=True)
             sims.append((img * txt).sum(dim=-1).cpu().numpy())
-        return float(np.concatenate(sims).mean())
+        return np.concatenate(sims).astype(np.float64)
 
 
 def _register_sidecar(config_path: Path) -> str:
@@ -65,7 +70,9 @@ def _register_sidecar(config_path: Path) -> str:
     return name
 
 
-def load(weights_uri: str | None, device: torch.device | None = None) -> ClipScorer:
+def load(
+    weights_uri: str | None, device: torch.device | None = None, model_name: str = DEFAULT_MODEL
+) -> ClipScorer:
     import open_clip
 
     if not weights_uri:
@@ -77,11 +84,11 @@ def load(weights_uri: str | None, device: torch.device | None = None) -> ClipSco
     if not path.is_file():
         raise UserError(
             f"CLIP weights not found at {path} (evaluation.clipWeightsUri): bake the open_clip "
-            f"{DEFAULT_MODEL} weights into the evaluator image at that path (or add an "
+            f"{model_name} weights into the evaluator image at that path (or add an "
             f"{SIDECAR} beside other weights); nothing is downloaded at run time"
         )
     sidecar = path.parent / SIDECAR
-    name = _register_sidecar(sidecar) if sidecar.is_file() else DEFAULT_MODEL
+    name = _register_sidecar(sidecar) if sidecar.is_file() else model_name
     device = device or default_device()
     try:
         model, _, preprocess = open_clip.create_model_and_transforms(

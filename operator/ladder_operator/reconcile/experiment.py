@@ -12,7 +12,14 @@ from dataclasses import dataclass, field
 
 from pydantic import BaseModel, ValidationError
 
-from ladder_api.status import Condition, ExperimentPhase, ScalingExperimentStatus, SizeStatus, Summary
+from ladder_api.status import (
+    Condition,
+    CostEstimate,
+    ExperimentPhase,
+    ScalingExperimentStatus,
+    SizeStatus,
+    Summary,
+)
 
 
 @dataclass(frozen=True)
@@ -68,6 +75,7 @@ def lenient_status(wire: dict) -> ScalingExperimentStatus:
         conditions=_entries(Condition, wire.get("conditions")),
         sizes=_entries(SizeStatus, wire.get("sizes")),
         summary=_field(Summary, wire.get("summary"), Summary()),
+        cost=_field(CostEstimate, wire.get("cost"), None),
     )
 
 

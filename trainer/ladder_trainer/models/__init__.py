@@ -72,8 +72,10 @@ def dummy_inputs(cfg, batch: int = 1, latent_size: int | None = None, context_to
     return x, t, ctx
 
 
-def init_params(cfg, rng, param_dtype="float32", shardings=None):
-    """Initial parameters, made on the host with numpy (see ``host_init``), one leaf at a time.
+def init_params(cfg, rng, param_dtype="float32", shardings=None, scheme: str = "lecun-normal"):
+    """Initial parameters, made on the host with numpy (see ``host_init``), one leaf at a time,
+    by `scheme` (the trainer passes training.initialization; the default, every kernel random,
+    keeps an untrained model's outputs informative for tests and benchmarks of the samplers).
 
     rng is a jax key or an int seed. Flax's own ``init`` would give the same distributions, but
     jitting it costs tens of seconds of XLA compile on a CPU (every initializer is a threefry
@@ -89,26 +91,39 @@ def init_params(cfg, rng, param_dtype="float32", shardings=None):
     abstract = abstract_params(cfg, param_dtype)
     if shardings is None:
         return jax.tree_util.tree_map_with_path(
-            lambda path, leaf: jnp.asarray(host_init_leaf(path, leaf, seed)), abstract
+            lambda path, leaf: jnp.asarray(host_init_leaf(path, leaf, seed, scheme)), abstract
         )
 
     def make(path, leaf, sharding):
-        value = host_init_leaf(path, leaf, seed)
+        value = host_init_leaf(path, leaf, seed, scheme)
         return jax.make_array_from_callback(leaf.shape, sharding, lambda index: value[index])
 
     return jax.tree_util.tree_map_with_path(make, abstract, shardings)
 
 
-def host_init(abstract, seed: int):
+def host_init(abstract, seed: int, scheme: str = "lecun-normal"):
     """numpy arrays for an abstract param tree (see ``host_init_leaf``)."""
-    return jax.tree_util.tree_map_with_path(lambda p, a: host_init_leaf(p, a, seed), abstract)
+    return jax.tree_util.tree_map_with_path(lambda p, a: host_init_leaf(p, a, seed, scheme), abstract)
 
 
-def host_init_leaf(path, leaf, seed: int):
+# The kernels CompVis' openaimodel.py wraps in zero_module (the U-Net that trained SD v1.5): each
+# ResBlock's second convolution, each SpatialTransformer's proj_out, the final conv_out. Every
+# residual branch then starts as the identity and the network's output at zero, which keeps the
+# early steps of deep (large) models stable in bf16; their biases are zero under every scheme.
+ZERO_INIT_KERNELS = ("['conv2']['kernel']", "['proj_out']['kernel']", "['conv_out']['kernel']")
+
+
+def is_zero_init(name: str, scheme: str) -> bool:
+    """Whether the leaf at `name` (a jax keystr path) starts at zero under `scheme`."""
+    return scheme == "compvis" and name.endswith(ZERO_INIT_KERNELS)
+
+
+def host_init_leaf(path, leaf, seed: int, scheme: str = "lecun-normal"):
     """One leaf's initial value, with Flax's default initializers by leaf name: kernels
-    lecun-normal (truncated normal, variance 1/fan_in), biases zeros, norm scales ones. The
-    stream is seeded by (seed, the leaf's path), so it depends neither on traversal order nor on
-    which other leaves exist; a per-module rule (e.g. zero-initialising some outputs) belongs here."""
+    lecun-normal (truncated normal, variance 1/fan_in), biases zeros, norm scales ones, and under
+    the compvis scheme the ZERO_INIT_KERNELS zeros. The stream is seeded by (seed, the leaf's
+    path), so it depends neither on traversal order nor on which other leaves exist, and the two
+    schemes differ only in the zeroed leaves."""
     import hashlib
 
     import numpy as np
@@ -116,7 +131,9 @@ def host_init_leaf(path, leaf, seed: int):
 
     name = jax.tree_util.keystr(path)
     dtype = np.dtype(leaf.dtype) if leaf.dtype != jnp.bfloat16 else np.float32
-    if name.endswith("['bias']"):
+    if scheme not in ("compvis", "lecun-normal"):
+        raise ValueError(f"unknown initialization scheme {scheme!r}")
+    if name.endswith("['bias']") or is_zero_init(name, scheme):
         out = np.zeros(leaf.shape, dtype)
     elif name.endswith("['scale']"):
         out = np.ones(leaf.shape, dtype)

@@ -247,7 +247,7 @@ def _check_hash(v: str | None) -> str | None:
 class ReferenceSetSpec(Model):
     name: str = Field("coco2014-val-30k", description="Name of the evaluation reference set.")
     uri: str = Field(
-        "gs://ladder-data/coco2014-val/prompts.jsonl",
+        "gs://ladder-data/coco2014-val/prompts.npz",
         description="Prompts (and text embeddings) used to generate evaluation samples.",
     )
     stats_uri: str | None = Field(

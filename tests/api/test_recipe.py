@@ -96,3 +96,19 @@ def test_a_field_added_later_at_its_legacy_value_keeps_old_identities(monkeypatc
     assert rc.recipe_diff(old, new) == []
     changed = _run(_set("training.guidanceDropout", 0.2)).recipe()
     assert rc.recipe_diff(old, changed) == ["spec.training.guidanceDropout: 0.1 -> 0.2"]
+
+
+def test_text_encoder_as_an_object_keeps_the_identity_of_the_name_it_replaced():
+    """data.textEncoder was a name; now {name, weightsUri, hash}. Without a hash the recipe (and
+    its hash) is what the name alone gave, so experiments started before keep resuming; a hash
+    or another name is a recipe change, a weights location is not."""
+    as_string = _run(_set("data.textEncoder", "clip-vit-l14"))
+    as_object = _run(_set("data.textEncoder", {"name": "clip-vit-l14", "weightsUri": "/w/clip"}))
+    assert as_string.recipe_hash == as_object.recipe_hash
+    recorded_before = {k: v for k, v in as_string.recipe().items()
+                       if k not in ("data.textEncoder.hash", "data.autoencoder.hash")}
+    assert recorded_before["data.textEncoder"] == "clip-vit-l14"
+    assert rc.recipe_diff(recorded_before, as_object.recipe()) == []
+    hashed = _run(_set("data.textEncoder", {"name": "clip-vit-l14", "hash": "sha256:" + "0" * 64}))
+    assert hashed.recipe_hash != as_string.recipe_hash
+    assert _run(_set("data.textEncoder", "clip-vit-h14")).recipe_hash != as_string.recipe_hash

@@ -98,10 +98,11 @@ def test_prefetching_stream_equals_direct_reads_and_resumes_at_any_step(tmp_path
     ahead = BatchStream(source, 8, seed=5, prefetch=3)
     for step in [0, 1, 2, 3, 9, 10, 4]:
         got, want = ahead.batch(step), direct.batch(step)
-        assert got["latents"].dtype == np.float32
+        assert got["latents"].dtype == np.float16  # as stored: the train step widens on the device
         np.testing.assert_array_equal(got["latents"], want["latents"])
         np.testing.assert_array_equal(got["context"], want["context"])
-        np.testing.assert_array_equal(want["latents"], lat[direct.indices(step)].astype(np.float32))
+        np.testing.assert_array_equal(want["latents"], lat[direct.indices(step)])
+        np.testing.assert_array_equal(want["context"], ctx[direct.indices(step)])
     ahead.close()
 
 

@@ -229,7 +229,10 @@ class OpenClipH(TextEncoder):
         ids = self.tokenizer(captions, context_length=self.model.context_length)[:, : self.tokens]
         with torch.no_grad():
             out = self.model.forward_intermediates(
-                ids, indices=[self.layers - 2], normalize_intermediates=True, intermediates_only=True,
+                ids,
+                indices=[self.layers - 2],
+                normalize_intermediates=True,
+                intermediates_only=True,
                 output_fmt="NLC",
             )
         return out["text_intermediates"][0].float().numpy()

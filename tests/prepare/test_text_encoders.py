@@ -26,8 +26,11 @@ def minilm_dir():
 
 
 def minilm(folder=None):
-    spec = TextEncoderSpec(name="all-minilm-l6-v2", weights_uri=str(folder or minilm_dir()),
-                           hash=text_encoders.PINNED["all-minilm-l6-v2"])
+    spec = TextEncoderSpec(
+        name="all-minilm-l6-v2",
+        weights_uri=str(folder or minilm_dir()),
+        hash=text_encoders.PINNED["all-minilm-l6-v2"],
+    )
     return text_encoders.load(spec, context_dim=384, context_tokens=77)
 
 
@@ -46,7 +49,7 @@ def test_minilm_real_weights_are_the_pinned_ones_and_padding_changes_no_token():
     for caption, row in zip(CAPTIONS, ours, strict=True):
         with torch.no_grad():
             theirs = model(**tok(caption, return_tensors="pt")).last_hidden_state[0].numpy()
-        np.testing.assert_allclose(row[:len(theirs)], theirs, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(row[: len(theirs)], theirs, rtol=1e-4, atol=1e-5)
     assert not np.allclose(ours[0], ours[1])
     np.testing.assert_allclose(enc.null(), ours[2], rtol=1e-5, atol=1e-6)
 
@@ -61,7 +64,7 @@ def test_minilm_tokens_equal_sentence_transformers_own_forward():
     st = SentenceTransformer(str(minilm_dir()), device="cpu")
     for caption, row in zip(CAPTIONS, ours, strict=True):
         theirs = st.encode(caption, output_value="token_embeddings", convert_to_numpy=True)
-        np.testing.assert_allclose(row[:len(theirs)], theirs, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(row[: len(theirs)], theirs, rtol=1e-4, atol=1e-5)
 
 
 def test_width_and_hash_mismatches_are_user_errors_naming_the_field(tmp_path):
@@ -86,7 +89,7 @@ def clip_tokenizer_files(folder):
     from open_clip.tokenizer import bytes_to_unicode, default_bpe
 
     with gzip.open(default_bpe()) as f:
-        merges = f.read().decode("utf-8").split("\n")[1:49152 - 256 - 2 + 1]
+        merges = f.read().decode("utf-8").split("\n")[1 : 49152 - 256 - 2 + 1]
     vocab = list(bytes_to_unicode().values())
     vocab += [v + "</w>" for v in vocab] + ["".join(m.split()) for m in merges]
     vocab += ["<|startoftext|>", "<|endoftext|>"]
@@ -101,9 +104,19 @@ def clip_tokenizer_files(folder):
 def clip_l_config(layers):
     from transformers import CLIPTextConfig
 
-    return CLIPTextConfig(vocab_size=49408, hidden_size=768, intermediate_size=3072, num_hidden_layers=layers,
-                          num_attention_heads=12, max_position_embeddings=77, hidden_act="quick_gelu",
-                          projection_dim=768, bos_token_id=49406, eos_token_id=49407, pad_token_id=1)
+    return CLIPTextConfig(
+        vocab_size=49408,
+        hidden_size=768,
+        intermediate_size=3072,
+        num_hidden_layers=layers,
+        num_attention_heads=12,
+        max_position_embeddings=77,
+        hidden_act="quick_gelu",
+        projection_dim=768,
+        bos_token_id=49406,
+        eos_token_id=49407,
+        pad_token_id=1,
+    )
 
 
 @pytest.mark.parametrize("layers", [2, pytest.param(12, marks=pytest.mark.slow)])
@@ -148,8 +161,9 @@ def test_openclip_h14_penultimate_equals_open_clip_forward(tmp_path, layers):
     ours = enc.encode(CAPTIONS)
     tokens = open_clip.get_tokenizer("ViT-H-14")(CAPTIONS)
     with torch.no_grad():
-        out = clip.forward_intermediates(text=tokens, text_indices=[layers - 2], normalize_intermediates=True,
-                                         intermediates_only=True)
+        out = clip.forward_intermediates(
+            text=tokens, text_indices=[layers - 2], normalize_intermediates=True, intermediates_only=True
+        )
     theirs = out["text_intermediates"][0].numpy()
     assert ours.shape == (3, 77, 1024)
     np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-5)

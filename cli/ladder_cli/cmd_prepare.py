@@ -1,0 +1,200 @@
+"""`ladder prepare`: training sets, reference sets and small autoencoders from images and captions.
+
+    ladder prepare text-image SPEC (--webdataset URI... | --coco JSON --images DIR |
+                                    --images DIR --captions JSONL) [--output URI]
+                                   [--worker-index I --num-workers N] [--part-size K] [--batch-size B]
+    ladder prepare reference SPEC (--coco JSON --images DIR | --images DIR --captions JSONL)
+                                  [--num N] [--seed S] [--prompts-out URI] [--stats-out URI]
+    ladder prepare train-autoencoder SPEC (sources as above) --output URI [--widths 32,64] [--steps N]
+    ladder prepare convert-v1 SRC DST
+
+The experiment spec says what to make: ladder.latentSize/latentChannels/contextDim/contextTokens
+and data.autoencoder / data.textEncoder (weights and, optionally, their hashes). Workers of one
+preparation share --output and each takes parts k with k % N == I (defaults: the indexed Job's
+JOB_COMPLETION_INDEX and LADDER_PREPARE_WORKERS). Heavy libraries load lazily.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from ladder_api.errors import UserError
+
+
+def _sources(p) -> None:
+    g = p.add_argument_group("input (one layout)")
+    g.add_argument(
+        "--webdataset",
+        nargs="+",
+        metavar="URI",
+        help="tar shards ({key}.jpg|png|webp + {key}.txt|json): files, folders/prefixes, or "
+        "brace patterns like shards/{00000..00099}.tar",
+    )
+    g.add_argument("--coco", metavar="JSON", help="COCO captions_*.json (with --images: its image folder)")
+    g.add_argument("--images", metavar="URI", help="image folder or bucket prefix")
+    g.add_argument(
+        "--captions", metavar="JSONL", help='with --images: one {"file": ..., "caption": ...} a line'
+    )
+    g.add_argument(
+        "--part-size",
+        type=int,
+        default=10_000,
+        help="items per part for --coco / --captions (a tar shard is one part)",
+    )
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "prepare",
+        help="make training data, reference sets and autoencoders from images",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    ps = p.add_subparsers(dest="prepare_command", required=True, metavar="WHAT")
+
+    t = ps.add_parser("text-image", help="image-caption pairs -> a training set of latents and embeddings")
+    t.add_argument("spec", help="the experiment YAML")
+    _sources(t)
+    t.add_argument("--output", help="where the training set goes (default: data.trainUri)")
+    t.add_argument("--worker-index", type=int, default=int(os.environ.get("JOB_COMPLETION_INDEX", 0)))
+    t.add_argument("--num-workers", type=int, default=int(os.environ.get("LADDER_PREPARE_WORKERS", 1)))
+    t.add_argument("--batch-size", type=int, default=32, help="images per autoencoder call")
+    t.add_argument("--dtype", choices=["float16", "float32"], default="float16", help="stored precision")
+    t.add_argument("--decode-threads", type=int, default=4)
+    t.add_argument("--staging-dir", help="local folder for a part before upload (default: the temp dir)")
+    t.set_defaults(func=cmd_text_image)
+
+    c = ps.add_parser("convert-v1", help="rewrite a ladder-latents/v1 set (npz shards) as v2")
+    c.add_argument("src")
+    c.add_argument("dst")
+    c.set_defaults(func=cmd_convert)
+
+
+def _experiment(path: str):
+    from ladder_api.loading import load_experiment
+
+    return load_experiment(path)
+
+
+def make_source(args):
+    from ladder_prepare import sources
+
+    chosen = [
+        n
+        for n, v in (("--webdataset", args.webdataset), ("--coco", args.coco), ("--captions", args.captions))
+        if v
+    ]
+    if len(chosen) != 1:
+        raise UserError(
+            "give one input layout: --webdataset URI..., --coco JSON --images DIR, or --images DIR "
+            f"--captions JSONL (got {', '.join(chosen) or 'none'})"
+        )
+    if args.webdataset:
+        return sources.WebDataset(args.webdataset)
+    if not args.images:
+        raise UserError(f"{chosen[0]} needs --images: the folder the images are in")
+    if args.coco:
+        return sources.Coco(args.coco, args.images, args.part_size)
+    return sources.ImageFolder(args.images, args.captions, args.part_size)
+
+
+class RichProgress:
+    """Parts and items as rich progress bars on a terminal; one line per part otherwise."""
+
+    def __init__(self):
+        self.tty = sys.stderr.isatty()
+        self.bar = None
+
+    def start(self, parts):
+        if self.tty:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self.bar = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                transient=False,
+            )
+            self.bar.start()
+            self.parts = self.bar.add_task("parts", total=parts)
+            self.items_task = self.bar.add_task("items", total=None)
+
+    def part(self, k, label):
+        if self.bar:
+            self.bar.update(self.items_task, description=f"part {k}: {label}")
+        else:
+            print(f"part {k}: {label}", file=sys.stderr)
+
+    def items(self, n):
+        if self.bar:
+            self.bar.advance(self.items_task, n)
+
+    def part_done(self, k, skipped_as_committed):
+        if self.bar:
+            self.bar.advance(self.parts)
+        else:
+            print(
+                f"part {k}: {'already committed, skipped' if skipped_as_committed else 'committed'}",
+                file=sys.stderr,
+            )
+
+    def close(self):
+        if self.bar:
+            self.bar.stop()
+
+
+def cmd_text_image(args) -> int:
+    from ladder_prepare import autoencoding, text_encoders, text_image
+    from ladder_prepare.target import Target
+
+    target = Target.from_spec(_experiment(args.spec).spec)
+    source = make_source(args)
+    encoder = autoencoding.load(target)
+    text = text_encoders.load(target.text_encoder, target.context_dim, target.context_tokens)
+    options = text_image.Options(
+        output=args.output or target.train_uri,
+        worker_index=args.worker_index,
+        num_workers=args.num_workers,
+        batch_size=args.batch_size,
+        dtype=args.dtype,
+        decode_threads=args.decode_threads,
+        staging_dir=args.staging_dir,
+    )
+    if options.output.startswith("builtin:"):
+        raise UserError(f"data.trainUri {options.output} is builtin: give --output (a path or gs:// URI)")
+    summary = text_image.run(source, encoder, text, options, RichProgress())
+    print_summary(summary, options)
+    return 0
+
+
+def print_summary(s, options) -> None:
+    skipped = ", ".join(f"{r} {n}" for r, n in sorted(s.skipped.items())) or "none"
+    print(
+        f"worker {options.worker_index} of {options.num_workers}: wrote {len(s.parts_written)} parts "
+        f"({s.examples_written} examples); already committed, skipped: {len(s.parts_already_committed)} "
+        f"parts; items skipped: {skipped}"
+    )
+    if s.manifest is not None:
+        m = s.manifest
+        total = ", ".join(f"{r} {n}" for r, n in sorted(m.skipped.items())) or "none"
+        print(
+            f"{options.output}: manifest written: {m.num_examples} examples in {len(m.parts)} parts "
+            f"(skipped in all: {total}); autoencoder {m.autoencoder.get('hash')}, text encoder "
+            f"{m.text_encoder.get('name')} {m.text_encoder.get('hash')}"
+        )
+    else:
+        print(
+            f"{options.output}: {s.parts_missing} parts are not committed yet (other workers); the last "
+            "worker to finish writes the manifest"
+        )
+
+
+def cmd_convert(args) -> int:
+    from ladder_prepare.convert import convert_v1
+
+    manifest = convert_v1(args.src, args.dst)
+    print(f"{args.dst}: {manifest.num_examples} examples in {len(manifest.parts)} parts (ladder-latents/v2)")
+    return 0

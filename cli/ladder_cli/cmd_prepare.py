@@ -66,6 +66,18 @@ def register(sub) -> None:
     t.add_argument("--staging-dir", help="local folder for a part before upload (default: the temp dir)")
     t.set_defaults(func=cmd_text_image)
 
+    r = ps.add_parser("reference", help="an evaluation set: the prompts file and FID reference statistics")
+    r.add_argument("spec", help="the experiment YAML")
+    _sources(r)
+    r.add_argument("--num", type=int, default=30_000, help="images (and prompts) to draw (the paper: 30k)")
+    r.add_argument("--seed", type=int, default=0, help="seed of the draw (recorded)")
+    r.add_argument("--prompts-out", help="the prompts .npz (default: data.referenceSet.uri)")
+    r.add_argument("--stats-out", help="the statistics .npz (default: data.referenceSet.statsUri)")
+    r.add_argument(
+        "--cache-dir", default=None, help="where the digits classifier is cached (digits features)"
+    )
+    r.set_defaults(func=cmd_reference)
+
     c = ps.add_parser("convert-v1", help="rewrite a ladder-latents/v1 set (npz shards) as v2")
     c.add_argument("src")
     c.add_argument("dst")
@@ -197,4 +209,62 @@ def cmd_convert(args) -> int:
 
     manifest = convert_v1(args.src, args.dst)
     print(f"{args.dst}: {manifest.num_examples} examples in {len(manifest.parts)} parts (ladder-latents/v2)")
+    return 0
+
+
+def _fid_features(experiment, cache_dir):
+    """The evaluator's FID feature function for evaluation.fidFeatures: uint8 images -> features,
+    through the very code that scores generated images (ladder_evaluator.metrics.fid)."""
+    from ladder_api.spec import FidFeatures
+    from ladder_evaluator.metrics import digits_classifier, fid
+    from ladder_prepare.images import to_model_space
+
+    ev = experiment.spec.evaluation
+    if ev.fid_features == FidFeatures.inception:
+        extractor = fid.inception_extractor(ev.inception_weights_uri)
+    else:
+        extractor = digits_classifier.extractor(cache_dir)
+    return lambda u8: fid.features(to_model_space(u8), extractor, ev.batch_size), extractor
+
+
+def cmd_reference(args) -> int:
+    import hashlib
+    import json
+
+    from ladder_api import storage
+    from ladder_evaluator.metrics import fid
+    from ladder_prepare import autoencoding, reference, text_encoders
+    from ladder_prepare.target import Target
+
+    experiment = _experiment(args.spec)
+    target = Target.from_spec(experiment.spec)
+    source = make_source(args)
+    if not hasattr(source, "entries"):
+        raise UserError("prepare reference reads --coco or --images/--captions (a listed set to draw from)")
+    prompts_uri = args.prompts_out or target.reference_uri
+    stats_uri = args.stats_out or target.stats_uri
+    if prompts_uri.startswith("builtin:") or not stats_uri:
+        raise UserError("give --prompts-out and --stats-out, or set data.referenceSet.uri and statsUri")
+    size, channels = autoencoding.image_geometry(target)
+    text = text_encoders.load(target.text_encoder, target.context_dim, target.context_tokens)
+    features, extractor = _fid_features(experiment, args.cache_dir)
+    arrays, feats = reference.prepare(source.entries, args.num, args.seed, size, channels, text, features)
+    prompts_hash = reference.write_npz(prompts_uri, arrays)
+    fid.save_stats(stats_uri, *fid.statistics(feats))
+    stats_hash = "sha256:" + hashlib.sha256(storage.read_bytes(stats_uri)).hexdigest()
+    record = {
+        "prompts": {"uri": prompts_uri, "sha256": prompts_hash, "num": args.num, "seed": args.seed},
+        "stats": {"uri": stats_uri, "sha256": stats_hash, "features": extractor.name, "image_size": size},
+        "text_encoder": text.identity(),
+        "source": source.describe(),
+        "passed_over": json.loads(str(arrays["meta"]))["passed_over"],
+    }
+    record_uri = storage.join(prompts_uri.rsplit("/", 1)[0], "reference.json")
+    storage.write_text(record_uri, json.dumps(record, indent=1) + "\n")
+    print(f"{prompts_uri}: {args.num} prompts (seed {args.seed}), {prompts_hash}")
+    print(
+        f"{stats_uri}: fid-{extractor.name} statistics of the same {args.num} images at {size}x{size}, "
+        f"{stats_hash}"
+    )
+    print(f"{record_uri}: what was drawn and both hashes")
     return 0

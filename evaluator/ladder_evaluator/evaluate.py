@@ -13,6 +13,7 @@ sampling noise.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import logging
 import os
@@ -80,6 +81,7 @@ class Scorers:
     fid_ref: tuple[np.ndarray, np.ndarray] | None = None
     clip: object | None = None
     judge: object | None = None
+    stats_hash: str | None = None  # sha256 of data.referenceSet.statsUri as read
 
     @classmethod
     def build(cls, run: RunConfig, prompts: prompts_mod.Prompts) -> Scorers:
@@ -96,6 +98,7 @@ class Scorers:
             stats_uri = run.data.reference_set.stats_uri
             if stats_uri:
                 self.fid_ref = fid.load_stats(stats_uri, self.fid_extractor.dim)
+                self.stats_hash = "sha256:" + hashlib.sha256(storage.read_bytes(stats_uri)).hexdigest()
             elif prompts.images is not None:
                 self.fid_ref = fid.reference_from_images(prompts.images, self.fid_extractor, ev.batch_size)
             else:
@@ -118,6 +121,12 @@ class Scorers:
 
     def accumulator(self) -> Accumulator:
         return Accumulator(self)
+
+    def hashes(self) -> dict[str, str]:
+        """The reference files' hashes, for every result's settings (which prompts and which
+        statistics a number was measured against)."""
+        found = {"promptsHash": self.prompts.sha256, "statsHash": self.stats_hash}
+        return {k: v for k, v in found.items() if v}
 
 
 class Accumulator:
@@ -208,7 +217,8 @@ def save_samples(run: RunConfig, step: int, setting: Setting, images, labels) ->
     storage.write_bytes(storage.join(run.paths.samples, f"step-{step}", name), buf.getvalue())
 
 
-def results_for(run: RunConfig, step: int, setting: Setting, values: dict[str, float]) -> list[Result]:
+def results_for(run: RunConfig, step: int, setting: Setting, values: dict[str, float],
+                hashes: dict[str, str] | None = None) -> list[Result]:
     paper, with_g = sampling_cost(run.model.normalized_cost, setting.steps, setting.guidance)
     ev = run.evaluation
     settings = {
@@ -217,6 +227,7 @@ def results_for(run: RunConfig, step: int, setting: Setting, values: dict[str, f
         "weights": "ema" if model.uses_ema(run) else "raw",
         "predictionType": str(getattr(run.training.prediction_type, "value", run.training.prediction_type)),
         "seed": str(ev.seed),
+        **(hashes or {}),
     }
     if setting.sampler == "ddim":
         settings["eta"] = f"{ev.ddim_eta:g}"
@@ -286,7 +297,7 @@ def evaluate(run: RunConfig, checkpoint_uri: str, store: ResultStore, *, force: 
         values = acc.values()
         images = np.concatenate(kept_images)
         labels = None if kept_labels[0] is None else np.concatenate(kept_labels)
-        results = results_for(run, step, setting, values)
+        results = results_for(run, step, setting, values, scorers.hashes())
         store.write(results)
         written.extend(results)
         try:

@@ -128,3 +128,20 @@ def load(target) -> ImageEncoder:
     if spec.kind == "identity":
         return Identity(target.latent_size, target.latent_channels)
     return SdVae(spec, target.latent_size, target.latent_channels)
+
+
+def image_geometry(target) -> tuple[int, int]:
+    """(pixels per side, channels) of the images the evaluator generates and training encodes,
+    from the autoencoder's config alone (no weights loaded)."""
+    spec = target.autoencoder
+    if spec.kind == "identity":
+        return target.latent_size, target.latent_channels
+    from ladder_trainer.weights import configs, files
+
+    if not spec.weights_uri:
+        raise UserError("data.autoencoder.weightsUri: sd-vae needs the autoencoder's folder (its config.json "
+                        "fixes the image size)")
+    config_path, _ = files.locate(spec.weights_uri, "vae")
+    config = configs.autoencoder_from_diffusers(files.read_config(config_path, "data.autoencoder.weightsUri"),
+                                                str(config_path))
+    return target.latent_size * config.downsample_factor, config.in_channels

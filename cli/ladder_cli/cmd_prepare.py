@@ -78,6 +78,23 @@ def register(sub) -> None:
     )
     r.set_defaults(func=cmd_reference)
 
+    a = ps.add_parser(
+        "train-autoencoder", help="train a small AutoencoderKL (SD's architecture) on the images"
+    )
+    a.add_argument("spec", help="the experiment YAML (ladder.latentSize, ladder.latentChannels)")
+    _sources(a)
+    a.add_argument("--output", help="diffusers folder to write (default: data.autoencoder.weightsUri)")
+    a.add_argument("--widths", default="32,64", help="block widths; image side = latentSize x 2^(levels-1)")
+    a.add_argument("--layers-per-block", type=int, default=1)
+    a.add_argument("--norm-groups", type=int, default=8)
+    a.add_argument("--steps", type=int, default=500)
+    a.add_argument("--batch-size", type=int, default=16)
+    a.add_argument("--learning-rate", type=float, default=1e-3)
+    a.add_argument("--kl-weight", type=float, default=1e-4)
+    a.add_argument("--seed", type=int, default=0)
+    a.add_argument("--max-images", type=int, default=None, help="train on at most this many images")
+    a.set_defaults(func=cmd_train_autoencoder)
+
     c = ps.add_parser("convert-v1", help="rewrite a ladder-latents/v1 set (npz shards) as v2")
     c.add_argument("src")
     c.add_argument("dst")
@@ -268,3 +285,69 @@ def cmd_reference(args) -> int:
     )
     print(f"{record_uri}: what was drawn and both hashes")
     return 0
+
+
+def cmd_train_autoencoder(args) -> int:
+    from ladder_prepare import train_autoencoder as ta
+    from ladder_prepare.hashing import weights_hash
+    from ladder_prepare.target import Target
+
+    target = Target.from_spec(_experiment(args.spec).spec)
+    output = args.output or target.autoencoder.weights_uri
+    if not output:
+        raise UserError("give --output, or set data.autoencoder.weightsUri: where the autoencoder is written")
+    try:
+        widths = tuple(int(w) for w in args.widths.split(","))
+    except ValueError:
+        raise UserError(f"--widths {args.widths!r}: comma-separated integers, e.g. 32,64") from None
+    recipe = ta.Recipe(
+        widths,
+        args.layers_per_block,
+        args.norm_groups,
+        args.steps,
+        args.batch_size,
+        args.learning_rate,
+        args.kl_weight,
+        args.seed,
+    )
+    config = recipe.config(target.latent_channels, 3)
+    size = target.latent_size * config.downsample_factor
+    images, skipped = ta.collect_images(make_source(args), size, 3, args.max_images)
+    print(
+        f"training on {len(images)} images of {size}x{size} ({skipped} skipped), {args.steps} steps",
+        file=sys.stderr,
+    )
+    params, losses = ta.train(images, config, recipe, _step_progress(args.steps))
+    config = ta.save(output, config, params, images)
+    from ladder_trainer.weights import files
+
+    digest = weights_hash([str(files.locate(output, "vae")[1])])
+    print(
+        f"{output}: AutoencoderKL {list(widths)} x {args.layers_per_block}, {config.latent_channels} latent "
+        f"channels, loss {losses[:10].mean():.4f} -> {losses[-10:].mean():.4f}, reconstruction error "
+        f"{ta.reconstruction_error(config, params, images[:256]):.4f}"
+    )
+    print(
+        "in the spec:\n  data:\n    autoencoder:\n      kind: sd-vae\n"
+        f"      weightsUri: {output}\n      scalingFactor: {config.scaling_factor}\n      hash: {digest}"
+    )
+    return 0
+
+
+def _step_progress(total: int):
+    if not sys.stderr.isatty():
+        return lambda step, loss: (
+            (step % max(1, total // 10) == 0)
+            and print(f"step {step}/{total} loss {loss:.4f}", file=sys.stderr)
+        )
+    from tqdm import tqdm
+
+    bar = tqdm(total=total, unit="step", dynamic_ncols=True)
+
+    def update(step, loss):
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss:.4f}")
+        if step == total:
+            bar.close()
+
+    return update

@@ -148,3 +148,18 @@ def vae_spec(tmp_path, small_autoencoder):
         tmp_path / "exp.yaml",
         autoencoder={"kind": "sd-vae", "weightsUri": str(small_autoencoder), "scalingFactor": 0.5},
     )
+
+
+def pytest_configure(config):
+    """JAX's persistent compilation cache, shared with the trainer's tests: the autoencoder's
+    programs compile once per machine, not once per test run."""
+    import os
+    import tempfile
+
+    import jax
+
+    jax.config.update(
+        "jax_compilation_cache_dir",
+        os.path.join(tempfile.gettempdir(), f"ladder-test-jax-cache-{os.getuid()}"),
+    )
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)

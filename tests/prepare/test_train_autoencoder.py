@@ -74,7 +74,7 @@ def test_trained_autoencoder_reconstructs_better_and_loads_as_sd_vae_does(tmp_pa
 
 def test_losses_fall_with_a_fixed_seed_and_repeat_exactly():
     images, _ = ta.collect_images(sources.WebDataset([str(webdataset_shards_once())]), 16, 3)
-    recipe = ta.Recipe(widths=(8, 16), norm_groups=4, steps=12, batch_size=4, learning_rate=3e-3, seed=1)
+    recipe = ta.Recipe(widths=(8, 16), norm_groups=4, steps=12, batch_size=8, learning_rate=3e-3, seed=1)
     config = recipe.config(4, 3)
     _, a = ta.train(images, config, recipe)
     _, b = ta.train(images, config, recipe)

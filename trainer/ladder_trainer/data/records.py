@@ -8,6 +8,7 @@ reads the same ranges several times slower).
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 import numpy as np
@@ -113,12 +114,13 @@ class RecordSource:
         return read_null_context(self.uri, self.manifest)
 
     def close(self) -> None:
-        for fd in self._files.values():
+        files, self._files = self._files, {}
+        for fd in files.values():
             os.close(fd)
-        self._files.clear()
 
     def __del__(self):
-        self.close()
+        with contextlib.suppress(Exception):  # at interpreter shutdown os may already be gone
+            self.close()
 
 
 class ArraySource:

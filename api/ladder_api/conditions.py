@@ -17,6 +17,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
+from ladder_api import grid
 from ladder_api.frontier import summarize
 from ladder_api.spec import EvaluationSpec, MetricName
 from ladder_api.status import (
@@ -46,6 +47,7 @@ class Reason(StrEnum):
     size_suspended = "SizeSuspended"
     as_expected = "AsExpected"
     spec_change_refused = "SpecChangeRefused"
+    object_rejected = "ObjectRejected"
     invalid_spec = "InvalidSpec"
     suspended_by_spec = "SuspendedBySpec"
     interrupted = "Interrupted"
@@ -67,6 +69,7 @@ class Circumstances:
 
     suspension: Suspension | None = None
     refused: tuple[str, ...] = ()  # refused spec edits, each naming its field (operator only)
+    rejected: str = ""  # what the API server refused to create, and why (operator only)
     active: bool = True  # False once the backend stopped working on it (a finished `ladder run`)
 
 
@@ -152,14 +155,19 @@ def _held_reason(phase: ExperimentPhase, circumstances: Circumstances) -> Reason
         return circumstances.suspension.reason
     if circumstances.refused:
         return Reason.spec_change_refused
+    if circumstances.rejected:
+        return Reason.object_rejected
     return Reason.stopped
 
 
 def _degraded(sizes: Sequence[SizeStatus], circumstances: Circumstances) -> _Want:
-    """A refused edit first (nothing new starts until it is reverted), then failed sizes, then a
-    size held while the experiment is not (e.g. Kueue deactivated its Workload)."""
+    """A refused edit first (nothing new starts until it is reverted), then an object the API
+    server refused (nothing new starts until the spec changes), then failed sizes, then a size
+    held while the experiment is not (e.g. Kueue deactivated its Workload)."""
     if circumstances.refused:
         return _Want(DEGRADED, True, Reason.spec_change_refused, refusal_message(circumstances.refused))
+    if circumstances.rejected:
+        return _Want(DEGRADED, True, Reason.object_rejected, circumstances.rejected)
     if failures := _failures(sizes):
         return _Want(DEGRADED, True, Reason.size_failed, failures)
     if circumstances.suspension is None and (held := _failures(sizes, SizePhase.suspended)):
@@ -172,7 +180,8 @@ def _wanted(
 ) -> list[_Want]:
     done = phase is ExperimentPhase.succeeded
     progressing = phase in (ExperimentPhase.pending, ExperimentPhase.running)
-    progressing = progressing and circumstances.active and not circumstances.refused
+    held_back = circumstances.refused or circumstances.rejected
+    progressing = progressing and circumstances.active and not held_back
     held = _held_reason(phase, circumstances)
     suspension = circumstances.suspension if phase is ExperimentPhase.suspended else None
     settled = phase in (ExperimentPhase.succeeded, ExperimentPhase.failed, ExperimentPhase.suspended)
@@ -213,7 +222,7 @@ def fid_metric(evaluation: EvaluationSpec) -> str | None:
     """The FID the summary ranks by: the one the spec's evaluation measures (its features)."""
     if MetricName.fid not in evaluation.metrics:
         return None
-    return f"fid-{evaluation.fid_features.value}"
+    return grid.fid_metric(evaluation.fid_features)
 
 
 def summary(results: Sequence[Result], sizes: Sequence[SizeStatus], evaluation: EvaluationSpec) -> Summary:

@@ -31,8 +31,8 @@ DTYPE_BYTES = {"float32": 4, "bfloat16": 2}
 ACTIVATION_FACTOR = 1.45  # XLA (CPU) keeps ~45% more than the count; fitted on 4 small configs
 
 
-def _bytes(dtype) -> int:
-    return DTYPE_BYTES[str(getattr(dtype, "value", dtype))]
+def _bytes(dtype: str) -> int:  # a spec Precision is a StrEnum, so it is the str key itself
+    return DTYPE_BYTES[dtype]
 
 
 QUERY_CHUNK = 1024  # the trainer's memory-efficient attention chunk (ladder_trainer.models.unet)

@@ -5,9 +5,9 @@ backends accept and refuse exactly the same edits.
 
 In the recipe: the ladder's shared U-Net settings (the width is added by the hash), the training
 data and its encoders, and every training setting that changes the math of a step or the data
-order. Not in it: where and how the math runs (sharding, slices), when checkpoints are written
-and kept, logging, caches, and what is evaluated (the reference set, whether EMA weights are
-scored). Those can change while sizes train.
+order. Not in it: where and how the math runs (sharding, slices, how long hosts wait for each
+other), when checkpoints are written and kept, logging, caches, and what is evaluated (the
+reference set, whether EMA weights are scored). Those can change while sizes train.
 
 Stable across Ladder versions: a field added to the recipe later is recorded in LEGACY with the
 value that reproduces what Ladder did before the field existed. A recipe that holds a field at its
@@ -33,7 +33,8 @@ NOT_RECIPE: dict[str, frozenset[str]] = {
     # Where `ladder prepare` loads the text encoder from does not change the data: its hash does.
     "data": frozenset({"referenceSet", "shuffleBuffer", "textEncoder.weightsUri"}),
     "training": frozenset(
-        {"sharding", "checkpoint", "logEverySteps", "compilationCacheUri", "ema.evaluateEma"}
+        {"sharding", "checkpoint", "logEverySteps", "compilationCacheUri", "ema.evaluateEma",
+         "distributedInitTimeoutSeconds"}
     ),
 }
 

@@ -112,10 +112,10 @@ def _load_dir(path: str):
 
 def _expected(out_dir: Path) -> dict[int, int]:
     from ladder_api.artifacts import checkpoint_steps
+    from ladder_api.grid import expected_ids
     from ladder_api.loading import load_run_configs
-    from ladder_local.grid import expected_ids
 
-    return {run.width: len(expected_ids(run, checkpoint_steps(run.paths.checkpoints) or [run.training.steps]))
+    return {run.width: len(expected_ids(run, checkpoint_steps(run.paths.checkpoints)))
             for run in load_run_configs(out_dir)}
 
 

@@ -14,8 +14,8 @@ from pathlib import Path
 from ladder_api.crd import crd_yaml
 from ladder_api.errors import SpecError
 from ladder_api.loading import load_experiment
-from ladder_api.memory import memory_problems
 from ladder_api.plan import Plan, expand
+from ladder_api.validation import Target, problems
 from ladder_operator import render as rendering
 
 
@@ -24,9 +24,16 @@ def register(sub) -> None:
     p = sub.add_parser(
         "validate",
         help="check an experiment file; one line per problem",
-        description="Validate a ScalingExperiment file and print a one-line summary of its sizes and slices.",
+        description="Validate a ScalingExperiment file and print a one-line summary of its sizes and slices. "
+        "What only a cluster refuses (outputs or data off gs://, a batch the slice's chips do not divide) "
+        "is printed as a warning: `ladder run` can execute it, the operator sets it Invalid.",
     )
     p.add_argument("file", help="experiment YAML")
+    p.add_argument(
+        "--cluster",
+        action="store_true",
+        help="check it as the operator does (exit 2 on what only a cluster refuses, too)",
+    )
     p.set_defaults(func=cmd_validate)
 
     p = sub.add_parser(
@@ -93,13 +100,16 @@ def summary_line(plan: Plan) -> str:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    """Schema first, then whether each size fits its TPU slice's memory (the analytic plan of
-    ladder_api.memory): a size that cannot fit is refused here rather than OOM on a slice."""
+    """Schema first, then ladder_api.validation, the operator's own checks: the per-chip memory
+    plan always, and what can only fail in a pod as a warning (an error with --cluster)."""
     exp = load_experiment(args.file)
     plan = expand(exp)
-    problems = memory_problems(exp.spec)
-    if problems:
-        raise SpecError(args.file, [f"spec.{p}" for p in problems])
+    found = problems(exp, Target.cluster)
+    errors = [str(p) for p in found if args.cluster or not p.cluster_only]
+    if errors:
+        raise SpecError(args.file, errors)
+    for p in found:
+        print(f"{args.file}: warning: {p} [on a cluster only: the operator sets it Invalid]", file=sys.stderr)
     print(summary_line(plan))
     return 0
 

@@ -10,9 +10,8 @@ import argparse
 import sys
 
 from ladder_api.errors import SpecError, UserError, print_user_error
+from ladder_api.exitcodes import USER_ERROR
 from ladder_cli import cmd_local, cmd_operator, cmd_prepare, cmd_sizes, cmd_spec
-
-EXIT_USER_ERROR = 2
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except (SpecError, UserError) as err:
         print_user_error(err)
-        return EXIT_USER_ERROR
+        return USER_ERROR
     except BrokenPipeError:
         return 0
 

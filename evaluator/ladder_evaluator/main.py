@@ -6,9 +6,10 @@ ScalingExperiment's status by server-side apply (see status_store); otherwise in
 folder run.paths.results (or --results), local or gs://, one new object per write (see
 ladder_api.artifacts). Ids already recorded are skipped
 unless --force. User errors (missing checkpoint, missing weights, reference statistics of the
-wrong dimension, bad config) print one message and exit 2, with no traceback. An API server
-that stays away longer than the status writes' retries exits RESTARTABLE (42): the JobSet
-restarts the evaluation, which skips what was already recorded.
+wrong dimension, bad config) print one message and exit 2, with no traceback; infrastructure
+faults (a transient GCS error, an API server that stays away longer than the status writes'
+retries) exit 42 so the JobSet restarts the evaluation, which skips what was already recorded;
+anything else exits 1 (ladder_api.failures).
 """
 
 from __future__ import annotations
@@ -17,9 +18,8 @@ import argparse
 import logging
 import os
 
-from ladder_api import exitcodes
+from ladder_api import exitcodes, failures
 from ladder_api.artifacts import ResultsStore
-from ladder_api.errors import SpecError, UserError, print_user_error
 from ladder_api.loading import load_run_config
 from ladder_api.plan import RunConfig
 from ladder_evaluator.evaluate import Progress, evaluate
@@ -98,12 +98,11 @@ def main(argv: list[str] | None = None) -> int:
                            progress=RichProgress(enabled=not args.no_progress))
         log.info("c%d: %d results written", run.width, len(written))
         return exitcodes.OK
-    except (SpecError, UserError) as err:
-        print_user_error(err)
-        return exitcodes.USER_ERROR
     except ApiError as err:
         if not err.transient:
-            raise
+            return failures.report(err, log)
         log.error("the Kubernetes API server stayed unreachable (%s); exiting %d to be restarted",
                   err, exitcodes.RESTARTABLE)
         return exitcodes.RESTARTABLE
+    except Exception as err:  # noqa: BLE001 - every failure gets the exit code its kind needs
+        return failures.report(err, log)

@@ -39,8 +39,9 @@ SERVICE_ACCOUNT = Resource("", "v1", "serviceaccounts", "ServiceAccount")
 EVENT = Resource("", "v1", "events", "Event")
 ROLE = Resource("rbac.authorization.k8s.io", "v1", "roles", "Role")
 ROLE_BINDING = Resource("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding")
+LEASE = Resource("coordination.k8s.io", "v1", "leases", "Lease")  # the operator's leader election
 
-KNOWN = (EXPERIMENT, JOBSET, WORKLOAD, CONFIG_MAP, SERVICE_ACCOUNT, EVENT, ROLE, ROLE_BINDING)
+KNOWN = (EXPERIMENT, JOBSET, WORKLOAD, CONFIG_MAP, SERVICE_ACCOUNT, EVENT, ROLE, ROLE_BINDING, LEASE)
 _BY_KIND = {(r.group, r.kind): r for r in KNOWN}
 
 

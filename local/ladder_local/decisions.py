@@ -12,9 +12,9 @@ from collections.abc import Collection
 from dataclasses import dataclass
 
 from ladder_api.errors import UserError
+from ladder_api.grid import expected_ids
 from ladder_api.plan import RunConfig
 from ladder_api.recipe import recipe_diff, recipe_from_config
-from ladder_local.grid import expected_ids
 
 
 @dataclass(frozen=True)
@@ -39,9 +39,8 @@ def decide(
     done_steps = [s for s in checkpoint_steps if s <= final]
     newest = max(done_steps) if done_steps else None
     if newest is None or newest < final:
-        # After training, the "all" selection covers whatever checkpoints it kept, so the
-        # expected count is only a lower bound until then.
-        expected = expected_ids(run, [*done_steps, final])
+        # Until training is done, the "all" selection's count is only an estimate.
+        expected = expected_ids(run, done_steps)
         reason = f"resume training from step {newest}" if newest is not None else "train from scratch"
         return SizeDecision(
             run.width, True, True, reason, newest, len(expected), len(expected & set(recorded_ids))

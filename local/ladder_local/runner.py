@@ -19,12 +19,12 @@ from pathlib import Path
 
 from ladder_api import artifacts, storage
 from ladder_api.exitcodes import OK, RESTARTABLE, USER_ERROR
+from ladder_api.grid import expected_ids
 from ladder_api.plan import Plan, expand
 from ladder_api.spec import ScalingExperiment
 from ladder_api.status import ScalingExperimentStatus, SizePhase
 from ladder_local import layout
 from ladder_local.decisions import SizeDecision, check_same_recipe, decide
-from ladder_local.grid import expected_ids
 from ladder_local.lock import RunLock
 from ladder_local.observe import SizeObservation, SizeWatcher
 from ladder_local.processes import EVALUATE, TRAIN, Child, Task, evaluate_task, log_tail, train_task
@@ -227,10 +227,7 @@ class LocalRunner:
         if text != self._written:
             artifacts.write_status(self.state_dir, status)
             self._written = text
-        expected = {run.width: len(expected_ids(run, obs[run.width].checkpoint_steps)
-                                   if self.stage.get(run.width) in (EVALUATE, "done")
-                                   else expected_ids(run, [run.training.steps]))
-                    for run in self.plan.runs}
+        expected = {w: len(expected_ids(self.plan.run(w), o.checkpoint_steps)) for w, o in obs.items()}
         speeds = {}
         for w, o in obs.items():
             v = (o.last_metrics or {}).get("examples_per_s")

@@ -16,6 +16,9 @@ API_ERRORS = Counter(
     "Kubernetes API errors (other than 404/409), by verb and HTTP code (0: no answer).",
     ["verb", "code"],
 )
+LEADER = Gauge(
+    "ladder_operator_leader", "1 while this process holds the leader Lease and acts, 0 while it stands by."
+)
 WRITES = Counter(
     "ladder_api_writes_total", "Kubernetes API writes the operator made, by kind of write.", ["action"]
 )

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ladder_api.grid import ADHERENCE, CLIP_SCORE, fid_features_of, fid_metric
+from ladder_api.spec import FidFeatures
+
 
 @dataclass(frozen=True)
 class MetricLabel:
@@ -18,25 +21,25 @@ class MetricLabel:
 
 
 KNOWN = {
-    "fid-inception": MetricLabel(
+    fid_metric(FidFeatures.inception): MetricLabel(
         "FID (Inception)",
         "Fréchet Inception Distance on Inception-v3 pool features (clean-fid). Comparable to "
         "published FIDs only with the same reference set and sample count.",
         True,
     ),
-    "fid-digits-classifier": MetricLabel(
+    fid_metric(FidFeatures.digits_classifier): MetricLabel(
         "FID (digits-classifier features)",
         "Fréchet distance between generated and held-out real digits, computed on the features of a "
         "small digits classifier trained offline on the dataset (clean-fid's custom feature path). "
         "Not comparable to Inception FID or to any published number; lower is better.",
         True,
     ),
-    "clip-score": MetricLabel(
+    CLIP_SCORE: MetricLabel(
         "CLIP score",
         "Cosine similarity of open_clip image and prompt embeddings (higher is better).",
         False,
     ),
-    "adherence": MetricLabel(
+    ADHERENCE: MetricLabel(
         "Prompt adherence",
         "Fraction of generated images that a digits classifier (trained offline on the dataset) "
         "labels as the prompted digit. Chance is 10% (ten digits); higher is better.",
@@ -49,8 +52,8 @@ KNOWN = {
 def label(metric: str) -> MetricLabel:
     if metric in KNOWN:
         return KNOWN[metric]
-    if metric.startswith("fid-"):
-        features = metric[len("fid-"):]
+    features = fid_features_of(metric)
+    if features:
         return MetricLabel(f"FID ({features} features)", f"Fréchet distance on {features} features "
                            "(not comparable to Inception FID).", True)
     return MetricLabel(metric, f"{metric} (as recorded by the evaluator)", False)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import yaml
 
+from ladder_api.grid import ADHERENCE, CLIP_SCORE, fid_features_of
 from ladder_report import analysis, plots
 from ladder_report.analysis import Table
 from ladder_report.labels import label
@@ -100,8 +101,8 @@ def build_sections(data: ReportData) -> list[Section]:
              "Best size per sampling budget: dots are all measurements, the step line the frontier.")
         sections.append(front)
 
-    sweep_metrics = [m for m in metrics if m.startswith("fid-")]
-    sweep_metrics += [m for m in ("adherence", "clip-score") if m in metrics]
+    sweep_metrics = [m for m in metrics if fid_features_of(m)]
+    sweep_metrics += [m for m in (ADHERENCE, CLIP_SCORE) if m in metrics]
     if sweep_metrics:
         sweep = Section("Guidance sweeps")
         newest = analysis.newest_only(results)

@@ -122,6 +122,15 @@ def test_a_refused_edit_stops_progress_and_names_the_fields():
     assert cond["Degraded"][2].startswith("refused: spec.training.learningRate: 0.002 -> 0.004. ")
 
 
+def test_an_object_the_api_server_refused_stops_progress_and_says_why():
+    why = 'the API server refused JobSet x-c32: JobSet.jobset.x-k8s.io "x-c32" is invalid: bad label'
+    st = experiment_status(sizes(S.failed, S.pending), [], EVAL, now="T",
+                           circumstances=Circumstances(rejected=why))
+    cond = by_type(st)
+    assert cond["Degraded"] == ("True", "ObjectRejected", why), "before the failed size: it blocks all"
+    assert cond["Progressing"][:2] == ("False", "ObjectRejected")
+
+
 def test_failed_and_held_sizes_degrade_the_experiment():
     st = experiment_status(sizes(S.failed, S.training, messages={32: "FailedJobs: boom"}), [], EVAL, now="T")
     assert by_type(st)["Degraded"] == ("True", "SizeFailed", "c32: FailedJobs: boom")

@@ -47,6 +47,7 @@ def _set(path: str, value):
     ("training.checkpoint.intervalSteps", 7),
     ("training.logEverySteps", 3),
     ("training.compilationCacheUri", "/tmp/cache"),
+    ("training.distributedInitTimeoutSeconds", 60),
     ("training.ema.evaluateEma", False),
     ("evaluation.numSamples", 99),
     ("data.referenceSet.uri", "builtin:digits-test"),

@@ -4,6 +4,7 @@ with a clear message for each user error."""
 
 from __future__ import annotations
 
+import shutil
 import types
 from pathlib import Path
 
@@ -48,13 +49,19 @@ def _write_config(tmp: Path, run: RunConfig, name="run.json") -> str:
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    """A run config and a checkpoint at step 10 (initial weights: the pipeline, not quality)."""
+def trained(tmp_path_factory, classifier_cache, digits_extractor):
+    """A run config and a checkpoint at step 10 (initial weights: the pipeline, not quality). The
+    run's evaluation cache holds the session's digits classifier (its training is tested in
+    test_metrics): the evaluator loads it instead of training it again."""
+    from ladder_evaluator.evaluate import cache_dir
     from ladder_trainer import checkpointing
     from ladder_trainer.models import init_params
 
     out = tmp_path_factory.mktemp("evrun")
     run = expand(_experiment(out)).runs[0]
+    cache_dir(run).mkdir(parents=True)
+    for trained_classifier in Path(classifier_cache).glob("digits-classifier-*.npz"):
+        shutil.copy(trained_classifier, cache_dir(run))
     params = init_params(run.model, jax.random.key(0))
     mngr = checkpointing.manager(run.paths.checkpoints, async_save=False)
     state = types.SimpleNamespace(params=params, ema_params=params, opt_state={"count": jax.numpy.zeros(())})
@@ -107,6 +114,18 @@ def test_missing_checkpoint_exits_2_naming_it(trained, tmp_path, capsys):
     assert main(["--config", config, "--checkpoint", str(tmp_path / "nope"), "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert "no checkpoint found at" in err and str(tmp_path / "nope") in err and "Traceback" not in err
+
+
+def test_final_before_training_ends_exits_2_naming_training_steps(trained, tmp_path, capsys):
+    """"final" is training.steps: a run stopped at step 10 of 20 is not scored as final."""
+    _, run = trained
+    longer = run.model_copy(update={"training": run.training.model_copy(update={"steps": 20})})
+    config = _write_config(tmp_path, longer)
+    code = main(["--config", config, "--checkpoint", run.paths.checkpoints, "--results-file",
+                 str(tmp_path / "r.json"), "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2 and "training.steps = 20" in err and "newest: step 10" in err and "Traceback" not in err
+    assert not (tmp_path / "r.json").exists()
 
 
 def test_missing_inception_weights_exits_2_naming_the_path(trained, tmp_path, capsys):
@@ -186,3 +205,17 @@ def test_an_api_server_that_stays_away_exits_restartable(trained, tmp_path, monk
     assert code == exitcodes.RESTARTABLE
     retries = [r for r in caplog.records if "retrying in" in r.getMessage()]
     assert len(retries) >= 3 and "unreachable" in caplog.text
+
+
+def test_sizes_of_one_experiment_share_the_classifier_cache(tmp_path, monkeypatch):
+    """The digits classifier depends on the data only: one training serves every size."""
+    from ladder_evaluator.evaluate import cache_dir
+    from tests.local.conftest import tiny_experiment
+
+    a, b = expand(tiny_experiment("one"), output_uri=str(tmp_path)).runs
+    other = expand(tiny_experiment("two"), output_uri=str(tmp_path)).runs[0]
+    assert cache_dir(a) == cache_dir(b) == tmp_path / "one" / "eval-cache"
+    assert cache_dir(other) != cache_dir(a)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    a, b = expand(tiny_experiment("one"), output_uri="gs://bucket/x").runs
+    assert cache_dir(a) == cache_dir(b) == tmp_path / "xdg" / "ladder" / "default" / "one"

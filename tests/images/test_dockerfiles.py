@@ -7,7 +7,9 @@ floating base image, unpinned dependencies, and weights that would download at r
 
 from __future__ import annotations
 
+import ast
 import fnmatch
+import hashlib
 import importlib.util
 import re
 import shlex
@@ -123,6 +125,17 @@ def test_trainer_and_evaluator_have_jax_for_tpu():
         assert "jax[tpu]" in reqs, component
 
 
+def test_the_builtin_datasets_a_cluster_accepts_ship_in_the_trainer_and_evaluator_images():
+    """ladder_api.validation lets `builtin:` data through on a cluster because scikit-learn (whose
+    load_digits reads a file inside the package, no download) is in both images' extras."""
+    extras = PYPROJECT["project"]["optional-dependencies"]
+    assert any(d.startswith("scikit-learn") for d in extras["trainer"])
+    assert "ladder[trainer]" in extras["evaluator"]
+    import sklearn.datasets
+
+    assert (Path(sklearn.datasets.__file__).parent / "data" / "digits.csv.gz").is_file()
+
+
 @pytest.mark.parametrize("component", COMPONENTS)
 def test_entry_point_exists(component):
     _, expected = COMPONENTS[component]
@@ -184,7 +197,69 @@ def test_evaluator_bakes_the_weights_the_spec_points_to():
     assert "HF_HUB_OFFLINE=1" in env
 
 
-def test_weights_script_is_valid_python():
+def _weights_script() -> str:
     _, all_stages = _stages("evaluator")
     (script,) = [body for stage in all_stages for run in stage.all("RUN") for body in run.heredocs]
-    compile(script, "evaluator/Dockerfile:weights", "exec")
+    return script
+
+
+def _bake(env: dict[str, str], monkeypatch) -> None:
+    """Run the image's weights script in this process, as the build's `python -` runs it."""
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    exec(compile(_weights_script(), "evaluator/Dockerfile:weights", "exec"), {"__name__": "__main__"})
+
+
+def test_weights_script_bakes_weights_the_evaluator_loads(tmp_path, monkeypatch):
+    """The build's weights script, run for real against local stand-ins (a file:// URL for the
+    Inception network, a tiny open_clip model registered in this process for ViT-B-32): it
+    writes the files the spec's defaults name, their digests, and weights the evaluator's own
+    loaders read back."""
+    import torch
+    from safetensors.torch import load_file
+
+    from ladder_evaluator.metrics import clip_score, fid
+    from tests.evaluator.standins import fake_inception, tiny_clip
+
+    source = tmp_path / "source"
+    source.mkdir()
+    inception_src = fake_inception(source / "stand-in.pt")
+    model_name, clip_src = tiny_clip(source, "pretrained.safetensors")
+    out = tmp_path / "weights"
+    out.mkdir()
+    env = {"WEIGHTS_DIR": str(out), "INCEPTION_URL": inception_src.as_uri(), "INCEPTION_SHA256": "",
+           "CLIP_MODEL": model_name, "CLIP_PRETRAINED": str(clip_src), "CLIP_SHA256": ""}
+    _bake(env, monkeypatch)
+
+    spec = EvaluationSpec()
+    inception, clip = out / Path(spec.inception_weights_uri).name, out / Path(spec.clip_weights_uri).name
+    assert inception.read_bytes() == inception_src.read_bytes()
+    baked, original = load_file(str(clip)), load_file(str(clip_src))
+    assert baked.keys() == original.keys() and all(baked[k].equal(original[k]) for k in baked)
+    digests = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in (inception, clip)}
+    assert (out / "SHA256SUMS").read_text() == "".join(f"{d}  {n}\n" for n, d in digests.items())
+
+    extractor = fid.inception_extractor(str(inception), torch.device("cpu"))
+    assert extractor.dim == 2048
+    (out / clip_score.SIDECAR).write_text((source / clip_score.SIDECAR).read_text())  # tiny, not ViT-B-32
+    assert clip_score.load(str(clip), torch.device("cpu")).model_name == model_name
+
+    # Given digests are enforced: the right ones pass, a wrong one fails the build naming the file.
+    _bake({"INCEPTION_SHA256": digests[inception.name], "CLIP_SHA256": digests[clip.name]}, monkeypatch)
+    with pytest.raises(SystemExit, match=f"{clip.name}: sha256 {digests[clip.name]} != expected 00"):
+        _bake({"CLIP_SHA256": "00"}, monkeypatch)
+
+
+def test_build_import_checks_name_modules_that_exist():
+    """Each build ends with `python -c "import ..."`; a renamed module would fail only in CI's
+    image build. libtpu comes with jax[tpu] on TPU hosts only."""
+    tpu_only = {"libtpu"}
+    for component in COMPONENTS:
+        _, all_stages = _stages(component)
+        for run in (r for stage in all_stages for r in stage.all("RUN")):
+            for code in re.findall(r'python -c "([^"]+)"', run.args):
+                imports = [node for node in ast.walk(ast.parse(code)) if isinstance(node, ast.Import)]
+                names = [alias.name for node in imports for alias in node.names]
+                assert names, code
+                for name in set(names) - tpu_only:
+                    assert importlib.util.find_spec(name) is not None, f"{component}: no module {name}"

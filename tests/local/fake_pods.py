@@ -21,8 +21,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "api"))
 from ladder_api import artifacts, storage  # noqa: E402
+from ladder_api.frontier import sampling_cost  # noqa: E402
+from ladder_api.grid import grid_points, metric_names, select_checkpoints  # noqa: E402
 from ladder_api.plan import RunConfig  # noqa: E402
-from ladder_api.status import Result, result_id  # noqa: E402
+from ladder_api.status import Result  # noqa: E402
 
 
 def arg(name):
@@ -76,23 +78,24 @@ def evaluate(run: RunConfig):
     # --force: measure everything again (newer objects win by id, as with the real evaluator)
     have = set() if "--force" in sys.argv else set(store.existing())
     ev = run.evaluation
-    step = run.training.steps
+    available = artifacts.checkpoint_steps(arg("--checkpoint"))
     out = []
-    for sampler in ev.samplers:
-        for n in ev.steps:
-            for g in ev.guidance_scales:
-                for metric in ("fid-digits-classifier", "adherence"):
-                    rid = result_id(run.width, step, sampler.value, n, g, metric)
-                    if rid in have:
-                        continue
-                    cost = run.model.normalized_cost * n
-                    value = 100.0 / (run.width * n) if metric.startswith("fid") else 0.5
-                    out.append(Result(id=rid, width=run.width, checkpoint_step=step, sampler=sampler.value,
-                                      steps=n, guidance=g, metric=metric, value=value, num_samples=10,
-                                      gflops_per_forward=run.model.gflops_per_forward, sampling_cost=cost,
-                                      sampling_cost_with_guidance=cost * (1 if g in (0, 1) else 2)))
+    for step in select_checkpoints(ev, run.training.steps, available, "--checkpoint"):
+        for p in grid_points(ev):
+            for metric in metric_names(ev):
+                if p.result_id(run.width, step, metric) not in have:
+                    out.append(fake_result(run, step, p, metric))
     for i in range(0, len(out), 4):  # several writes, as the real evaluator writes per grid point
         store.write(out[i:i + 4])
+
+
+def fake_result(run: RunConfig, step: int, p, metric: str) -> Result:
+    paper, with_guidance = sampling_cost(run.model.normalized_cost, p.steps, p.guidance)
+    value = 100.0 / (run.width * p.steps) if metric.startswith("fid") else 0.5
+    return Result(id=p.result_id(run.width, step, metric), width=run.width, checkpoint_step=step,
+                  sampler=p.sampler, steps=p.steps, guidance=p.guidance, metric=metric, value=value,
+                  num_samples=10, gflops_per_forward=run.model.gflops_per_forward, sampling_cost=paper,
+                  sampling_cost_with_guidance=with_guidance)
 
 
 def log(line):

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from ladder_api.errors import UserError
+from ladder_api.grid import expected_ids
 from ladder_api.plan import expand
 from ladder_local.decisions import check_same_recipe, decide
-from ladder_local.grid import expected_ids, metric_keys
 from ladder_local.layout import run_location
 from tests.local.conftest import tiny_experiment
 
@@ -19,17 +19,15 @@ def _run(**ev):
     return expand(tiny_experiment(**ev), root="/out").runs[0]
 
 
-def test_grid_names_fid_by_its_features_and_covers_every_setting():
-    run = _run()
-    assert metric_keys(run.evaluation) == ["fid-digits-classifier", "adherence"]
-    ids = expected_ids(run, [6])
+def test_expected_ids_cover_the_grid_of_the_final_checkpoint():
+    ids = expected_ids(_run(), [2, 4, 6])
     assert len(ids) == 2 * 2 * 2 * 2
-    assert "c8-s6-ddim-n2-g3-fid-digits-classifier" in ids
+    assert "c8-s6-ddim-n2-g3-fid-digits-classifier" in ids and not any("-s4-" in i for i in ids)
 
 
-def test_checkpoint_selection_all_and_list():
-    assert {i.split("-")[1] for i in expected_ids(_run(checkpoints="all"), [2, 4, 6])} == {"s2", "s4", "s6"}
-    assert {i.split("-")[1] for i in expected_ids(_run(checkpoints=[4]), [2, 4, 6])} == {"s4"}
+def test_before_training_ends_all_counts_the_kept_checkpoints_and_the_final_one():
+    d = decide(_run(checkpoints="all"), [2, 4], [])
+    assert d.train and d.expected == 3 * 16
 
 
 def test_fresh_size_trains_and_then_evaluates():

@@ -366,7 +366,7 @@ def test_retention_delete_adds_a_finalizer_and_cleans_up_on_deletion():
     exp = after(exp, out)
     exp["metadata"]["deletionTimestamp"] = NOW
     out = run_once(exp)
-    uris = tuple(f"./ladder-runs/quickstart/c{w}/checkpoints" for w in (32, 64, 96))
+    uris = tuple(f"gs://ladder-test/runs/quickstart/c{w}/checkpoints" for w in (32, 64, 96))
     assert out.actions == [CleanupCheckpoints(uris), SetFinalizers(())]
     # Retention back to keep: the finalizer goes, nothing is deleted.
     exp = after(
@@ -549,3 +549,22 @@ def test_a_workload_kueue_deactivated_stays_deactivated_until_the_user_retries()
     assert ("SizeRetried", "size c32: re-activating its Kueue Workload") in events(out)
     assert phases(out)[32] == ("Queued", "waiting for Kueue to admit it in queue 'ladder'")
     assert conditions(out)["Degraded"] == ("False", "AsExpected")
+
+
+def test_an_object_the_api_server_refused_stops_creation_and_degrades_once():
+    """Issue 13: the controller retried a 422 forever. Told what was refused, reconcile creates
+    nothing more (no storm), says Degraded/ObjectRejected with the server's words and posts one
+    Warning; the running sizes keep being watched."""
+    why = 'the API server refused JobSet quickstart-c64: JobSet.jobset.x-k8s.io "quickstart-c64" is invalid'
+    exp = after(experiment(), run_once(experiment()))
+    observed = Observed(jobsets={"quickstart-c32": jobset("quickstart-c32")}, workloads={}, rejected=why)
+    out = run_once(exp, observed)
+    assert not [a for a in out.actions if isinstance(a, (Create, ApplyShared, Delete))]
+    assert conditions(out)["Degraded"] == ("True", "ObjectRejected")
+    degraded = next(c for c in out.status["conditions"] if c["type"] == "Degraded")
+    assert degraded["message"] == why
+    assert ("ObjectRejected", why) in events(out)
+    assert phases(out)[32][0] == "Queued", "what runs is still reported"
+    again = run_once(after(exp, out), observed)
+    assert not [e for e in events(again) if e[0] == "ObjectRejected"], "once"
+    assert again.status == out.status

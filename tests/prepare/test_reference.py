@@ -9,6 +9,7 @@ import json
 
 import numpy as np
 
+from ladder_api.grid import GridPoint
 from ladder_api.loading import load_experiment
 from ladder_api.plan import expand
 from ladder_cli.main import main as ladder
@@ -97,7 +98,7 @@ def test_reference_prompts_and_statistics_of_the_same_drawn_images(tmp_path, cap
     assert loaded.sha256 == record["prompts"]["sha256"]
     hashes = {"promptsHash": loaded.sha256, "statsHash": record["stats"]["sha256"]}
     result = evaluate.results_for(
-        run, 4, evaluate.Setting("ddim", 2, 1.0), {"fid-digits-classifier": 1.0}, hashes
+        run, 4, GridPoint("ddim", 2, 1.0), {"fid-digits-classifier": 1.0}, hashes
     )[0]
     assert result.settings["promptsHash"] == loaded.sha256 and result.settings["statsHash"].startswith(
         "sha256:"

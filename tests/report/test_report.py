@@ -3,6 +3,8 @@ recorded measurements), and the Markdown/HTML writers on a synthetic run directo
 
 from __future__ import annotations
 
+import base64
+import io
 import json
 import re
 from pathlib import Path
@@ -101,19 +103,86 @@ def test_equal_cost_picks_more_steps_for_smaller_sizes():
     assert analysis.equal_cost_samples([], {8: 0.1}) is None
 
 
-def test_figures_are_png_and_empty_inputs_give_none():
+def _rgb(png: bytes) -> np.ndarray:
+    """A figure decoded as H x W x 3 uint8 (PIL, the reader matplotlib itself uses)."""
+    from PIL import Image
+
+    assert png.startswith(PNG)
+    return np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
+
+
+def _ink(img: np.ndarray, colour, tol: int = 8) -> tuple[int, int]:
+    """(pixels drawn in exactly this colour, how many columns they span): a plotted series is many
+    pixels wide; a legend swatch alone is a few dozen pixels."""
+    target = np.array(colour[:3]) * 255
+    mask = np.abs(img.astype(int) - target).max(axis=-1) <= tol
+    cols = np.nonzero(mask.any(axis=0))[0]
+    return int(mask.sum()), int(cols.max() - cols.min() + 1) if len(cols) else 0
+
+
+def _drawn(img: np.ndarray, colour, min_span: float) -> bool:
+    pixels, span = _ink(img, colour)
+    return pixels >= 100 and span >= min_span * img.shape[1]
+
+
+def test_each_size_is_plotted_in_its_own_colour():
+    runs = _runs()
+    results = _synthetic(runs)
+    fid = "fid-digits-classifier"
+    colour = plots._colors([8, 16])
+    absent = plots._colors([8, 12, 16])[12]  # the colour a third size would get
+    losses = {w: [{"step": i, "loss": k / i} for i in range(1, 20)] for w, k in ((8, 1.0), (16, 2.0))}
+    img = _rgb(plots.loss_curves(losses))
+    assert 300 < img.shape[0] < 600 and 500 < img.shape[1] < 800  # 6.4 x 4 in at 110 dpi, trimmed
+    assert _drawn(img, colour[8], 0.6) and _drawn(img, colour[16], 0.6)  # curves across the axes
+    assert _ink(img, absent)[0] == 0
+    only8 = _rgb(plots.loss_curves({8: losses[8]}))
+    assert _ink(only8, plots._colors([8])[8])[0] > 0 and _ink(only8, colour[16])[0] == 0
+
+    img = _rgb(plots.fid_vs_cost(analysis.curve_points(results, fid), fid))
+    assert _drawn(img, colour[8], 0.2) and _drawn(img, colour[16], 0.2) and _ink(img, absent)[0] == 0
+
+
+def test_frontier_plot_draws_the_winners_segments():
     runs = _runs()
     results = _synthetic(runs)
     fid = "fid-digits-classifier"
     s = analysis.summary_of(results, 2)
-    assert plots.loss_curves({8: [{"step": i, "loss": 1 / i} for i in range(1, 20)]}).startswith(PNG)
-    assert plots.fid_vs_cost(analysis.curve_points(results, fid), fid).startswith(PNG)
-    assert plots.frontier_plot([r for r in results if r.metric == fid], s.frontier, fid).startswith(PNG)
-    assert plots.guidance_sweep(results, [fid, "adherence"]).startswith(PNG)
-    labels = np.arange(10)
-    assert plots.sample_grid([("c8", np.random.default_rng(0).random((10, 8, 8, 1)), labels)]).startswith(PNG)
+    colour = plots._colors([8, 16])
+    img = _rgb(plots.frontier_plot([r for r in results if r.metric == fid], s.frontier, fid))
+    winners = {p.width for p in s.frontier}
+    assert winners == {8, 16}
+    for w in winners:  # dots are translucent; only the frontier's segments are in the full colour
+        assert _ink(img, colour[w])[0] >= 100
+
+
+def test_guidance_sweep_has_a_panel_per_metric():
+    results = _synthetic(_runs())
+    one = _rgb(plots.guidance_sweep(results, ["fid-digits-classifier"]))
+    two = _rgb(plots.guidance_sweep(results, ["fid-digits-classifier", "adherence"]))
+    assert two.shape[1] == pytest.approx(2 * one.shape[1], rel=0.15)
+    assert _drawn(two, plots._colors([8, 16])[16], 0.5)  # in both panels
+
+
+def test_sample_grid_shows_one_image_per_prompted_digit():
+    grey = np.full((10, 8, 8, 1), 0.5)  # each image a uniform mid-grey square
+    prompted = np.array([0, 0, 1, 1, 2, 2, 3, 3, 3, 3])
+    img = _rgb(plots.sample_grid([("c8", grey, prompted), ("c16", grey, None)]))
+    mask = (np.abs(img.astype(int) - 127) <= 3).all(axis=-1)
+    rows = np.nonzero(mask.any(axis=1))[0]
+    bands = [b for b in np.split(rows, np.nonzero(np.diff(rows) > 1)[0] + 1) if len(b) >= 10]
+    per_row = []
+    for band in bands:
+        line = mask[band[len(band) // 2]].astype(int)
+        per_row.append(int((np.diff(np.r_[0, line, 0]) == 1).sum()))
+    assert per_row == [4, 10]  # digits 0-3 once each in the labelled row, all ten without labels
+
+
+def test_empty_inputs_give_no_figure():
+    fid = "fid-digits-classifier"
     assert plots.loss_curves({}) is None and plots.fid_vs_cost([], fid) is None
     assert plots.frontier_plot([], [], fid) is None and plots.sample_grid([]) is None
+    assert plots.guidance_sweep([], [fid]) is None
 
 
 def test_report_of_a_run_directory_is_complete_and_self_contained(tmp_path):
@@ -149,8 +218,11 @@ def test_report_of_a_run_directory_is_complete_and_self_contained(tmp_path):
     assert f"{len(results)} measurements recorded" in md  # every writer's objects, merged
     for name in ("loss_curves", "fid_vs_cost", "frontier", "guidance", "samples"):
         assert f"report_files/{name}.png" in md
-        assert (paths.figures / f"{name}.png").read_bytes().startswith(PNG)
+        assert min(_rgb((paths.figures / f"{name}.png").read_bytes()).shape[:2]) > 50
     page = paths.html.read_text()
     srcs = re.findall(r'src="([^"]+)"', page)
     assert len(srcs) == 5 and all(s.startswith("data:image/png;base64,") for s in srcs)
+    embedded = [base64.b64decode(s.split(",", 1)[1]) for s in srcs]
+    assert sorted(embedded) == sorted((paths.figures / f"{n}.png").read_bytes() for n in (
+        "loss_curves", "fid_vs_cost", "frontier", "guidance", "samples"))
     assert "<table>" in page and "fidFeatures" in page

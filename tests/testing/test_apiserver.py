@@ -143,8 +143,26 @@ def test_noop_write_keeps_resource_version(http):
     assert again["metadata"]["resourceVersion"] == obj["metadata"]["resourceVersion"]
 
 
+def _result(rid: str, value: float = 1.0) -> dict:
+    """A result the CRD schema accepts (every required field set)."""
+    return {
+        "id": rid,
+        "width": 32,
+        "checkpointStep": 100,
+        "sampler": "ddim",
+        "steps": 4,
+        "guidance": 2.0,
+        "metric": "fid",
+        "value": value,
+        "numSamples": 64,
+        "gflopsPerForward": 1.5,
+        "samplingCost": 6.0,
+        "samplingCostWithGuidance": 12.0,
+    }
+
+
 def _results(manager_index: int, n: int, value: float = 1.0) -> list[dict]:
-    return [{"id": f"w{manager_index}-r{i}", "width": 32, "value": value} for i in range(n)]
+    return [_result(f"w{manager_index}-r{i}", value) for i in range(n)]
 
 
 def _apply_status(name, results=None, sizes=None):
@@ -407,7 +425,7 @@ def test_update_operations_take_ownership_from_appliers(http):
     http.apply(
         sx_path(name=name, sub="status"), _apply_status(name, sizes=[{"width": 8, "message": "a"}]), "op"
     )
-    http.merge(sx_path(name=name, sub="status") + "?fieldManager=kubectl", {"status": {"phase": "Edited"}})
+    http.merge(sx_path(name=name, sub="status") + "?fieldManager=kubectl", {"status": {"phase": "Suspended"}})
     _, obj = http.jsonpatch(
         sx_path(name=name, sub="status") + "?fieldManager=kubectl",
         [{"op": "replace", "path": "/status/sizes/0/message", "value": "b"}],
@@ -415,7 +433,7 @@ def test_update_operations_take_ownership_from_appliers(http):
     assert obj["status"]["sizes"][0]["message"] == "b"
     _, obj = http.apply(sx_path(name=name, sub="status"), _apply_status(name, sizes=[{"width": 8}]), "op")
     assert obj["status"]["sizes"] == [{"width": 8, "message": "b"}]
-    assert obj["status"]["phase"] == "Edited"
+    assert obj["status"]["phase"] == "Suspended"
 
 
 def test_unknown_fields_of_custom_resources_are_pruned(http):
@@ -441,3 +459,19 @@ def test_list_with_resource_versions(http):
     http.post(sx_path(), sx_body(new_name()))
     assert http.get(sx_path() + f"?resourceVersion={rv}&resourceVersionMatch=Exact")[0] == 410
     assert http.get(sx_path() + f"?resourceVersion={rv + 10**6}")[0] == 504
+
+
+def test_a_rejected_object_is_answered_422_on_every_write_until_forgotten(http):
+    """Fault injection for what a real server's validation or an admission webhook refuses."""
+    name = new_name()
+    path = "/apis/jobset.x-k8s.io/v1alpha2/namespaces/default/jobsets"
+    body = {"apiVersion": "jobset.x-k8s.io/v1alpha2", "kind": "JobSet", "metadata": {"name": name},
+            "spec": {"replicatedJobs": []}}
+    http.request("POST", "/debug/reject", {"resource": "jobsets", "name": name, "message": "bad label"})
+    code, out = http.post(path, body)
+    assert code == 422 and out["reason"] == "Invalid"
+    assert out["message"] == f'JobSet.jobset.x-k8s.io "{name}" is invalid: bad label'
+    assert http.apply(f"{path}/{name}", body, "m")[0] == 422
+    assert http.post(path, {**body, "metadata": {"name": new_name()}})[0] == 201, "only that object"
+    http.request("DELETE", "/debug/reject")
+    assert http.post(path, body)[0] == 201

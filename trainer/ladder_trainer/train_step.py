@@ -14,12 +14,14 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from flax import struct
 
 from ladder_trainer import diffusion
 from ladder_trainer.models import UNet, abstract_params, build_unet, init_params
 from ladder_trainer.optim import make_optimizer
+from ladder_trainer.sharding import put_global
 
 
 @dataclass(frozen=True)
@@ -75,12 +77,25 @@ def _assemble(config: StepConfig, params, null_context) -> TrainState:
 
 def init_state(run, seed: int, null_context, config: StepConfig | None = None, shardings=None) -> TrainState:
     """Fresh state; pass the config of an abstract_state to get an identical (jit-compatible) tree,
-    and its shardings to have the state laid out over the mesh as it is made. One jitted program
-    builds EMA and optimizer state (eager optax init would compile one program per leaf)."""
+    and its shardings to have the state made in its layout over the mesh: parameters leaf by leaf
+    into their shards (init_params), then EMA and optimizer state by one jitted program whose
+    inputs and outputs are all sharded, so no device holds more than its share at any point."""
     config = config or StepConfig.from_run(run)
-    params = init_params(run.model, int(seed), run.training.param_dtype.value)
-    build = jax.jit(lambda p, n: _assemble(config, p, n), out_shardings=shardings)
-    return build(params, jnp.asarray(null_context, jnp.float32))
+    null_context = np.asarray(null_context, np.float32)
+    if shardings is None:
+        params = init_params(run.model, int(seed), run.training.param_dtype.value)
+        return state_initializer(config)(params, jnp.asarray(null_context))
+    params = init_params(run.model, int(seed), run.training.param_dtype.value, shardings.params)
+    null = put_global(null_context, shardings.null_context)
+    return state_initializer(config, shardings)(params, null)
+
+
+def state_initializer(config: StepConfig, shardings=None):
+    """(params, null_context) -> TrainState as one jitted program (eager optax init would compile
+    one program per leaf). The params are donated: the state's params are the same buffers."""
+    in_shardings = None if shardings is None else (shardings.params, shardings.null_context)
+    return jax.jit(lambda p, n: _assemble(config, p, n), in_shardings=in_shardings,
+                   out_shardings=shardings, donate_argnums=(0,))
 
 
 def abstract_state(run, null_context_shape, config: StepConfig | None = None) -> TrainState:

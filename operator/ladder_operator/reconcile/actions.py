@@ -93,10 +93,12 @@ Action = (
 @dataclass
 class Observed:
     """What exists now: this experiment's JobSets by name and, when the Kueue API is served,
-    their Workloads keyed by the owning JobSet's name (None: no Kueue)."""
+    their Workloads keyed by the owning JobSet's name (None: no Kueue); and what the API server
+    refused to create for this generation of the spec (`rejected`: which object, and why)."""
 
     jobsets: dict[str, dict] = field(default_factory=dict)
     workloads: dict[str, dict] | None = None
+    rejected: str | None = None
 
 
 @dataclass

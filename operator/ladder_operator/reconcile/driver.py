@@ -53,13 +53,15 @@ def reconcile(raw: dict, observed: Observed, now: str, defaults: SiteDefaults | 
     state = with_children(read_state(raw), obj.name, world.jobsets.values())
     if obj.deleting:
         return deletion_outcome(obj, checked, plan, state)
-    return _running(obj, checked, plan, world, state, now, defaults)
+    return _running(obj, checked, plan, world, state, now, defaults, observed.rejected)
 
 
 def _running(
     obj: ExperimentObject, exp: ScalingExperiment, plan: Plan, world: World, state: OperatorState,
-    now: str, defaults: SiteDefaults,
+    now: str, defaults: SiteDefaults, rejected: str | None,
 ) -> Outcome:
+    """`rejected`: the API server refused an object of this spec (422): nothing more is created
+    until the spec changes, and Degraded says why, once (no retry storm)."""
     spec = exp.spec
     refused = refused_edits(state, plan)
     facts = size_facts(obj, spec.ordered_widths(), plan, world, state)
@@ -69,12 +71,13 @@ def _running(
     kueue = world.workloads is not None
     setting = Setting(obj.name, kueue, spec.scheduling.queue, spec.suspend, bool(refused))
     decisions = [decide_size(f, setting) for f in facts]
-    started = admit(decisions, spec.scheduling.max_concurrent, blocked=setting.refused or setting.suspend)
+    blocked = setting.refused or setting.suspend or bool(rejected)
+    started = admit(decisions, spec.scheduling.max_concurrent, blocked=blocked)
     sizes = [started_status(d.status, setting.kueue, setting.queue) if d.width in started else d.status
              for d in decisions]
-    status = operator_status(spec, plan, sizes, obj, refused, now)
+    status = operator_status(spec, plan, sizes, obj, refused, now, rejected)
 
-    creates = _creates(plan, decisions, facts, started, defaults)
+    creates = [] if rejected else _creates(plan, decisions, facts, started, defaults)
     new_state = _next_state(state, plan, decisions, started, shared=bool(creates))
     actions: list[Action] = []
     if new_state != state:
@@ -84,7 +87,7 @@ def _running(
     actions += finalizer_actions(obj, exp)
     actions += [RemoveAnnotation(RETRY_ANNOTATION)] if retrying else []
     actions += [a for r in retried if r for a in r.actions]
-    actions += [delete_jobset(_eval_name(d)) for d in decisions if d.delete_evaluation]
+    actions += [delete_jobset(_eval_name(d)) for d in decisions if d.delete_evaluation and not rejected]
     actions += [c for c in creates if _is_evaluation(c)]
     actions += suspension_actions(world.jobsets, world.workloads, spec.suspend)
     actions += [c for c in creates if not _is_evaluation(c)]

@@ -6,7 +6,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from ladder_api.plan import Plan, short_hash
+from ladder_api.grid import evaluation_hash
+from ladder_api.plan import Plan
 from ladder_operator import names
 from ladder_operator.reconcile.actions import Observed
 from ladder_operator.reconcile.children import JobSetView, WorkloadView, jobset_view, workload_view
@@ -30,11 +31,6 @@ def observe(observed: Observed) -> World:
     return World(jobsets, {name: workload_view(wl) for name, wl in observed.workloads.items()})
 
 
-def evaluation_hash(plan: Plan, width: int) -> str:
-    """Names the evaluation grid of one size: a change means its evaluation runs again."""
-    return short_hash(plan.run(width).evaluation.to_wire(exclude_none=False), 12)
-
-
 def size_facts(
     exp: ExperimentObject, widths: list[int], plan: Plan, world: World, state: OperatorState
 ) -> list[SizeFacts]:
@@ -46,7 +42,7 @@ def size_facts(
         train, evaluate = names.training_jobset(exp.name, width), names.evaluation_jobset(exp.name, width)
         out.append(SizeFacts(
             width=width,
-            eval_hash=evaluation_hash(plan, width),
+            eval_hash=evaluation_hash(plan.run(width).evaluation),
             training=world.jobsets.get(train),
             evaluation=world.jobsets.get(evaluate),
             training_workload=workloads.get(train),

@@ -38,8 +38,10 @@ def operator_status(
     exp: ExperimentObject,
     refused: Sequence[str],
     now: str,
+    rejected: str | None = None,
 ) -> ScalingExperimentStatus:
-    circumstances = Circumstances(suspension=SPEC_SUSPEND if spec.suspend else None, refused=tuple(refused))
+    circumstances = Circumstances(suspension=SPEC_SUSPEND if spec.suspend else None, refused=tuple(refused),
+                                  rejected=rejected or "")
     return experiment_status(
         sizes, exp.status.results, spec.evaluation,
         circumstances=circumstances, previous=exp.status, now=now, generation=exp.generation,
@@ -67,12 +69,14 @@ def size_events(
 
 
 def experiment_events(exp: ExperimentObject, status: ScalingExperimentStatus) -> list[PostEvent]:
-    """A refusal once (when Degraded first says so) and each phase change."""
+    """A refused edit or a refused object once (when Degraded first says so), and each phase
+    change."""
     events = []
     degraded = next(c for c in status.conditions if c.type == "Degraded")
     before = next((c for c in exp.status.conditions if c.type == "Degraded"), None)
-    if degraded.reason == Reason.spec_change_refused and (before is None or before.reason != degraded.reason):
-        events.append(PostEvent("Warning", "SpecChangeRefused", degraded.message))
+    warned = (Reason.spec_change_refused, Reason.object_rejected)
+    if degraded.reason in warned and (before is None or before.reason != degraded.reason):
+        events.append(PostEvent("Warning", degraded.reason, degraded.message))
     if status.phase.value != exp.phase:
         text = f"{exp.phase or 'New'} -> {status.phase.value}: {status.message}"
         events.append(PostEvent("Normal", f"Experiment{status.phase.value}", text))

@@ -11,17 +11,33 @@ import urllib.request
 class Http:
     def __init__(self, url: str):
         self.url = url.rstrip("/")
+        self.headers: dict[str, list[str]] = {}  # of the last response (e.g. its Warning headers)
 
-    def request(self, method: str, path: str, body=None, content_type: str = "application/json"):
+    def request(
+        self, method: str, path: str, body=None, content_type: str = "application/json", accept: str = ""
+    ):
+        status, raw = self.raw(method, path, body, content_type, accept)
+        return status, json.loads(raw or b"null")
+
+    def raw(
+        self, method: str, path: str, body=None, content_type: str = "application/json", accept: str = ""
+    ):
+        """(status, body bytes) of one request, for answers that are not JSON (OpenAPI protobuf)."""
         data = None if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
-        req = urllib.request.Request(
-            self.url + path, data=data, method=method, headers={"Content-Type": content_type}
-        )
+        headers = {"Content-Type": content_type, **({"Accept": accept} if accept else {})}
+        req = urllib.request.Request(self.url + path, data=data, method=method, headers=headers)
         try:
             with urllib.request.urlopen(req, timeout=30) as rsp:
-                return rsp.status, json.loads(rsp.read() or b"null")
+                self._keep_headers(rsp.headers)
+                return rsp.status, rsp.read()
         except urllib.error.HTTPError as err:
-            return err.code, json.loads(err.read() or b"null")
+            self._keep_headers(err.headers)
+            return err.code, err.read()
+
+    def _keep_headers(self, headers) -> None:
+        self.headers = {}
+        for k, v in headers.items():
+            self.headers.setdefault(k.lower(), []).append(v)
 
     def get(self, path):
         return self.request("GET", path)
@@ -42,7 +58,7 @@ class Http:
         return self.request("PATCH", path, ops, "application/json-patch+json")
 
     def apply(self, path, body, manager: str, force: bool = False):
-        q = f"?fieldManager={manager}" + ("&force=true" if force else "")
+        q = ("&" if "?" in path else "?") + f"fieldManager={manager}" + ("&force=true" if force else "")
         return self.request("PATCH", path + q, body, "application/apply-patch+yaml")
 
     def watch_lines(self, path: str, timeout_s: float = 5.0, max_events: int | None = None) -> list[dict]:

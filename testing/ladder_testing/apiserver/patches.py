@@ -237,15 +237,26 @@ def object_field_set(obj: dict, schema: dict, status_only: bool | None) -> set[P
     return out
 
 
-def _find_entry(items: list, element: str, keys_node: dict | None) -> int:
-    keys = list_map_keys(keys_node) or []
+def _entry_index(items: list, keys: list[str]) -> dict[str, int]:
+    index: dict[str, int] = {}
     for i, item in enumerate(items):
-        if isinstance(item, dict) and entry_element(item, keys) == element:
-            return i
-    return -1
+        if isinstance(item, dict):
+            index.setdefault(entry_element(item, keys), i)
+    return index
 
 
-def get_path(obj: Any, path: Path, schema: dict) -> Any:
+def _find_entry(items: list, element: str, keys_node: dict | None, cache: dict | None = None) -> int:
+    """The index of a list-map entry. With `cache` (lists not changed meanwhile), each list is
+    indexed once: status lists hold thousands of entries and a field set as many paths."""
+    keys = list_map_keys(keys_node) or []
+    if cache is None:
+        return _entry_index(items, keys).get(element, -1)
+    if id(items) not in cache:
+        cache[id(items)] = (items, _entry_index(items, keys))  # the list is kept: its id stays its own
+    return cache[id(items)][1].get(element, -1)
+
+
+def get_path(obj: Any, path: Path, schema: dict, cache: dict | None = None) -> Any:
     cur, node = obj, {"properties": {**(schema.get("properties") or {}), "metadata": METADATA_SCHEMA}}
     for el in path:
         if el.startswith("f:"):
@@ -255,7 +266,7 @@ def get_path(obj: Any, path: Path, schema: dict) -> Any:
         else:
             if not isinstance(cur, list):
                 return MISSING
-            idx = _find_entry(cur, el, node)
+            idx = _find_entry(cur, el, node, cache)
             if idx < 0:
                 return MISSING
             cur, node = cur[idx], (node or {}).get("items") or {}
@@ -297,13 +308,15 @@ def merge_applied(current: Any, applied: Any, node: dict | None) -> Any:
     if isinstance(applied, list) and keys and isinstance(current, list):
         items_node = (node or {}).get("items") or {}
         out = copy.deepcopy(current)
+        index = _entry_index(out, keys)
         for item in applied:
             if not isinstance(item, dict):
                 continue
-            idx = _find_entry(out, entry_element(item, keys), node)
-            if idx >= 0:
-                out[idx] = merge_applied(out[idx], item, items_node)
+            element = entry_element(item, keys)
+            if element in index:
+                out[index[element]] = merge_applied(out[index[element]], item, items_node)
             else:
+                index[element] = len(out)
                 out.append(copy.deepcopy(item))
         return out
     return copy.deepcopy(applied)
@@ -314,8 +327,9 @@ def changed_paths(old: dict, new: dict, schema: dict, status_only: bool | None) 
     old_set = object_field_set(old, schema, status_only)
     new_set = object_field_set(new, schema, status_only)
     out = {p for p in old_set - new_set}
+    cache: dict = {}
     for p in new_set:
-        if p in old_set and get_path(old, p, schema) == get_path(new, p, schema):
+        if p in old_set and get_path(old, p, schema, cache) == get_path(new, p, schema, cache):
             continue
         out.add(p)
     return out
@@ -331,6 +345,20 @@ def fields_v1(paths: set[Path]) -> dict:
         if path and path[-1].startswith("k:"):
             cur.setdefault(".", {})
     return root
+
+
+def paths_from_fields_v1(tree: dict, prefix: Path = ()) -> set[Path]:
+    """The field set a `fieldsV1` tree stands for (the inverse of `fields_v1`): a client may write
+    managedFields itself, as `kubectl apply --server-side` does migrating from client-side apply."""
+    out: set[Path] = set()
+    for key, sub in (tree or {}).items():
+        if key == ".":
+            out.add(prefix)
+        elif not sub:
+            out.add(prefix + (key,))
+        else:
+            out |= paths_from_fields_v1(sub, prefix + (key,))
+    return out
 
 
 def is_prefix(prefix: Path, path: Path) -> bool:

@@ -2,13 +2,15 @@
 
 CRDs are objects in the store like any other, so a test (or kopf's CRD observer) sees them, and
 creating one at run time serves it at once. At start the server registers the real upstream CRDs
-for JobSet and Kueue Workloads (../shared/schemas, when present) and Ladder's own CRD from
-charts/ladder/crds/; when a file is missing it falls back to a small CRD with the same names and
-the list-map keys that server-side apply relies on.
+for JobSet and Kueue Workloads (shared/schemas: `$LADDER_SHARED_DIR/schemas`, or `../shared/schemas`
+beside the repository) and Ladder's own CRD from charts/ladder/crds/. A missing file stops the
+server with a message naming where it looked: a stand-in CRD would be more lenient than the real
+one and hide the defects these tests are for.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,12 +18,18 @@ from pathlib import Path
 import yaml
 
 REPO = Path(__file__).resolve().parents[3]
-SCHEMA_DIRS = [
-    Path(os.environ["LADDER_SHARED_SCHEMAS"]) if os.environ.get("LADDER_SHARED_SCHEMAS") else None,
-    REPO.parent / "shared" / "schemas",
-    REPO / "shared" / "schemas",
-]
 LADDER_CRD_DIR = REPO / "charts" / "ladder" / "crds"
+UPSTREAM_CRDS = ("jobset.x-k8s.io_jobsets.yaml", "kueue.x-k8s.io_workloads.yaml")
+AGE_COLUMN = {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}
+
+
+def schema_dirs() -> list[Path]:
+    """Where the upstream CRDs may be: $LADDER_SHARED_DIR/schemas, then ../shared/schemas."""
+    dirs = []
+    if os.environ.get("LADDER_SHARED_DIR"):
+        dirs.append(Path(os.environ["LADDER_SHARED_DIR"]) / "schemas")
+    dirs.append(REPO.parent / "shared" / "schemas")
+    return dirs
 
 
 @dataclass
@@ -46,6 +54,11 @@ class ResourceDef:
         "update",
         "watch",
     )
+    name_rule: str = "subdomain"  # how metadata.name is validated (naming.NAME_RULES)
+    crd: bool = False  # a custom resource: structural schema, no strategic merge patch
+    schemas: dict[str, dict] = field(default_factory=dict)  # version -> openAPIV3Schema (CRDs)
+    columns: dict[str, list[dict]] = field(default_factory=dict)  # version -> additionalPrinterColumns
+    selectable_fields: list[str] = field(default_factory=list)  # CRD selectableFields (jsonPaths)
 
     @property
     def key(self) -> tuple[str, str]:
@@ -63,9 +76,14 @@ class ResourceDef:
     def list_kind(self) -> str:
         return self.kind + "List"
 
+    @property
+    def group_resource(self) -> str:
+        return f"{self.plural}.{self.group}" if self.group else self.plural
+
 
 def builtin_resources() -> list[ResourceDef]:
-    core = [
+    rbac = "rbac.authorization.k8s.io"
+    return [
         ResourceDef(
             "",
             ["v1"],
@@ -75,31 +93,38 @@ def builtin_resources() -> list[ResourceDef]:
             namespaced=False,
             status=True,
             short_names=["ns"],
+            name_rule="label",
         ),
         ResourceDef("", ["v1"], "ConfigMap", "configmaps", "configmap", short_names=["cm"]),
         ResourceDef("", ["v1"], "Secret", "secrets", "secret"),
         ResourceDef("", ["v1"], "ServiceAccount", "serviceaccounts", "serviceaccount", short_names=["sa"]),
         ResourceDef("", ["v1"], "Event", "events", "event", short_names=["ev"]),
-        ResourceDef("", ["v1"], "Pod", "pods", "pod", status=True, short_names=["po"]),
-        ResourceDef("", ["v1"], "Service", "services", "service", status=True, short_names=["svc"]),
-        ResourceDef("events.k8s.io", ["v1"], "Event", "events", "event", short_names=["ev"]),
-        ResourceDef("rbac.authorization.k8s.io", ["v1"], "Role", "roles", "role"),
-        ResourceDef("rbac.authorization.k8s.io", ["v1"], "RoleBinding", "rolebindings", "rolebinding"),
+        ResourceDef("", ["v1"], "Pod", "pods", "pod", status=True, short_names=["po"], categories=["all"]),
         ResourceDef(
-            "rbac.authorization.k8s.io",
+            "",
             ["v1"],
-            "ClusterRole",
-            "clusterroles",
-            "clusterrole",
-            namespaced=False,
+            "Service",
+            "services",
+            "service",
+            status=True,
+            short_names=["svc"],
+            categories=["all"],
+            name_rule="dns1035",
+        ),
+        ResourceDef("events.k8s.io", ["v1"], "Event", "events", "event", short_names=["ev"]),
+        ResourceDef(rbac, ["v1"], "Role", "roles", "role", name_rule="path"),
+        ResourceDef(rbac, ["v1"], "RoleBinding", "rolebindings", "rolebinding", name_rule="path"),
+        ResourceDef(
+            rbac, ["v1"], "ClusterRole", "clusterroles", "clusterrole", namespaced=False, name_rule="path"
         ),
         ResourceDef(
-            "rbac.authorization.k8s.io",
+            rbac,
             ["v1"],
             "ClusterRoleBinding",
             "clusterrolebindings",
             "clusterrolebinding",
             namespaced=False,
+            name_rule="path",
         ),
         ResourceDef("coordination.k8s.io", ["v1"], "Lease", "leases", "lease"),
         ResourceDef(
@@ -113,7 +138,6 @@ def builtin_resources() -> list[ResourceDef]:
             short_names=["crd", "crds"],
         ),
     ]
-    return core
 
 
 def resource_from_crd(crd: dict) -> ResourceDef:
@@ -134,108 +158,39 @@ def resource_from_crd(crd: dict) -> ResourceDef:
         schema=(storage.get("schema") or {}).get("openAPIV3Schema") or {},
         short_names=list(names.get("shortNames") or []),
         categories=list(names.get("categories") or []),
+        crd=True,
+        schemas={v["name"]: (v.get("schema") or {}).get("openAPIV3Schema") or {} for v in served},
+        columns={v["name"]: list(v.get("additionalPrinterColumns") or [AGE_COLUMN]) for v in served},
+        selectable_fields=[f["jsonPath"] for f in storage.get("selectableFields") or []],
     )
 
 
-def minimal_crd(
-    group: str,
-    versions: list[str],
-    kind: str,
-    plural: str,
-    *,
-    short_names=(),
-    status_schema: dict | None = None,
-) -> dict:
-    schema = {
-        "type": "object",
-        "properties": {
-            "spec": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
-            "status": status_schema or {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
-        },
-    }
-    return {
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {"name": f"{plural}.{group}"},
-        "spec": {
-            "group": group,
-            "scope": "Namespaced",
-            "names": {
-                "kind": kind,
-                "listKind": kind + "List",
-                "plural": plural,
-                "singular": kind.lower(),
-                "shortNames": list(short_names),
-            },
-            "versions": [
-                {
-                    "name": v,
-                    "served": True,
-                    "storage": i == len(versions) - 1,
-                    "subresources": {"status": {}},
-                    "schema": {"openAPIV3Schema": schema},
-                }
-                for i, v in enumerate(versions)
-            ],
-        },
-    }
-
-
-def _keyed(key: str) -> dict:
-    return {
-        "type": "array",
-        "x-kubernetes-list-type": "map",
-        "x-kubernetes-list-map-keys": [key],
-        "items": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
-    }
-
-
-LADDER_STATUS_FALLBACK = {
-    "type": "object",
-    "x-kubernetes-preserve-unknown-fields": True,
-    "properties": {"results": _keyed("id"), "sizes": _keyed("width"), "conditions": _keyed("type")},
-}
-
-
-def _load_yaml(path: Path) -> list[dict]:
+@functools.cache
+def _load_crds(path: Path) -> tuple[dict, ...]:
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     with open(path) as fh:
-        return [
-            d for d in yaml.load_all(fh, Loader=loader) if d and d.get("kind") == "CustomResourceDefinition"
-        ]
+        docs = [d for d in yaml.load_all(fh, Loader=loader) if d]
+    return tuple(d for d in docs if d.get("kind") == "CustomResourceDefinition")
 
 
-def _find_schema(filename: str) -> Path | None:
-    for d in SCHEMA_DIRS:
-        if d is not None and (d / filename).is_file():
+def _upstream(filename: str) -> Path:
+    for d in schema_dirs():
+        if (d / filename).is_file():
             return d / filename
-    return None
+    raise FileNotFoundError(
+        f"the local API server needs the upstream CRD {filename}: looked in "
+        + ", ".join(str(d) for d in schema_dirs())
+        + "; put shared/ beside the repository or set LADDER_SHARED_DIR to a shared/ directory"
+    )
 
 
 def default_crds() -> list[dict]:
-    """The CRDs a fresh server starts with: JobSet, Kueue Workload, ScalingExperiment."""
-    crds = []
-    path = _find_schema("jobset.x-k8s.io_jobsets.yaml")
-    crds += _load_yaml(path) if path else [minimal_crd("jobset.x-k8s.io", ["v1alpha2"], "JobSet", "jobsets")]
-    path = _find_schema("kueue.x-k8s.io_workloads.yaml")
-    crds += (
-        _load_yaml(path)
-        if path
-        else [minimal_crd("kueue.x-k8s.io", ["v1beta1", "v1beta2"], "Workload", "workloads")]
-    )
-    ladder = []
-    if LADDER_CRD_DIR.is_dir():
-        for f in sorted(LADDER_CRD_DIR.glob("*.yaml")):
-            ladder += _load_yaml(f)
+    """The CRDs a fresh server starts with: JobSet, Kueue Workload, ScalingExperiment (parsed once
+    per process and shared: the store copies what it is given)."""
+    crds: list[dict] = []
+    for filename in UPSTREAM_CRDS:
+        crds += _load_crds(_upstream(filename))
+    ladder = [c for f in sorted(LADDER_CRD_DIR.glob("*.yaml")) for c in _load_crds(f)]
     if not any(c["spec"]["group"] == "ladder.dev" for c in ladder):
-        ladder.append(
-            minimal_crd(
-                "ladder.dev",
-                ["v1alpha1"],
-                "ScalingExperiment",
-                "scalingexperiments",
-                short_names=["sx"],
-                status_schema=LADDER_STATUS_FALLBACK,
-            )
-        )
+        raise FileNotFoundError(f"no ladder.dev CustomResourceDefinition under {LADDER_CRD_DIR}")
     return crds + ladder

@@ -71,23 +71,87 @@ def parse_label_selector(text: str | None) -> Callable[[Mapping[str, str]], bool
     return lambda labels: all(t(labels) for t in tests)
 
 
-def parse_field_selector(text: str | None) -> Callable[[Mapping], bool]:
-    """Field selectors over metadata.name / metadata.namespace (all that kubectl and kopf use)."""
+COMMON_FIELDS = ("metadata.name", "metadata.namespace")
+# The fields kube-apiserver lets each built-in kind be selected by (its field label conversions).
+BUILTIN_FIELDS: dict[tuple[str, str], tuple[str, ...]] = {
+    ("", "events"): (
+        "involvedObject.kind",
+        "involvedObject.namespace",
+        "involvedObject.name",
+        "involvedObject.uid",
+        "involvedObject.apiVersion",
+        "involvedObject.resourceVersion",
+        "involvedObject.fieldPath",
+        "reason",
+        "reportingComponent",
+        "source",
+        "type",
+    ),
+    ("events.k8s.io", "events"): (
+        "regarding.kind",
+        "regarding.namespace",
+        "regarding.name",
+        "regarding.uid",
+        "regarding.apiVersion",
+        "regarding.resourceVersion",
+        "regarding.fieldPath",
+        "reason",
+        "reportingController",
+        "type",
+    ),
+    ("", "pods"): (
+        "spec.nodeName",
+        "spec.restartPolicy",
+        "spec.schedulerName",
+        "spec.serviceAccountName",
+        "spec.hostNetwork",
+        "status.phase",
+        "status.podIP",
+        "status.nominatedNodeName",
+    ),
+    ("", "secrets"): ("type",),
+    ("", "namespaces"): ("status.phase",),
+}
+
+
+def _lookup(obj: Mapping, path: str) -> str:
+    cur: object = obj
+    for part in path.split("."):
+        if not isinstance(cur, Mapping) or part not in cur:
+            return ""
+        cur = cur[part]
+    if isinstance(cur, bool):
+        return "true" if cur else "false"
+    return "" if cur is None or isinstance(cur, Mapping | list) else str(cur)
+
+
+def field_values(obj: Mapping, fields: tuple[str, ...]) -> dict[str, str]:
+    """The selectable fields of an object as strings (absent fields are ""), what watch events
+    keep so that field-selected watches need not keep whole objects."""
+    out = {f: _lookup(obj, f) for f in COMMON_FIELDS + fields}
+    if obj.get("source") is not None and "source" in fields:
+        out["source"] = _lookup(obj, "source.component")
+    return out
+
+
+def parse_field_selector(text: str | None, fields: tuple[str, ...] = ()) -> Callable[[Mapping], bool]:
+    """A predicate over `field_values`: `a=b`, `a==b`, `a!=b`, comma-joined; a field the kind
+    cannot be selected by is a 400, as on a real server."""
     if not text:
-        return lambda obj: True
+        return lambda values: True
+    allowed = set(COMMON_FIELDS) | set(fields)
     tests = []
     for req in _split_top_level(text):
         m = _CMP_RE.match(req)
         if not m:
-            raise SelectorError(f"unable to parse field requirement: {req!r}")
+            raise SelectorError(f"invalid selector: '{text}'; can't understand '{req}'")
         path, op, value = m.groups()
-        if path not in ("metadata.name", "metadata.namespace"):
+        if path not in allowed:
             raise SelectorError(f"field label not supported: {path}")
-        field = path.split(".", 1)[1]
 
-        def test(obj, f=field, v=value, neg=(op == "!=")):
-            actual = obj.get("metadata", {}).get(f, "")
+        def test(values, f=path, v=value, neg=(op == "!=")):
+            actual = values.get(f, "")
             return (actual != v) if neg else (actual == v)
 
         tests.append(test)
-    return lambda obj: all(t(obj) for t in tests)
+    return lambda values: all(t(values) for t in tests)

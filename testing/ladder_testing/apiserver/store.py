@@ -22,29 +22,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from ladder_testing.apiserver import patches
+from ladder_testing.apiserver import admission, patches, selectors, strategic
+from ladder_testing.apiserver.admission import WriteOptions
+from ladder_testing.apiserver.errors import ApiError
 from ladder_testing.apiserver.registry import ResourceDef, builtin_resources, default_crds, resource_from_crd
 
 Key = tuple[str, str]  # (namespace, name); namespace "" for cluster-scoped objects
 OwnerKey = tuple[str, str, str]  # (manager, operation, subresource)
-
-
-class ApiError(Exception):
-    def __init__(self, code: int, reason: str, message: str, details: dict | None = None):
-        super().__init__(message)
-        self.code, self.reason, self.message, self.details = code, reason, message, details or {}
-
-    def status(self) -> dict:
-        return {
-            "kind": "Status",
-            "apiVersion": "v1",
-            "metadata": {},
-            "status": "Failure",
-            "message": self.message,
-            "reason": self.reason,
-            "details": self.details,
-            "code": self.code,
-        }
 
 
 def now() -> str:
@@ -58,6 +42,7 @@ class Event:
     namespace: str
     name: str
     labels: dict
+    fields: dict  # the selectable fields' values (selectors.field_values)
     type: str
     line: bytes  # the serialized watch event, shared by all watchers
 
@@ -75,8 +60,88 @@ class Watcher:
             ev.rkey == self.rkey
             and (self.namespace is None or ev.namespace == self.namespace)
             and self.labels(ev.labels)
-            and self.fields({"metadata": {"name": ev.name, "namespace": ev.namespace}})
+            and self.fields(ev.fields)
         )
+
+
+def selectable(rdef: ResourceDef) -> tuple[str, ...]:
+    """The fields besides metadata.name/namespace that objects of this kind can be selected by."""
+    return selectors.BUILTIN_FIELDS.get(rdef.key, ()) + tuple(f.lstrip(".") for f in rdef.selectable_fields)
+
+
+def _new_object(rdef: ResourceDef, obj: dict, apply: bool) -> dict:
+    """A decoded create body with the server's metadata: name from generateName, uid, creation
+    time, generation 1; no status for custom resources with a status subresource."""
+    meta = obj.get("metadata") or {}
+    obj["metadata"] = meta
+    if not meta.get("name") and meta.get("generateName"):
+        meta["name"] = meta["generateName"] + "".join(
+            random.choices(string.ascii_lowercase + string.digits, k=5)
+        )
+    obj["apiVersion"] = obj.get("apiVersion") or rdef.api_version()
+    obj["kind"] = rdef.kind
+    for k in (
+        "resourceVersion",
+        "deletionTimestamp",
+        "deletionGracePeriodSeconds",
+        "managedFields",
+        "selfLink",
+    ):
+        meta.pop(k, None)
+    meta["uid"] = str(uuid.uuid4())
+    meta["creationTimestamp"] = now()
+    meta["generation"] = 1
+    if rdef.status and rdef.crd and not apply:
+        obj.pop("status", None)  # custom resources drop status on create when it is a subresource
+    return obj
+
+
+def _candidate(rdef: ResourceDef, old: dict, new: dict, subresource: str) -> dict:
+    """What an update may change: /status only the status, the main resource all but the status;
+    the server's metadata (name, uid, generation, ...) and type stay, finalizers are not added to
+    an object being deleted."""
+    if subresource == "status":
+        candidate = copy.deepcopy(old)
+        if "status" in new:
+            candidate["status"] = new["status"]
+        else:
+            candidate.pop("status", None)
+        new = candidate
+    elif rdef.status:
+        if "status" in old:
+            new["status"] = copy.deepcopy(old["status"])
+        else:
+            new.pop("status", None)
+    meta = new.setdefault("metadata", {})
+    if not isinstance(meta, dict):
+        raise ApiError(422, "Invalid", "metadata must be an object")
+    old_meta = old["metadata"]
+    for k in (
+        "name",
+        "namespace",
+        "uid",
+        "creationTimestamp",
+        "generation",
+        "deletionTimestamp",
+        "resourceVersion",
+    ):
+        if k in old_meta:
+            meta[k] = old_meta[k]
+        else:
+            meta.pop(k, None)
+    new["apiVersion"], new["kind"] = old["apiVersion"], old["kind"]
+    if old_meta.get("deletionTimestamp"):
+        added = set(meta.get("finalizers") or []) - set(old_meta.get("finalizers") or [])
+        if added:
+            raise ApiError(
+                422,
+                "Invalid",
+                f"metadata.finalizers: Forbidden: no new finalizers can be "
+                f"added if the object is being deleted, found new finalizers {sorted(added)}",
+            )
+    if not meta.get("finalizers"):
+        meta.pop("finalizers", None)
+    return new
 
 
 def _strip_volatile(obj: dict) -> dict:
@@ -92,6 +157,7 @@ class Store:
     def __init__(self, history: int = 20000, without_groups: tuple[str, ...] = ()):
         """`without_groups`: API groups whose CRDs are not installed (e.g. a cluster without Kueue)."""
         self.rv = 1
+        self.epoch = 0
         self.resources: dict[tuple[str, str], ResourceDef] = {}
         self.objects: dict[tuple[str, str], dict[Key, dict]] = {}
         self.owners: dict[str, dict[OwnerKey, set]] = {}
@@ -113,6 +179,7 @@ class Store:
 
     def register(self, rdef: ResourceDef) -> None:
         self.resources[rdef.key] = rdef
+        self.epoch += 1  # what is served changed: the OpenAPI documents are rebuilt
         self.objects.setdefault(rdef.key, {})
 
     def find(self, group: str, version: str, plural: str) -> ResourceDef:
@@ -149,8 +216,8 @@ class Store:
         """The object as clients see it: managedFields filled in from the ownership sets."""
         uid = obj["metadata"].get("uid")
         owners = self.owners.get(uid) or {}
-        if not owners:
-            return obj
+        if not owners or "managedFields" in obj["metadata"]:
+            return obj  # nothing owned, or rendered already (a dry run's answer)
         out = dict(obj)
         out["metadata"] = dict(obj["metadata"])
         out["metadata"]["managedFields"] = [
@@ -177,6 +244,7 @@ class Store:
             meta.get("namespace", ""),
             meta["name"],
             dict(meta.get("labels") or {}),
+            selectors.field_values(obj, selectable(rdef)),
             etype,
             line,
         )
@@ -207,73 +275,27 @@ class Store:
         *,
         field_manager: str | None = None,
         apply: bool = False,
+        opts: WriteOptions | None = None,
     ) -> dict:
-        if not isinstance(body, dict):
-            raise ApiError(400, "BadRequest", "the body must be an object")
-        obj = patches.prune_object(copy.deepcopy(body), rdef.schema)
-        meta = obj.setdefault("metadata", {}) or {}
-        obj["metadata"] = meta
-        if not meta.get("name") and meta.get("generateName"):
-            meta["name"] = meta["generateName"] + "".join(
-                random.choices(string.ascii_lowercase + string.digits, k=5)
-            )
-        name = meta.get("name")
-        if not name:
-            raise ApiError(
-                422,
-                "Invalid",
-                f"{rdef.kind}: metadata.name: Required value: name or generateName is required",
-            )
-        if body.get("kind") and body["kind"] != rdef.kind:
+        opts = opts or WriteOptions()
+        if isinstance(body, dict) and body.get("kind") and body["kind"] != rdef.kind:
             raise ApiError(
                 400, "BadRequest", f"the body's kind {body['kind']!r} does not match {rdef.kind!r}"
             )
-        if rdef.namespaced:
-            if meta.get("namespace") and namespace and meta["namespace"] != namespace:
-                raise ApiError(
-                    400,
-                    "BadRequest",
-                    "the namespace of the provided object does not match the namespace sent on the request",
-                )
-            namespace = namespace or meta.get("namespace") or "default"
-            if ("", namespace) not in self.objects[("", "namespaces")]:
-                raise ApiError(
-                    404,
-                    "NotFound",
-                    f'namespaces "{namespace}" not found',
-                    {"name": namespace, "kind": "namespaces"},
-                )
-            ns_obj = self.objects[("", "namespaces")][("", namespace)]
-            if ns_obj["metadata"].get("deletionTimestamp"):
-                raise ApiError(
-                    403,
-                    "Forbidden",
-                    f"unable to create new content in namespace {namespace} because it is being terminated",
-                )
-            meta["namespace"] = namespace
-        else:
-            meta.pop("namespace", None)
+        obj = _new_object(rdef, admission.decode(rdef, copy.deepcopy(body), opts, apply=apply), apply)
+        meta, name = obj["metadata"], obj["metadata"].get("name")
+        namespace = self._create_namespace(rdef, namespace, meta)
+        admission.admit(rdef, obj, None)
         key = self._key(rdef, namespace, name)
         if key in self.objects[rdef.key]:
-            gr = f"{rdef.plural}.{rdef.group}" if rdef.group else rdef.plural
             raise ApiError(
                 409,
                 "AlreadyExists",
-                f'{gr} "{name}" already exists',
+                f'{rdef.group_resource} "{name}" already exists',
                 {"name": name, "group": rdef.group, "kind": rdef.plural},
             )
-        obj["apiVersion"] = obj.get("apiVersion") or rdef.api_version()
-        obj["kind"] = rdef.kind
-        for k in ("resourceVersion", "deletionTimestamp", "managedFields", "selfLink"):
-            meta.pop(k, None)
-        meta["uid"] = str(uuid.uuid4())
-        meta["creationTimestamp"] = now()
-        meta["generation"] = 1
-        if rdef.status and rdef.group and not apply:
-            # Custom resources drop status on create when it is a subresource.
-            obj.pop("status", None)
-        meta["resourceVersion"] = self._next_rv()
-        self.objects[rdef.key][key] = obj
+        if opts.dry_run:
+            return obj  # validated and defaulted, never stored: no resourceVersion, no event
         if field_manager:
             scope = False if rdef.status else None
             self.owners[meta["uid"]] = {
@@ -281,10 +303,46 @@ class Store:
                     obj, rdef.schema, scope
                 )
             }
+        try:
+            admission.check_size(self.render(obj))
+        except ApiError:
+            self.owners.pop(meta["uid"], None)
+            raise
+        meta["resourceVersion"] = self._next_rv()
+        self.objects[rdef.key][key] = obj
         if rdef.key == ("apiextensions.k8s.io", "customresourcedefinitions"):
             self.register(resource_from_crd(obj))
         self._emit(rdef, "ADDED", obj)
         return obj
+
+    def _create_namespace(self, rdef: ResourceDef, namespace: str | None, meta: dict) -> str | None:
+        """The namespace a new object goes to; 400/404/403 as a real server answers."""
+        if not rdef.namespaced:
+            meta.pop("namespace", None)
+            return None
+        if meta.get("namespace") and namespace and meta["namespace"] != namespace:
+            raise ApiError(
+                400,
+                "BadRequest",
+                "the namespace of the provided object does not match the namespace sent on the request",
+            )
+        namespace = namespace or meta.get("namespace") or "default"
+        ns_obj = self.objects[("", "namespaces")].get(("", namespace))
+        if ns_obj is None:
+            raise ApiError(
+                404,
+                "NotFound",
+                f'namespaces "{namespace}" not found',
+                {"name": namespace, "kind": "namespaces"},
+            )
+        if ns_obj["metadata"].get("deletionTimestamp"):
+            raise ApiError(
+                403,
+                "Forbidden",
+                f"unable to create new content in namespace {namespace} because it is being terminated",
+            )
+        meta["namespace"] = namespace
+        return namespace
 
     # --- list ------------------------------------------------------------------------------
 
@@ -297,7 +355,7 @@ class Store:
                 continue
             if labels and not labels(obj["metadata"].get("labels") or {}):
                 continue
-            if fields and not fields(obj):
+            if fields and not fields(selectors.field_values(obj, selectable(rdef))):
                 continue
             items.append(obj)
         return items, str(self.rv)
@@ -318,6 +376,8 @@ class Store:
         *,
         manager: str | None,
         expected_rv: str | None,
+        opts: WriteOptions,
+        apply: bool = False,
     ) -> dict:
         """Common path of PUT, PATCH and apply once the candidate object is known."""
         if expected_rv and expected_rv != old["metadata"]["resourceVersion"]:
@@ -331,57 +391,25 @@ class Store:
             )
         if not isinstance(new, dict):
             raise ApiError(422, "Invalid", "the patched object is not an object")
-        new = patches.prune_object(copy.deepcopy(new), rdef.schema)
-        if subresource == "status":
-            candidate = copy.deepcopy(old)
-            if "status" in new:
-                candidate["status"] = new["status"]
-            else:
-                candidate.pop("status", None)
-            new = candidate
-        elif rdef.status:
-            if "status" in old:
-                new["status"] = copy.deepcopy(old["status"])
-            else:
-                new.pop("status", None)
-        meta = new.setdefault("metadata", {})
-        if not isinstance(meta, dict):
-            raise ApiError(422, "Invalid", "metadata must be an object")
-        old_meta = old["metadata"]
-        for k in (
-            "name",
-            "namespace",
-            "uid",
-            "creationTimestamp",
-            "generation",
-            "deletionTimestamp",
-            "resourceVersion",
-        ):
-            if k in old_meta:
-                meta[k] = old_meta[k]
-            else:
-                meta.pop(k, None)
-        meta.pop("managedFields", None)
-        new["apiVersion"], new["kind"] = old["apiVersion"], old["kind"]
-        if old_meta.get("deletionTimestamp"):
-            added = set(meta.get("finalizers") or []) - set(old_meta.get("finalizers") or [])
-            if added:
-                raise ApiError(
-                    422,
-                    "Invalid",
-                    f"metadata.finalizers: Forbidden: no new finalizers can be "
-                    f"added if the object is being deleted, found new finalizers {sorted(added)}",
-                )
-        if not meta.get("finalizers"):
-            meta.pop("finalizers", None)
-        if _strip_volatile(new) == _strip_volatile(old):
+        new = _candidate(
+            rdef, old, admission.decode(rdef, copy.deepcopy(new), opts, apply=apply), subresource
+        )
+        meta, old_meta = new["metadata"], old["metadata"]
+        reset = self._requested_owners(old, meta.pop("managedFields", None))
+        admission.admit(rdef, new, old)
+        if _strip_volatile(new) == _strip_volatile(old) and reset is None:
             return old  # a no-op write changes nothing, not even the resourceVersion
-        if manager:
+        if reset is not None:
+            self.owners[old_meta["uid"]] = reset  # the client set managedFields: they are used as sent
+        elif manager:
             changed = patches.changed_paths(old, new, rdef.schema, self._scope(rdef, subresource))
             self._take_ownership(old_meta["uid"], (manager, "Update", subresource), changed)
         body_keys = (set(old) | set(new)) - {"metadata", "status", "apiVersion", "kind"}
         if any(old.get(k) != new.get(k) for k in body_keys):
             meta["generation"] = int(old_meta.get("generation") or 1) + 1
+        if opts.dry_run:
+            return new  # what the write would store; the caller restores field ownership
+        admission.check_size(self.render(new))  # on an error the caller restores field ownership
         meta["resourceVersion"] = self._next_rv()
         key = self._key(rdef, meta.get("namespace"), meta["name"])
         self.objects[rdef.key][key] = new
@@ -392,6 +420,22 @@ class Store:
             return new
         self._emit(rdef, "MODIFIED", new)
         return new
+
+    def _requested_owners(self, old: dict, requested) -> dict[OwnerKey, set] | None:
+        """The ownership a write's own `metadata.managedFields` asks for, or None when it leaves
+        them alone (absent, empty, or as they are). `[{}]` clears them, as on a real server."""
+        if not requested or not isinstance(requested, list):
+            return None
+        if requested == self.render(old)["metadata"].get("managedFields"):
+            return None
+        owners: dict[OwnerKey, set] = {}
+        for entry in requested:
+            if isinstance(entry, dict) and entry.get("manager"):
+                key = (entry["manager"], entry.get("operation") or "Update", entry.get("subresource") or "")
+                owners.setdefault(key, set()).update(
+                    patches.paths_from_fields_v1(entry.get("fieldsV1") or {})
+                )
+        return owners
 
     def _take_ownership(self, uid: str, me: OwnerKey, paths: set) -> None:
         owners = self.owners.setdefault(uid, {})
@@ -410,19 +454,50 @@ class Store:
         subresource: str = "",
         *,
         field_manager: str | None = None,
+        opts: WriteOptions | None = None,
     ) -> dict:
+        opts = opts or WriteOptions()
         old = self.get(rdef, namespace, name)
+        if not isinstance(body, dict):
+            raise ApiError(400, "BadRequest", "the body must be a JSON object")
         meta = body.get("metadata") or {}
         if meta.get("name") and meta["name"] != name:
             raise ApiError(400, "BadRequest", "the name of the object does not match the name on the URL")
-        return self._write(
-            rdef,
+        return self._guarded(
             old,
-            body,
-            subresource,
-            manager=field_manager or "unknown",
-            expected_rv=meta.get("resourceVersion"),
+            opts,
+            lambda: self._write(
+                rdef,
+                old,
+                body,
+                subresource,
+                manager=field_manager or "unknown",
+                expected_rv=meta.get("resourceVersion"),
+                opts=opts,
+            ),
         )
+
+    def _guarded(self, old: dict, opts: WriteOptions, write: Callable[[], dict]) -> dict:
+        """Run a write; field ownership changes only if it is stored (not on an error, not on a dry
+        run, whose answer shows the ownership it would have had)."""
+        uid = old["metadata"]["uid"]
+        saved = {k: set(v) for k, v in self.owners[uid].items()} if uid in self.owners else None
+
+        def restore() -> None:
+            if saved is None:
+                self.owners.pop(uid, None)
+            else:
+                self.owners[uid] = saved
+
+        try:
+            result = write()
+        except Exception:
+            restore()
+            raise
+        if opts.dry_run:
+            result = self.render(result) if result is not old else result
+            restore()
+        return result
 
     def patch(
         self,
@@ -435,18 +510,23 @@ class Store:
         *,
         field_manager: str | None = None,
         force: bool = False,
+        opts: WriteOptions | None = None,
     ) -> dict:
+        opts = opts or WriteOptions()
         if patch_type == "apply":
             return self.apply(
-                rdef, namespace, name, patch, subresource, field_manager=field_manager, force=force
+                rdef, namespace, name, patch, subresource, field_manager=field_manager, force=force, opts=opts
             )
         old = self.get(rdef, namespace, name)
+        current = self.render(old)  # patches see managedFields, as on a real server
         try:
             if patch_type == "json":
-                new = patches.apply_json_patch(old, patch)
-            elif patch_type in ("merge", "strategic"):
-                # Strategic merge is served as a merge patch: lists are replaced (documented limit).
-                new = patches.apply_merge_patch(old, patch)
+                new = patches.apply_json_patch(current, patch)
+            elif patch_type == "merge":
+                new = patches.apply_merge_patch(current, patch)
+            elif patch_type == "strategic" and not rdef.crd:
+                node, defs = admission.body_schema(rdef)
+                new = strategic.apply_strategic_patch(current, patch, node, defs)
             else:
                 raise ApiError(415, "UnsupportedMediaType", f"unsupported patch type {patch_type!r}")
         except patches.PatchError as err:
@@ -456,8 +536,18 @@ class Store:
             expected = None
         if isinstance(patch, dict) and "resourceVersion" not in (patch.get("metadata") or {}):
             expected = None
-        return self._write(
-            rdef, old, new, subresource, manager=field_manager or "unknown", expected_rv=expected
+        return self._guarded(
+            old,
+            opts,
+            lambda: self._write(
+                rdef,
+                old,
+                new,
+                subresource,
+                manager=field_manager or "unknown",
+                expected_rv=expected,
+                opts=opts,
+            ),
         )
 
     def apply(
@@ -470,7 +560,9 @@ class Store:
         *,
         field_manager: str | None,
         force: bool = False,
+        opts: WriteOptions | None = None,
     ) -> dict:
+        opts = opts or WriteOptions()
         if not field_manager:
             raise ApiError(400, "BadRequest", "PATCH, application/apply-patch+yaml: fieldManager is required")
         if not isinstance(applied, dict) or not applied.get("apiVersion") or not applied.get("kind"):
@@ -487,20 +579,39 @@ class Store:
             body.setdefault("metadata", {})["name"] = name
             if rdef.status:
                 body.pop("status", None)
-            return self.create(rdef, namespace, body, field_manager=field_manager, apply=True)
-        applied = patches.prune_object(applied, rdef.schema)
+            return self.create(rdef, namespace, body, field_manager=field_manager, apply=True, opts=opts)
+        applied = admission.decode(rdef, applied, opts, apply=True)
+        return self._guarded(
+            old, opts, lambda: self._apply_to(rdef, old, applied, subresource, field_manager, force, opts)
+        )
+
+    def _apply_to(
+        self,
+        rdef: ResourceDef,
+        old: dict,
+        applied: dict,
+        subresource: str,
+        field_manager: str,
+        force: bool,
+        opts: WriteOptions,
+    ) -> dict:
+        """Server-side apply onto an existing object: conflicts, merge, removal of what the
+        manager no longer applies."""
+        ameta = applied.get("metadata") or {}
         scope = self._scope(rdef, subresource)
         me: OwnerKey = (field_manager, "Apply", subresource)
         applied_set = patches.object_field_set(applied, rdef.schema, scope)
         owners = self.owners.setdefault(old["metadata"]["uid"], {})
         conflicts = []
+        cache: dict = {}
         for other, theirs in owners.items():
             if other == me:
                 continue
             for p in applied_set & theirs:
                 if p[-1].startswith("k:"):
                     continue  # a list-map entry is shared by whoever sets fields in it
-                if patches.get_path(old, p, rdef.schema) != patches.get_path(applied, p, rdef.schema):
+                mine = patches.get_path(applied, p, rdef.schema, cache)
+                if patches.get_path(old, p, rdef.schema, cache) != mine:
                     conflicts.append((other[0], p))
         if conflicts and not force:
             lines = "; ".join(
@@ -535,23 +646,35 @@ class Store:
             if k == "metadata":
                 v = {mk: mv for mk, mv in (v or {}).items() if mk not in patches.SYSTEM_METADATA}
             new[k] = patches.merge_applied(new.get(k, patches.MISSING), v, patches.child_schema(root, k))
-        others = [paths for o, paths in owners.items() if o != me]
+        # Everything another manager owns something under (each prefix of their paths, once).
+        held = {q[:i] for o, paths in owners.items() if o != me for q in paths for i in range(1, len(q) + 1)}
         # Shortest first: a list-map entry goes whole (while its key is still there to find it by).
         stale = sorted(owners.get(me, set()) - applied_set, key=len)
         for p in stale:
-            if any(patches.is_prefix(p, q) for theirs in others for q in theirs):
+            if p in held:
                 continue
             patches.remove_path(new, p, rdef.schema)
         owners[me] = applied_set
-        result = self._write(
-            rdef, old, new, subresource, manager=None, expected_rv=ameta.get("resourceVersion")
+        return self._write(
+            rdef,
+            old,
+            new,
+            subresource,
+            manager=None,
+            expected_rv=ameta.get("resourceVersion"),
+            opts=opts,
+            apply=True,
         )
-        return result
 
     # --- delete ----------------------------------------------------------------------------
 
     def delete(
-        self, rdef: ResourceDef, namespace: str | None, name: str, options: dict | None = None
+        self,
+        rdef: ResourceDef,
+        namespace: str | None,
+        name: str,
+        options: dict | None = None,
+        opts: WriteOptions | None = None,
     ) -> dict:
         options = options or {}
         obj = self.get(rdef, namespace, name)
@@ -560,6 +683,11 @@ class Store:
             raise ApiError(409, "Conflict", "Precondition failed: UID in precondition does not match")
         if pre.get("resourceVersion") and pre["resourceVersion"] != obj["metadata"]["resourceVersion"]:
             raise ApiError(409, "Conflict", "Precondition failed: resourceVersion does not match")
+        if opts and opts.dry_run:
+            if obj["metadata"].get("finalizers") and not obj["metadata"].get("deletionTimestamp"):
+                obj = copy.deepcopy(obj)
+                obj["metadata"]["deletionTimestamp"] = now()
+            return obj
         key = self._key(rdef, namespace, name)
         orphan = options.get("propagationPolicy") == "Orphan" or options.get("orphanDependents") is True
         if obj["metadata"].get("finalizers"):

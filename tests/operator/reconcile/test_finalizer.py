@@ -30,7 +30,7 @@ def test_deletion_cleans_every_started_size_including_removed_widths():
     state = OperatorState(sizes={16: SizeRecord(started="r"), 32: SizeRecord(started="r")})
     obj = ExperimentObject("quickstart", finalizers=(F,), deleting=True)
     out = deletion_outcome(obj, e, expand(e), state)
-    uris = tuple(f"./ladder-runs/quickstart/c{w}/checkpoints" for w in (16, 32, 64, 96))
+    uris = tuple(f"gs://ladder-test/runs/quickstart/c{w}/checkpoints" for w in (16, 32, 64, 96))
     assert out.actions == [CleanupCheckpoints(uris), SetFinalizers(())]
     assert out.status == {} and out.phase == "Pending"
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import grain
 import numpy as np
 
+from ladder_api import failures
 from ladder_api.errors import UserError
 from ladder_trainer.data import digits
 from ladder_trainer.data.builtin_text import NAME as BUILTIN_TEXT_ENCODER
@@ -89,6 +90,8 @@ def open_data(data_spec, model_config) -> OpenedData:
     except UserError:
         raise
     except Exception as err:  # noqa: BLE001 - permission, network, bucket missing...
+        if failures.classify(err).kind == "infrastructure fault":
+            raise  # a transient outage: restart and read again, rather than fail the experiment
         raise UserError(f"data.trainUri {uri}: cannot read ({err.__class__.__name__}: {err})") from None
     check_manifest(manifest, data_spec, model_config, uri)
     source = RecordSource(uri, manifest)

@@ -28,10 +28,10 @@ __all__ = [
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
 
-def _dtype(value) -> jnp.dtype:
+def _dtype(value: str | None) -> jnp.dtype:
     if value is None:
         return jnp.float32
-    return DTYPES[str(getattr(value, "value", value))]
+    return DTYPES[value]
 
 
 def unet_shape(cfg) -> UNetShape:
@@ -72,50 +72,67 @@ def dummy_inputs(cfg, batch: int = 1, latent_size: int | None = None, context_to
     return x, t, ctx
 
 
-def init_params(cfg, rng, param_dtype="float32"):
-    """Initial parameters, made on the host with numpy (see ``host_init``).
+def init_params(cfg, rng, param_dtype="float32", shardings=None):
+    """Initial parameters, made on the host with numpy (see ``host_init``), one leaf at a time.
 
     rng is a jax key or an int seed. Flax's own ``init`` would give the same distributions, but
     jitting it costs tens of seconds of XLA compile on a CPU (every initializer is a threefry
     program), and eager init compiles each op; the host path costs nothing to compile, is
     identical on every host and for every sharding, and keeps tests fast.
+
+    With shardings (a Sharding per leaf, as ``sharding.tree_shardings`` gives) every leaf is made
+    directly in its layout: each device receives only its own shard, so no chip ever holds the
+    whole model (4.9 B float32 parameters are 18 GiB; a v5e chip has 16). The values do not
+    depend on the sharding, and the host holds one leaf at a time.
     """
     seed = rng if isinstance(rng, int) else int(jax.random.randint(rng, (), 0, 2**31 - 1))
     abstract = abstract_params(cfg, param_dtype)
-    return jax.tree_util.tree_map(jnp.asarray, host_init(abstract, seed))
+    if shardings is None:
+        return jax.tree_util.tree_map_with_path(
+            lambda path, leaf: jnp.asarray(host_init_leaf(path, leaf, seed)), abstract
+        )
+
+    def make(path, leaf, sharding):
+        value = host_init_leaf(path, leaf, seed)
+        return jax.make_array_from_callback(leaf.shape, sharding, lambda index: value[index])
+
+    return jax.tree_util.tree_map_with_path(make, abstract, shardings)
 
 
 def host_init(abstract, seed: int):
-    """numpy arrays for an abstract param tree, with Flax's default initializers by leaf name:
-    kernels lecun-normal (truncated normal, variance 1/fan_in), biases zeros, norm scales ones.
-    Each leaf's stream is seeded by (seed, its path), so it does not depend on traversal order."""
+    """numpy arrays for an abstract param tree (see ``host_init_leaf``)."""
+    return jax.tree_util.tree_map_with_path(lambda p, a: host_init_leaf(p, a, seed), abstract)
+
+
+def host_init_leaf(path, leaf, seed: int):
+    """One leaf's initial value, with Flax's default initializers by leaf name: kernels
+    lecun-normal (truncated normal, variance 1/fan_in), biases zeros, norm scales ones. The
+    stream is seeded by (seed, the leaf's path), so it depends neither on traversal order nor on
+    which other leaves exist; a per-module rule (e.g. zero-initialising some outputs) belongs here."""
     import hashlib
 
     import numpy as np
     from scipy.stats import truncnorm
 
-    def make(path, leaf):
-        name = jax.tree_util.keystr(path)
-        dtype = np.dtype(leaf.dtype) if leaf.dtype != jnp.bfloat16 else np.float32
-        if name.endswith("['bias']"):
-            out = np.zeros(leaf.shape, dtype)
-        elif name.endswith("['scale']"):
-            out = np.ones(leaf.shape, dtype)
-        else:
-            fan_in = math.prod(leaf.shape[:-1])
-            digest = hashlib.sha256(f"{seed}:{name}".encode()).digest()
-            gen = np.random.default_rng(int.from_bytes(digest[:8], "little"))
-            # Flax's truncated_normal: truncated at +-2 stddev, rescaled to unit variance.
-            std = math.sqrt(1.0 / fan_in) / 0.87962566103423978
-            out = (truncnorm.rvs(-2, 2, size=leaf.shape, random_state=gen) * std).astype(dtype)
-        return out.astype(leaf.dtype) if leaf.dtype == jnp.bfloat16 else out
-
-    return jax.tree_util.tree_map_with_path(make, abstract)
+    name = jax.tree_util.keystr(path)
+    dtype = np.dtype(leaf.dtype) if leaf.dtype != jnp.bfloat16 else np.float32
+    if name.endswith("['bias']"):
+        out = np.zeros(leaf.shape, dtype)
+    elif name.endswith("['scale']"):
+        out = np.ones(leaf.shape, dtype)
+    else:
+        fan_in = math.prod(leaf.shape[:-1])
+        digest = hashlib.sha256(f"{seed}:{name}".encode()).digest()
+        gen = np.random.default_rng(int.from_bytes(digest[:8], "little"))
+        # Flax's truncated_normal: truncated at +-2 stddev, rescaled to unit variance.
+        std = math.sqrt(1.0 / fan_in) / 0.87962566103423978
+        out = (truncnorm.rvs(-2, 2, size=leaf.shape, random_state=gen) * std).astype(dtype)
+    return out.astype(leaf.dtype) if leaf.dtype == jnp.bfloat16 else out
 
 
 def abstract_params(cfg, param_dtype="float32"):
     """Parameter shapes and dtypes only, via eval_shape (allocation-free; cached per shape)."""
-    return _abstract_params(unet_shape(cfg), str(getattr(param_dtype, "value", param_dtype)))
+    return _abstract_params(unet_shape(cfg), str(param_dtype))
 
 
 @functools.lru_cache(maxsize=64)

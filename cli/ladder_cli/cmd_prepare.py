@@ -289,8 +289,8 @@ def cmd_reference(args) -> int:
 
 def cmd_train_autoencoder(args) -> int:
     from ladder_prepare import train_autoencoder as ta
-    from ladder_prepare.hashing import weights_hash
     from ladder_prepare.target import Target
+    from ladder_trainer.weights.hashing import weights_hash
 
     target = Target.from_spec(_experiment(args.spec).spec)
     output = args.output or target.autoencoder.weights_uri

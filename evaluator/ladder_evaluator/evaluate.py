@@ -2,7 +2,7 @@
 
 Grid: checkpoints x samplers x steps x guidance scales; at each point `numSamples` images are
 generated once and every metric of `evaluation.metrics` is computed on them. Everything that can
-fail on user input (checkpoint, weights, reference statistics, prompts) is checked before the
+fail on user input (checkpoint, weights, reference statistics, prompts, autoencoder) is checked before the
 first image is sampled. Results are stored after every grid point, so an interrupted evaluation
 resumes where it stopped (ids already stored are skipped unless force).
 
@@ -34,6 +34,7 @@ from ladder_api.spec import FidFeatures, MetricName
 from ladder_api.status import Result
 from ladder_evaluator import model
 from ladder_evaluator import prompts as prompts_mod
+from ladder_evaluator.decode import Decoder, decoder
 from ladder_evaluator.results import ResultStore
 from ladder_evaluator.sampling import sample
 from ladder_trainer import diffusion
@@ -150,19 +151,9 @@ class Accumulator:
         return out
 
 
-def latents_to_images(run: RunConfig, latents: np.ndarray) -> np.ndarray:
-    if run.data.autoencoder.kind != "identity":
-        raise UserError(
-            f"data.autoencoder.kind {run.data.autoencoder.kind!r}: this evaluator decodes only the "
-            "identity autoencoder (pixel-space runs such as the digits quickstart); sd-vae decoding "
-            "is not implemented yet"
-        )
-    return np.clip(latents, -1.0, 1.0)
-
-
 def generate(run: RunConfig, apply: Callable, params, point: GridPoint, prompts: prompts_mod.Prompts,
-             alphas_cumprod: np.ndarray):
-    """Yield (images in model space, captions, prompted labels) batch by batch, numSamples in all."""
+             alphas_cumprod: np.ndarray, decode: Decoder):
+    """Yield (decoded images in [-1, 1], captions, prompted labels) batch by batch, numSamples in all."""
     ev, m = run.evaluation, run.model
     n, bs = ev.num_samples, ev.batch_size
     shape = (bs, m.latent_size, m.latent_size, m.latent_channels)
@@ -180,7 +171,7 @@ def generate(run: RunConfig, apply: Callable, params, point: GridPoint, prompts:
             prediction_type=str(run.training.prediction_type),
         )
         k = min(bs, n - start)
-        yield latents_to_images(run, np.asarray(x))[:k], caps[:k], None if labs is None else labs[:k]
+        yield decode(x)[:k], caps[:k], None if labs is None else labs[:k]
 
 
 def save_samples(run: RunConfig, step: int, point: GridPoint, images, labels) -> None:
@@ -253,8 +244,7 @@ def evaluate(run: RunConfig, checkpoint_uri: str, store: ResultStore, *, force: 
             progress.done_point(skipped=True)
         progress.close()
         return written
-    if run.data.autoencoder.kind != "identity":
-        latents_to_images(run, np.zeros((0,)))  # raises the UserError before any compute
+    decode = decoder(run)  # a missing or mismatched autoencoder fails before any compute
     prompts = prompts_mod.load(run)
     scorers = Scorers.build(run, prompts)
     ac = diffusion.alphas_cumprod(run.training.noise_schedule)
@@ -270,7 +260,7 @@ def evaluate(run: RunConfig, checkpoint_uri: str, store: ResultStore, *, force: 
         progress.point(f"c{run.width} step {step}: {point.label}")
         acc = scorers.accumulator()
         kept_images, kept_labels = [], []
-        for images, captions, labels in generate(run, apply, params, point, prompts, ac):
+        for images, captions, labels in generate(run, apply, params, point, prompts, ac, decode):
             acc.add(images, captions, labels)
             if sum(len(k) for k in kept_images) < SAMPLES_KEPT:
                 kept_images.append(images)
@@ -279,7 +269,7 @@ def evaluate(run: RunConfig, checkpoint_uri: str, store: ResultStore, *, force: 
         values = acc.values()
         images = np.concatenate(kept_images)
         labels = None if kept_labels[0] is None else np.concatenate(kept_labels)
-        results = results_for(run, step, point, values, scorers.hashes())
+        results = results_for(run, step, point, values, {**scorers.hashes(), **decode.hashes()})
         store.write(results)
         written.extend(results)
         try:

@@ -1,15 +1,14 @@
 """Images -> the latents the U-Net trains on, with the autoencoder data.autoencoder names.
 
-- ``sd-vae``: the Flax AutoencoderKL (ladder_trainer.models.autoencoder) with weights from
-  data.autoencoder.weightsUri, run jitted on every local accelerator: the batch is sharded over a
-  one-axis ``data`` mesh of ``jax.local_devices()`` (padded to a multiple of their number), the
-  parameters replicated. Images are latentSize x f pixels (f = 8 for SD's VAE).
+- ``sd-vae``: the Flax AutoencoderKL with weights from data.autoencoder.weightsUri, on a ``data``
+  mesh of the local devices (ladder_trainer.models.sd_vae, which the evaluator decodes with).
+  Images are latentSize x f pixels (f = 8 for SD's VAE).
 - ``identity``: pixel space; the "latents" are the images in [-1, 1] at latentSize, with
   latentChannels channels (1: greyscale, 3: RGB).
 
-Checked before any image is read: the autoencoder's latent channels against ladder.latentChannels,
-its scaling factor against data.autoencoder.scalingFactor, its weights' hash against
-data.autoencoder.hash when set.
+Checked before any image is read (ladder_trainer.models.sd_vae): the autoencoder's latent channels
+against ladder.latentChannels, its scaling factor against data.autoencoder.scalingFactor, its
+weights' hash against data.autoencoder.hash when set.
 """
 
 from __future__ import annotations
@@ -17,7 +16,6 @@ from __future__ import annotations
 import numpy as np
 
 from ladder_api.errors import UserError
-from ladder_prepare.hashing import weights_hash
 from ladder_prepare.images import to_model_space
 
 
@@ -56,71 +54,25 @@ class Identity(ImageEncoder):
 
 
 class SdVae(ImageEncoder):
+    """ladder_trainer.models.sd_vae's autoencoder (the evaluator decodes with the same one), fed
+    uint8 images."""
+
     kind = "sd-vae"
 
     def __init__(self, spec, latent_size: int, latent_channels: int):
-        import jax
-        from jax.sharding import Mesh, NamedSharding
-        from jax.sharding import PartitionSpec as P
+        from ladder_trainer.models.sd_vae import SdVae as MeshVae
 
-        from ladder_trainer.models.autoencoder import codec
-        from ladder_trainer.weights import files, load_autoencoder
-
-        if not spec.weights_uri:
-            raise UserError(
-                "data.autoencoder.weightsUri: sd-vae needs the autoencoder's weights (a diffusers "
-                "AutoencoderKL folder)"
-            )
-        config, params = load_autoencoder(spec.weights_uri, "data.autoencoder.weightsUri")
-        if config.latent_channels != latent_channels:
-            raise UserError(
-                f"data.autoencoder.weightsUri {spec.weights_uri}: the autoencoder has "
-                f"{config.latent_channels} latent channels but ladder.latentChannels is "
-                f"{latent_channels}"
-            )
-        if abs(config.scaling_factor - spec.scaling_factor) > 1e-9 * max(1.0, spec.scaling_factor):
-            raise UserError(
-                f"data.autoencoder.scalingFactor is {spec.scaling_factor} but the autoencoder at "
-                f"{spec.weights_uri} was made for {config.scaling_factor}: set "
-                f"data.autoencoder.scalingFactor: {config.scaling_factor}"
-            )
-        self.hash = weights_hash([str(files.locate(spec.weights_uri, "vae")[1])])
-        if spec.hash is not None and spec.hash != self.hash:
-            raise UserError(
-                f"data.autoencoder.hash is {spec.hash} but the weights at {spec.weights_uri} hash "
-                f"to {self.hash}: point weightsUri at the intended weights, or correct the hash"
-            )
-        self.config, self.weights_uri = config, spec.weights_uri
-        self.image_size, self.channels = latent_size * config.downsample_factor, config.in_channels
+        self.vae = MeshVae(spec, latent_channels)
+        self.config, self.hash = self.vae.config, self.vae.hash
+        self.mesh, self.batch_sharding, self.params = self.vae.mesh, self.vae.batch_sharding, self.vae.params
+        self.image_size, self.channels = latent_size * self.vae.factor, self.config.in_channels
         self.latent_shape = (latent_size, latent_size, latent_channels)
-        devices = jax.local_devices()
-        self.mesh = Mesh(np.array(devices), ("data",))
-        self.batch_sharding = NamedSharding(self.mesh, P("data"))
-        self.params = jax.device_put(params, NamedSharding(self.mesh, P()))
-        self.codec = codec(config)
 
     def encode(self, u8, pad_to=0):
-        import jax
-
-        n, d = len(u8), self.mesh.size
-        x = to_model_space(u8)
-        pad = max(n, pad_to) - n
-        pad += (-(n + pad)) % d
-        if pad:
-            x = np.concatenate([x, np.zeros((pad, *x.shape[1:]), x.dtype)])
-        latents = self.codec.encode(self.params, jax.device_put(x, self.batch_sharding))
-        return np.asarray(latents)[:n]
+        return self.vae.encode(to_model_space(u8), pad_to)
 
     def identity(self):
-        import dataclasses
-
-        return {
-            "kind": self.kind,
-            "hash": self.hash,
-            "scaling_factor": self.config.scaling_factor,
-            "config": dataclasses.asdict(self.config),
-            "weights_uri": self.weights_uri,
-        }
+        return self.vae.identity()
 
 
 def load(target) -> ImageEncoder:
@@ -133,15 +85,6 @@ def load(target) -> ImageEncoder:
 def image_geometry(target) -> tuple[int, int]:
     """(pixels per side, channels) of the images the evaluator generates and training encodes,
     from the autoencoder's config alone (no weights loaded)."""
-    spec = target.autoencoder
-    if spec.kind == "identity":
-        return target.latent_size, target.latent_channels
-    from ladder_trainer.weights import configs, files
+    from ladder_trainer.models.sd_vae import image_geometry as geometry
 
-    if not spec.weights_uri:
-        raise UserError("data.autoencoder.weightsUri: sd-vae needs the autoencoder's folder (its config.json "
-                        "fixes the image size)")
-    config_path, _ = files.locate(spec.weights_uri, "vae")
-    config = configs.autoencoder_from_diffusers(files.read_config(config_path, "data.autoencoder.weightsUri"),
-                                                str(config_path))
-    return target.latent_size * config.downsample_factor, config.in_channels
+    return geometry(target.autoencoder, target.latent_size, target.latent_channels)

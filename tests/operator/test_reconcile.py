@@ -549,3 +549,60 @@ def test_a_workload_kueue_deactivated_stays_deactivated_until_the_user_retries()
     assert ("SizeRetried", "size c32: re-activating its Kueue Workload") in events(out)
     assert phases(out)[32] == ("Queued", "waiting for Kueue to admit it in queue 'ladder'")
     assert conditions(out)["Degraded"] == ("False", "AsExpected")
+
+
+PREPARE = {"webdataset": ["gs://raw/shards/{00000..00003}.tar"], "workers": 2}
+
+
+def test_prepare_runs_first_and_training_starts_once_it_succeeded():
+    exp = experiment(data__prepare=PREPARE, data__trainUri="gs://d/latents/")
+    out = run_once(exp)
+    assert creates(out) == ["quickstart-prepare"]
+    kinds = [type(a) for a in out.actions]
+    assert kinds.index(ApplyShared) < kinds.index(Create)  # its pods mount the run ConfigMap
+    said = "preparing data: JobSet quickstart-prepare, 2 workers"
+    assert (out.phase, out.status["message"]) == ("Preparing", said)
+    assert conditions(out)["Progressing"] == ("True", "PreparingData")
+    assert {w: p for w, (p, _) in phases(out).items()} == {32: "Pending", 64: "Pending", 96: "Pending"}
+    assert ("ExperimentPreparing", f"New -> Preparing: {said}") in events(out)
+    exp = after(exp, out)
+    running = Observed(jobsets={"quickstart-prepare": jobset("quickstart-prepare")}, workloads={})
+    again = run_once(exp, running)
+    assert creates(again) == [] and again.phase == "Preparing"
+    done = Observed(jobsets={"quickstart-prepare": jobset("quickstart-prepare", "completed")}, workloads={})
+    out = run_once(exp, done)
+    assert creates(out) == ["quickstart-c32", "quickstart-c64"]
+    state = next(a.state for a in out.actions if isinstance(a, RecordState))
+    assert state["prepare"] == "completed"
+    # the JobSet expired: the record holds, nothing is prepared again
+    out = run_once(after(exp, out), Observed(workloads={}, data_prepared=False))
+    assert "quickstart-prepare" not in creates(out)
+
+
+def test_a_prepared_manifest_skips_the_jobset():
+    exp = experiment(data__prepare=PREPARE)
+    out = run_once(exp, Observed(workloads={}, data_prepared=True))
+    assert creates(out) == ["quickstart-c32", "quickstart-c64"] and out.phase == "Pending"
+
+
+def test_a_failed_prepare_fails_the_experiment_with_its_reason_until_retried():
+    exp = after(experiment(data__prepare=PREPARE), run_once(experiment(data__prepare=PREPARE)))
+    failed = Observed(jobsets={"quickstart-prepare": jobset("quickstart-prepare", "failed")}, workloads={})
+    out = run_once(exp, failed)
+    assert creates(out) == [] and out.phase == "Failed"
+    assert out.status["message"] == "data preparation failed: FailedJobs: boom (JobSet quickstart-prepare)"
+    assert conditions(out)["Degraded"] == ("True", "PrepareFailed")
+    exp = after(exp, out)
+    exp["metadata"]["annotations"][RETRY_ANNOTATION] = "1"
+    out = run_once(exp, failed)
+    assert Delete("jobset.x-k8s.io/v1alpha2", "jobsets", "quickstart-prepare") in out.actions
+    assert RemoveAnnotation(RETRY_ANNOTATION) in out.actions and out.phase == "Preparing"
+    exp = after(exp, out)
+    del exp["metadata"]["annotations"][RETRY_ANNOTATION]
+    assert creates(run_once(exp)) == ["quickstart-prepare"]
+
+
+def test_without_the_section_the_state_annotation_is_unchanged():
+    out = run_once(experiment())
+    state = next(a.state for a in out.actions if isinstance(a, RecordState))
+    assert "prepare" not in state

@@ -93,10 +93,13 @@ Action = (
 @dataclass
 class Observed:
     """What exists now: this experiment's JobSets by name and, when the Kueue API is served,
-    their Workloads keyed by the owning JobSet's name (None: no Kueue)."""
+    their Workloads keyed by the owning JobSet's name (None: no Kueue); and, for an experiment
+    with spec.data.prepare, whether data.trainUri holds a prepared set's manifest (None: not
+    looked, or the storage did not answer)."""
 
     jobsets: dict[str, dict] = field(default_factory=dict)
     workloads: dict[str, dict] | None = None
+    data_prepared: bool | None = None
 
 
 @dataclass

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ladder_api.conditions import Circumstances, Reason, Suspension, experiment_status
+from ladder_api.conditions import Circumstances, Preparation, Reason, Suspension, experiment_status
 from ladder_api.plan import CODE_VERSION, Plan
 from ladder_api.spec import ScalingExperimentSpec
 from ladder_api.status import ScalingExperimentStatus, SizePhase, SizeStatus
@@ -38,8 +38,11 @@ def operator_status(
     exp: ExperimentObject,
     refused: Sequence[str],
     now: str,
+    preparation: Preparation | None = None,
 ) -> ScalingExperimentStatus:
-    circumstances = Circumstances(suspension=SPEC_SUSPEND if spec.suspend else None, refused=tuple(refused))
+    circumstances = Circumstances(
+        suspension=SPEC_SUSPEND if spec.suspend else None, refused=tuple(refused), preparation=preparation
+    )
     return experiment_status(
         sizes, exp.status.results, spec.evaluation,
         circumstances=circumstances, previous=exp.status, now=now, generation=exp.generation,

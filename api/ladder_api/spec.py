@@ -327,6 +327,14 @@ class PrepareSpec(Model):
         layout = ["--coco", self.coco] if self.coco else ["--captions", self.captions or ""]
         return [*layout, "--images", self.images or "", "--part-size", str(self.part_size)]
 
+    def command(self, config: str, train_uri: str) -> list[str]:
+        """`python -m ladder_cli prepare text-image` as both backends run it, on a run's config
+        (the worker index and count come from the environment or are added by the caller)."""
+        return [
+            "python", "-m", "ladder_cli", "prepare", "text-image", config, *self.source_args(),
+            "--output", train_uri, "--batch-size", str(self.batch_size), "--dtype", self.dtype,
+        ]
+
 
 class DataSpec(Model):
     train_uri: str = Field(

@@ -386,11 +386,8 @@ def prepare_jobset(plan: Plan) -> dict | None:
     if prep is None:
         return None
     st = slice_type(prep.slice_type)
-    command = [
-        "python", "-m", "ladder_cli", "prepare", "text-image", names.run_config_path(first.name),
-        *prep.source_args(), "--output", first.data.train_uri, "--num-workers", str(prep.workers),
-        "--batch-size", str(prep.batch_size), "--dtype", prep.dtype, "--staging-dir", "/tmp",
-    ]
+    command = prep.command(names.run_config_path(first.name), first.data.train_uri)
+    command += ["--num-workers", str(prep.workers), "--staging-dir", "/tmp"]
     env = [e for e in _base_env(first) if e["name"] != "LADDER_RUN_CONFIG"]
     env.append({"name": "LADDER_PREPARE_WORKERS", "value": str(prep.workers)})
     container = {

@@ -349,7 +349,7 @@ def test_prepare_jobset_runs_indexed_workers_of_ladder_prepare():
     assert c["command"] == [
         "python", "-m", "ladder_cli", "prepare", "text-image", f"/etc/ladder/run/{first.name}.json",
         "--webdataset", "gs://raw/laion/{00000..00099}.tar", "--output", "gs://d/latents/",
-        "--num-workers", "4", "--batch-size", "64", "--dtype", "float16", "--staging-dir", "/tmp",
+        "--batch-size", "64", "--dtype", "float16", "--num-workers", "4", "--staging-dir", "/tmp",
     ]
     env = {e["name"]: e.get("value") for e in c["env"]}
     assert env["LADDER_PREPARE_WORKERS"] == "4" and "LADDER_RUN_CONFIG" not in env

@@ -312,7 +312,7 @@ class Controller:
         counts: dict[str, int] = {}
         for phase in self.phases.values():
             counts[phase] = counts.get(phase, 0) + 1
-        for phase in ("Pending", "Running", "Succeeded", "Failed", "Suspended", "Invalid"):
+        for phase in ("Pending", "Preparing", "Running", "Succeeded", "Failed", "Suspended", "Invalid"):
             metrics.EXPERIMENTS.labels(phase=phase).set(counts.get(phase, 0))
 
     async def _execute(self, key: Key, raw: dict, exp_path: str, action) -> None:

@@ -118,6 +118,7 @@ def test_prepare_failure_fails_the_experiment_with_the_reason(apiserver, cluster
         proc.stop()
 
 
+@pytest.mark.slow
 def test_restart_mid_prepare_gives_no_duplicate_or_missing_examples(
     apiserver, cluster, inputs, tmp_path, monkeypatch
 ):

@@ -1,9 +1,10 @@
 """reconcile(experiment, observed) -> Outcome: a short driver over named, pure steps.
 
 validate -> deletion and finalizer -> refusal -> retry -> data preparation -> per-size phase ->
-admission -> suspension -> record -> status. Each step is a function of typed inputs (tests/operator has one
-test module per step); this module only threads them together and orders the actions: the record
-before the objects it describes, then the objects, then the Events.
+admission -> suspension -> record -> status. Each step is a function of typed inputs
+(tests/operator has one test module per step); this module only threads them together and orders
+the actions: the record before the objects it describes, then the objects, then the Events.
+Training is admitted only once the data preparation (spec.data.prepare, when set) is done.
 """
 
 from __future__ import annotations

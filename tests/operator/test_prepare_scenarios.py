@@ -142,8 +142,11 @@ def test_restart_mid_prepare_gives_no_duplicate_or_missing_examples(
 
         proc.kill()
         proc.start()
-        wait_for("the restarted operator's status write",
-                 lambda: any("prep-prepare" in e["message"] for e in cluster.events("ExperimentPreparing")))
+        # An edit the restarted operator must answer (observedGeneration): proof that it decided
+        # with the half-done preparation in view, not that it has not looked yet.
+        generation = cluster.edit("prep", **{"scheduling.maxRestarts": 5})["metadata"]["generation"]
+        wait_for("the restarted operator's pass",
+                 lambda: cluster.status("prep").get("observedGeneration") == generation)
         assert set(cluster.jobsets("prep")) == {"prep-prepare"}
         assert cluster.jobsets("prep")["prep-prepare"]["metadata"]["uid"] == uid
         assert cluster.status("prep")["phase"] == "Preparing"

@@ -97,7 +97,9 @@ def training_jobsets(cluster, name: str) -> set[str]:
     return {n for n in cluster.jobsets(name) if not n.endswith("-prepare")}
 
 
-def test_prepare_failure_fails_the_experiment_with_the_reason(apiserver, cluster, tmp_path):
+def test_prepare_failure_fails_the_experiment_and_a_prepared_set_is_not_made_again(
+    apiserver, cluster, tmp_path
+):
     proc = OperatorProcess(apiserver.kubeconfig, tmp_path / "operator.log").start()
     try:
         unread = (tmp_path / "shards", tmp_path / "vae")
@@ -114,6 +116,15 @@ def test_prepare_failure_fails_the_experiment_with_the_reason(apiserver, cluster
         degraded = cluster.condition("prep-fails", "Degraded")
         assert (degraded["status"], degraded["reason"]) == ("True", "PrepareFailed")
         assert training_jobsets(cluster, "prep-fails") == set()
+
+        # data.trainUri already prepared (its manifest is there): nothing to prepare, training starts
+        (tmp_path / "ready").mkdir()
+        (tmp_path / "ready" / "manifest.json").write_text("{}")
+        cluster.create(prepared_experiment(cluster.ns, "prep-ready", unread, str(tmp_path / "ready")))
+        wait_for("training starts", lambda: training_jobsets(cluster, "prep-ready") == {"prep-ready-c32",
+                                                                                       "prep-ready-c64"})
+        assert "prep-ready-prepare" not in cluster.jobsets("prep-ready")
+        assert cluster.status("prep-ready")["phase"] != "Preparing"
     finally:
         proc.stop()
 

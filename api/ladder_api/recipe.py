@@ -31,7 +31,9 @@ if TYPE_CHECKING:  # pragma: no cover
 NOT_RECIPE: dict[str, frozenset[str]] = {
     "ladder": frozenset({"baseChannels", "params", "gflopsPerForward", "normalizedCost", "widths"}),
     # Where `ladder prepare` loads the text encoder from does not change the data: its hash does.
-    "data": frozenset({"referenceSet", "shuffleBuffer", "textEncoder.weightsUri"}),
+    # How the data is prepared (source, workers, slice) neither: trainUri and the encoders' hashes
+    # name the data, and a preparation refuses to add parts made with other settings to an output.
+    "data": frozenset({"referenceSet", "shuffleBuffer", "textEncoder.weightsUri", "prepare"}),
     "training": frozenset(
         {"sharding", "checkpoint", "logEverySteps", "compilationCacheUri", "ema.evaluateEma",
          "distributedInitTimeoutSeconds"}

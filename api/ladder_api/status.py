@@ -19,6 +19,7 @@ from ladder_api.base import Model
 
 class ExperimentPhase(StrEnum):
     pending = "Pending"
+    preparing = "Preparing"
     running = "Running"
     succeeded = "Succeeded"
     failed = "Failed"

@@ -55,7 +55,7 @@ def register(sub) -> None:
     ps = p.add_subparsers(dest="prepare_command", required=True, metavar="WHAT")
 
     t = ps.add_parser("text-image", help="image-caption pairs -> a training set of latents and embeddings")
-    t.add_argument("spec", help="the experiment YAML")
+    t.add_argument("spec", help="the experiment YAML, or a run's config JSON (the prepare JobSet's pods)")
     _sources(t)
     t.add_argument("--output", help="where the training set goes (default: data.trainUri)")
     t.add_argument("--worker-index", type=int, default=int(os.environ.get("JOB_COMPLETION_INDEX", 0)))
@@ -105,6 +105,17 @@ def _experiment(path: str):
     from ladder_api.loading import load_experiment
 
     return load_experiment(path)
+
+
+def _target(path: str):
+    """The experiment YAML's Target, or a RunConfig JSON's (the prepare JobSet's pods read one)."""
+    from ladder_api.loading import load_documents, load_run_config
+    from ladder_prepare.target import Target
+
+    docs = load_documents(path)
+    if len(docs) == 1 and isinstance(docs[0], dict) and "kind" not in docs[0] and "model" in docs[0]:
+        return Target.from_run_config(load_run_config(path, "spec "))
+    return Target.from_spec(_experiment(path).spec)
 
 
 def make_source(args):
@@ -177,9 +188,8 @@ class RichProgress:
 
 def cmd_text_image(args) -> int:
     from ladder_prepare import autoencoding, text_encoders, text_image
-    from ladder_prepare.target import Target
 
-    target = Target.from_spec(_experiment(args.spec).spec)
+    target = _target(args.spec)
     source = make_source(args)
     encoder = autoencoding.load(target)
     text = text_encoders.load(target.text_encoder, target.context_dim, target.context_tokens)

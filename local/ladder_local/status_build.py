@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from ladder_api.conditions import Circumstances, Reason, Suspension, experiment_status
+from ladder_api.conditions import Circumstances, Preparation, Reason, Suspension, experiment_status
 from ladder_api.plan import CODE_VERSION, Plan, RunConfig
 from ladder_api.status import Result, ScalingExperimentStatus, SizePhase, SizeStatus
 from ladder_local.observe import SizeObservation
@@ -62,10 +62,12 @@ def build_status(
     now: str,
     previous: ScalingExperimentStatus | None = None,
     interrupted: bool = False,
+    preparation: Preparation | None = None,
 ) -> ScalingExperimentStatus:
     """The whole status. `active` says the runner is still working (between two tasks a size may
     be pending while the experiment is running); `interrupted` that it was asked to stop (Ctrl-C,
-    SIGTERM): the experiment reads Suspended from then on, while its tasks save and exit."""
+    SIGTERM): the experiment reads Suspended from then on, while its tasks save and exit;
+    `preparation` that spec.data.prepare is still running (Preparing) or failed (Failed)."""
     sizes = [
         size_status(run, observations.get(run.width) or SizeObservation(run.width),
                     activities.get(run.width, SizeActivity()))
@@ -76,7 +78,9 @@ def build_status(
         obs = observations.get(run.width)
         for r in obs.results if obs else []:
             results[r.id] = r
-    circumstances = Circumstances(suspension=INTERRUPTED if interrupted else None, active=active)
+    circumstances = Circumstances(
+        suspension=INTERRUPTED if interrupted else None, active=active, preparation=preparation
+    )
     return experiment_status(
         sizes, [results[k] for k in sorted(results)], plan.runs[0].evaluation,
         circumstances=circumstances, previous=previous, now=now,

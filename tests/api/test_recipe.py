@@ -138,3 +138,23 @@ def test_text_encoder_as_an_object_keeps_the_identity_of_the_name_it_replaced():
     hashed = _run(_set("data.textEncoder", {"name": "clip-vit-l14", "hash": "sha256:" + "0" * 64}))
     assert hashed.recipe_hash != as_string.recipe_hash
     assert _run(_set("data.textEncoder", "clip-vit-h14")).recipe_hash != as_string.recipe_hash
+
+
+PREPARE = {"webdataset": ["gs://b/shards/{00000..00009}.tar"], "workers": 4}
+
+
+def test_a_prepare_section_is_not_the_recipe_and_its_absence_changes_no_hash():
+    """How the data is made (source, workers, slice) is not the recipe: trainUri and the
+    encoders' hashes name the data. A spec without the section keeps its spec hash and its run
+    configs byte for byte (operators already running it see no change)."""
+    from ladder_api.plan import spec_hash
+
+    plain, prepared = _run(), _run(_set("data.prepare", PREPARE))
+    assert prepared.recipe_hash == plain.recipe_hash
+    assert rc.recipe_diff(plain.recipe(), prepared.recipe()) == []
+    assert "prepare" not in plain.config_json()
+    assert '"workers":4' in prepared.config_json()
+    doc = copy.deepcopy(BASE)
+    without = spec_hash(parse_experiment(doc))
+    doc["spec"]["data"] = {"prepare": None}
+    assert spec_hash(parse_experiment(doc)) == without

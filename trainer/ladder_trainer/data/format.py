@@ -39,10 +39,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ladder_api import storage
+from ladder_api.artifacts import DATA_MANIFEST
 
 FORMAT = "ladder-latents/v2"
 OLD_FORMATS = ("ladder-latents/v1",)
-MANIFEST = "manifest.json"
+MANIFEST = DATA_MANIFEST
 NULL_CONTEXT = "null_context.npy"
 SETTINGS = "prepare.json"
 PARTS = "parts"

@@ -1,10 +1,9 @@
 """Metrics: FID through clean-fid's path (in memory == clean-fid's compute_fid on folders), the
 digits classifier (features, adherence, cache), reference statistics checks, CLIP score on a tiny
-random open_clip model and the Inception loader on a tiny stand-in torchscript file."""
+random open_clip model and the Inception loader's errors (the real network: test_inception)."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +15,8 @@ from ladder_api.errors import UserError
 from ladder_evaluator.metrics import clip_score, digits_classifier, fid, fid_name, result_metric
 from ladder_evaluator.metrics.images import to_uint8_rgb
 from ladder_trainer.data import digits
+
+from .conftest import tiny_clip
 
 
 @pytest.fixture(scope="module")
@@ -91,57 +92,23 @@ def test_reference_stats_roundtrip_and_errors(tmp_path):
         fid.load_stats(str(tmp_path / "junk.npz"), 8)
 
 
-class _Layers(torch.nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.proj = torch.nn.Linear(3, 2048)
-
+class _OtherNet(torch.nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.proj(x.mean(dim=(2, 3)))
+        return x.mean(dim=(2, 3))
 
 
-class _FakeInception(torch.nn.Module):
-    """Stands in for inception-2015-12-05.pt: same interface clean-fid's wrapper uses."""
-
-    def __init__(self):
-        super().__init__()
-        self.layers = _Layers()
-
-    def forward(self, x: torch.Tensor, return_features: bool = False) -> torch.Tensor:
-        return self.layers(x)
-
-
-def test_inception_loader_uses_clean_fids_wrapper_and_names_missing_weights(tmp_path, splits):
+def test_inception_loader_names_missing_or_unknown_weights(tmp_path):
     with pytest.raises(UserError, match=r"inception-2015-12-05\.pt.*inceptionWeightsUri|inceptionWeightsUri"):
         fid.inception_extractor(str(tmp_path / "inception-2015-12-05.pt"))
-    torch.manual_seed(0)
-    torch.jit.script(_FakeInception()).save(str(tmp_path / "inception-2015-12-05.pt"))
-    ext = fid.inception_extractor(str(tmp_path / "inception-2015-12-05.pt"), torch.device("cpu"))
-    feats = fid.features(splits[1].images[:6], ext)
-    assert feats.shape == (6, 2048) and ext.name == "inception"
-
-
-def _tiny_clip(tmp_path: Path) -> Path:
-    import open_clip
-    from safetensors.torch import save_file
-
-    cfg = {"model_cfg": {
-        "embed_dim": 32,
-        "vision_cfg": {"image_size": 32, "layers": 1, "width": 64, "patch_size": 16},
-        "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1},
-    }}
-    (tmp_path / "open_clip_config.json").write_text(json.dumps(cfg))
-    name = clip_score._register_sidecar(tmp_path / "open_clip_config.json")
-    torch.manual_seed(0)
-    model = open_clip.create_model(name)
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp_path / "clip.safetensors"))
-    return tmp_path / "clip.safetensors"
+    torch.jit.script(_OtherNet()).save(str(tmp_path / "inception-2015-12-05.pt"))
+    with pytest.raises(UserError, match=r"have sha256 [0-9a-f]{64}, expected [0-9a-f]{64}"):
+        fid.inception_extractor(str(tmp_path / "inception-2015-12-05.pt"), torch.device("cpu"))
 
 
 def test_clip_score_runs_open_clip_from_a_weights_path(tmp_path, splits):
     with pytest.raises(UserError, match="clipWeightsUri"):
         clip_score.load(str(tmp_path / "nope.safetensors"))
-    weights = _tiny_clip(tmp_path)
+    weights = tiny_clip(tmp_path)
     scorer = clip_score.load(str(weights), torch.device("cpu"))
     imgs, caps = splits[1].images[:4], splits[1].captions[:4]
     s1 = scorer.score(imgs, caps, batch_size=3)

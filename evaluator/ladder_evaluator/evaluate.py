@@ -17,7 +17,7 @@ import io
 import logging
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import jax
@@ -27,7 +27,7 @@ import numpy as np
 from ladder_api.errors import UserError
 from ladder_api.frontier import sampling_cost
 from ladder_api.plan import RunConfig
-from ladder_api.spec import FidFeatures, MetricName
+from ladder_api.spec import MetricName
 from ladder_api.status import Result, result_id
 from ladder_evaluator import metrics, model, schedule, storage
 from ladder_evaluator import prompts as prompts_mod
@@ -71,7 +71,8 @@ def cache_dir(run: RunConfig) -> Path:
 
 @dataclass
 class Scorers:
-    """Feature extractors, reference statistics and judges, built once per evaluation."""
+    """Feature extractors, reference statistics and judges, built once per evaluation; `backends`
+    says which implementation (metrics.backends: jax or torch) computes each metric."""
 
     run: RunConfig
     prompts: prompts_mod.Prompts
@@ -79,33 +80,23 @@ class Scorers:
     fid_ref: tuple[np.ndarray, np.ndarray] | None = None
     clip: object | None = None
     judge: object | None = None
+    backends: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def build(cls, run: RunConfig, prompts: prompts_mod.Prompts) -> Scorers:
-        from ladder_evaluator.metrics import clip_score, digits_classifier, fid
+        from ladder_evaluator.metrics import backends, digits_classifier
 
         self = cls(run, prompts)
         ev = run.evaluation
         cache = cache_dir(run)
         if MetricName.fid in ev.metrics:
-            if ev.fid_features == FidFeatures.inception:
-                self.fid_extractor = fid.inception_extractor(ev.inception_weights_uri)
-            else:
-                self.fid_extractor = digits_classifier.extractor(cache)
-            stats_uri = run.data.reference_set.stats_uri
-            if stats_uri:
-                self.fid_ref = fid.load_stats(stats_uri, self.fid_extractor.dim, read=storage.read_bytes)
-            elif prompts.images is not None:
-                self.fid_ref = fid.reference_from_images(prompts.images, self.fid_extractor, ev.batch_size)
-            else:
-                raise UserError(
-                    f"FID needs reference statistics: set data.referenceSet.statsUri (clean-fid "
-                    f"custom stats, {self.fid_extractor.dim}-dimensional for fidFeatures "
-                    f"{ev.fid_features.value}); the reference set {run.data.reference_set.uri} "
-                    "ships no images"
-                )
+            self.fid_extractor = backends.fid_extractor(ev.fid_features, weights_uri=ev.inception_weights_uri,
+                                                        cache_dir=cache, batch_size=ev.batch_size)
+            self.fid_ref = self._fid_reference()
+            self.backends[metrics.fid_name(ev.fid_features)] = self.fid_extractor.backend
         if MetricName.clip in ev.metrics:
-            self.clip = clip_score.load(ev.clip_weights_uri)
+            self.clip = backends.clip_scorer(ev.clip_weights_uri, batch_size=ev.batch_size)
+            self.backends[metrics.CLIP_SCORE] = self.clip.backend
         if MetricName.adherence in ev.metrics:
             if prompts.labels is None:
                 raise UserError(
@@ -113,7 +104,24 @@ class Scorers:
                     "data.referenceSet.uri builtin:digits-test, or drop adherence"
                 )
             self.judge = digits_classifier.extractor(cache)
+            self.backends[metrics.ADHERENCE] = self.judge.backend
         return self
+
+    def _fid_reference(self) -> tuple[np.ndarray, np.ndarray]:
+        from ladder_evaluator.metrics import fid
+
+        run, ev = self.run, self.run.evaluation
+        stats_uri = run.data.reference_set.stats_uri
+        if stats_uri:
+            return fid.load_stats(stats_uri, self.fid_extractor.dim, read=storage.read_bytes)
+        if self.prompts.images is not None:
+            return fid.reference_from_images(self.prompts.images, self.fid_extractor, ev.batch_size)
+        raise UserError(
+            f"FID needs reference statistics: set data.referenceSet.statsUri (clean-fid "
+            f"custom stats, {self.fid_extractor.dim}-dimensional for fidFeatures "
+            f"{ev.fid_features.value}); the reference set {run.data.reference_set.uri} "
+            "ships no images"
+        )
 
     def accumulator(self) -> Accumulator:
         return Accumulator(self)
@@ -207,7 +215,8 @@ def save_samples(run: RunConfig, step: int, setting: Setting, images, labels) ->
     storage.write_bytes(storage.join(run.paths.samples, f"step-{step}", name), buf.getvalue())
 
 
-def results_for(run: RunConfig, step: int, setting: Setting, values: dict[str, float]) -> list[Result]:
+def results_for(run: RunConfig, step: int, setting: Setting, values: dict[str, float],
+                backends: dict[str, str] | None = None) -> list[Result]:
     paper, with_g = sampling_cost(run.model.normalized_cost, setting.steps, setting.guidance)
     ev = run.evaluation
     settings = {
@@ -222,6 +231,8 @@ def results_for(run: RunConfig, step: int, setting: Setting, values: dict[str, f
     out = []
     for name, value in values.items():
         extra = {"features": name.removeprefix("fid-")} if name.startswith("fid-") else {}
+        if backends and name in backends:
+            extra["metricsBackend"] = backends[name]
         out.append(Result(
             id=result_id(run.width, step, setting.sampler, setting.steps, setting.guidance, name),
             width=run.width, checkpoint_step=step, sampler=setting.sampler, steps=setting.steps,
@@ -285,7 +296,7 @@ def evaluate(run: RunConfig, checkpoint_uri: str, store: ResultStore, *, force: 
         values = acc.values()
         images = np.concatenate(kept_images)
         labels = None if kept_labels[0] is None else np.concatenate(kept_labels)
-        results = results_for(run, step, setting, values)
+        results = results_for(run, step, setting, values, scorers.backends)
         store.write(results)
         written.extend(results)
         try:

@@ -14,7 +14,7 @@ import pytest
 
 from ladder_api.loading import parse_experiment
 from ladder_api.plan import RunConfig, expand
-from ladder_api.spec import FidFeatures
+from ladder_api.spec import FidFeatures, MetricName
 from ladder_evaluator.main import main
 from ladder_evaluator.metrics import fid
 
@@ -86,6 +86,7 @@ def test_grid_results_skip_and_force(trained, tmp_path):
     assert first["c16-s10-ddim-n2-g1-adherence"]["samplingCostWithGuidance"] == pytest.approx(
         first["c16-s10-ddim-n2-g1-adherence"]["samplingCost"])
     assert r["settings"]["features"] == "digits-classifier" and r["settings"]["weights"] == "ema"
+    assert r["settings"]["metricsBackend"] == "torch"  # the digits classifier has no JAX port
     before = results_file.stat().st_mtime_ns
     assert main(args) == 0  # everything present: nothing recomputed, file untouched
     assert results_file.stat().st_mtime_ns == before
@@ -98,6 +99,35 @@ def test_grid_results_skip_and_force(trained, tmp_path):
     with np.load(samples[0]) as z:
         assert z["images"].shape == (12, 8, 8, 1) and z["labels"].shape == (12,)
         assert str(z["sampler"]) == "ddim" and int(z["checkpoint_step"]) == 10
+
+
+@pytest.mark.slow
+def test_inception_fid_and_clip_score_run_in_jax_and_say_so(trained, tmp_path):
+    """The evaluator's default backends on the real Inception weights and a tiny random CLIP."""
+    from ladder_evaluator.metrics import inception_weights
+
+    from .conftest import tiny_clip
+
+    _, run = trained
+    stats = tmp_path / "inception-stats.npz"
+    fid.save_stats(stats, np.random.default_rng(0).standard_normal(2048), np.eye(2048))
+    (tmp_path / "clip").mkdir()
+    ev = run.evaluation.model_copy(update={
+        "metrics": [MetricName.fid, MetricName.clip], "fid_features": FidFeatures.inception,
+        "inception_weights_uri": str(inception_weights.bundled_path()),
+        "clip_weights_uri": str(tiny_clip(tmp_path / "clip")), "guidance_scales": [1.0], "num_samples": 6})
+    data = run.data.model_copy(update={
+        "reference_set": run.data.reference_set.model_copy(update={"stats_uri": str(stats)})})
+    config = _write_config(tmp_path, run.model_copy(update={"evaluation": ev, "data": data}))
+    results_file = tmp_path / "results.json"
+    args = ["--config", config, "--checkpoint", run.paths.checkpoints, "--results-file", str(results_file)]
+    assert main([*args, "--no-progress"]) == 0
+    got = _results(results_file)
+    assert sorted(got) == ["c16-s10-ddim-n2-g1-clip-score", "c16-s10-ddim-n2-g1-fid-inception"]
+    for r in got.values():
+        assert r["settings"]["metricsBackend"] == "jax" and r["numSamples"] == 6
+    assert got["c16-s10-ddim-n2-g1-fid-inception"]["settings"]["features"] == "inception"
+    assert got["c16-s10-ddim-n2-g1-fid-inception"]["value"] > 0
 
 
 def test_missing_checkpoint_exits_2_naming_it(trained, tmp_path, capsys):

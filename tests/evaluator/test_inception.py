@@ -146,7 +146,7 @@ got = scorer.embeddings(imgs, caps)
 for a, b in zip(got, ref, strict=True):
     assert a.shape == (11, 32), a.shape
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
-print("SHARDED-OK", scorer.image._fn._cache_size(), scorer.text._fn._cache_size())
+print("SHARDED-OK", scorer.image.programs(), scorer.text.programs())
 """
 
 

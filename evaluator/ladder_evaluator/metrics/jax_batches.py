@@ -32,6 +32,10 @@ class ShardedBatches:
         self.params = jax.device_put(params, replicated)
         self._fn = jax.jit(lambda p, xs: fn(p, *xs), in_shardings=(replicated, rows), out_shardings=rows)
 
+    def programs(self) -> int:
+        """Programs compiled so far: one per batch shape, so 1 however many calls were made."""
+        return self._fn._cache_size()
+
     def __call__(self, *arrays: np.ndarray) -> np.ndarray:
         """Rows of fn's output for all rows of `arrays` (an empty input gives an empty array)."""
         total = len(arrays[0])

@@ -5,7 +5,8 @@
 Measures, with the server counting requests by client (User-Agent) and verb:
 1. API requests of one experiment's whole life (quickstart: 3 sizes, 2 at once), driven to
    Succeeded by this script playing Kueue, JobSet and the pods;
-2. requests per minute while nothing changes (the target is no writes at all);
+2. requests per minute while nothing changes (the target is no writes at all), and apart from
+   them the leader's Lease renewals (a GET and a PATCH every leaseDuration / 7.5, 2 s);
 3. create-to-all-JobSets latency over N experiments created at once (p50/p99), timed from the
    POST's answer to the ADDED event of the experiment's last JobSet on a watch;
 4. the operator's peak RSS (VmHWM) holding them, and its mean reconcile time (its own metric).
@@ -27,11 +28,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.apiserver.fixture import free_port  # noqa: E402
+from ladder_testing.apiserver.fixture import free_port  # noqa: E402
 from tests.operator.harness import Cluster, load_example, results_for, tiny, wait_for  # noqa: E402
 
 OPERATOR_CLIENTS = ("kopf", "ladder-operator")
 WRITE_VERBS = ("create", "update", "patch", "delete", "deletecollection")
+LEASE = "leases"  # leader election renews its Lease: counted apart from the work (lease_counts)
 
 
 def requests_by(url: str, reset: bool = False) -> list[dict]:
@@ -40,10 +42,11 @@ def requests_by(url: str, reset: bool = False) -> list[dict]:
         return json.loads(rsp.read())
 
 
-def operator_counts(url: str) -> dict[str, dict[str, int]]:
+def operator_counts(url: str, leases: bool = False) -> dict[str, dict[str, int]]:
+    """The operator's requests by verb and resource: its work, or (`leases`) its Lease renewals."""
     out: dict[str, dict[str, int]] = {}
     for row in requests_by(url):
-        if row["client"] in OPERATOR_CLIENTS:
+        if row["client"] in OPERATOR_CLIENTS and (row["resource"] == LEASE) == leases:
             out.setdefault(row["verb"], {})
             out[row["verb"]][row["resource"]] = out[row["verb"]].get(row["resource"], 0) + row["count"]
     return out
@@ -131,7 +134,7 @@ def main() -> int:
     kubeconfig = work / "kubeconfig"
     py = sys.executable
     server = subprocess.Popen(
-        [py, "-m", "tests.apiserver", "--port", str(port), "--kubeconfig", str(kubeconfig)],
+        [py, "-m", "ladder_testing.apiserver", "--port", str(port), "--kubeconfig", str(kubeconfig)],
         cwd=REPO,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -181,6 +184,8 @@ def main() -> int:
         report["idle_s"] = args.idle_s
         report["idle_requests_per_min"] = round(total(idle) / args.idle_s * 60, 2)
         report["idle_writes_per_min"] = round(total(idle, WRITE_VERBS) / args.idle_s * 60, 2)
+        renewals = total(operator_counts(url, leases=True))
+        report["idle_lease_requests_per_min"] = round(renewals / args.idle_s * 60, 2)
 
         # 3. N experiments at once.
         many = Cluster(url, "bench-many")

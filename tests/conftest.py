@@ -7,6 +7,7 @@ from __future__ import annotations
 import functools
 import os
 import re
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,18 @@ import yaml
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO_ROOT / "examples"
 K8S_VERSION = "1.32.0"  # a GKE regular-channel version that kubernetes-validate ships
+
+# Compilation is the dominant cost of the JAX tests. Every JAX process of a session (tests in
+# process, trainer and evaluator subprocesses, `ladder run`'s children: they inherit this
+# environment) compiles at LLVM's cheapest optimisation level and shares one persistent
+# compilation cache per machine, so a program one test or xdist worker compiled is loaded by the
+# next. Neither changes what is computed: a cache entry is keyed by the program, its options and
+# the JAX version, and LLVM's level changes no floating-point semantics (no fast-math).
+JAX_CACHE = os.path.join(tempfile.gettempdir(), f"ladder-test-jax-cache-{os.getuid()}")
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", JAX_CACHE)
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
+if "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
+    os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} --xla_backend_optimization_level=0".strip()
 
 
 def shared_dir() -> Path:
@@ -102,3 +115,12 @@ def repo_root() -> Path:
 @pytest.fixture
 def examples_dir() -> Path:
     return EXAMPLES
+
+
+@pytest.fixture(scope="module")
+def gcs():
+    """A fake-gcs-server for the module, every client pointed at it (ladder_testing.gcs)."""
+    from ladder_testing.gcs import running_gcs
+
+    with running_gcs() as emulator:
+        yield emulator

@@ -66,6 +66,7 @@ PRINTER_COLUMNS = [
 ]
 
 _DROP = ("title", "default", "$defs", "examples")
+_STRING_RULES = ("pattern", "maxLength", "minLength")
 _MAX_DEFAULT_IN_DESCRIPTION = 80
 
 
@@ -100,6 +101,8 @@ class _Converter:
             nullable = len(non_null) < len(members)
             if len(non_null) == 1:
                 out = self.convert(non_null[0])
+                # A field's own string rules (json_schema_extra) sit beside the anyOf.
+                out.update({k: node[k] for k in _STRING_RULES if k in node})
                 if nullable:
                     out["nullable"] = True
             else:  # a union of unlike types: not structural, keep it opaque (see module docstring)

@@ -54,6 +54,12 @@ class UserError(Exception):
     """
 
 
+class TransientError(Exception):
+    """An infrastructure fault that a restart can get past (a coordinator that never answered, a
+    peer host gone). Entry points exit exitcodes.RESTARTABLE, so the JobSet restarts and resumes
+    from the last checkpoint (ladder_api.failures classifies the library errors of this kind)."""
+
+
 def print_user_error(err: SpecError | UserError) -> None:
     """The one way every entry point (the CLI, the trainer, the evaluator) shows a user error:
     one line per problem on stderr, no traceback. Callers then exit with exitcodes.USER_ERROR."""

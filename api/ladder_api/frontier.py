@@ -21,10 +21,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Literal
 
+from ladder_api.grid import fid_features_of, fid_metric
+from ladder_api.spec import FidFeatures
 from ladder_api.status import FrontierPoint, Result, Summary
 
-FID_PREFIX = "fid-"
-PREFERRED_FID = "fid-inception"
+PREFERRED_FID = fid_metric(FidFeatures.inception)
 CostKind = Literal["paper", "with_guidance"]
 
 
@@ -51,7 +52,7 @@ def pick_fid_metric(results: Iterable[Result], preferred: str | None = None) -> 
     else the alphabetically first fid-* metric. None when no FID was measured yet."""
     if preferred is not None:
         return preferred
-    names = sorted({r.metric for r in results if r.metric.startswith(FID_PREFIX)})
+    names = sorted({r.metric for r in results if fid_features_of(r.metric)})
     if not names:
         return None
     return PREFERRED_FID if PREFERRED_FID in names else names[0]

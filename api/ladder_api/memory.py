@@ -31,8 +31,8 @@ DTYPE_BYTES = {"float32": 4, "bfloat16": 2}
 ACTIVATION_FACTOR = 1.45  # XLA (CPU) keeps ~45% more than the count; fitted on 4 small configs
 
 
-def _bytes(dtype) -> int:
-    return DTYPE_BYTES[str(getattr(dtype, "value", dtype))]
+def _bytes(dtype: str) -> int:  # a spec Precision is a StrEnum, so it is the str key itself
+    return DTYPE_BYTES[dtype]
 
 
 QUERY_CHUNK = 1024  # the trainer's memory-efficient attention chunk (ladder_trainer.models.unet)
@@ -166,26 +166,33 @@ def plan_memory(
 def plan_for(spec, width: int, slice_type: str | None = None, num_slices: int | None = None,
              global_batch: int | None = None) -> MemoryPlan:
     """The plan of one width of a ScalingExperimentSpec on its slice (or the one given)."""
+    from ladder_api.plan import model_config
+
     req = spec.resources.slice_for(width)
     # The width's own sharding (a slice rule may set FSDP for the large sizes).
-    return plan_for_parts(spec.ladder, spec.training_for(width), width, slice_type or req.slice_type,
+    return plan_for_model(model_config(spec.ladder, width), spec.training_for(width),
+                          slice_type or req.slice_type,
                           num_slices or (req.num_slices if slice_type is None else 1), global_batch)
 
 
-def plan_for_parts(ladder, training, width: int, slice_type: str, num_slices: int = 1,
-                   global_batch: int | None = None, remat: bool | None = None) -> MemoryPlan:
-    """The same from a LadderSpec and TrainingSpec (what a RunConfig carries)."""
+def plan_for_run(run) -> MemoryPlan:
+    """The plan of a RunConfig on its own slice: what the trainer sizes itself by (remat)."""
+    return plan_for_model(run.model, run.training, run.slice.slice_type, run.slice.num_slices)
+
+
+def plan_for_model(model, training, slice_type: str, num_slices: int = 1,
+                   global_batch: int | None = None) -> MemoryPlan:
+    """From a plan.ModelConfig and a TrainingSpec: the one place a plan is sized for a slice."""
     st: SliceType = SLICES[slice_type]
     chips = st.chips * num_slices
     t = training
     batch = global_batch or t.global_batch
-    fsdp = min(t.sharding.fsdp, chips)
     return plan_memory(
-        ladder.shape(width),
-        latent_size=ladder.latent_size,
-        context_tokens=ladder.context_tokens,
+        model.shape(),
+        latent_size=model.latent_size,
+        context_tokens=model.context_tokens,
         per_chip_batch=math.ceil(batch / chips),
-        fsdp=fsdp,
+        fsdp=min(t.sharding.fsdp, chips),
         param_dtype=t.param_dtype,
         compute_dtype=t.compute_dtype,
         ema=t.ema.enabled,

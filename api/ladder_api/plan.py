@@ -12,8 +12,10 @@ import json
 
 from pydantic import Field
 
+from ladder_api.artifacts import RunPaths, size_paths
 from ladder_api.base import Model
-from ladder_api.ladder import forward_flops, normalized_cost, param_count
+from ladder_api.ladder import UNetShape, forward_flops, normalized_cost, param_count
+from ladder_api.recipe import recipe, recipe_hash
 from ladder_api.spec import (
     DataSpec,
     EvaluationSpec,
@@ -24,6 +26,7 @@ from ladder_api.spec import (
     SliceRequest,
     TrainingSpec,
 )
+from ladder_api.storage import join
 
 CODE_VERSION = "0.1.0"
 
@@ -35,13 +38,6 @@ def canonical_json(data) -> str:
 
 def short_hash(data, length: int = 10) -> str:
     return hashlib.sha256(canonical_json(data).encode()).hexdigest()[:length]
-
-
-def join_uri(base: str, *parts: str) -> str:
-    out = base.rstrip("/")
-    for p in parts:
-        out = f"{out}/{p.strip('/')}"
-    return out
 
 
 class ModelConfig(Model):
@@ -62,19 +58,16 @@ class ModelConfig(Model):
     gflops_per_forward: float = Field(..., description="Analytic GFLOPs of one forward pass.")
     normalized_cost: float = Field(..., description="Forward cost relative to c = 320.")
 
+    def shape(self) -> UNetShape:
+        """The shape the analytic counters (parameters, FLOPs, memory) and the trainer's U-Net
+        are built from: the one mapping from a model config to a U-Net."""
+        return unet_shape(self.base_channels, self)
+
 
 class ExperimentRef(Model):
     name: str
     namespace: str
     uid: str | None = None
-
-
-class RunPaths(Model):
-    root: str = Field(..., description="<outputUri>/<experiment>/c<width>")
-    checkpoints: str
-    metrics: str = Field(..., description="JSON-lines training metrics.")
-    results: str = Field(..., description="Evaluation results (JSON, same shape as status.results).")
-    samples: str
 
 
 class RunConfig(Model):
@@ -86,8 +79,8 @@ class RunConfig(Model):
     index: int = Field(..., description="Position in the experiment's start order.")
     spec_hash: str
     recipe_hash: str = Field(
-        ..., description="Hash of what fixes the trained model (ladder, data, training): a spec "
-        "edit that changes it would change what a finished size means."
+        ..., description="Hash of the recipe (ladder_api.recipe: what fixes the trained model): a "
+        "spec edit that changes it would change what a started size means."
     )
     code_version: str = CODE_VERSION
     model: ModelConfig
@@ -97,6 +90,10 @@ class RunConfig(Model):
     slice: SliceRequest
     eval_slice: SliceRequest
     paths: RunPaths
+
+    def recipe(self) -> dict[str, object]:
+        """What fixes this run's trained model (ladder_api.recipe), as `section.field` -> value."""
+        return recipe(self.model, self.data, self.training)
 
     def config_json(self) -> str:
         """The exact bytes pods read (ConfigMap key <name>.json, `ladder plan -o`): canonical JSON
@@ -129,23 +126,24 @@ def spec_hash(exp: ScalingExperiment) -> str:
     return short_hash(exp.spec.to_wire(exclude_none=False), 16)
 
 
-def recipe_hash(ladder: LadderSpec, data: DataSpec, training: TrainingSpec, width: int) -> str:
-    """Sharding is left out: it changes where the model is computed, not what is trained."""
-    shared = {k: v for k, v in ladder.to_wire(exclude_none=False).items() if k != "widths"}
-    training_wire = {k: v for k, v in training.to_wire(exclude_none=False).items() if k != "sharding"}
-    return short_hash(
-        {
-            "width": width,
-            "ladder": shared,
-            "data": data.to_wire(exclude_none=False),
-            "training": training_wire,
-        },
-        16,
+def unet_shape(width: int, ladder) -> UNetShape:
+    """A LadderSpec's or ModelConfig's shared settings at one width (both hold the same fields)."""
+    return UNetShape(
+        base_channels=width,
+        context_dim=ladder.context_dim,
+        channel_mult=tuple(ladder.channel_mult),
+        num_res_blocks=ladder.num_res_blocks,
+        attention_levels=tuple(ladder.attention_levels),
+        num_heads=ladder.num_heads,
+        in_channels=ladder.latent_channels,
+        out_channels=ladder.latent_channels,
+        norm_groups=ladder.norm_groups,
+        transformer_depth=ladder.transformer_depth,
     )
 
 
 def model_config(ladder: LadderSpec, width: int) -> ModelConfig:
-    shape = ladder.shape(width)
+    shape = unet_shape(width, ladder)
     return ModelConfig(
         base_channels=width,
         context_dim=ladder.context_dim,
@@ -164,16 +162,18 @@ def model_config(ladder: LadderSpec, width: int) -> ModelConfig:
     )
 
 
-def expand(exp: ScalingExperiment, output_uri: str | None = None) -> Plan:
-    """One run per width, in the spec's start order. `output_uri` overrides storage.outputUri
-    (the local backend points it at its output directory)."""
+def expand(exp: ScalingExperiment, output_uri: str | None = None, *, root: str | None = None) -> Plan:
+    """One run per width, in the spec's start order, its files under the experiment's root:
+    `root` itself when given (`ladder run` chose the directory), else
+    <output_uri or storage.outputUri>/<name>. The only place a run's paths are decided."""
     spec = exp.spec
     ref = ExperimentRef(name=exp.metadata.name, namespace=exp.metadata.namespace, uid=exp.metadata.uid)
     s_hash = spec_hash(exp)
-    base = join_uri(output_uri or spec.storage.output_uri, exp.metadata.name)
+    base = root if root is not None else join(output_uri or spec.storage.output_uri, exp.metadata.name)
     runs = []
     for index, width in enumerate(spec.ordered_widths()):
-        root = join_uri(base, f"c{width}")
+        model = model_config(spec.ladder, width)
+        training = spec.training_for(width)
         runs.append(
             RunConfig(
                 experiment=ref,
@@ -181,20 +181,14 @@ def expand(exp: ScalingExperiment, output_uri: str | None = None) -> Plan:
                 width=width,
                 index=index,
                 spec_hash=s_hash,
-                recipe_hash=recipe_hash(spec.ladder, spec.data, spec.training, width),
-                model=model_config(spec.ladder, width),
+                recipe_hash=recipe_hash(recipe(model, spec.data, training), width),
+                model=model,
                 data=spec.data,
-                training=spec.training_for(width),
+                training=training,
                 evaluation=spec.evaluation,
                 slice=spec.resources.slice_for(width),
                 eval_slice=spec.resources.eval_slice,
-                paths=RunPaths(
-                    root=root,
-                    checkpoints=join_uri(root, "checkpoints"),
-                    metrics=join_uri(root, "metrics.jsonl"),
-                    results=join_uri(root, "results.json"),
-                    samples=join_uri(root, "samples"),
-                ),
+                paths=size_paths(base, width),
             )
         )
     return Plan(

@@ -9,18 +9,20 @@ is an explicit field with a default here, so a run records exactly what it did.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from enum import StrEnum
 from typing import Annotated, Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from ladder_api import API_VERSION, KIND
+from ladder_api import kubenames as kn
 from ladder_api.base import Model
-from ladder_api.ladder import PAPER_CONTEXT_DIM, UNetShape
+from ladder_api.ladder import PAPER_CONTEXT_DIM
 from ladder_api.tpu import SLICES
 
-DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-DNS1035_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+DNS1123_LABEL = re.compile(f"^{kn.DNS1123_LABEL}$")
+DNS1035_LABEL = re.compile(f"^{kn.DNS1035_LABEL}$")
 MAX_NAME_LENGTH = 40
 URI_SCHEMES = ("gs://", "file://", "builtin:", "/", "./", "../")
 
@@ -78,6 +80,19 @@ class SizeOrder(StrEnum):
 class CheckpointRetention(StrEnum):
     keep = "keep"
     delete = "delete"
+
+
+def _syntax(check: Callable[[str], str | None], value: str | None) -> str | None:
+    """Run one of ladder_api.kubenames' checks as a field validator (None passes)."""
+    if value is not None and (problem := check(value)):
+        raise ValueError(problem)
+    return value
+
+
+# The same rules in the CRD, so the API server refuses such a spec at `kubectl apply`.
+QUEUE_SCHEMA = {"pattern": kn.PATTERNS["dns1123Subdomain"], "maxLength": kn.LABEL_MAX}
+IMAGE_SCHEMA = {"pattern": kn.PATTERNS["image"]}
+GCP_SA_SCHEMA = {"pattern": kn.PATTERNS["gcpServiceAccount"], "maxLength": 254}
 
 
 def _check_uri(value: str, field: str) -> str:
@@ -180,21 +195,6 @@ class LadderSpec(Model):
                         f"numHeads {heads}"
                     )
         return v
-
-    def shape(self, width: int) -> UNetShape:
-        """The U-Net shape for one width; the ladder module counts its parameters and FLOPs."""
-        return UNetShape(
-            base_channels=width,
-            context_dim=self.context_dim,
-            channel_mult=tuple(self.channel_mult),
-            num_res_blocks=self.num_res_blocks,
-            attention_levels=tuple(self.attention_levels),
-            num_heads=self.num_heads,
-            in_channels=self.latent_channels,
-            out_channels=self.latent_channels,
-            norm_groups=self.norm_groups,
-            transformer_depth=self.transformer_depth,
-        )
 
 
 # --- data ---------------------------------------------------------------------------------------
@@ -347,6 +347,12 @@ class TrainingSpec(Model):
     compilation_cache_uri: str | None = Field(
         None, description="JAX persistent compilation cache (local path or gs://)."
     )
+    distributed_init_timeout_seconds: PositiveInt = Field(
+        1200,
+        description="Multi-host runs: how long each host waits for all hosts to join "
+        "jax.distributed. Hosts start as their image pulls finish, minutes apart on fresh nodes; "
+        "running out exits for a restart (JAX's own default, 300 s, is often too short).",
+    )
 
     @model_validator(mode="after")
     def _warmup(self) -> TrainingSpec:
@@ -360,6 +366,24 @@ class TrainingSpec(Model):
 # --- resources ----------------------------------------------------------------------------------
 
 
+QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|Ki|Mi|Gi|Ti)?$")
+
+
+class PodResourcesSpec(Model):
+    """CPU and memory requests of each pod on a slice's hosts (one pod per host). Unset: what a
+    node of the slice's machine type leaves allocatable (see ladder_api.tpu)."""
+
+    cpu: str | None = Field(None, description="CPU request, a Kubernetes quantity, e.g. '100' or '7500m'.")
+    memory: str | None = Field(None, description="Memory request, a Kubernetes quantity, e.g. '160Gi'.")
+
+    @field_validator("cpu", "memory")
+    @classmethod
+    def _quantity(cls, v: str | None) -> str | None:
+        if v is not None and not QUANTITY.match(v):
+            raise ValueError(f"{v!r} is not a Kubernetes quantity (e.g. '100', '7500m', '160Gi')")
+        return v
+
+
 class SliceRequest(Model):
     """Where one size trains (or evaluates): a TPU slice type, how many, and how to shard."""
 
@@ -371,6 +395,11 @@ class SliceRequest(Model):
         None,
         description="Device mesh for the sizes this applies to, replacing training.sharding "
         "(large models need FSDP, small ones train faster without). Does not change the recipe.",
+    )
+    pod_resources: PodResourcesSpec = Field(
+        default_factory=PodResourcesSpec,
+        description="CPU/memory requests per pod; default: what the slice's machine type leaves "
+        "allocatable. Kueue's ClusterQueue must then cover cpu and memory too.",
     )
 
     @field_validator("slice_type")
@@ -390,11 +419,22 @@ class SliceRule(SliceRequest):
 
 
 class ImagesSpec(Model):
-    trainer: str = Field("ghcr.io/ladder-dev/ladder-trainer:0.1.0", description="Trainer image.")
-    evaluator: str = Field("ghcr.io/ladder-dev/ladder-evaluator:0.1.0", description="Evaluator image.")
+    trainer: str = Field(
+        "ghcr.io/ladder-dev/ladder-trainer:0.1.0", description="Trainer image.",
+        json_schema_extra=IMAGE_SCHEMA,
+    )
+    evaluator: str = Field(
+        "ghcr.io/ladder-dev/ladder-evaluator:0.1.0", description="Evaluator image.",
+        json_schema_extra=IMAGE_SCHEMA,
+    )
     pull_policy: Literal["Always", "IfNotPresent", "Never"] = Field(
         "IfNotPresent", description="imagePullPolicy of every container."
     )
+
+    @field_validator("trainer", "evaluator")
+    @classmethod
+    def _reference(cls, v: str) -> str:
+        return _syntax(kn.image_problem, v)
 
 
 class ResourcesSpec(Model):
@@ -414,8 +454,23 @@ class ResourcesSpec(Model):
     images: ImagesSpec = Field(default_factory=ImagesSpec, description="Container images.")
     service_account: str | None = Field(
         None,
-        description="Existing Kubernetes ServiceAccount for pods (e.g. bound to a GCP service "
-        "account through Workload Identity); the per-experiment one is used when omitted.",
+        description="No longer used (kept so that old objects say why they are refused): pods "
+        "always run as the experiment's own ServiceAccount, which may write only this experiment. "
+        "Use gcpServiceAccount for Workload Identity.",
+    )
+    gcp_service_account: str | None = Field(
+        None,
+        description="Google service account the pods act as through Workload Identity (the "
+        "experiment's own Kubernetes ServiceAccount is annotated with it); default: the chart's "
+        "workloads.serviceAccount.gcpServiceAccount.",
+        json_schema_extra=GCP_SA_SCHEMA,
+    )
+
+    host_network: bool = Field(
+        False,
+        description="Run training pods on their node's network (hostNetwork, as xpk does), for "
+        "full data-centre-network bandwidth between slices in multislice runs. Opt-in: it needs a "
+        "namespace that allows host networking (not the restricted Pod Security Standard).",
     )
 
     termination_grace_period_seconds: int = Field(
@@ -424,6 +479,23 @@ class ResourcesSpec(Model):
         description="Seconds a preempted pod gets between SIGTERM and SIGKILL: the trainer saves "
         "a checkpoint in that time and exits 42 so the JobSet restarts it.",
     )
+
+    @field_validator("service_account")
+    @classmethod
+    def _no_shared_account(cls, v: str | None) -> str | None:
+        if v is not None:
+            raise ValueError(
+                f"pods no longer run as a shared ServiceAccount ({v!r}): pods of every experiment "
+                "sharing one could write each other's status. Remove the field; each experiment's "
+                "pods run as its own ServiceAccount, annotated for Workload Identity with "
+                "resources.gcpServiceAccount (or the chart's default), see charts/ladder/README.md"
+            )
+        return v
+
+    @field_validator("gcp_service_account")
+    @classmethod
+    def _gcp_account(cls, v: str | None) -> str | None:
+        return _syntax(kn.gcp_service_account_problem, v)
 
     @field_validator("overrides")
     @classmethod
@@ -451,7 +523,8 @@ class ResourcesSpec(Model):
         for rule in self.slices:
             if rule.max_width is None or width <= rule.max_width:
                 return SliceRequest(
-                    slice_type=rule.slice_type, num_slices=rule.num_slices, sharding=rule.sharding
+                    slice_type=rule.slice_type, num_slices=rule.num_slices, sharding=rule.sharding,
+                    pod_resources=rule.pod_resources,
                 )
         return None
 
@@ -466,8 +539,12 @@ class ResourcesSpec(Model):
 
 
 class SchedulingSpec(Model):
-    queue: str = Field("ladder", description="Kueue LocalQueue the JobSets are submitted to.")
-    priority_class: str | None = Field(None, description="Kueue WorkloadPriorityClass.")
+    queue: str = Field(
+        "ladder", description="Kueue LocalQueue the JobSets are submitted to.", json_schema_extra=QUEUE_SCHEMA
+    )
+    priority_class: str | None = Field(
+        None, description="Kueue WorkloadPriorityClass.", json_schema_extra=QUEUE_SCHEMA
+    )
     max_concurrent: PositiveInt = Field(2, description="At most this many sizes train at once.")
     order: SizeOrder = Field(SizeOrder.ascending, description="Order in which sizes start.")
     max_restarts: int = Field(
@@ -476,6 +553,12 @@ class SchedulingSpec(Model):
     ttl_seconds_after_finished: int = Field(
         86_400, ge=0, description="How long finished JobSets stay for inspection."
     )
+
+    @field_validator("queue", "priority_class")
+    @classmethod
+    def _object_and_label(cls, v: str | None) -> str | None:
+        """Both name an object and become a Kueue label value: a DNS-1123 name of at most 63."""
+        return _syntax(lambda x: kn.dns1123_subdomain_problem(x, kn.LABEL_MAX), v)
 
 
 # --- evaluation ---------------------------------------------------------------------------------
@@ -519,7 +602,8 @@ class EvaluationSpec(Model):
         description="open_clip weights for the CLIP score.",
     )
     checkpoints: Literal["final", "all"] | list[PositiveInt] = Field(
-        "final", description="Which checkpoints to evaluate: final, all kept, or given steps."
+        "final", description="Which checkpoints to evaluate: final (the one of training.steps; "
+        "evaluating before it exists is an error), all kept, or given steps."
     )
     seed: int = Field(0, ge=0, description="Seed for sampling noise.")
 

@@ -24,55 +24,48 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ladder_api import storage
 from ladder_api.errors import UserError
 from ladder_api.frontier import sampling_cost
+from ladder_api.grid import (
+    ADHERENCE,
+    CLIP_SCORE,
+    GridPoint,
+    fid_features_of,
+    fid_metric,
+    grid_points,
+    metric_name,
+    metric_names,
+)
 from ladder_api.plan import RunConfig
 from ladder_api.spec import MetricName
-from ladder_api.status import Result, result_id
-from ladder_evaluator import metrics, model, schedule, storage
+from ladder_api.status import Result
+from ladder_evaluator import model
 from ladder_evaluator import prompts as prompts_mod
 from ladder_evaluator.results import ResultStore
 from ladder_evaluator.sampling import sample
+from ladder_trainer import diffusion
 
 log = logging.getLogger(__name__)
 SAMPLES_KEPT = 64  # images per grid point saved for the report's sample grids
 
 
-@dataclass(frozen=True)
-class Setting:
-    sampler: str
-    steps: int
-    guidance: float
-
-    @property
-    def label(self) -> str:
-        return f"{self.sampler} n={self.steps} g={self.guidance:g}"
-
-
-def grid(run: RunConfig) -> list[Setting]:
-    ev = run.evaluation
-    return [
-        Setting(str(getattr(s, "value", s)), n, float(g))
-        for s in ev.samplers for n in ev.steps for g in ev.guidance_scales
-    ]
-
-
-def metric_names(run: RunConfig) -> list[str]:
-    return [metrics.result_metric(m, run.evaluation.fid_features) for m in run.evaluation.metrics]
-
-
 def cache_dir(run: RunConfig) -> Path:
-    """Where the digits classifier is cached: the run directory when local, else the user cache."""
+    """Where the digits classifier is cached: beside the experiment's size directories when local
+    (one training serves every size's evaluation: the classifier depends on the data only), else
+    the user cache."""
     root = run.paths.root
-    if not root.startswith("gs://"):
-        return storage.local_path(root) / "eval-cache"
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "ladder" / run.name
+    if not storage.is_remote(root):
+        return storage.local_path(root).parent / "eval-cache"
+    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+    return cache / "ladder" / run.experiment.namespace / run.experiment.name
 
 
 @dataclass
 class Scorers:
     """Feature extractors, reference statistics and judges, built once per evaluation; `backends`
-    says which implementation (metrics.backends: jax or torch) computes each metric."""
+    says which implementation (metrics.backends: jax or torch) computes each metric, recorded in
+    every result's settings as metricsBackend."""
 
     run: RunConfig
     prompts: prompts_mod.Prompts
@@ -93,10 +86,10 @@ class Scorers:
             self.fid_extractor = backends.fid_extractor(ev.fid_features, weights_uri=ev.inception_weights_uri,
                                                         cache_dir=cache, batch_size=ev.batch_size)
             self.fid_ref = self._fid_reference()
-            self.backends[metrics.fid_name(ev.fid_features)] = self.fid_extractor.backend
+            self.backends[fid_metric(ev.fid_features)] = self.fid_extractor.backend
         if MetricName.clip in ev.metrics:
             self.clip = backends.clip_scorer(ev.clip_weights_uri, batch_size=ev.batch_size)
-            self.backends[metrics.CLIP_SCORE] = self.clip.backend
+            self.backends[CLIP_SCORE] = self.clip.backend
         if MetricName.adherence in ev.metrics:
             if prompts.labels is None:
                 raise UserError(
@@ -104,7 +97,7 @@ class Scorers:
                     "data.referenceSet.uri builtin:digits-test, or drop adherence"
                 )
             self.judge = digits_classifier.extractor(cache)
-            self.backends[metrics.ADHERENCE] = self.judge.backend
+            self.backends[ADHERENCE] = self.judge.backend
         return self
 
     def _fid_reference(self) -> tuple[np.ndarray, np.ndarray]:
@@ -113,7 +106,7 @@ class Scorers:
         run, ev = self.run, self.run.evaluation
         stats_uri = run.data.reference_set.stats_uri
         if stats_uri:
-            return fid.load_stats(stats_uri, self.fid_extractor.dim, read=storage.read_bytes)
+            return fid.load_stats(stats_uri, self.fid_extractor.dim)
         if self.prompts.images is not None:
             return fid.reference_from_images(self.prompts.images, self.fid_extractor, ev.batch_size)
         raise UserError(
@@ -155,7 +148,7 @@ class Accumulator:
 
         ev, out = self.s.run.evaluation, {}
         for m in ev.metrics:
-            name = metrics.result_metric(m, ev.fid_features)
+            name = metric_name(m, ev.fid_features)
             if m == MetricName.fid:
                 mu, sigma = fid.statistics(np.concatenate(self.feats))
                 out[name] = fid.frechet(mu, sigma, *self.s.fid_ref)
@@ -176,7 +169,7 @@ def latents_to_images(run: RunConfig, latents: np.ndarray) -> np.ndarray:
     return np.clip(latents, -1.0, 1.0)
 
 
-def generate(run: RunConfig, apply: Callable, params, setting: Setting, prompts: prompts_mod.Prompts,
+def generate(run: RunConfig, apply: Callable, params, point: GridPoint, prompts: prompts_mod.Prompts,
              alphas_cumprod: np.ndarray):
     """Yield (images in model space, captions, prompted labels) batch by batch, numSamples in all."""
     ev, m = run.evaluation, run.model
@@ -185,58 +178,58 @@ def generate(run: RunConfig, apply: Callable, params, setting: Setting, prompts:
     eps = model.eps_fn(apply, params)
     base = jax.random.key(ev.seed)
     uncond = jnp.broadcast_to(jnp.asarray(prompts.uncond), (bs, *prompts.uncond.shape))
-    prediction = str(getattr(run.training.prediction_type, "value", run.training.prediction_type))
     for b, start in enumerate(range(0, n, bs)):
         # Full batches only (one compiled program); the last one is truncated afterwards.
         key = jax.random.fold_in(base, b)
         ctx, caps, labs = prompts.take(start, bs)
         x = sample(
-            eps, jax.random.normal(key, shape, jnp.float32), sampler=setting.sampler, steps=setting.steps,
-            guidance=setting.guidance, cond=jnp.asarray(ctx), uncond=uncond,
-            key=jax.random.fold_in(key, 1), schedule=alphas_cumprod, prediction_type=prediction,
-            eta=ev.ddim_eta, pad_to=max(ev.steps),
+            eps, jax.random.normal(key, shape, jnp.float32), sampler=point.sampler, steps=point.steps,
+            guidance=point.guidance, cond=jnp.asarray(ctx), uncond=uncond,
+            key=jax.random.fold_in(key, 1), schedule=alphas_cumprod, eta=ev.ddim_eta, pad_to=max(ev.steps),
+            prediction_type=str(run.training.prediction_type),
         )
         k = min(bs, n - start)
         yield latents_to_images(run, np.asarray(x))[:k], caps[:k], None if labs is None else labs[:k]
 
 
-def save_samples(run: RunConfig, step: int, setting: Setting, images, labels) -> None:
+def save_samples(run: RunConfig, step: int, point: GridPoint, images, labels) -> None:
     buf = io.BytesIO()
     k = min(SAMPLES_KEPT, len(images))
     arrays = dict(
-        images=np.asarray(images[:k], np.float32), sampler=np.array(setting.sampler),
-        steps=np.array(setting.steps), guidance=np.array(setting.guidance),
+        images=np.asarray(images[:k], np.float32), sampler=np.array(point.sampler),
+        steps=np.array(point.steps), guidance=np.array(point.guidance),
         checkpoint_step=np.array(step), width=np.array(run.width),
     )
     if labels is not None:
         arrays["labels"] = np.asarray(labels[:k])
     np.savez_compressed(buf, **arrays)
-    name = f"{setting.sampler}-n{setting.steps}-g{setting.guidance:g}.npz"
+    name = f"{point.sampler}-n{point.steps}-g{point.guidance:g}.npz"
     storage.write_bytes(storage.join(run.paths.samples, f"step-{step}", name), buf.getvalue())
 
 
-def results_for(run: RunConfig, step: int, setting: Setting, values: dict[str, float],
+def results_for(run: RunConfig, step: int, point: GridPoint, values: dict[str, float],
                 backends: dict[str, str] | None = None) -> list[Result]:
-    paper, with_g = sampling_cost(run.model.normalized_cost, setting.steps, setting.guidance)
+    paper, with_g = sampling_cost(run.model.normalized_cost, point.steps, point.guidance)
     ev = run.evaluation
     settings = {
         "autoencoder": run.data.autoencoder.kind,
         "referenceSet": run.data.reference_set.name,
         "weights": "ema" if model.uses_ema(run) else "raw",
-        "predictionType": str(getattr(run.training.prediction_type, "value", run.training.prediction_type)),
+        "predictionType": str(run.training.prediction_type),
         "seed": str(ev.seed),
     }
-    if setting.sampler == "ddim":
+    if point.sampler == "ddim":
         settings["eta"] = f"{ev.ddim_eta:g}"
     out = []
     for name, value in values.items():
-        extra = {"features": name.removeprefix("fid-")} if name.startswith("fid-") else {}
+        features = fid_features_of(name)
+        extra = {"features": features} if features else {}
         if backends and name in backends:
             extra["metricsBackend"] = backends[name]
         out.append(Result(
-            id=result_id(run.width, step, setting.sampler, setting.steps, setting.guidance, name),
-            width=run.width, checkpoint_step=step, sampler=setting.sampler, steps=setting.steps,
-            guidance=setting.guidance, metric=name, value=float(value), num_samples=ev.num_samples,
+            id=point.result_id(run.width, step, name),
+            width=run.width, checkpoint_step=step, sampler=point.sampler, steps=point.steps,
+            guidance=point.guidance, metric=name, value=float(value), num_samples=ev.num_samples,
             gflops_per_forward=run.model.gflops_per_forward, sampling_cost=paper,
             sampling_cost_with_guidance=with_g, settings={**settings, **extra},
         ))
@@ -258,11 +251,11 @@ def evaluate(run: RunConfig, checkpoint_uri: str, store: ResultStore, *, force: 
     """Evaluate and store; returns the results written in this call."""
     progress = progress or Progress()
     steps = model.select_steps(run, checkpoint_uri)
-    names = metric_names(run)
-    points = [(s, p) for s in steps for p in grid(run)]
+    names = metric_names(run.evaluation)
+    points = [(s, p) for s in steps for p in grid_points(run.evaluation)]
     done = {} if force else store.existing()
-    todo = [(s, p) for s, p in points if force or any(
-        result_id(run.width, s, p.sampler, p.steps, p.guidance, n) not in done for n in names)]
+    todo = [(s, p) for s, p in points
+            if force or any(p.result_id(run.width, s, n) not in done for n in names)]
     progress.start(len(points), run.evaluation.num_samples)
     written: list[Result] = []
     if not todo:
@@ -274,20 +267,20 @@ def evaluate(run: RunConfig, checkpoint_uri: str, store: ResultStore, *, force: 
         latents_to_images(run, np.zeros((0,)))  # raises the UserError before any compute
     prompts = prompts_mod.load(run)
     scorers = Scorers.build(run, prompts)
-    ac = schedule.alphas_cumprod(run.training.noise_schedule)
+    ac = diffusion.alphas_cumprod(run.training.noise_schedule)
     apply = model.make_apply(run)
     todo_set = set(todo)
     params_step, params = None, None
-    for step, setting in points:
-        if (step, setting) not in todo_set:
+    for step, point in points:
+        if (step, point) not in todo_set:
             progress.done_point(skipped=True)
             continue
         if params_step != step:
             params, params_step = model.load_params(run, checkpoint_uri, step), step
-        progress.point(f"c{run.width} step {step}: {setting.label}")
+        progress.point(f"c{run.width} step {step}: {point.label}")
         acc = scorers.accumulator()
         kept_images, kept_labels = [], []
-        for images, captions, labels in generate(run, apply, params, setting, prompts, ac):
+        for images, captions, labels in generate(run, apply, params, point, prompts, ac):
             acc.add(images, captions, labels)
             if sum(len(k) for k in kept_images) < SAMPLES_KEPT:
                 kept_images.append(images)
@@ -296,13 +289,13 @@ def evaluate(run: RunConfig, checkpoint_uri: str, store: ResultStore, *, force: 
         values = acc.values()
         images = np.concatenate(kept_images)
         labels = None if kept_labels[0] is None else np.concatenate(kept_labels)
-        results = results_for(run, step, setting, values, scorers.backends)
+        results = results_for(run, step, point, values, scorers.backends)
         store.write(results)
         written.extend(results)
         try:
-            save_samples(run, step, setting, images, labels)
+            save_samples(run, step, point, images, labels)
         except OSError as err:  # sample grids are a convenience; results are what matters
-            log.warning("could not save sample images for %s: %s", setting.label, err)
+            log.warning("could not save sample images for %s: %s", point.label, err)
         progress.done_point(skipped=False)
     progress.close()
     return written

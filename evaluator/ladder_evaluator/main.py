@@ -2,10 +2,14 @@
 over the experiment's evaluation grid and record each measurement as a Result.
 
 Where results go: in a cluster (KUBERNETES_SERVICE_HOST set, or --status cluster) into the
-ScalingExperiment's status by server-side apply (see status_writer); otherwise into
-run.paths.results (or --results-file), a JSON list merged by id. Ids already recorded are skipped
+ScalingExperiment's status by server-side apply (see status_store); otherwise into the results
+folder run.paths.results (or --results), local or gs://, one new object per write (see
+ladder_api.artifacts). Ids already recorded are skipped
 unless --force. User errors (missing checkpoint, missing weights, reference statistics of the
-wrong dimension, bad config) print one message and exit 2, with no traceback.
+wrong dimension, bad config) print one message and exit 2, with no traceback; infrastructure
+faults (a transient GCS error, an API server that stays away longer than the status writes'
+retries) exit 42 so the JobSet restarts the evaluation, which skips what was already recorded;
+anything else exits 1 (ladder_api.failures).
 """
 
 from __future__ import annotations
@@ -14,24 +18,25 @@ import argparse
 import logging
 import os
 
-from ladder_api import exitcodes
-from ladder_api.errors import SpecError, UserError, print_user_error
+from ladder_api import exitcodes, failures
+from ladder_api.artifacts import ResultsStore
 from ladder_api.loading import load_run_config
 from ladder_api.plan import RunConfig
 from ladder_evaluator.evaluate import Progress, evaluate
-from ladder_evaluator.results import FileStore, ResultStore
+from ladder_evaluator.results import ResultStore
+from ladder_kube.errors import ApiError
 
 log = logging.getLogger("ladder_evaluator")
 
 
-def make_store(run: RunConfig, mode: str, results_file: str | None) -> ResultStore:
+def make_store(run: RunConfig, mode: str, results: str | None) -> ResultStore:
     in_cluster = bool(os.environ.get("KUBERNETES_SERVICE_HOST"))
-    if mode == "cluster" or (mode == "auto" and in_cluster and not results_file):
-        from ladder_evaluator.status_writer import StatusStore, api_client_from_environment
+    if mode == "cluster" or (mode == "auto" and in_cluster and not results):
+        from ladder_evaluator import status_store
 
         exp = run.experiment
-        return StatusStore(api_client_from_environment(), exp.namespace, exp.name, run.width)
-    return FileStore(results_file or run.paths.results)
+        return status_store.from_environment(exp.namespace, exp.name, run.width)
+    return ResultsStore(results or run.paths.results)
 
 
 class RichProgress(Progress):
@@ -77,21 +82,27 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ladder_evaluator", description=__doc__.splitlines()[0])
     parser.add_argument("--config", required=True, help="RunConfig JSON (`ladder plan` writes one per size)")
     parser.add_argument("--checkpoint", required=True, help="checkpoint directory (local path or gs://)")
-    parser.add_argument("--results-file", default=None, help="results JSON (default: run.paths.results)")
+    parser.add_argument("--results", "--results-file", dest="results", default=None, metavar="DIR",
+                        help="results folder, local or gs:// (default: run.paths.results)")
     parser.add_argument("--force", action="store_true", help="re-evaluate ids already recorded")
     parser.add_argument("--status", choices=["auto", "cluster", "file"], default="auto",
-                        help="where results go (auto: the experiment's status in a cluster, else the file)")
+                        help="where results go (auto: the experiment's status in a cluster, else the folder)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("absl").setLevel(logging.WARNING)  # orbax logs every restore at INFO
     try:
         run = load_run_config(args.config)
-        store = make_store(run, args.status, args.results_file)
+        store = make_store(run, args.status, args.results)
         written = evaluate(run, args.checkpoint, store, force=args.force,
                            progress=RichProgress(enabled=not args.no_progress))
         log.info("c%d: %d results written", run.width, len(written))
         return exitcodes.OK
-    except (SpecError, UserError) as err:
-        print_user_error(err)
-        return exitcodes.USER_ERROR
+    except ApiError as err:
+        if not err.transient:
+            return failures.report(err, log)
+        log.error("the Kubernetes API server stayed unreachable (%s); exiting %d to be restarted",
+                  err, exitcodes.RESTARTABLE)
+        return exitcodes.RESTARTABLE
+    except Exception as err:  # noqa: BLE001 - every failure gets the exit code its kind needs
+        return failures.report(err, log)

@@ -15,11 +15,13 @@ import jax.numpy as jnp
 from jax.tree_util import Partial
 
 from ladder_api.errors import UserError
+from ladder_api.grid import select_checkpoints
 from ladder_api.plan import RunConfig
 
 
 def select_steps(run: RunConfig, checkpoint_uri: str) -> list[int]:
-    """The checkpoint steps run.evaluation.checkpoints asks for, all present (or a UserError)."""
+    """The checkpoint steps run.evaluation.checkpoints asks for (ladder_api.grid's selection), all
+    present in checkpoint_uri, or a UserError."""
     from ladder_trainer import checkpointing
 
     available = checkpointing.list_steps(checkpoint_uri)
@@ -28,18 +30,8 @@ def select_steps(run: RunConfig, checkpoint_uri: str) -> list[int]:
             f"no checkpoint found at {checkpoint_uri} (--checkpoint): train this size first "
             f"(python -m ladder_trainer --config ...) or point --checkpoint at {run.paths.checkpoints}"
         )
-    want = run.evaluation.checkpoints
-    if want == "final":
-        return [available[-1]]
-    if want == "all":
-        return list(available)
-    missing = [s for s in want if s not in available]
-    if missing:
-        raise UserError(
-            f"evaluation.checkpoints asks for steps {missing}, not in {checkpoint_uri}; "
-            f"available: {available}"
-        )
-    return sorted(want)
+    where = f"{checkpoint_uri} (--checkpoint)"
+    return select_checkpoints(run.evaluation, run.training.steps, available, where)
 
 
 def uses_ema(run: RunConfig) -> bool:

@@ -19,7 +19,7 @@ import numpy as np
 
 from ladder_api.errors import UserError
 from ladder_api.plan import RunConfig
-from ladder_evaluator.storage import read_bytes
+from ladder_api.storage import read_bytes
 
 
 @dataclass(frozen=True)

@@ -28,9 +28,10 @@ import jax.numpy as jnp
 import numpy as np
 from jax.tree_util import Partial
 
+from ladder_api.spec import NoiseScheduleSpec
 from ladder_evaluator import samplers
 from ladder_evaluator.samplers.base import Tables
-from ladder_evaluator.schedule import alphas_cumprod as default_alphas_cumprod
+from ladder_trainer.diffusion import alphas_cumprod
 
 EpsFn = Callable[[jax.Array, jax.Array, jax.Array | None], jax.Array]
 
@@ -117,7 +118,7 @@ def sample(
     if prediction_type not in ("epsilon", "v"):
         raise ValueError(f"prediction_type must be 'epsilon' or 'v', got {prediction_type!r}")
     s = samplers.get(sampler)
-    ac = default_alphas_cumprod() if schedule is None else np.asarray(schedule)
+    ac = alphas_cumprod(NoiseScheduleSpec()) if schedule is None else np.asarray(schedule)
     tables = s.tables(ac, steps, eta=eta) if s.name == "ddim" else s.tables(ac, steps)
     needs_key = s.name == "ddpm" or (s.name == "ddim" and eta > 0)
     if key is None:

@@ -6,9 +6,23 @@ then by kopf's watch events, and also by the answers to the operator's own write
 reconcile never runs on a view older than what the operator itself just did. Entries are only
 replaced by a newer resourceVersion.
 
+Relists: when a watch expires (410 Gone: the API server restarted, or the operator was cut off
+longer than the server's history), kopf lists the kind again and hands each listed object over as
+an event of type None, but says nothing of the objects the listing lacks: those were deleted
+while the watch was away, and kopf sends no DELETED for them. So a listing event after start
+makes the controller list the scope itself (once per burst) and replace its caches with what is
+there: an entry the LIST lacks and that is not newer than it is dropped as deleted. The same
+resync also runs every `resync_period` seconds, for a relist that came back empty (no event at
+all) and for an object deleted between the start-up LIST and kopf's first one.
+
 Work queue: every event marks its experiment dirty; one task per experiment runs reconciles until
 it is clean, so a burst of events costs one or two reconciles, never one each, and two reconciles
 of the same experiment never overlap. A global semaphore bounds the API load.
+
+Refused objects: an object the API server refuses as invalid (400, 422) is refused again on every
+retry, so it is not retried: the refusal is remembered for the experiment's generation and handed
+to reconcile(), which creates nothing more and sets Degraded (ObjectRejected) with the server's
+message, once. A spec edit (a new generation) or the retry annotation tries again.
 """
 
 from __future__ import annotations
@@ -19,17 +33,20 @@ import json
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
-import aiohttp
-
 from ladder_api import API_VERSION, KIND
+from ladder_kube.aio import AsyncClient
+from ladder_kube.errors import ApiError
+from ladder_kube.ownership import STATUS_LIST_KEYS
+from ladder_kube.resources import EXPERIMENT, JOBSET, WORKLOAD, resource_path
 from ladder_operator import labels as lb
 from ladder_operator import metrics
 from ladder_operator.defaults import SiteDefaults
-from ladder_operator.kube import ApiError, Kube, resource_path
 from ladder_operator.reconcile import (
     FIELD_MANAGER,
+    RETRY_ANNOTATION,
     STATE_ANNOTATION,
     ApplyShared,
     CleanupCheckpoints,
@@ -49,8 +66,21 @@ from ladder_operator.storage import Missing, store_for
 log = logging.getLogger("ladder.operator")
 
 Key = tuple[str, str]
-EXPERIMENTS = ("ladder.dev/v1alpha1", "scalingexperiments")
-JOBSETS = ("jobset.x-k8s.io/v1alpha2", "jobsets")
+RELIST_SETTLE_S = 1.0  # a relist's events arrive over a moment: one resync for the burst
+REFUSED_AS_INVALID = (400, 422)  # the same object gets the same answer: never retried as it is
+
+
+class ObjectRejected(Exception):  # noqa: N818 (reads as what happened)
+    """The API server refused to create or apply a child object as invalid."""
+
+    def __init__(self, kind: str, name: str, err: ApiError):
+        super().__init__(f"the API server refused {kind} {name}: {err.message or err}")
+
+
+@dataclass(frozen=True)
+class Rejection:
+    generation: int | None  # the experiment's generation it was refused for
+    message: str
 
 
 def _rv(obj: dict) -> int:
@@ -91,20 +121,18 @@ def _drop_none(value):
     return value
 
 
-_KEYS = {"conditions": "type", "sizes": "width"}
-
-
 def covers(current, desired, key: str | None = None) -> bool:
     """Whether the live value already holds everything the operator wants to apply."""
     if isinstance(desired, dict):
         if not isinstance(current, dict):
             return False
         return all(covers(current.get(k), v, k) for k, v in desired.items())
-    if isinstance(desired, list) and key in _KEYS:
+    if isinstance(desired, list) and key in STATUS_LIST_KEYS:
         if not isinstance(current, list):
             return False
-        by_key = {c.get(_KEYS[key]): c for c in current if isinstance(c, dict)}
-        return all(covers(by_key.get(d.get(_KEYS[key])), d) for d in desired)
+        keys = STATUS_LIST_KEYS[key]
+        by_key = {tuple(c.get(k) for k in keys): c for c in current if isinstance(c, dict)}
+        return all(covers(by_key.get(tuple(d.get(k) for k in keys)), d) for d in desired)
     return current == desired
 
 
@@ -115,30 +143,37 @@ def now_rfc3339() -> str:
 class Controller:
     def __init__(
         self,
-        kube: Kube,
+        kube: AsyncClient,
         *,
         namespaces: list[str] | None,
         kueue_version: str | None,
         concurrency: int = 8,
         store_for: Callable = store_for,
         defaults: SiteDefaults | None = None,
+        resync_period: float | None = 600.0,
     ):
         self.kube = kube
         self.namespaces = namespaces or []
         self.kueue = kueue_version is not None
-        self.workloads_api = f"kueue.x-k8s.io/{kueue_version}"
+        self.workload = WORKLOAD.at(kueue_version or WORKLOAD.version)
         self.experiments: dict[Key, dict] = {}
         self.jobsets: dict[Key, dict[str, dict]] = {}  # (ns, experiment) -> name -> slim JobSet
         self.jobset_owner: dict[Key, str] = {}  # (ns, jobset) -> experiment
         self.workloads: dict[Key, dict] = {}  # (ns, jobset name) -> slim Workload
         self.phases: dict[Key, str] = {}
         self.applied: dict[Key, dict] = {}
+        self.rejected: dict[Key, Rejection] = {}
         self._dirty: set[Key] = set()
         self._tasks: dict[Key, asyncio.Task] = {}
         self._retry: dict[Key, float] = {}
         self._sem = asyncio.Semaphore(concurrency)
         self._store_for = store_for
         self.defaults = defaults or SiteDefaults()
+        self.primed = False  # the caches hold the initial listing (readiness)
+        self.resync_period = resync_period
+        self._resyncs_wanted: set[str | None] = set()
+        self._background: set[asyncio.Task] = set()
+        self._closed = False
 
     # --- caches --------------------------------------------------------------------------------
 
@@ -146,29 +181,100 @@ class Controller:
         """One LIST per kind before watching, so the first reconciles see existing children."""
         scopes = self.namespaces or [None]
         for ns in scopes:
-            for obj in (await self.kube.list(resource_path(*EXPERIMENTS[:1], EXPERIMENTS[1], ns)))["items"]:
+            for obj in (await self.kube.list(EXPERIMENT.path(ns)))["items"]:
                 self.on_experiment("ADDED", obj, kick=False)
-            for obj in (await self.kube.list(resource_path(JOBSETS[0], JOBSETS[1], ns), lb.EXPERIMENT))[
-                "items"
-            ]:
+            for obj in (await self.kube.list(JOBSET.path(ns), lb.EXPERIMENT))["items"]:
                 self.on_jobset("ADDED", obj, kick=False)
             if self.kueue:
-                for obj in (await self.kube.list(resource_path(self.workloads_api, "workloads", ns)))[
-                    "items"
-                ]:
+                for obj in (await self.kube.list(self.workload.path(ns)))["items"]:
                     self.on_workload("ADDED", obj, kick=False)
         for key in list(self.experiments):
             self.kick(key)
+        self.primed = True
+        if self.resync_period:
+            self._spawn(self._resync_every(self.resync_period))
+
+    def _spawn(self, coro) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    def _scope(self, namespace: str) -> str | None:
+        return namespace if self.namespaces else None
+
+    def _relisted(self, namespace: str) -> None:
+        """kopf is listing a kind again (its watch expired): resync that scope, once per burst."""
+        scope = self._scope(namespace)
+        if self.primed and scope not in self._resyncs_wanted:
+            self._resyncs_wanted.add(scope)
+            self._spawn(self._resync_soon(scope))
+
+    async def _resync_soon(self, scope: str | None) -> None:
+        await asyncio.sleep(RELIST_SETTLE_S)
+        self._resyncs_wanted.discard(scope)
+        await self._resync_logged(scope)
+
+    async def _resync_every(self, period: float) -> None:
+        while True:
+            await asyncio.sleep(period)
+            for scope in self.namespaces or [None]:
+                await self._resync_logged(scope)
+
+    async def _resync_logged(self, scope: str | None) -> None:
+        try:
+            await self.resync(scope)
+        except (ApiError, TimeoutError) as err:  # the next relist or period tries again
+            log.warning("resync of %s failed: %s", scope or "all namespaces", err)
+
+    def _cached(self, scope: str | None) -> list[tuple[str, dict[Key, dict], Callable]]:
+        """Per kind: its collection path, its cache entries in `scope` by (namespace, name), and
+        the event handler that updates them."""
+        def mine(ns: str) -> bool:
+            return scope is None or ns == scope
+
+        experiments = {k: o for k, o in self.experiments.items() if mine(k[0])}
+        jobsets = {(ns, n): o for (ns, _), b in self.jobsets.items() if mine(ns) for n, o in b.items()}
+        kinds = [(EXPERIMENT.path(scope), experiments, self.on_experiment),
+                 (JOBSET.path(scope), jobsets, self.on_jobset)]
+        if self.kueue:
+            workloads = {(ns, o["metadata"].get("name", "")): o
+                         for (ns, _), o in self.workloads.items() if mine(ns)}
+            kinds.append((self.workload.path(scope), workloads, self.on_workload))
+        return kinds
+
+    async def resync(self, scope: str | None) -> None:
+        """List every kind in `scope` and make the caches say what the LISTs say: new or changed
+        objects are taken in, and entries the LIST lacks (not newer than it) are dropped as
+        deleted; each experiment concerned is reconciled."""
+        for path, cached, handle in self._cached(scope):
+            selector = lb.EXPERIMENT if handle == self.on_jobset else None
+            body = await self.kube.list(path, selector)
+            listed_rv = _rv(body)
+            seen = set()
+            for obj in body.get("items") or []:
+                meta = obj.get("metadata") or {}
+                seen.add((meta.get("namespace", ""), meta.get("name", "")))
+                old = cached.get((meta.get("namespace", ""), meta.get("name", "")))
+                if old is None or _rv(old) != _rv(obj):
+                    handle("MODIFIED", obj)
+            for ident, old in cached.items():
+                if ident not in seen and _rv(old) <= listed_rv:
+                    log.info("%s/%s is gone (deleted while the watch was away)", *ident)
+                    gone = {**old, "metadata": {**old["metadata"], "resourceVersion": str(listed_rv)}}
+                    handle("DELETED", gone)
 
     def on_experiment(self, etype: str | None, obj: dict, kick: bool = True) -> None:
         meta = obj.get("metadata") or {}
         key = (meta.get("namespace", ""), meta.get("name", ""))
+        if etype is None:
+            self._relisted(key[0])
         old = self.experiments.get(key)
         if etype == "DELETED":
             if old is None or _rv(obj) >= _rv(old):
                 self.experiments.pop(key, None)
                 self.phases.pop(key, None)
                 self.applied.pop(key, None)
+                self.rejected.pop(key, None)
                 self._update_phase_gauge()
             return
         if old is not None and _rv(obj) < _rv(old):
@@ -183,6 +289,8 @@ class Controller:
         if not exp:
             return
         ns, name = meta.get("namespace", ""), meta.get("name", "")
+        if etype is None:
+            self._relisted(ns)
         bucket = self.jobsets.setdefault((ns, exp), {})
         old = bucket.get(name)
         if old is not None and _rv(obj) < _rv(old):
@@ -203,6 +311,8 @@ class Controller:
         owner = next(
             (r.get("name") for r in meta.get("ownerReferences") or [] if r.get("kind") == "JobSet"), None
         )
+        if etype is None:
+            self._relisted(meta.get("namespace", ""))
         if not owner:
             return
         key = (meta.get("namespace", ""), owner)
@@ -220,6 +330,8 @@ class Controller:
     # --- work queue ----------------------------------------------------------------------------
 
     def kick(self, key: Key) -> None:
+        if self._closed:
+            return
         self._dirty.add(key)
         task = self._tasks.get(key)
         if task is None or task.done():
@@ -234,7 +346,7 @@ class Controller:
                     await self.reconcile(key)
                     metrics.RECONCILES.labels(result="ok").inc()
                     self._retry.pop(key, None)
-                except (ApiError, aiohttp.ClientError, TimeoutError) as err:
+                except (ApiError, TimeoutError) as err:
                     metrics.RECONCILES.labels(result="error").inc()
                     delay = min(60.0, self._retry.get(key, 0.25) * 2)
                     self._retry[key] = delay
@@ -249,9 +361,13 @@ class Controller:
         self._tasks.pop(key, None)
 
     async def close(self) -> None:
-        """Stop queued and running reconciles (shutdown): a later start redoes what is needed."""
+        """Stop queued and running reconciles (shutdown, a lost Lease): a later start redoes what
+        is needed. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
         self._dirty.clear()
-        tasks = list(self._tasks.values())
+        tasks = list(self._tasks.values()) + list(self._background)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -269,29 +385,40 @@ class Controller:
         workloads = None
         if self.kueue:
             workloads = {n: self.workloads[(key[0], n)] for n in jobsets if (key[0], n) in self.workloads}
-        return Observed(jobsets=jobsets, workloads=workloads)
+        rejection = self.rejected.get(key)
+        rejected = rejection.message if rejection else None
+        return Observed(jobsets=jobsets, workloads=workloads, rejected=rejected)
+
+    def _forget_stale_rejection(self, key: Key, raw: dict) -> None:
+        """A refusal holds for the generation it was made for, until the user asks to retry."""
+        rejection = self.rejected.get(key)
+        meta = raw.get("metadata") or {}
+        retry = RETRY_ANNOTATION in (meta.get("annotations") or {})
+        if rejection is not None and (rejection.generation != meta.get("generation") or retry):
+            del self.rejected[key]
 
     async def reconcile(self, key: Key) -> None:
         raw = self.experiments.get(key)
         if raw is None:
             return
+        self._forget_stale_rejection(key, raw)
         outcome = reconcile(raw, self.observed(key), now_rfc3339(), self.defaults)
         ns, name = key
-        exp_path = resource_path(EXPERIMENTS[0], EXPERIMENTS[1], ns, name)
+        exp_path = EXPERIMENT.path(ns, name)
         for action in outcome.actions:
-            await self._execute(key, raw, exp_path, action)
+            try:
+                await self._execute(key, raw, exp_path, action)
+            except ObjectRejected as err:
+                log.warning("%s/%s: %s; nothing more is created until the spec changes", *key, err)
+                self.rejected[key] = Rejection((raw.get("metadata") or {}).get("generation"), str(err))
+                self.kick(key)  # decide again knowing it: Degraded, and nothing retried
+                return
         raw = self.experiments.get(key, raw)
         if outcome.status:
             desired = _drop_none(outcome.status)
             if not covers(raw.get("status") or {}, desired) or self.applied.get(key) not in (None, desired):
-                body = {
-                    "apiVersion": API_VERSION,
-                    "kind": KIND,
-                    "metadata": {"name": name, "namespace": ns},
-                    "status": desired,
-                }
                 try:
-                    updated = await self.kube.apply(body, manager=FIELD_MANAGER, sub="status")
+                    updated = await self.kube.apply_status(ns, name, desired, manager=FIELD_MANAGER)
                     metrics.WRITES.labels(action="status").inc()
                     self.on_experiment("MODIFIED", updated, kick=False)
                 except ApiError as err:
@@ -320,26 +447,31 @@ class Controller:
                         }
                     }
                 },
+                manager=FIELD_MANAGER,
             )
             metrics.WRITES.labels(action="state").inc()
             self.on_experiment("MODIFIED", updated, kick=False)
         elif isinstance(action, ApplyShared):
             for obj in action.objs:
-                await self.kube.apply(obj, manager=FIELD_MANAGER)
+                await self._write_child(obj, self.kube.apply(obj, manager=FIELD_MANAGER))
                 metrics.WRITES.labels(action="shared").inc()
         elif isinstance(action, Create):
-            created = await self.kube.create(action.obj)
+            created = await self._write_child(action.obj, self.kube.create(action.obj))
             metrics.WRITES.labels(action="create").inc()
             if created is not None and created.get("kind") == "JobSet":
                 self.on_jobset("ADDED", created, kick=False)
         elif isinstance(action, SetSuspend):
             if action.kind == "jobset":
-                path = resource_path(JOBSETS[0], JOBSETS[1], ns, action.name)
-                updated = await self.kube.merge_patch(path, {"spec": {"suspend": action.suspend}})
+                path = JOBSET.path(ns, action.name)
+                updated = await self.kube.merge_patch(
+                    path, {"spec": {"suspend": action.suspend}}, manager=FIELD_MANAGER
+                )
                 self.on_jobset("MODIFIED", updated, kick=False)
             else:
-                path = resource_path(self.workloads_api, "workloads", ns, action.name)
-                updated = await self.kube.merge_patch(path, {"spec": {"active": not action.suspend}})
+                path = self.workload.path(ns, action.name)
+                updated = await self.kube.merge_patch(
+                    path, {"spec": {"active": not action.suspend}}, manager=FIELD_MANAGER
+                )
                 self.on_workload("MODIFIED", updated, kick=False)
             metrics.WRITES.labels(action="suspend").inc()
         elif isinstance(action, Delete):
@@ -357,7 +489,7 @@ class Controller:
                 {"op": "add", "path": "/metadata/finalizers", "value": list(action.finalizers)},
             ]
             try:
-                updated = await self.kube.json_patch(exp_path, ops)
+                updated = await self.kube.json_patch(exp_path, ops, manager=FIELD_MANAGER)
             except ApiError as err:
                 if err.status == 404:
                     return
@@ -370,11 +502,23 @@ class Controller:
             if updated.get("metadata"):
                 self.on_experiment("MODIFIED", updated, kick=False)
         elif isinstance(action, RemoveAnnotation):
-            updated = await self.kube.merge_patch(exp_path, {"metadata": {"annotations": {action.key: None}}})
+            updated = await self.kube.merge_patch(
+                exp_path, {"metadata": {"annotations": {action.key: None}}}, manager=FIELD_MANAGER
+            )
             metrics.WRITES.labels(action="annotation").inc()
             self.on_experiment("MODIFIED", updated, kick=False)
         elif isinstance(action, CleanupCheckpoints):
             await self.cleanup(raw, action.uris)
+
+    @staticmethod
+    async def _write_child(obj: dict, write):
+        """Await a write of a child object; an answer that it is invalid becomes ObjectRejected."""
+        try:
+            return await write
+        except ApiError as err:
+            if err.status in REFUSED_AS_INVALID:
+                raise ObjectRejected(obj.get("kind", "object"), obj["metadata"].get("name", ""), err) from err
+            raise
 
     async def cleanup(self, raw: dict, uris: tuple[str, ...]) -> None:
         """Delete each size's checkpoints; never block deletion: missing prefixes (a size that

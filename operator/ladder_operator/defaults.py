@@ -1,6 +1,7 @@
 """Site defaults: what the cluster's administrator set in the Helm chart for experiments that leave
-a setting unset (images, Kueue queue and priority class, output bucket, and the ServiceAccount
-annotations, node selector and tolerations of experiments' pods).
+a setting unset (images, Kueue queue and priority class, output bucket, the Google service account
+of experiments' pods and their ServiceAccount annotations, node selector and tolerations), and the
+site's allowlists (ladder_api.policy) that every experiment must keep to.
 
 The chart mounts them as JSON and points LADDER_OPERATOR_DEFAULTS at the file. The CRD carries no
 schema defaults, so a field the user did not write arrives unset and is filled here, before the
@@ -17,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ladder_api.errors import UserError
+from ladder_api.policy import Policy
+from ladder_operator import labels as lb
 
 ENV = "LADDER_OPERATOR_DEFAULTS"
 
@@ -29,14 +32,19 @@ class SiteDefaults:
     queue: str | None = None
     priority_class: str | None = None
     output_uri: str | None = None
+    gcp_service_account: str | None = None
     service_account_annotations: dict = field(default_factory=dict)
     node_selector: dict = field(default_factory=dict)
     tolerations: list = field(default_factory=list)
+    policy: Policy = field(default_factory=Policy)
 
     @classmethod
     def from_json(cls, data: dict) -> SiteDefaults:
         images = data.get("images") or {}
         workloads = data.get("workloads") or {}
+        annotations = dict(workloads.get("serviceAccountAnnotations") or {})
+        # Charts before the spec's gcpServiceAccount put it among the annotations.
+        gcp = workloads.get("gcpServiceAccount") or annotations.pop(lb.WORKLOAD_IDENTITY, None)
         return cls(
             trainer_image=images.get("trainer") or None,
             evaluator_image=images.get("evaluator") or None,
@@ -44,9 +52,11 @@ class SiteDefaults:
             queue=data.get("queue") or None,
             priority_class=data.get("priorityClass") or None,
             output_uri=data.get("outputUri") or None,
-            service_account_annotations=dict(workloads.get("serviceAccountAnnotations") or {}),
+            gcp_service_account=gcp or None,
+            service_account_annotations=annotations,
             node_selector=dict(workloads.get("nodeSelector") or {}),
             tolerations=list(workloads.get("tolerations") or []),
+            policy=Policy.from_json(data.get("policy")),
         )
 
 
@@ -94,6 +104,7 @@ def fill_spec(raw: dict, defaults: SiteDefaults) -> dict:
     _set_default(spec, ("scheduling", "queue"), defaults.queue)
     _set_default(spec, ("scheduling", "priorityClass"), defaults.priority_class)
     _set_default(spec, ("storage", "outputUri"), defaults.output_uri)
+    _set_default(spec, ("resources", "gcpServiceAccount"), defaults.gcp_service_account)
     return out
 
 

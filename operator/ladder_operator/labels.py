@@ -26,8 +26,12 @@ JOBSET_REPLICAS = "jobset.sigs.k8s.io/replicatedjob-replicas"
 JOBSET_JOB_INDEX = "jobset.sigs.k8s.io/job-index"
 JOBSET_COORDINATOR = "jobset.sigs.k8s.io/coordinator"
 
+# GKE Workload Identity: the Google service account a Kubernetes ServiceAccount acts as.
+WORKLOAD_IDENTITY = "iam.gke.io/gcp-service-account"
+
 GKE_TPU_ACCELERATOR = "cloud.google.com/gke-tpu-accelerator"
 GKE_TPU_TOPOLOGY = "cloud.google.com/gke-tpu-topology"
+INSTANCE_TYPE = "node.kubernetes.io/instance-type"  # the node's machine type
 TPU_RESOURCE = "google.com/tpu"
 
 

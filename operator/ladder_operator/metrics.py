@@ -1,4 +1,4 @@
-"""Prometheus metrics of the operator (served by `ladder operator --metrics-port`)."""
+"""Prometheus metrics of the operator (served by `ladder operator --metrics-port`, on /metrics)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,20 @@ RECONCILE_SECONDS = Histogram(
 )
 RECONCILES = Counter("ladder_reconciles_total", "Reconciles run, by result.", ["result"])
 API_ERRORS = Counter(
-    "ladder_api_errors_total", "Kubernetes API errors (other than 404/409), by verb.", ["verb", "code"]
+    "ladder_api_errors_total",
+    "Kubernetes API errors (other than 404/409), by verb and HTTP code (0: no answer).",
+    ["verb", "code"],
+)
+LEADER = Gauge(
+    "ladder_operator_leader", "1 while this process holds the leader Lease and acts, 0 while it stands by."
 )
 WRITES = Counter(
     "ladder_api_writes_total", "Kubernetes API writes the operator made, by kind of write.", ["action"]
 )
+
+
+def count_api_error(err) -> None:
+    """ladder_kube.client.Client's on_error hook. 404 and 409 are answers the operator expects
+    (gone, already exists, stale version) and handles; they are not errors of the API."""
+    if err.status not in (404, 409):
+        API_ERRORS.labels(verb=err.verb, code=str(err.status)).inc()

@@ -1,8 +1,11 @@
 """render(plan) -> the Kubernetes objects of one experiment. Pure: no client, no clock, no randomness.
 
-Per experiment: a ServiceAccount (unless resources.serviceAccount names an existing one), a Role
-and RoleBinding that let its pods read the experiment and patch only its /status, and one
-ConfigMap holding every run's RunConfig JSON, mounted at /etc/ladder/run.
+Per experiment: its own ServiceAccount, which every pod of the experiment runs as, a Role and
+RoleBinding that let that ServiceAccount read the experiment and patch only its /status, and one
+ConfigMap holding every run's RunConfig JSON, mounted at /etc/ladder/run. The ServiceAccount is
+never shared: pods of experiments sharing one could patch each other's status. For GCS it carries
+the Workload Identity annotation (resources.gcpServiceAccount, else the chart's default); the IAM
+binding that lets a namespace's ServiceAccounts act as that Google account is in the chart README.
 
 Per size, two JobSets (jobset.x-k8s.io/v1alpha2), shaped the way xpk shapes TPU workloads:
 
@@ -15,6 +18,14 @@ Per size, two JobSets (jobset.x-k8s.io/v1alpha2), shaped the way xpk shapes TPU 
   checkpoint -> 42, SIGKILL) restart the whole JobSet up to maxRestarts.
 - an EVALUATION JobSet: one single-host pod on resources.evalSlice running the evaluator on the
   run's checkpoints. The operator creates it once the training JobSet has succeeded.
+
+Every TPU pod selects its nodes by accelerator, topology AND machine type
+(node.kubernetes.io/instance-type): the single-host 8-chip v5e pool (ct5lp-hightpu-8t) and a
+multi-host 2x4 pool (ct5lp-hightpu-4t) share both TPU labels, and without the machine type a pod
+of one kind could land on the other's nodes (Kueue flavours tell them apart by the same label).
+Pods request the CPU and memory their node leaves allocatable (slice's podResources to override;
+ladder_api.tpu has the table), so they are not BestEffort on the TPU VMs, and mount a 2 GiB
+memory-backed /dev/shm (data loaders exchange batches through it).
 
 Why evaluation is its own JobSet rather than a dependent replicatedJob (JobSet's dependsOn) in
 the training JobSet: Kueue admits a JobSet as one Workload with a PodSet per replicatedJob, so a
@@ -33,7 +44,10 @@ escalation, all capabilities dropped and the RuntimeDefault seccomp profile; wri
 an emptyDir at /tmp (HOME and caches point there). TPU access needs no privileged container on
 GKE 1.28+ (the TPU device plugin hands /dev/vfio devices to containers that request
 google.com/tpu); on older GKE versions TPU pods needed `privileged: true`, which this renderer
-deliberately does not emit.
+deliberately does not emit. resources.hostNetwork (off by default) puts training pods on their
+node's network for full DCN bandwidth between slices in multislice runs, as xpk does; it needs a
+namespace whose Pod Security admission allows host networking (baseline and restricted do not).
+`hack/tpu-smoke.sh` checks on a real slice what this relies on (docs/tpu.md).
 """
 
 from __future__ import annotations
@@ -43,14 +57,17 @@ import yaml
 from ladder_api import API_VERSION, KIND
 from ladder_api.exitcodes import RESTARTABLE, SIGNAL_RANGE
 from ladder_api.plan import Plan, RunConfig
+from ladder_api.spec import SliceRequest
 from ladder_api.tpu import SliceType, slice_type
+from ladder_kube.resources import EXPERIMENT, JOBSET
 from ladder_operator import labels as lb
 from ladder_operator import names
 
-JOBSET_API_VERSION = "jobset.x-k8s.io/v1alpha2"
+JOBSET_API_VERSION = JOBSET.api_version
 RUN_UID = 1000
 TPU_RUNTIME_PORT = 8471
 METRICS_PORT = 8080  # also the megascale coordinator port
+SHM_SIZE = "2Gi"
 
 RESTARTABLE_EXIT_CODES: list[int] = [RESTARTABLE, *range(SIGNAL_RANGE[0], SIGNAL_RANGE[1] + 1)]
 
@@ -86,17 +103,16 @@ def owner_reference(plan: Plan) -> dict | None:
 
 
 def pod_service_account(plan: Plan) -> str:
-    return plan.resources.service_account or names.service_account(plan.experiment.name)
+    return names.service_account(plan.experiment.name)
 
 
-def service_account(plan: Plan) -> dict | None:
-    if plan.resources.service_account:
-        return None
-    return {
-        "apiVersion": "v1",
-        "kind": "ServiceAccount",
-        "metadata": _meta(plan, names.service_account(plan.experiment.name), lb.Component.rbac),
-    }
+def service_account(plan: Plan) -> dict:
+    """The experiment's own identity: in Kubernetes, its status Role; in GCP, the Google service
+    account Workload Identity maps it to."""
+    meta = _meta(plan, pod_service_account(plan), lb.Component.rbac)
+    if plan.resources.gcp_service_account:
+        meta["annotations"] = {lb.WORKLOAD_IDENTITY: plan.resources.gcp_service_account}
+    return {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta}
 
 
 def status_role(plan: Plan) -> dict:
@@ -108,14 +124,14 @@ def status_role(plan: Plan) -> dict:
         "metadata": _meta(plan, names.status_role(exp), lb.Component.rbac),
         "rules": [
             {
-                "apiGroups": ["ladder.dev"],
-                "resources": ["scalingexperiments"],
+                "apiGroups": [EXPERIMENT.group],
+                "resources": [EXPERIMENT.plural],
                 "resourceNames": [exp],
                 "verbs": ["get"],
             },
             {
-                "apiGroups": ["ladder.dev"],
-                "resources": ["scalingexperiments/status"],
+                "apiGroups": [EXPERIMENT.group],
+                "resources": [f"{EXPERIMENT.plural}/status"],
                 "resourceNames": [exp],
                 "verbs": ["get", "patch"],
             },
@@ -153,9 +169,8 @@ def run_config_map(plan: Plan) -> dict:
 
 
 def render_shared(plan: Plan) -> list[dict]:
-    """The per-experiment objects: ServiceAccount (if ours), Role, RoleBinding, ConfigMap."""
-    sa = service_account(plan)
-    return [o for o in (sa, status_role(plan), status_role_binding(plan), run_config_map(plan)) if o]
+    """The per-experiment objects: ServiceAccount, Role, RoleBinding, ConfigMap."""
+    return [service_account(plan), status_role(plan), status_role_binding(plan), run_config_map(plan)]
 
 
 # --- JobSets ----------------------------------------------------------------------------------
@@ -205,49 +220,75 @@ def _multislice_env() -> list[dict]:
     ]
 
 
-def _volumes(plan: Plan, *, shm: bool) -> tuple[list[dict], list[dict]]:
+def scratch_volumes() -> tuple[list[dict], list[dict]]:
+    """Writable /tmp (the root filesystem is read-only) and a memory-backed /dev/shm: the
+    container runtime's default /dev/shm is 64 MiB, too small for data loaders that pass batches
+    through it."""
     volumes = [
-        {
-            "name": "run-config",
-            "configMap": {"name": names.run_config_map(plan.experiment.name), "defaultMode": 0o444},
-        },
         {"name": "tmp", "emptyDir": {}},
+        {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": SHM_SIZE}},
     ]
-    mounts = [
-        {"name": "run-config", "mountPath": names.RUN_CONFIG_DIR, "readOnly": True},
-        {"name": "tmp", "mountPath": "/tmp"},
-    ]
-    if shm:  # torch data loaders in the evaluator exchange batches through /dev/shm
-        volumes.append({"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": "2Gi"}})
-        mounts.append({"name": "dshm", "mountPath": "/dev/shm"})
+    mounts = [{"name": "tmp", "mountPath": "/tmp"}, {"name": "dshm", "mountPath": "/dev/shm"}]
     return volumes, mounts
 
 
-def _pod_spec(
-    plan: Plan, st: SliceType, container: dict, *, shm: bool = False
+def _volumes(plan: Plan) -> tuple[list[dict], list[dict]]:
+    """The run config, then the scratch volumes."""
+    volumes, mounts = scratch_volumes()
+    config = {"name": "run-config",
+              "configMap": {"name": names.run_config_map(plan.experiment.name), "defaultMode": 0o444}}
+    mount = {"name": "run-config", "mountPath": names.RUN_CONFIG_DIR, "readOnly": True}
+    return [config, *volumes], [mount, *mounts]
+
+
+def _requests(request: SliceRequest, st: SliceType) -> dict:
+    own = request.pod_resources
+    return {"cpu": own.cpu or st.machine.pod_cpu, "memory": own.memory or st.machine.pod_memory}
+
+
+def tpu_pod_spec(
+    request: SliceRequest, container: dict, volumes: list[dict], mounts: list[dict], *,
+    host_network: bool = False,
 ) -> dict:
-    volumes, mounts = _volumes(plan, shm=shm)
+    """The pod of one host of a TPU slice, locked down: what training, evaluation and the smoke
+    test (hack/tpu-smoke.sh) share, so the smoke test checks exactly what the JobSets run."""
+    st = slice_type(request.slice_type)
     container = {
         **container,
-        "imagePullPolicy": plan.resources.images.pull_policy,
         "ports": [
             {"containerPort": TPU_RUNTIME_PORT, "name": "tpu-runtime"},
             {"containerPort": METRICS_PORT, "name": "http"},
         ],
-        "resources": {"limits": {lb.TPU_RESOURCE: st.chips_per_host}},
+        "resources": {"requests": _requests(request, st), "limits": {lb.TPU_RESOURCE: st.chips_per_host}},
         "securityContext": _security_context(),
         "volumeMounts": mounts,
     }
-    return {
+    spec = {
         "restartPolicy": "Never",
-        "serviceAccountName": pod_service_account(plan),
-        "terminationGracePeriodSeconds": plan.resources.termination_grace_period_seconds,
-        "nodeSelector": {lb.GKE_TPU_ACCELERATOR: st.accelerator, lb.GKE_TPU_TOPOLOGY: st.topology},
+        "nodeSelector": {
+            lb.GKE_TPU_ACCELERATOR: st.accelerator,
+            lb.GKE_TPU_TOPOLOGY: st.topology,
+            lb.INSTANCE_TYPE: st.machine_type,
+        },
         "tolerations": [{"key": lb.TPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"}],
         "securityContext": _pod_security_context(),
         "containers": [container],
         "volumes": volumes,
     }
+    if host_network:  # cluster DNS must still resolve the JobSet's pod hostnames
+        spec.update({"hostNetwork": True, "dnsPolicy": "ClusterFirstWithHostNet"})
+    return spec
+
+
+def _pod_spec(
+    plan: Plan, request: SliceRequest, container: dict, *, host_network: bool = False
+) -> dict:
+    volumes, mounts = _volumes(plan)
+    container = {**container, "imagePullPolicy": plan.resources.images.pull_policy}
+    spec = tpu_pod_spec(request, container, volumes, mounts, host_network=host_network)
+    spec["serviceAccountName"] = pod_service_account(plan)
+    spec["terminationGracePeriodSeconds"] = plan.resources.termination_grace_period_seconds
+    return spec
 
 
 def _job_template(
@@ -328,7 +369,8 @@ def training_jobset(plan: Plan, width: int) -> dict:
         "env": env,
     }
     pod_labels = lb.common(plan.experiment.name, lb.Component.trainer, width)
-    template = _job_template(pod_labels, _pod_spec(plan, st, container), st.hosts, names.TRAIN_CONTAINER)
+    pod_spec = _pod_spec(plan, run.slice, container, host_network=plan.resources.host_network)
+    template = _job_template(pod_labels, pod_spec, st.hosts, names.TRAIN_CONTAINER)
     return _jobset(
         plan,
         run,
@@ -355,7 +397,7 @@ def evaluation_jobset(plan: Plan, width: int) -> dict:
         "env": _base_env(run),
     }
     pod_labels = lb.common(plan.experiment.name, lb.Component.evaluator, width)
-    pod_spec = _pod_spec(plan, st, container, shm=True)
+    pod_spec = _pod_spec(plan, run.eval_slice, container)
     template = _job_template(pod_labels, pod_spec, st.hosts, names.EVAL_CONTAINER)
     return _jobset(
         plan,

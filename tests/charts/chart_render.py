@@ -70,3 +70,27 @@ def rule_set(rules: list[dict]) -> set[tuple[str, str, str]]:
         for resource in rule.get("resources", [])
         for verb in rule.get("verbs", [])
     }
+
+
+def crd_reader(objects: list[dict]) -> dict:
+    """The ClusterRole that lets kopf list and watch CRDs."""
+    (role,) = [r for r in by_kind(objects, "ClusterRole") if r["metadata"]["name"].endswith("-crd-reader")]
+    return role
+
+
+def lease_roles(objects: list[dict]) -> list[dict]:
+    """The Role for the leader Lease (none with leader election off)."""
+    return [r for r in by_kind(objects, "Role") if r["metadata"]["name"].endswith("-leader-election")]
+
+
+def operator_roles(objects: list[dict]) -> list[dict]:
+    """The Role per watched namespace, or the ClusterRole: what the operator may do to experiments
+    and their objects."""
+    others = [crd_reader(objects), *lease_roles(objects)]
+    return [r for r in by_kind(objects, "ClusterRole") + by_kind(objects, "Role") if r not in others]
+
+
+def bindings_of(objects: list[dict], role: dict) -> list[dict]:
+    kind = "ClusterRoleBinding" if role["kind"] == "ClusterRole" else "RoleBinding"
+    return [b for b in by_kind(objects, kind) if b["roleRef"]["name"] == role["metadata"]["name"]
+            and b["metadata"].get("namespace") == role["metadata"].get("namespace")]

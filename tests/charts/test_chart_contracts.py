@@ -11,17 +11,29 @@
 
 from __future__ import annotations
 
+import copy
 import importlib.util
+import shlex
 import sys
 from pathlib import Path
 
 import kubernetes_validate
 import pytest
+import yaml
 
 from ladder_api import GROUP, KIND, PLURAL, SHORT_NAMES, SINGULAR, VERSION
 from ladder_api.loading import load_experiment
 from ladder_api.plan import expand
-from tests.charts.chart_render import CHART, KUBE_VERSION, ROOT, by_kind, crds, one, render, rule_set
+from tests.charts.chart_render import (
+    CHART,
+    KUBE_VERSION,
+    ROOT,
+    by_kind,
+    crds,
+    operator_roles,
+    render,
+    rule_set,
+)
 from tests.charts.pod_security import restricted_violations
 
 # Plural resource and API group of each kind an experiment renders into.
@@ -65,7 +77,8 @@ def test_chart_ships_the_crd_from_crds_dir():
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)
 def test_operator_holds_every_permission_it_grants_and_creates(path):
-    granted = rule_set(one(render({}), "Role")["rules"])
+    (operator_role,) = operator_roles(render({}))
+    granted = rule_set(operator_role["rules"])
     objects = _experiment_objects(path)
     for obj in objects:
         group, resource = RESOURCE_OF_KIND[obj["kind"]]
@@ -137,7 +150,44 @@ def test_values_schema_knows_every_value():
     walk(values, schema, "")
 
 
-def test_readme_tells_how_crds_are_upgraded():
-    readme = (CHART / "README.md").read_text()
-    assert "kubectl apply --server-side -f charts/ladder/crds/" in readme
-    assert "never upgrades" in readme
+def _documented_crd_upgrade() -> list[str]:
+    """The `kubectl apply` command the chart README gives for CRD upgrades, as argv."""
+    lines = (CHART / "README.md").read_text().splitlines()
+    (line,) = [ln for ln in lines if ln.startswith("kubectl apply") and ln.endswith("/crds/")]
+    return shlex.split(line)
+
+
+def test_documented_crd_upgrade_takes_over_helms_crd_and_keeps_experiments(tmp_path):
+    """Helm never upgrades crds/, so the README's kubectl command does, run here as kubectl sends
+    it against the local API server (server-side apply with Kubernetes' field ownership): over an
+    older CRD that Helm created, experiments survive and a field the old schema pruned is kept."""
+    from ladder_testing.apiserver.client import Http
+    from ladder_testing.apiserver.fixture import running_apiserver
+
+    argv = _documented_crd_upgrade()
+    assert argv[:3] == ["kubectl", "apply", "--server-side"] and argv[-2] == "-f"
+    (new,) = [yaml.safe_load(p.read_text()) for p in sorted((ROOT / argv[-1]).glob("*.yaml"))]
+    assert new == crds()[0]  # what the README applies is what the chart ships
+    old = copy.deepcopy(new)  # the previous chart's CRD: evaluation.seed did not exist yet
+    (version,) = old["spec"]["versions"]
+    spec_schema = version["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    del spec_schema["properties"]["evaluation"]["properties"]["seed"]
+
+    crd_path = f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{PLURAL}.{GROUP}"
+    sx = f"/apis/{GROUP}/{VERSION}/namespaces/default/{PLURAL}"
+    body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": KIND, "spec": {"evaluation": {"seed": 3}}}
+    with running_apiserver(tmp_path) as api:
+        http = Http(api.url)
+        assert http.delete(crd_path)[0] == 200  # the server starts with the current CRD
+        assert http.request("POST", crd_path.rsplit("/", 1)[0] + "?fieldManager=helm", old)[0] == 201
+        assert http.post(sx, {**body, "metadata": {"name": "before"}})[0] == 201
+        assert http.get(f"{sx}/before")[1]["spec"]["evaluation"] == {}  # pruned by the old schema
+
+        code, rsp = http.apply(crd_path, new, "kubectl", force=False)
+        assert code == 409 and 'conflict with "helm"' in rsp["message"]  # why the flag is needed
+        code, _ = http.apply(crd_path, new, "kubectl", force="--force-conflicts" in argv)
+        assert code == 200
+
+        assert http.get(f"{sx}/before")[0] == 200
+        assert http.post(sx, {**body, "metadata": {"name": "after"}})[0] == 201
+        assert http.get(f"{sx}/after")[1]["spec"]["evaluation"] == {"seed": 3}

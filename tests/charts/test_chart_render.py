@@ -12,7 +12,19 @@ import json
 import kubernetes_validate
 import pytest
 
-from tests.charts.chart_render import KUBE_VERSION, NAMESPACE, by_kind, lint, one, render, rule_set
+from tests.charts.chart_render import (
+    KUBE_VERSION,
+    NAMESPACE,
+    bindings_of,
+    by_kind,
+    crd_reader,
+    lease_roles,
+    lint,
+    one,
+    operator_roles,
+    render,
+    rule_set,
+)
 from tests.charts.pod_security import restricted_violations
 
 MODES = {
@@ -76,6 +88,8 @@ def test_kinds_per_mode(mode):
     cluster = values.get("watch", {}).get("clusterWide", False)
     namespaces = 2 if name == "namespaced-list" else 1
     expected = ["ConfigMap", "Deployment", "Service", "ServiceAccount"]
+    expected += ["ClusterRole", "ClusterRoleBinding"]  # reading CRDs (kopf) is cluster-scoped in any mode
+    expected += ["Role", "RoleBinding"]  # the leader Lease, in the release namespace
     expected += ["ClusterRole", "ClusterRoleBinding"] if cluster else ["Role", "RoleBinding"] * namespaces
     if name == "everything-on":
         expected.append("ServiceMonitor")
@@ -84,7 +98,7 @@ def test_kinds_per_mode(mode):
 
 def test_rbac_is_exactly_the_least_privilege_set(mode):
     name, values, objects = mode
-    roles = by_kind(objects, "ClusterRole") + by_kind(objects, "Role")
+    roles = operator_roles(objects)
     assert roles
     for role in roles:
         assert rule_set(role["rules"]) == EXPECTED_RULES
@@ -95,17 +109,59 @@ def test_rbac_is_exactly_the_least_privilege_set(mode):
             assert f'"{forbidden}"' not in flat
 
 
+def test_kopf_may_list_and_watch_crds_in_every_mode_and_nothing_more(mode):
+    """Issue 13: without it kopf logs "Not enough permissions" and misses CRDs installed later."""
+    _, _, objects = mode
+    role = crd_reader(objects)
+    assert role["rules"] == [{"apiGroups": ["apiextensions.k8s.io"],
+                              "resources": ["customresourcedefinitions"], "verbs": ["list", "watch"]}]
+    (binding,) = bindings_of(objects, role)
+    assert binding["roleRef"]["kind"] == "ClusterRole"
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "ladder", "namespace": NAMESPACE}]
+
+
+def test_the_leader_lease_is_one_named_lease_in_the_release_namespace(mode):
+    """Issue 13: two replicas were guarded only by `replicas: 1`. The operator holds a Lease."""
+    _, _, objects = mode
+    (role,) = lease_roles(objects)
+    assert role["metadata"]["namespace"] == NAMESPACE
+    assert role["rules"] == [
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "resourceNames": ["ladder-operator"],
+         "verbs": ["get", "patch"]},
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
+    ]
+    (binding,) = bindings_of(objects, role)
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "ladder", "namespace": NAMESPACE}]
+    container = one(objects, "Deployment")["spec"]["template"]["spec"]["containers"][0]
+    assert "--lease-name=ladder-operator" in container["args"]
+    env = {e["name"]: e.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath") for e in container["env"]}
+    assert env["POD_NAME"] == "metadata.name" and env["POD_NAMESPACE"] == "metadata.namespace"
+
+
+def test_two_replicas_need_leader_election():
+    import helm_python
+
+    assert one(render({"operator": {"replicas": 2}}), "Deployment")["spec"]["replicas"] == 2
+    off = {"operator": {"leaderElection": {"enabled": False}}}
+    objects = render(off)
+    assert lease_roles(objects) == []
+    (container,) = one(objects, "Deployment")["spec"]["template"]["spec"]["containers"]
+    assert "--no-leader-election" in container["args"]
+    with pytest.raises(helm_python.HelmError, match="needs operator.leaderElection.enabled"):
+        render({"operator": {"replicas": 2, "leaderElection": {"enabled": False}}})
+
+
 def test_namespaced_mode_binds_a_role_in_each_watched_namespace_only():
     objects = render(MODES["namespaced-list"])
-    roles = {r["metadata"]["namespace"] for r in by_kind(objects, "Role")}
-    bindings = by_kind(objects, "RoleBinding")
+    roles = {r["metadata"]["namespace"] for r in operator_roles(objects)}
+    bindings = [b for r in operator_roles(objects) for b in bindings_of(objects, r)]
     assert roles == {"research", "ladder-system"}
     assert {b["metadata"]["namespace"] for b in bindings} == roles
     for binding in bindings:
         assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
                                       "name": "ladder-operator"}
         assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "ladder", "namespace": NAMESPACE}]
-    assert not by_kind(objects, "ClusterRole") and not by_kind(objects, "ClusterRoleBinding")
+    assert by_kind(objects, "ClusterRole") == [crd_reader(objects)], "nothing cluster-scoped but reading CRDs"
     args = one(objects, "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"]
     assert [a for a in args if a.startswith("--namespace")] == ["--namespace=research",
                                                                 "--namespace=ladder-system"]
@@ -113,16 +169,17 @@ def test_namespaced_mode_binds_a_role_in_each_watched_namespace_only():
 
 def test_default_namespaced_mode_watches_the_release_namespace():
     objects = render({}, namespace="ml")
-    assert [r["metadata"]["namespace"] for r in by_kind(objects, "Role")] == ["ml"]
+    assert [r["metadata"]["namespace"] for r in operator_roles(objects)] == ["ml"]
     args = one(objects, "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"]
     assert "--namespace=ml" in args
 
 
 def test_cluster_wide_mode_binds_the_cluster_role_to_the_operator():
     objects = render(MODES["cluster-wide"])
-    binding = one(objects, "ClusterRoleBinding")
-    assert binding["roleRef"]["kind"] == "ClusterRole"
-    assert binding["roleRef"]["name"] == one(objects, "ClusterRole")["metadata"]["name"]
+    (role,) = operator_roles(objects)
+    (binding,) = bindings_of(objects, role)
+    assert binding["roleRef"]["kind"] == role["kind"] == "ClusterRole"
+    assert role["metadata"]["name"] == "ladder-operator"
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "ladder", "namespace": NAMESPACE}]
     args = one(objects, "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"]
     assert not [a for a in args if a.startswith("--namespace")]  # `ladder operator` then watches all
@@ -139,8 +196,9 @@ def test_operator_deployment_runs_one_replica_recreated(mode):
     assert container["command"] == ["ladder", "operator"]
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
     assert ports == {"metrics": 9090}
-    for probe in ("livenessProbe", "readinessProbe"):
-        assert container[probe]["httpGet"] == {"path": "/metrics", "port": "metrics"}
+    # Liveness asks the endpoint the operator's event loop answers itself (a stuck loop restarts).
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"}
     assert "--metrics-port=9090" in container["args"]
 
 
@@ -155,6 +213,7 @@ def test_operator_args_parse_with_the_real_cli():
         expected = [] if values.get("watch", {}).get("clusterWide") else (
             ["research", "ladder-system"] if name == "namespaced-list" else [NAMESPACE])
         assert args.namespace == expected, name
+        assert (args.leader_election, args.lease_name, args.lease_duration) == (True, "ladder-operator", 15.0)
     container = one(render({"operator": {"verbose": True}}), "Deployment")["spec"]["template"]["spec"]
     assert build_parser().parse_args(["operator", *container["containers"][0]["args"]]).verbose is True
 
@@ -203,9 +262,8 @@ def test_workload_identity_annotations():
     sa = one(objects, "ServiceAccount")
     assert sa["metadata"]["annotations"] == {"iam.gke.io/gcp-service-account": "op@p.iam.gserviceaccount.com"}
     defaults = json.loads(one(objects, "ConfigMap")["data"]["defaults.json"])
-    assert defaults["workloads"]["serviceAccountAnnotations"] == {
-        "iam.gke.io/gcp-service-account": "runs@p.iam.gserviceaccount.com"
-    }
+    assert defaults["workloads"]["gcpServiceAccount"] == "runs@p.iam.gserviceaccount.com"
+    assert defaults["workloads"]["serviceAccountAnnotations"] == {}
     assert "annotations" not in one(render({}), "ServiceAccount")["metadata"]
 
 
@@ -223,8 +281,10 @@ def test_operator_defaults_carry_images_queue_priority_and_bucket():
         "queue": "tpu-v5e",
         "priorityClass": "high",
         "outputUri": "gs://b/p/",
-        "workloads": {"serviceAccountAnnotations": {}, "nodeSelector": {"pool": "tpu"},
-                      "tolerations": [{"key": "k", "operator": "Exists"}]},
+        "workloads": {"gcpServiceAccount": None, "serviceAccountAnnotations": {},
+                      "nodeSelector": {"pool": "tpu"}, "tolerations": [{"key": "k", "operator": "Exists"}]},
+        "policy": {"allowedImageRepositories": [], "allowedStoragePrefixes": [],
+                   "allowedGcpServiceAccounts": []},
     }
     assert json.loads(one(render({}), "ConfigMap")["data"]["defaults.json"])["priorityClass"] is None
 
@@ -252,6 +312,9 @@ def test_image_references():
     ({"watch": {"clusterwide": True}}, "/watch"),  # a misspelt key is an error, not a no-op
     ({"images": {"trainer": {"digest": "sha256:abc"}}}, "/images/trainer/digest"),
     ({"defaults": {"outputUri": "s3://bucket/"}}, "/defaults/outputUri"),
+    ({"defaults": {"outputUri": "/data/ladder"}}, "/defaults/outputUri"),  # pods write only to gs://
+    ({"policy": {"allowedStoragePrefixes": ["/data"]}}, "/policy/allowedStoragePrefixes"),
+    ({"policy": {"allowedImages": ["ghcr.io/x/"]}}, "/policy"),
     ({"workloads": {"serviceAccount": {"gcpServiceAccount": "runs"}}}, "gcpServiceAccount"),
 ])
 def test_values_schema_refuses_bad_values(values, where):

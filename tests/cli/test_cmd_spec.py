@@ -149,3 +149,22 @@ def test_validate_accepts_the_same_sizes_on_a_slice_that_holds_them(tmp_path, ca
     )
     code, out, _ = run_main(capsys, "validate", write(tmp_path, spec))
     assert code == 0 and out.startswith("OK default/small: 2 sizes")
+
+
+def test_validate_warns_of_what_only_a_cluster_refuses_and_refuses_it_with_cluster(tmp_path, capsys):
+    """Issue 13: `outputUri: ./ladder-runs` runs with `ladder run`, and the operator sets it Invalid
+    (it used to accept it, and its pods could only fail after TPU admission). `ladder validate`
+    runs the operator's checks: a warning by default, an error with --cluster."""
+    code, out, err = run_main(capsys, "validate", QUICKSTART)
+    assert code == 0 and out.startswith("OK ")
+    (line,) = err.splitlines()
+    assert line.startswith(f"{QUICKSTART}: warning: spec.storage.outputUri: ./ladder-runs ")
+    assert "on a cluster only" in line
+    code, out, err = run_main(capsys, "validate", "--cluster", QUICKSTART)
+    assert code == 2 and out == ""
+    assert err.splitlines() == [line.replace("warning: ", "").split(" [on a cluster only")[0]]
+    code, out, err = run_main(capsys, "validate", "--cluster", PAPER)
+    assert code == 0 and err == ""
+    cluster_ready = GOOD + "  storage: {outputUri: gs://b/ladder/}\n  training: {globalBatch: 100}\n"
+    code, _, err = run_main(capsys, "validate", "--cluster", write(tmp_path, cluster_ready))
+    assert code == 2 and "spec.training.globalBatch: 100 is not divisible by the 16 chips" in err

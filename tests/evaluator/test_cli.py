@@ -1,10 +1,10 @@
 """`python -m ladder_evaluator` end to end on a tiny U-Net checkpoint written with the trainer's
-checkpointing: results file, skip on re-run, determinism under --force, sample files, and exit 2
+checkpointing: results folder, skip on re-run, determinism under --force, sample files, and exit 2
 with a clear message for each user error."""
 
 from __future__ import annotations
 
-import json
+import shutil
 import types
 from pathlib import Path
 
@@ -12,6 +12,7 @@ import jax
 import numpy as np
 import pytest
 
+from ladder_api import artifacts, storage
 from ladder_api.loading import parse_experiment
 from ladder_api.plan import RunConfig, expand
 from ladder_api.spec import FidFeatures, MetricName
@@ -48,13 +49,19 @@ def _write_config(tmp: Path, run: RunConfig, name="run.json") -> str:
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    """A run config and a checkpoint at step 10 (initial weights: the pipeline, not quality)."""
+def trained(tmp_path_factory, classifier_cache, digits_extractor):
+    """A run config and a checkpoint at step 10 (initial weights: the pipeline, not quality). The
+    run's evaluation cache holds the session's digits classifier (its training is tested in
+    test_metrics): the evaluator loads it instead of training it again."""
+    from ladder_evaluator.evaluate import cache_dir
     from ladder_trainer import checkpointing
     from ladder_trainer.models import init_params
 
     out = tmp_path_factory.mktemp("evrun")
     run = expand(_experiment(out)).runs[0]
+    cache_dir(run).mkdir(parents=True)
+    for trained_classifier in Path(classifier_cache).glob("digits-classifier-*.npz"):
+        shutil.copy(trained_classifier, cache_dir(run))
     params = init_params(run.model, jax.random.key(0))
     mngr = checkpointing.manager(run.paths.checkpoints, async_save=False)
     state = types.SimpleNamespace(params=params, ema_params=params, opt_state={"count": jax.numpy.zeros(())})
@@ -63,19 +70,21 @@ def trained(tmp_path_factory):
     return out, run
 
 
-def _results(path) -> dict[str, dict]:
-    return {r["id"]: r for r in json.loads(Path(path).read_text())}
+def _results(folder) -> dict[str, dict]:
+    return {r.id: r.to_wire() for r in artifacts.read_results(str(folder))}
 
 
 @pytest.mark.slow
 def test_grid_results_skip_and_force(trained, tmp_path):
     out, run = trained
     config = _write_config(tmp_path, run)
-    results_file = tmp_path / "results.json"
-    args = ["--config", config, "--checkpoint", run.paths.checkpoints, "--results-file", str(results_file),
+    results = tmp_path / "results"
+    args = ["--config", config, "--checkpoint", run.paths.checkpoints, "--results", str(results),
             "--no-progress"]
     assert main(args) == 0
-    first = _results(results_file)
+    first = _results(results)
+    objects = storage.list_files(str(results))
+    assert len(objects) == 2  # one write per grid point (both metrics of a setting together)
     assert sorted(first) == sorted(
         f"c16-s10-ddim-n2-g{g}-{m}" for g in ("1", "3") for m in ("fid-digits-classifier", "adherence")
     )
@@ -86,12 +95,11 @@ def test_grid_results_skip_and_force(trained, tmp_path):
     assert first["c16-s10-ddim-n2-g1-adherence"]["samplingCostWithGuidance"] == pytest.approx(
         first["c16-s10-ddim-n2-g1-adherence"]["samplingCost"])
     assert r["settings"]["features"] == "digits-classifier" and r["settings"]["weights"] == "ema"
-    assert r["settings"]["metricsBackend"] == "torch"  # the digits classifier has no JAX port
-    before = results_file.stat().st_mtime_ns
-    assert main(args) == 0  # everything present: nothing recomputed, file untouched
-    assert results_file.stat().st_mtime_ns == before
+    assert {x["settings"]["metricsBackend"] for x in first.values()} == {"torch"}  # no JAX digits classifier
+    assert main(args) == 0  # everything present: nothing recomputed, nothing written
+    assert storage.list_files(str(results)) == objects
     assert main([*args, "--force"]) == 0  # recomputed: same seeds, same numbers, no duplicates
-    again = _results(results_file)
+    again = _results(results)
     values = {k: v["value"] for k, v in first.items()}
     assert {k: v["value"] for k, v in again.items()} == pytest.approx(values)
     samples = sorted(Path(run.paths.samples).rglob("*.npz"))
@@ -104,25 +112,24 @@ def test_grid_results_skip_and_force(trained, tmp_path):
 @pytest.mark.slow
 def test_inception_fid_and_clip_score_run_in_jax_and_say_so(trained, tmp_path):
     """The evaluator's default backends on the real Inception weights and a tiny random CLIP."""
-    from ladder_evaluator.metrics import inception_weights
-
-    from .conftest import tiny_clip
+    from tests.evaluator.standins import real_inception, tiny_clip
 
     _, run = trained
     stats = tmp_path / "inception-stats.npz"
     fid.save_stats(stats, np.random.default_rng(0).standard_normal(2048), np.eye(2048))
     (tmp_path / "clip").mkdir()
+    clip_model, clip_weights = tiny_clip(tmp_path / "clip")
     ev = run.evaluation.model_copy(update={
         "metrics": [MetricName.fid, MetricName.clip], "fid_features": FidFeatures.inception,
-        "inception_weights_uri": str(inception_weights.bundled_path()),
-        "clip_weights_uri": str(tiny_clip(tmp_path / "clip")), "guidance_scales": [1.0], "num_samples": 6})
+        "inception_weights_uri": str(real_inception()),
+        "clip_weights_uri": str(clip_weights), "guidance_scales": [1.0], "num_samples": 6})
     data = run.data.model_copy(update={
         "reference_set": run.data.reference_set.model_copy(update={"stats_uri": str(stats)})})
     config = _write_config(tmp_path, run.model_copy(update={"evaluation": ev, "data": data}))
-    results_file = tmp_path / "results.json"
-    args = ["--config", config, "--checkpoint", run.paths.checkpoints, "--results-file", str(results_file)]
+    results = tmp_path / "results"
+    args = ["--config", config, "--checkpoint", run.paths.checkpoints, "--results", str(results)]
     assert main([*args, "--no-progress"]) == 0
-    got = _results(results_file)
+    got = _results(results)
     assert sorted(got) == ["c16-s10-ddim-n2-g1-clip-score", "c16-s10-ddim-n2-g1-fid-inception"]
     for r in got.values():
         assert r["settings"]["metricsBackend"] == "jax" and r["numSamples"] == 6
@@ -138,14 +145,26 @@ def test_missing_checkpoint_exits_2_naming_it(trained, tmp_path, capsys):
     assert "no checkpoint found at" in err and str(tmp_path / "nope") in err and "Traceback" not in err
 
 
+def test_final_before_training_ends_exits_2_naming_training_steps(trained, tmp_path, capsys):
+    """"final" is training.steps: a run stopped at step 10 of 20 is not scored as final."""
+    _, run = trained
+    longer = run.model_copy(update={"training": run.training.model_copy(update={"steps": 20})})
+    config = _write_config(tmp_path, longer)
+    code = main(["--config", config, "--checkpoint", run.paths.checkpoints, "--results-file",
+                 str(tmp_path / "r.json"), "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2 and "training.steps = 20" in err and "newest: step 10" in err and "Traceback" not in err
+    assert not (tmp_path / "r.json").exists()
+
+
 def test_missing_inception_weights_exits_2_naming_the_path(trained, tmp_path, capsys):
     out, run = trained
     weights = tmp_path / "weights" / "inception-2015-12-05.pt"
     bad = run.model_copy(update={"evaluation": run.evaluation.model_copy(
         update={"fid_features": FidFeatures.inception, "inception_weights_uri": str(weights)})})
     config = _write_config(tmp_path, bad)
-    code = main(["--config", config, "--checkpoint", run.paths.checkpoints, "--results-file",
-                 str(tmp_path / "r.json"), "--no-progress"])
+    code = main(["--config", config, "--checkpoint", run.paths.checkpoints, "--results",
+                 str(tmp_path / "r"), "--no-progress"])
     err = capsys.readouterr().err
     assert code == 2 and str(weights) in err and "inceptionWeightsUri" in err
 
@@ -157,8 +176,8 @@ def test_reference_stats_of_the_wrong_dimension_exit_2(trained, tmp_path, capsys
     bad = run.model_copy(update={"data": run.data.model_copy(update={
         "reference_set": run.data.reference_set.model_copy(update={"stats_uri": str(stats)})})})
     config = _write_config(tmp_path, bad)
-    code = main(["--config", config, "--checkpoint", run.paths.checkpoints, "--results-file",
-                 str(tmp_path / "r.json"), "--no-progress"])
+    code = main(["--config", config, "--checkpoint", run.paths.checkpoints, "--results",
+                 str(tmp_path / "r"), "--no-progress"])
     err = capsys.readouterr().err
     assert code == 2 and "2048" in err and "64-dimensional" in err
 
@@ -173,8 +192,8 @@ def test_bad_config_exits_2(tmp_path, capsys):
 def test_in_a_cluster_results_go_to_the_experiment_status(trained, tmp_path, monkeypatch):
     """--status cluster: the same evaluation lands in status.results on the local API server,
     applied by this size's field manager; a re-run skips what the status already holds."""
-    from tests.apiserver.client import Http
-    from tests.apiserver.fixture import running_apiserver
+    from ladder_testing.apiserver.client import Http
+    from ladder_testing.apiserver.fixture import running_apiserver
 
     _, run = trained
     one = run.model_copy(update={"evaluation": run.evaluation.model_copy(
@@ -191,7 +210,41 @@ def test_in_a_cluster_results_go_to_the_experiment_status(trained, tmp_path, mon
         assert main(args) == 0
         _, obj = http.get(f"{path}/{run.experiment.name}")
         assert [r["id"] for r in obj["status"]["results"]] == ["c16-s10-ddim-n2-g1-adherence"]
-        assert "ladder-evaluator-c16" in {m["manager"] for m in obj["metadata"]["managedFields"]}
+        managers = {m["manager"] for m in obj["metadata"]["managedFields"]}
+        assert any(m.startswith("ladder-evaluator-c16-") for m in managers), managers
         rv = obj["metadata"]["resourceVersion"]
         assert main(args) == 0  # already there: nothing applied
         assert http.get(f"{path}/{run.experiment.name}")[1]["metadata"]["resourceVersion"] == rv
+
+
+def test_an_api_server_that_stays_away_exits_restartable(trained, tmp_path, monkeypatch, caplog):
+    """No API server behind the kubeconfig: the status read is retried with backoff (shortened
+    here), then the evaluator exits 42, which the JobSet's podFailurePolicy restarts, not 1."""
+    from ladder_api import exitcodes
+    from ladder_evaluator import status_store
+    from ladder_kube.retry import Backoff
+    from ladder_testing.apiserver.fixture import free_port, write_kubeconfig
+
+    _, run = trained
+    config = _write_config(tmp_path, run)
+    monkeypatch.setenv("KUBECONFIG", str(write_kubeconfig(tmp_path / "kc", f"http://127.0.0.1:{free_port()}")))
+    monkeypatch.setattr(status_store, "RETRY", Backoff(first_s=0.01, max_s=0.02, budget_s=0.1))
+    code = main(["--config", config, "--checkpoint", run.paths.checkpoints, "--status", "cluster",
+                 "--no-progress"])
+    assert code == exitcodes.RESTARTABLE
+    retries = [r for r in caplog.records if "retrying in" in r.getMessage()]
+    assert len(retries) >= 3 and "unreachable" in caplog.text
+
+
+def test_sizes_of_one_experiment_share_the_classifier_cache(tmp_path, monkeypatch):
+    """The digits classifier depends on the data only: one training serves every size."""
+    from ladder_evaluator.evaluate import cache_dir
+    from tests.local.conftest import tiny_experiment
+
+    a, b = expand(tiny_experiment("one"), output_uri=str(tmp_path)).runs
+    other = expand(tiny_experiment("two"), output_uri=str(tmp_path)).runs[0]
+    assert cache_dir(a) == cache_dir(b) == tmp_path / "one" / "eval-cache"
+    assert cache_dir(other) != cache_dir(a)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    a, b = expand(tiny_experiment("one"), output_uri="gs://bucket/x").runs
+    assert cache_dir(a) == cache_dir(b) == tmp_path / "xdg" / "ladder" / "default" / "one"

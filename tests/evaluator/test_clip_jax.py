@@ -14,8 +14,7 @@ from ladder_api.errors import UserError
 from ladder_evaluator.metrics import backends, clip_preprocess, clip_score
 from ladder_evaluator.metrics.images import to_uint8_rgb
 from ladder_trainer.data import digits
-
-from .conftest import TINY_CLIP, tiny_clip
+from tests.evaluator.standins import TINY_CLIP, tiny_clip
 
 # Every option of the port switched away from the default: QuickGELU, average pooling with the
 # final LayerNorm after pooling, LayerScale, no pre-LayerNorm, a biased linear text projection.
@@ -55,7 +54,7 @@ def test_longest_resize_mode_is_not_ported():
 
 @pytest.mark.parametrize("model_cfg", [TINY_CLIP, VARIANT], ids=["default", "variant"])
 def test_jax_embeddings_and_score_equal_open_clip(tmp_path, model_cfg):
-    weights = tiny_clip(tmp_path, model_cfg)
+    _, weights = tiny_clip(tmp_path, model_cfg=model_cfg)
     ref = clip_score.load(str(weights), torch.device("cpu"))
     ours = clip_score.load_jax(str(weights), batch_size=4)
     images = _images()
@@ -74,7 +73,7 @@ def test_jax_embeddings_and_score_equal_open_clip(tmp_path, model_cfg):
 
 def test_default_backend_is_jax_and_unported_models_fall_back_to_torch(tmp_path):
     test = digits.load("test")
-    weights = tiny_clip(tmp_path)
+    _, weights = tiny_clip(tmp_path)
     scorer = backends.clip_scorer(str(weights), batch_size=4)
     assert scorer.backend == "jax"
     assert backends.clip_scorer(str(weights), "torch").backend == "torch"
@@ -82,7 +81,7 @@ def test_default_backend_is_jax_and_unported_models_fall_back_to_torch(tmp_path)
         backends.clip_scorer(str(weights), "torch").score(test.images[:5], test.captions[:5]), rel=1e-4)
     custom = {**TINY_CLIP, "vision_cfg": {**TINY_CLIP["vision_cfg"], "qk_norm": True}}
     (tmp_path / "qk").mkdir()
-    other = tiny_clip(tmp_path / "qk", custom)
+    _, other = tiny_clip(tmp_path / "qk", model_cfg=custom)
     assert backends.clip_scorer(str(other)).backend == "torch"
     with pytest.raises(UserError, match=r"clipWeightsUri.*JAX backend cannot run.*attention block"):
         backends.clip_scorer(str(other), "jax")

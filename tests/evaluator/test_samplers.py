@@ -16,12 +16,13 @@ import numpy as np
 import pytest
 import torch
 
+from ladder_api.spec import NoiseScheduleSpec
 from ladder_evaluator.samplers import base, ddim, dpm_solver
 from ladder_evaluator.sampling import guidance_mode, sample
-from ladder_evaluator.schedule import alphas_cumprod
+from ladder_trainer.diffusion import alphas_cumprod
 
 MU, S = 0.3, 0.5
-AC = alphas_cumprod()
+AC = alphas_cumprod(NoiseScheduleSpec())
 SD15 = dict(
     num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
     steps_offset=1, set_alpha_to_one=False, clip_sample=False,
@@ -190,3 +191,13 @@ def test_stochastic_samplers_need_a_key_and_spacings_are_diffusers():
     eta1 = sample(eps_jax, jnp.asarray(x_T()), sampler="ddim", steps=4, eta=1.0, key=jax.random.key(0))
     eta0 = sample(eps_jax, jnp.asarray(x_T()), sampler="ddim", steps=4)
     assert float(jnp.abs(eta1 - eta0).max()) > 1e-2
+
+
+def test_the_schedule_given_is_the_one_sampled_with():
+    """The evaluator passes the run's training schedule as an array; None means the spec default."""
+    default = sample(eps_jax, jnp.asarray(x_T()), sampler="ddim", steps=4)
+    same = sample(eps_jax, jnp.asarray(x_T()), sampler="ddim", steps=4, schedule=AC)
+    cosine = alphas_cumprod(NoiseScheduleSpec(kind="cosine"))
+    other = sample(eps_jax, jnp.asarray(x_T()), sampler="ddim", steps=4, schedule=cosine)
+    np.testing.assert_array_equal(np.asarray(default), np.asarray(same))
+    assert float(jnp.abs(other - default).max()) > 1e-2

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from ladder_api.loading import load_experiment
-from tests.charts.chart_render import KUBE_VERSION, one, render
+from tests.charts.chart_render import KUBE_VERSION, operator_roles, render
 
 ROOT = Path(__file__).resolve().parents[2]
 GITOPS = ROOT / "gitops"
@@ -68,7 +68,8 @@ def test_platform_values_render_with_the_chart(source):
     objects = render(values, namespace=namespace)
     for obj in objects:
         kubernetes_validate.validate(obj, KUBE_VERSION, strict=True)
-    assert one(objects, "Role")["metadata"]["namespace"] == "ladder"
+    (role,) = operator_roles(objects)
+    assert role["metadata"]["namespace"] == "ladder"
 
 
 def test_flux_kustomization_applies_the_experiments_folder():

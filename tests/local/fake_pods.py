@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """A stand-in for `python -m ladder_trainer` / `python -m ladder_evaluator` in the runner's
-process-management tests: it speaks the same files (checkpoint step folders, metrics lines,
-results.json) and the same signals (SIGTERM -> save -> exit 42), with no JAX, so the tests of
-resume, skip and interruption run in a second. The real entry points are exercised by the
-end-to-end quickstart test.
+process-management tests: it speaks the same files (checkpoint step folders as orbax leaves them
+on a file system or on GCS, metrics lines, results objects, through ladder_api's storage layer, so
+on local paths and gs:// alike) and the same signals (SIGTERM -> save -> exit 42), with no JAX,
+so the tests of resume, skip and interruption run in a second. The real entry points are
+exercised by the end-to-end quickstart test.
 
 Invoked as: fake_pods.py -m ladder_trainer --config C
         or: fake_pods.py -m ladder_evaluator --config C --checkpoint D
@@ -19,19 +20,24 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "api"))
+from ladder_api import artifacts, storage  # noqa: E402
+from ladder_api.frontier import sampling_cost  # noqa: E402
+from ladder_api.grid import grid_points, metric_names, select_checkpoints  # noqa: E402
 from ladder_api.plan import RunConfig  # noqa: E402
-from ladder_api.status import Result, result_id  # noqa: E402
+from ladder_api.status import Result  # noqa: E402
 
 
 def arg(name):
     return sys.argv[sys.argv.index(name) + 1]
 
 
-def steps_in(d: Path):
-    return sorted(int(p.name) for p in d.iterdir() if p.name.isdigit()) if d.is_dir() else []
-
-
-def save(d: Path, step: int):
+def save(ckpt: str, step: int):
+    """As orbax finishes a step: rename a temporary folder locally, a commit marker on GCS."""
+    if storage.is_remote(ckpt):
+        storage.write_text(storage.join(ckpt, str(step), "meta"), json.dumps({"step": step}))
+        storage.write_text(storage.join(ckpt, str(step), artifacts.COMMIT_MARKER), "done")
+        return
+    d = Path(ckpt)
     tmp = d / f"{step}.orbax-checkpoint-tmp-1"
     tmp.mkdir(parents=True, exist_ok=True)
     (tmp / "meta").write_text(json.dumps({"step": step}))
@@ -39,8 +45,8 @@ def save(d: Path, step: int):
 
 
 def train(run: RunConfig):
-    ckpt = Path(run.paths.checkpoints)
-    have = steps_in(ckpt)
+    ckpt = run.paths.checkpoints
+    have = artifacts.checkpoint_steps(ckpt)
     start = max(have) if have else 0
     log(f"ladder_trainer c{run.width} start={start}")
     if os.environ.get("FAKE_FAIL"):
@@ -54,45 +60,42 @@ def train(run: RunConfig):
 
     signal.signal(signal.SIGTERM, on_term)
     block = int(os.environ.get("FAKE_BLOCK_AT", "0") or 0)
-    with open(run.paths.metrics, "a") as m:
-        for step in range(start + 1, run.training.steps + 1):
-            state["step"] = step
-            m.write(json.dumps({"step": step, "loss": 1.0 / step, "lr": 0.001, "examples_per_s": 100.0,
-                                "mfu": 0.0, "time": time.time()}) + "\n")
-            m.flush()
-            if step % run.training.checkpoint.interval_steps == 0 or step == run.training.steps:
-                save(ckpt, step)
-            if block and step == block:
-                while True:
-                    signal.pause()
+    metrics = artifacts.MetricsWriter(run.paths.metrics, start, min_interval_s=0)
+    for step in range(start + 1, run.training.steps + 1):
+        state["step"] = step
+        metrics.write({"step": step, "loss": 1.0 / step, "lr": 0.001, "examples_per_s": 100.0,
+                       "mfu": 0.0, "time": time.time()})
+        if step % run.training.checkpoint.interval_steps == 0 or step == run.training.steps:
+            save(ckpt, step)
+        if block and step == block:
+            while True:
+                signal.pause()
 
 
 def evaluate(run: RunConfig):
     log(f"ladder_evaluator c{run.width} start=0" + (" force" if "--force" in sys.argv else ""))
-    path = Path(run.paths.results)
-    existing = json.loads(path.read_text()) if path.exists() else []
-    if "--force" in sys.argv:
-        existing = []  # measure everything again (the real evaluator updates entries by id)
-    have = {r["id"] for r in existing}
+    store = artifacts.ResultsStore(run.paths.results)
+    # --force: measure everything again (newer objects win by id, as with the real evaluator)
+    have = set() if "--force" in sys.argv else set(store.existing())
     ev = run.evaluation
-    step = run.training.steps
-    out = list(existing)
-    for sampler in ev.samplers:
-        for n in ev.steps:
-            for g in ev.guidance_scales:
-                for metric in ("fid-digits-classifier", "adherence"):
-                    rid = result_id(run.width, step, sampler.value, n, g, metric)
-                    if rid in have:
-                        continue
-                    cost = run.model.normalized_cost * n
-                    value = 100.0 / (run.width * n) if metric.startswith("fid") else 0.5
-                    out.append(Result(id=rid, width=run.width, checkpoint_step=step, sampler=sampler.value,
-                                      steps=n, guidance=g, metric=metric, value=value, num_samples=10,
-                                      gflops_per_forward=run.model.gflops_per_forward, sampling_cost=cost,
-                                      sampling_cost_with_guidance=cost * (1 if g in (0, 1) else 2)).to_wire())
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(out))
-    tmp.replace(path)
+    available = artifacts.checkpoint_steps(arg("--checkpoint"))
+    out = []
+    for step in select_checkpoints(ev, run.training.steps, available, "--checkpoint"):
+        for p in grid_points(ev):
+            for metric in metric_names(ev):
+                if p.result_id(run.width, step, metric) not in have:
+                    out.append(fake_result(run, step, p, metric))
+    for i in range(0, len(out), 4):  # several writes, as the real evaluator writes per grid point
+        store.write(out[i:i + 4])
+
+
+def fake_result(run: RunConfig, step: int, p, metric: str) -> Result:
+    paper, with_guidance = sampling_cost(run.model.normalized_cost, p.steps, p.guidance)
+    value = 100.0 / (run.width * p.steps) if metric.startswith("fid") else 0.5
+    return Result(id=p.result_id(run.width, step, metric), width=run.width, checkpoint_step=step,
+                  sampler=p.sampler, steps=p.steps, guidance=p.guidance, metric=metric, value=value,
+                  num_samples=10, gflops_per_forward=run.model.gflops_per_forward, sampling_cost=paper,
+                  sampling_cost_with_guidance=with_guidance)
 
 
 def log(line):

@@ -2,33 +2,32 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
 from ladder_api.errors import UserError
+from ladder_api.grid import expected_ids
 from ladder_api.plan import expand
-from ladder_operator.local.decisions import check_same_recipe, decide
-from ladder_operator.local.grid import expected_ids, metric_keys
-from ladder_operator.local.layout import localize, run_directory
+from ladder_local.decisions import check_same_recipe, decide
+from ladder_local.layout import run_location
 from tests.local.conftest import tiny_experiment
 
 
 def _run(**ev):
-    return localize(expand(tiny_experiment(**ev)), Path("/out")).runs[0]
+    return expand(tiny_experiment(**ev), root="/out").runs[0]
 
 
-def test_grid_names_fid_by_its_features_and_covers_every_setting():
-    run = _run()
-    assert metric_keys(run.evaluation) == ["fid-digits-classifier", "adherence"]
-    ids = expected_ids(run, [6])
+def test_expected_ids_cover_the_grid_of_the_final_checkpoint():
+    ids = expected_ids(_run(), [2, 4, 6])
     assert len(ids) == 2 * 2 * 2 * 2
-    assert "c8-s6-ddim-n2-g3-fid-digits-classifier" in ids
+    assert "c8-s6-ddim-n2-g3-fid-digits-classifier" in ids and not any("-s4-" in i for i in ids)
 
 
-def test_checkpoint_selection_all_and_list():
-    assert {i.split("-")[1] for i in expected_ids(_run(checkpoints="all"), [2, 4, 6])} == {"s2", "s4", "s6"}
-    assert {i.split("-")[1] for i in expected_ids(_run(checkpoints=[4]), [2, 4, 6])} == {"s4"}
+def test_before_training_ends_all_counts_the_kept_checkpoints_and_the_final_one():
+    d = decide(_run(checkpoints="all"), [2, 4], [])
+    assert d.train and d.expected == 3 * 16
 
 
 def test_fresh_size_trains_and_then_evaluates():
@@ -62,30 +61,86 @@ def test_results_of_other_settings_do_not_count():
     assert d.evaluate and d.recorded == 0
 
 
+def _wire(run) -> dict:
+    return json.loads(run.config_json())
+
+
 def test_recipe_change_with_checkpoints_is_refused_with_a_way_out():
     old = _run()
-    new = localize(expand(tiny_experiment(steps=8)), Path("/out")).runs[0]
-    check_same_recipe(old, new, has_checkpoints=False, root=Path("/out/c8"))  # nothing to protect
-    check_same_recipe(old, old, has_checkpoints=True, root=Path("/out/c8"))
-    with pytest.raises(UserError, match="different recipe.*-o DIR"):
-        check_same_recipe(old, new, has_checkpoints=True, root=Path("/out/c8"))
+    new = expand(tiny_experiment(steps=8), root="/out").runs[0]
+    check_same_recipe(_wire(old), new, has_checkpoints=False, root="/out/c8")  # nothing to protect
+    check_same_recipe(_wire(old), old, has_checkpoints=True, root="/out/c8")
+    with pytest.raises(UserError, match=r"different recipe: spec.training.steps: 6 -> 8.*-o DIR"):
+        check_same_recipe(_wire(old), new, has_checkpoints=True, root="/out/c8")
+
+
+def test_sharding_edits_after_start_resume_as_the_operator_accepts_them():
+    """The operator's rule (tests/operator/test_reconcile.py) and this one are the same function."""
+    old = _run()
+    exp = tiny_experiment()
+    exp.spec.training.sharding.fsdp = 2
+    new = expand(exp, root="/out").runs[0]
+    assert new.training.sharding.fsdp == 2
+    check_same_recipe(_wire(old), new, has_checkpoints=True, root="/out/c8")
+
+
+def test_a_config_written_by_an_older_version_is_compared_field_by_field():
+    """An older config lacks fields added since (their legacy values apply) and may carry
+    non-recipe fields that are gone: neither stops a resume."""
+    old = _wire(_run())
+    del old["training"]["logEverySteps"]
+    old["training"]["someRemovedKnob"] = {"x": 1}
+    old["training"]["sharding"]["fsdp"] = 4
+    with pytest.raises(UserError, match="someRemovedKnob"):
+        check_same_recipe(old, _run(), has_checkpoints=True, root="/out/c8")
+    del old["training"]["someRemovedKnob"]
+    check_same_recipe(old, _run(), has_checkpoints=True, root="/out/c8")
 
 
 def test_evaluation_edits_keep_the_recipe():
     a = _run()
-    b = localize(expand(tiny_experiment(steps=6, numSamples=99)), Path("/out")).runs[0]
+    b = expand(tiny_experiment(steps=6, numSamples=99), root="/out").runs[0]
     assert a.recipe_hash == b.recipe_hash
 
 
-def test_run_directory_precedence(tmp_path):
+def test_where_outputs_go_precedence(tmp_path):
+    """-o, then spec.local.outputDir, then spec.storage.outputUri (only when the spec sets it),
+    then ./ladder-runs/<name>; outputs on gs:// keep the runner's state local."""
     exp = tiny_experiment()
-    assert run_directory(exp, cwd=tmp_path) == tmp_path / "ladder-runs" / "tiny"
-    assert run_directory(exp, "x", cwd=tmp_path) == tmp_path / "x"
+    default = tmp_path / "ladder-runs" / "tiny"
+    loc = run_location(exp, cwd=tmp_path)
+    assert (loc.outputs, loc.state_dir, loc.ignored) == (str(default), default, None)
+    assert "default" in loc.chosen_by
+
+    exp.spec.storage = exp.spec.storage.model_validate({"outputUri": "gs://bkt/x/"})
+    loc = run_location(exp, cwd=tmp_path)
+    assert (loc.outputs, loc.state_dir, loc.remote) == ("gs://bkt/x/tiny", default, True)
+    assert loc.chosen_by == "spec.storage.outputUri"
+    assert expand(exp, root=loc.outputs).runs[0].paths == expand(exp).runs[0].paths  # the cluster's layout
+
+    loc = run_location(exp, "x", cwd=tmp_path)
+    assert (loc.outputs, loc.state_dir, loc.remote) == (str(tmp_path / "x"), tmp_path / "x", False)
+    assert loc.chosen_by == "-o" and loc.ignored == "gs://bkt/x/"
+
     exp.spec.local.output_dir = "/abs/where"
-    assert run_directory(exp, cwd=tmp_path) == Path("/abs/where")
+    loc = run_location(exp, cwd=tmp_path)
+    assert (loc.outputs, loc.state_dir) == ("/abs/where", Path("/abs/where"))
+    assert loc.chosen_by == "spec.local.outputDir"
+
+    loc = run_location(exp, "gs://other/run", cwd=tmp_path)
+    assert (loc.outputs, loc.state_dir) == ("gs://other/run", default)
 
 
-def test_localize_points_every_path_under_the_directory():
-    plan = localize(expand(tiny_experiment()), Path("/runs/tiny"))
+def test_the_default_output_uri_is_not_taken_for_a_choice():
+    """storage.outputUri's default is the cluster's bucket: `ladder run` uses it only when the
+    spec names it."""
+    exp = tiny_experiment()
+    assert exp.spec.storage.output_uri.startswith("gs://")
+    assert not run_location(exp, cwd=Path("/w")).remote
+
+
+def test_expand_puts_every_path_under_the_root():
+    plan = expand(tiny_experiment(), root="/runs/tiny")
     assert [r.paths.root for r in plan.runs] == ["/runs/tiny/c8", "/runs/tiny/c16"]
-    assert plan.runs[1].paths.results == "/runs/tiny/c16/results.json"
+    assert plan.runs[1].paths.results == "/runs/tiny/c16/results"
+    assert plan.runs[1].paths.metrics == "/runs/tiny/c16/metrics.jsonl"

@@ -12,8 +12,8 @@ import pytest
 
 from ladder_api.errors import UserError
 from ladder_api.status import ScalingExperimentStatus
-from ladder_operator.local.lock import RunLock, runner_alive
-from ladder_operator.local.runner import LocalRunner
+from ladder_local.lock import RunLock, runner_alive
+from ladder_local.runner import LocalRunner
 from tests.local.conftest import tiny_experiment
 
 DEADLINE_S = 60
@@ -89,7 +89,8 @@ def test_interrupt_saves_and_rerun_resumes_from_the_checkpoint(tmp_path, fake_py
     st = outcome.status
     assert st.phase.value == "Suspended" and st.sizes[0].phase.value == "Suspended"
     assert st.sizes[0].checkpoint_step == 3  # saved on SIGTERM
-    assert {c.type: c.status for c in st.conditions}["Suspended"] == "True"
+    suspended = next(c for c in st.conditions if c.type == "Suspended")
+    assert (suspended.status, suspended.reason) == ("True", "Interrupted") and "ladder run" in st.message
     assert not runner_alive(out)
 
     resumed = _runner(exp, out, fake_python, log).run()
@@ -146,7 +147,7 @@ def test_children_save_when_the_runner_is_killed(tmp_path, fake_python):
     script = (
         "import sys; from pathlib import Path\n"
         "from tests.local.conftest import tiny_experiment\n"
-        "from ladder_operator.local.runner import LocalRunner\n"
+        "from ladder_local.runner import LocalRunner\n"
         f"LocalRunner(tiny_experiment(widths=(8,)), Path({str(out)!r}), python={fake_python!r},\n"
         "            poll_s=0.05).run()\n"
     )
@@ -163,3 +164,16 @@ def test_children_save_when_the_runner_is_killed(tmp_path, fake_python):
     finally:
         if runner.poll() is None:
             runner.kill()
+
+
+def test_after_start_a_sharding_edit_resumes_and_a_recipe_edit_is_refused(tmp_path, fake_python):
+    exp, out, log = tiny_experiment(), tmp_path / "run", tmp_path / "calls.log"
+    assert _runner(exp, out, fake_python, log).run().exit_code == 0
+    sharded = exp.model_copy(deep=True)
+    sharded.spec.training.sharding.fsdp = 2
+    assert _runner(sharded, out, fake_python, log).run().exit_code == 0
+    assert len(_calls(log)) == 4, "nothing retrained: sharding is not the recipe"
+    faster = exp.model_copy(deep=True)
+    faster.spec.training.learning_rate = 0.5
+    with pytest.raises(UserError, match=r"spec.training.learningRate: 0.0001 -> 0.5"):
+        _runner(faster, out, fake_python, log).run()

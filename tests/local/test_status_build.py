@@ -2,24 +2,21 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import jsonschema
 import pytest
 
 from ladder_api.plan import expand
 from ladder_api.status import Result, ScalingExperimentStatus, SizePhase
-from ladder_operator.local.layout import localize
-from ladder_operator.local.observe import SizeObservation
-from ladder_operator.local.status_build import SizeActivity, build_status, experiment_phase
-from ladder_operator.local.tables import render_status
+from ladder_local.observe import SizeObservation
+from ladder_local.status_build import SizeActivity, build_status
+from ladder_local.tables import render_status
 from tests.local.conftest import tiny_experiment
 
 NOW = "2026-01-01T00:00:00Z"
 
 
 def _plan():
-    return localize(expand(tiny_experiment()), Path("/out"))
+    return expand(tiny_experiment(), root="/out")
 
 
 def _fid(width, steps, value, cost, guidance=3.0):
@@ -38,7 +35,7 @@ def test_running_status_has_sizes_results_and_the_frontier():
     }
     acts = {8: SizeActivity(SizePhase.succeeded), 16: SizeActivity(SizePhase.training)}
     st = build_status(plan, obs, acts, active=True, now=NOW)
-    assert st.phase.value == "Running" and st.message == "training c16 (3/6)"
+    assert st.phase.value == "Running" and st.message == "1/2 sizes done; training c16"
     c8, c16 = st.sizes
     assert (c8.step, c8.checkpoint_step, c8.checkpoint_uri) == (6, 6, "/out/c8/checkpoints/6")
     assert (c16.step, c16.total_steps, c16.loss) == (3, 6, 0.5)
@@ -76,20 +73,6 @@ def test_a_resumed_size_reports_its_checkpoint_step_before_it_logs():
     assert st.sizes[0].step == 4
 
 
-def test_experiment_phase_rules():
-    from ladder_api.status import SizeStatus
-
-    def sizes(*phases):
-        return [SizeStatus(width=i + 1, phase=p) for i, p in enumerate(phases)]
-
-    S = SizePhase  # noqa: N806
-    assert experiment_phase(sizes(S.succeeded, S.succeeded), False).value == "Succeeded"
-    assert experiment_phase(sizes(S.succeeded, S.failed), False).value == "Failed"
-    assert experiment_phase(sizes(S.failed, S.training), True).value == "Running"
-    assert experiment_phase(sizes(S.succeeded, S.suspended), False).value == "Suspended"
-    assert experiment_phase(sizes(S.succeeded, S.pending), True).value == "Running"
-
-
 def test_conditions_keep_their_transition_time_until_they_change():
     plan = _plan()
     running = {8: SizeActivity(SizePhase.training)}
@@ -107,12 +90,20 @@ def test_conditions_keep_their_transition_time_until_they_change():
 def test_failure_and_suspension_messages():
     plan = _plan()
     st = build_status(plan, {}, {8: SizeActivity(SizePhase.failed, "train exited with code 1"),
-                                 16: SizeActivity(SizePhase.suspended)}, active=False, now=NOW)
+                                 16: SizeActivity(SizePhase.suspended)}, active=False, now=NOW,
+                      interrupted=True)
     assert st.phase.value == "Suspended" and "ladder run" in st.message
+    cond = {c.type: c for c in st.conditions}
+    assert (cond["Suspended"].status, cond["Suspended"].reason) == ("True", "Interrupted")
+    assert (cond["Degraded"].status, cond["Degraded"].reason) == ("True", "SizeFailed")
     st = build_status(plan, {}, {8: SizeActivity(SizePhase.failed, "train exited with code 1"),
                                  16: SizeActivity(SizePhase.succeeded)}, active=False, now=NOW)
-    assert st.phase.value == "Failed" and st.message == "c8: train exited with code 1"
-    assert {c.type: c.status for c in st.conditions}["Degraded"] == "True"
+    assert st.phase.value == "Failed" and st.message == "1 of 2 sizes failed: c8: train exited with code 1"
+    cond = {c.type: c for c in st.conditions}
+    assert (cond["Degraded"].status, cond["Degraded"].reason) == ("True", "SizeFailed")
+    assert cond["Degraded"].message == "c8: train exited with code 1"
+    assert (cond["Ready"].status, cond["Ready"].reason) == ("False", "SizeFailed")
+    assert (cond["Progressing"].status, cond["Progressing"].reason) == ("False", "SizeFailed")
 
 
 def test_status_table_reads_like_kubectl_get():

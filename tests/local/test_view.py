@@ -3,21 +3,19 @@
 from __future__ import annotations
 
 import io
-from pathlib import Path
 
 from rich.console import Console
 
 from ladder_api.plan import expand
 from ladder_api.status import SizePhase
-from ladder_operator.local.layout import localize
-from ladder_operator.local.observe import SizeObservation
-from ladder_operator.local.status_build import SizeActivity, build_status
-from ladder_operator.local.view import PlainView, RichView, Snapshot
+from ladder_local.observe import SizeObservation
+from ladder_local.status_build import SizeActivity, build_status
+from ladder_local.view import PlainView, RichView, Snapshot
 from tests.local.conftest import tiny_experiment
 
 
 def _snap():
-    plan = localize(expand(tiny_experiment()), Path("/out"))
+    plan = expand(tiny_experiment(), root="/out")
     obs = {16: SizeObservation(16, [2], {"step": 4, "loss": 0.25, "examples_per_s": 123.4}, [])}
     acts = {8: SizeActivity(SizePhase.succeeded, "16/16 measurements recorded"),
             16: SizeActivity(SizePhase.training)}

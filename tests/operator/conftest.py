@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.apiserver.fixture import free_port, running_apiserver
+from ladder_testing.apiserver.fixture import free_port, running_apiserver
 from tests.operator.harness import Cluster, OperatorProcess, unique_ns
 
 
@@ -18,8 +18,9 @@ def apiserver(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def operator_process(apiserver, tmp_path_factory):
-    """One `ladder operator` process for the module; tests isolate themselves by namespace."""
+def operator_process(apiserver, gcs, tmp_path_factory):
+    """One `ladder operator` process for the module; tests isolate themselves by namespace. Its
+    gs:// is the module's GCS emulator (outputs must be on gs:// for the operator to accept them)."""
     log = Path(tmp_path_factory.mktemp("operator")) / "operator.log"
     proc = OperatorProcess(apiserver.kubeconfig, log, ["--metrics-port", str(free_port())]).start()
     yield proc

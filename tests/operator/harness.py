@@ -21,7 +21,7 @@ from pathlib import Path
 import yaml
 
 from ladder_api.status import result_id
-from tests.apiserver.client import Http
+from ladder_testing.apiserver.client import Http
 
 REPO = Path(__file__).resolve().parents[2]
 SX = "/apis/ladder.dev/v1alpha1"
@@ -71,12 +71,20 @@ def tiny(namespace: str, exp_name: str | None = None) -> dict:
 
 
 class OperatorProcess:
-    def __init__(self, kubeconfig: Path, log_path: Path, extra: list[str] | None = None):
+    def __init__(self, kubeconfig: Path, log_path: Path, extra: list[str] | None = None,
+                 env: dict[str, str] | None = None):
         self.kubeconfig, self.log_path, self.extra = kubeconfig, log_path, extra or []
+        # One identity per OperatorProcess, kept across its restarts: the same pod whose container
+        # restarts takes its leader Lease back at once; another OperatorProcess is another pod.
+        self.env = {"POD_NAME": f"operator-{uuid.uuid4().hex[:6]}", **(env or {})}
         self.proc: subprocess.Popen | None = None
 
+    @property
+    def identity(self) -> str:
+        return self.env["POD_NAME"]
+
     def start(self) -> OperatorProcess:
-        env = {**os.environ, "KUBECONFIG": str(self.kubeconfig), "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, "KUBECONFIG": str(self.kubeconfig), "PYTHONUNBUFFERED": "1", **self.env}
         env.pop("KUBERNETES_SERVICE_HOST", None)
         log = open(self.log_path, "ab")  # noqa: SIM115 (kept open for the child's lifetime)
         self.proc = subprocess.Popen(
@@ -221,7 +229,7 @@ class Cluster:
                                 }
                             ],
                         },
-                        "spec": {"queueName": "ladder", "active": True, "podSets": []},
+                        "spec": {"queueName": "ladder", "active": True, "podSets": pod_sets(js)},
                     },
                 )
                 assert code == 201, wl
@@ -233,9 +241,7 @@ class Cluster:
                     {
                         "status": {
                             "admission": None,
-                            "conditions": [
-                                {"type": "Evicted", "status": "True", "reason": "InactiveWorkload"}
-                            ],
+                            "conditions": [kueue_condition("Evicted", "InactiveWorkload")],
                         }
                     },
                 )
@@ -245,8 +251,11 @@ class Cluster:
                     f"{WL}/namespaces/{self.ns}/workloads/{wl_name}/status",
                     {
                         "status": {
-                            "admission": {"clusterQueue": "tpu"},
-                            "conditions": [{"type": "Admitted", "status": "True", "reason": "Admitted"}],
+                            "admission": {
+                                "clusterQueue": "tpu",
+                                "podSetAssignments": [{"name": p["name"]} for p in pod_sets(js)],
+                            },
+                            "conditions": [kueue_condition("Admitted", "Admitted")],
                         }
                     },
                 )
@@ -290,6 +299,27 @@ class Cluster:
             manager or f"ladder-evaluator-c{width}",
         )
         assert code == 200, out
+
+
+def pod_sets(jobset: dict) -> list[dict]:
+    """A Workload's podSets as Kueue derives them from a JobSet: one per replicated Job."""
+    out = []
+    for rjob in jobset["spec"]["replicatedJobs"]:
+        job = rjob["template"]["spec"]
+        count = int(rjob.get("replicas", 1)) * int(job.get("parallelism", 1))
+        out.append({"name": rjob["name"], "count": count, "template": job["template"]})
+    return out
+
+
+def kueue_condition(ctype: str, reason: str) -> dict:
+    """A metav1.Condition as Kueue writes it (every required field set)."""
+    return {
+        "type": ctype,
+        "status": "True",
+        "reason": reason,
+        "message": reason,
+        "lastTransitionTime": "2026-01-01T00:00:00Z",
+    }
 
 
 def results_for(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ladder_cli.main import main
-from tests.apiserver.fixture import free_port, write_kubeconfig
+from ladder_testing.apiserver.fixture import free_port, write_kubeconfig
 
 
 def test_missing_kubeconfig(tmp_path, capsys):

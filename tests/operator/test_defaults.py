@@ -12,13 +12,15 @@ from ladder_operator.reconcile import ApplyShared, Create, Observed, reconcile
 from tests.conftest import validate_manifest
 from tests.operator.test_reconcile import NOW, experiment
 
+RUNS = "runs@p.iam.gserviceaccount.com"
 SITE = {
     "images": {"trainer": "reg/trainer:9", "evaluator": "reg/eval:9", "pullPolicy": "Always"},
     "queue": "site-queue",
     "priorityClass": "low",
     "outputUri": "gs://site-bucket/",
     "workloads": {
-        "serviceAccountAnnotations": {"iam.gke.io/gcp-service-account": "sa@p.iam"},
+        "gcpServiceAccount": RUNS,
+        "serviceAccountAnnotations": {"example.com/team": "vision"},
         "nodeSelector": {"pool": "tpu"},
         "tolerations": [{"key": "x", "operator": "Exists", "effect": "NoSchedule"}],
     },
@@ -32,8 +34,12 @@ def test_unset_fields_are_filled_and_set_ones_kept():
     filled = defaults.fill_spec(raw, site)
     assert filled["spec"]["scheduling"] == {"queue": "mine", "priorityClass": "low"}
     assert filled["spec"]["resources"]["images"]["trainer"] == "reg/trainer:9"
-    assert filled["spec"]["storage"]["outputUri"] == "./ladder-runs", "the experiment's own value wins"
-    assert "resources" not in raw["spec"], "the input is not modified"
+    assert filled["spec"]["storage"]["outputUri"] == "gs://ladder-test/runs/", "the experiment's value wins"
+    assert filled["spec"]["resources"]["gcpServiceAccount"] == RUNS
+    raw["spec"]["resources"] = {"gcpServiceAccount": "mine@p.iam.gserviceaccount.com"}
+    filled = defaults.fill_spec(raw, site)
+    assert filled["spec"]["resources"]["gcpServiceAccount"] == "mine@p.iam.gserviceaccount.com"
+    assert "images" not in raw["spec"]["resources"], "the input is not modified"
 
 
 def test_reconcile_renders_with_site_defaults():
@@ -47,7 +53,8 @@ def test_reconcile_renders_with_site_defaults():
     assert len([t for t in pod["tolerations"] if t["key"] == "google.com/tpu"]) == 1
     shared = next(a for a in out.actions if isinstance(a, ApplyShared)).objs
     sa = next(o for o in shared if o["kind"] == "ServiceAccount")
-    assert sa["metadata"]["annotations"]["iam.gke.io/gcp-service-account"] == "sa@p.iam"
+    assert sa["metadata"]["annotations"] == {"iam.gke.io/gcp-service-account": RUNS,
+                                             "example.com/team": "vision"}
     assert out.status["images"]["trainer"] == "reg/trainer:9"
     # What the operator creates is still valid against the real schemas.
     validate_manifest(js)
@@ -67,3 +74,45 @@ def test_defaults_file(tmp_path, monkeypatch):
         defaults.load(str(path))
     with pytest.raises(UserError, match="not found"):
         defaults.load(str(tmp_path / "missing.json"))
+
+
+def test_a_chart_that_put_the_google_account_among_the_annotations_still_sets_it():
+    old = {"workloads": {"serviceAccountAnnotations": {"iam.gke.io/gcp-service-account": RUNS}}}
+    site = defaults.SiteDefaults.from_json(old)
+    assert site.gcp_service_account == RUNS and site.service_account_annotations == {}
+
+
+def test_the_site_policy_sets_an_experiment_outside_it_invalid_naming_field_and_list():
+    """Issue 13 (security): anyone who may create an experiment chose any image, any Google service
+    account and (with retention: delete) any bucket prefix for the operator to delete under."""
+    site = defaults.SiteDefaults.from_json({**SITE, "policy": {
+        "allowedImageRepositories": ["reg/"], "allowedStoragePrefixes": ["gs://site-bucket/"],
+        "allowedGcpServiceAccounts": [RUNS]}})
+    raw = experiment(storage__outputUri="gs://site-bucket/team/")
+    assert reconcile(raw, Observed(workloads={}), NOW, site).phase == "Pending"
+    raw = experiment(training__checkpoint__retention="delete")  # outputUri gs://ladder-test/runs/
+    out = reconcile(raw, Observed(workloads={}), NOW, site)
+    assert out.phase == "Invalid" and not any(isinstance(a, (Create, ApplyShared)) for a in out.actions)
+    assert out.status["message"] == (
+        "spec.storage.outputUri: gs://ladder-test/runs/ is outside this cluster's allowed storage prefixes "
+        "(gs://site-bucket/); use one of them or ask the cluster's administrator")
+    raw = experiment(storage__outputUri="gs://site-bucket/", resources__images={"trainer": "elsewhere/t:1"})
+    message = reconcile(raw, Observed(workloads={}), NOW, site).status["message"]
+    assert message.startswith(
+        "spec.resources.images.trainer: elsewhere/t:1 (repository docker.io/elsewhere/t) is not in")
+    with pytest.raises(ValueError, match="gs:// prefixes"):
+        defaults.SiteDefaults.from_json({"policy": {"allowedStoragePrefixes": ["./runs"]}})
+
+
+def test_the_operator_refuses_what_only_ladder_run_can_execute():
+    """Issue 13: `outputUri: ./ladder-runs` was accepted; pods could only fail after TPU admission."""
+    out = reconcile(experiment(storage__outputUri="./ladder-runs"), Observed(workloads={}), NOW)
+    assert out.phase == "Invalid"
+    assert out.status["message"].startswith("spec.storage.outputUri: ./ladder-runs ")
+    assert not any(isinstance(a, (Create, ApplyShared)) for a in out.actions)
+    out = reconcile(experiment(training__globalBatch=100), Observed(workloads={}), NOW)
+    assert out.phase == "Invalid"
+    assert "spec.training.globalBatch: 100 is not divisible" in out.status["message"]
+    big = experiment(ladder__widths=[32, 2048], ladder__latentSize=64, training__globalBatch=4096)
+    out = reconcile(big, Observed(workloads={}), NOW)
+    assert "spec.ladder.widths: width 2048 needs about" in out.status["message"]

@@ -1,4 +1,5 @@
-"""reconcile() is pure: these tests feed it observed states and read its decisions."""
+"""reconcile() end to end (the driver over all steps): observed states in, actions and the status
+values out. Each step has its own tests under tests/operator/reconcile/."""
 
 from __future__ import annotations
 
@@ -45,16 +46,35 @@ def run_once(exp, observed=None):
     return reconcile(exp, observed or Observed(workloads={}), NOW)
 
 
+OPERATOR_OWNED = ("phase", "message", "observedGeneration", "specHash", "codeVersion", "images", "conditions",
+                  "sizes", "summary")
+
+
 def after(exp: dict, outcome) -> dict:
-    """The experiment as the API server would hold it after the operator's writes."""
+    """The experiment as the API server would hold it after the operator's writes. The status is
+    applied as server-side apply does for one field manager: a field the operator owned and left
+    out of its apply is deleted (pods' fields, here `results`, stay)."""
     exp = copy.deepcopy(exp)
     for a in outcome.actions:
         if isinstance(a, RecordState):
             exp["metadata"].setdefault("annotations", {})[STATE_ANNOTATION] = json.dumps(a.state)
         if isinstance(a, SetFinalizers):
             exp["metadata"]["finalizers"] = list(a.finalizers)
-    exp["status"] = {**(exp.get("status") or {}), **outcome.status}
+    kept = {k: v for k, v in (exp.get("status") or {}).items() if k not in OPERATOR_OWNED}
+    exp["status"] = {**kept, **outcome.status}
     return exp
+
+
+def phases(outcome) -> dict[int, tuple[str, str | None]]:
+    return {s["width"]: (s["phase"], s.get("message")) for s in outcome.status["sizes"]}
+
+
+def conditions(outcome) -> dict[str, tuple[str, str]]:
+    return {c["type"]: (c["status"], c["reason"]) for c in outcome.status["conditions"]}
+
+
+def events(outcome) -> list[tuple[str, str]]:
+    return [(a.reason, a.message) for a in outcome.actions if isinstance(a, PostEvent)]
 
 
 def creates(outcome) -> list[str]:
@@ -82,7 +102,16 @@ def test_starts_max_concurrent_sizes_in_order_and_records_intent_first():
     assert set(state["started"]) == {"32", "64"}
     js = next(a.obj for a in out.actions if isinstance(a, Create))
     assert js["metadata"]["ownerReferences"][0]["uid"] == "uid-1"
-    assert [s["phase"] for s in out.status["sizes"]] == ["Queued", "Queued", "Pending"]
+    queued = ("Queued", "waiting for Kueue to admit it in queue 'ladder'")
+    assert phases(out) == {32: queued, 64: queued, 96: ("Pending", None)}
+    assert (out.phase, out.status["message"]) == ("Pending", "waiting for the first size to start")
+    assert conditions(out) == {"Ready": ("False", "SizesRemaining"), "Progressing": ("True", "SizesRunning"),
+                               "Degraded": ("False", "AsExpected"), "Suspended": ("False", "NotSuspended")}
+    assert events(out) == [
+        ("SizeStarted", "size c32: training JobSet created"),
+        ("SizeStarted", "size c64: training JobSet created"),
+        ("ExperimentPending", "New -> Pending: waiting for the first size to start"),
+    ]
 
 
 def test_same_inputs_same_decision():
@@ -115,10 +144,16 @@ def test_phases_follow_kueue_and_jobset_status():
         workloads={"quickstart-c32": admitted, "quickstart-c64": pending},
     )
     out = run_once(exp, obs)
-    assert [s["phase"] for s in out.status["sizes"]] == ["Training", "Queued", "Pending"]
+    queued = ("Queued", "waiting for Kueue to admit it in queue 'ladder'")
+    assert phases(out) == {32: ("Training", None), 64: queued, 96: ("Pending", None)}
+    assert (out.phase, out.status["message"]) == ("Running", "0/3 sizes done; training c32")
+    assert events(out) == [
+        ("SizeTraining", "size c32: Queued -> Training"),
+        ("ExperimentRunning", "Pending -> Running: 0/3 sizes done; training c32"),
+    ]
     # Without Kueue the JobSet's own state decides.
     out = run_once(exp, Observed(jobsets=obs.jobsets, workloads=None))
-    assert [s["phase"] for s in out.status["sizes"]] == ["Training", "Training", "Pending"]
+    assert phases(out) == {32: ("Training", None), 64: ("Training", None), 96: ("Pending", None)}
 
 
 def test_completion_starts_evaluation_and_the_next_size():
@@ -136,8 +171,10 @@ def test_completion_starts_evaluation_and_the_next_size():
         a.obj for a in out.actions if isinstance(a, Create) and a.obj["metadata"]["name"].endswith("eval")
     )
     assert ev["metadata"]["annotations"][EVAL_HASH_ANNOTATION]
-    assert out.status["sizes"][0]["phase"] == "Evaluating"
-    assert any(isinstance(a, PostEvent) and a.reason == "SizeEvaluating" for a in out.actions)
+    assert phases(out)[32] == ("Evaluating", None)
+    assert out.status["sizes"][0]["evalJobset"] == "quickstart-c32-eval"
+    assert ("SizeEvaluating", "size c32: Queued -> Evaluating") in events(out)
+    assert out.status["message"] == "0/3 sizes done; evaluating c32"
 
 
 def test_finished_sizes_are_remembered_after_their_jobsets_expire():
@@ -163,8 +200,13 @@ def test_finished_sizes_are_remembered_after_their_jobsets_expire():
     # ttlSecondsAfterFinished removed both JobSets of c32: still Succeeded, nothing re-created.
     del obs.jobsets["quickstart-c32"], obs.jobsets["quickstart-c32-eval"]
     out = run_once(exp, obs)
-    assert out.status["sizes"][0]["phase"] == "Succeeded"
+    assert phases(out)[32] == ("Succeeded", None)
     assert "quickstart-c32" not in creates(out) and "quickstart-c32-eval" not in creates(out)
+    # Even with the status gone too, the record says c32 is done.
+    exp["status"] = {}
+    obs.jobsets["quickstart-c96"] = jobset("quickstart-c96")  # started when c32 finished training
+    out = run_once(exp, obs)
+    assert phases(out)[32] == ("Succeeded", None) and creates(out) == []
 
 
 def test_a_wider_evaluation_grid_re_evaluates_finished_sizes():
@@ -183,7 +225,7 @@ def test_a_wider_evaluation_grid_re_evaluates_finished_sizes():
     exp["spec"]["evaluation"]["steps"] = [4, 8, 16, 32]
     out = run_once(exp, obs)
     assert Delete("jobset.x-k8s.io/v1alpha2", "jobsets", "quickstart-c32-eval") in out.actions
-    assert out.status["sizes"][0]["phase"] == "Evaluating"
+    assert phases(out)[32] == ("Evaluating", "evaluation grid changed; re-evaluating")
 
 
 def test_failure_reports_reason_and_restarts():
@@ -191,10 +233,13 @@ def test_failure_reports_reason_and_restarts():
     obs = Observed(jobsets={"quickstart-c32": jobset("quickstart-c32", "failed", restarts=3)}, workloads={})
     out = run_once(exp, obs)
     size = out.status["sizes"][0]
-    assert size["phase"] == "Failed" and size["restarts"] == 3 and "FailedJobs: boom" in size["message"]
+    assert (size["phase"], size["restarts"]) == ("Failed", 3)
+    assert size["message"] == "FailedJobs: boom (restarts: 3)"
     assert creates(out) == ["quickstart-c64"], "the slot is freed"
     degraded = next(c for c in out.status["conditions"] if c["type"] == "Degraded")
-    assert degraded["status"] == "True" and degraded["reason"] == "SizeFailed"
+    assert (degraded["status"], degraded["reason"]) == ("True", "SizeFailed")
+    assert degraded["message"] == "c32: FailedJobs: boom (restarts: 3)"
+    assert ("SizeFailed", "size c32: Queued -> Failed (FailedJobs: boom (restarts: 3))") in events(out)
 
 
 def test_recipe_edits_are_refused_with_the_field_named():
@@ -209,6 +254,63 @@ def test_recipe_edits_are_refused_with_the_field_named():
     assert "spec.ladder.numHeads: 4 -> 2" in degraded["message"]
     assert creates(out) == [], "nothing new starts and nothing is re-created"
     assert not any(isinstance(a, (Delete, SetSuspend)) for a in out.actions)
+
+
+def _started_with_slots(exp):
+    """Both first sizes started, as the operator recorded them."""
+    exp = after(exp, run_once(exp))
+    obs = Observed(
+        jobsets={"quickstart-c32": jobset("quickstart-c32"), "quickstart-c64": jobset("quickstart-c64")},
+        workloads={},
+    )
+    return exp, obs
+
+
+def _refused(out) -> bool:
+    degraded = next(c for c in out.status["conditions"] if c["type"] == "Degraded")
+    return degraded["reason"] == "SpecChangeRefused"
+
+
+def test_sharding_edits_after_start_are_accepted_as_ladder_run_accepts_them():
+    """Sharding says where the math runs, not what is trained (ladder_api.recipe); `ladder run`
+    applies the same rule (tests/local/test_decisions.py)."""
+    exp, obs = _started_with_slots(experiment())
+    exp["spec"]["training"]["sharding"] = {"fsdp": 2}
+    assert not _refused(run_once(exp, obs))
+    exp["spec"]["resources"] = {"slices": [{"sliceType": "v5litepod-16", "sharding": {"fsdp": 4}}]}
+    assert not _refused(run_once(exp, obs))
+    exp["spec"]["training"]["learningRate"] = 0.004
+    assert _refused(run_once(exp, obs))
+
+
+def test_a_recipe_recorded_by_an_older_operator_is_not_refused_after_an_upgrade():
+    """Operators before ladder_api.recipe recorded nested wire sections, non-recipe fields
+    included; the upgraded operator compares only the recipe fields."""
+    exp, obs = _started_with_slots(experiment())
+    state = json.loads(exp["metadata"]["annotations"][STATE_ANNOTATION])
+    old_style = {"ladder": {"contextDim": 32, "contextTokens": 4, "channelMult": [1, 2], "numResBlocks": 1,
+                            "attentionLevels": [1], "numHeads": 4, "transformerDepth": 1, "normGroups": 8,
+                            "latentChannels": 1, "latentSize": 8}}
+    flat = state["recipe"]
+    old_style["data"] = {}
+    old_style["training"] = {"sharding": {"data": -1, "fsdp": 1}, "logEverySteps": 50}
+    for key, value in flat.items():
+        section, _, rest = key.partition(".")
+        if section in ("data", "training"):
+            cur = old_style[section]
+            *parents, last = rest.split(".")
+            for p in parents:
+                cur = cur.setdefault(p, {})
+            cur[last] = value
+    state["recipe"] = old_style
+    exp["metadata"]["annotations"][STATE_ANNOTATION] = json.dumps(state)
+    assert not _refused(run_once(exp, obs))
+    old_style["training"]["learningRate"] = 0.001
+    exp["metadata"]["annotations"][STATE_ANNOTATION] = json.dumps(state)
+    out = run_once(exp, obs)
+    assert _refused(out)
+    degraded = next(c for c in out.status["conditions"] if c["type"] == "Degraded")
+    assert "spec.training.learningRate: 0.001 -> 0.002" in degraded["message"]
 
 
 def test_non_recipe_edits_are_accepted():
@@ -233,6 +335,9 @@ def test_suspend_suspends_jobsets_and_deactivates_workloads_then_resumes():
     assert SetSuspend("jobset", "quickstart-c32", True) in out.actions
     assert SetSuspend("workload", "wl-32", True) in out.actions
     assert out.phase == "Suspended" and creates(out) == []
+    assert phases(out)[32] == ("Suspended", "spec.suspend is true")
+    assert conditions(out)["Suspended"] == ("True", "SuspendedBySpec")
+    assert out.status["message"] == "spec.suspend is true: JobSets are suspended"
     exp["spec"]["suspend"] = False
     wl["spec"]["active"] = False
     obs.jobsets["quickstart-c32"]["spec"]["suspend"] = True
@@ -247,6 +352,8 @@ def test_invalid_spec_gets_invalid_phase_and_one_event():
     exp = experiment(training__learningRate=-1)
     out = run_once(exp)
     assert out.phase == "Invalid" and "spec.training.learningRate" in out.status["message"]
+    assert conditions(out) == {"Ready": ("False", "InvalidSpec"), "Progressing": ("False", "InvalidSpec"),
+                               "Degraded": ("True", "InvalidSpec"), "Suspended": ("False", "NotSuspended")}
     assert [a.reason for a in out.actions if isinstance(a, PostEvent)] == ["InvalidSpec"]
     out2 = run_once(after(exp, out))
     assert out2.actions == [], "no second event, no retry"
@@ -259,7 +366,7 @@ def test_retention_delete_adds_a_finalizer_and_cleans_up_on_deletion():
     exp = after(exp, out)
     exp["metadata"]["deletionTimestamp"] = NOW
     out = run_once(exp)
-    uris = tuple(f"./ladder-runs/quickstart/c{w}/checkpoints" for w in (32, 64, 96))
+    uris = tuple(f"gs://ladder-test/runs/quickstart/c{w}/checkpoints" for w in (32, 64, 96))
     assert out.actions == [CleanupCheckpoints(uris), SetFinalizers(())]
     # Retention back to keep: the finalizer goes, nothing is deleted.
     exp = after(
@@ -277,10 +384,13 @@ def test_condition_times_only_move_on_transitions():
 
 
 def test_the_status_written_fits_the_status_schema():
-    """The CRD's status schema is generated from this model: a field outside it would be pruned
-    silently by a real API server."""
-    from ladder_api.status import ScalingExperimentStatus
+    """Validated as the API server would (unknown fields rejected): a field outside the CRD's
+    status schema would be pruned silently by a real API server."""
+    import jsonschema
 
+    from tests.local.test_status_build import crd_status_schema
+
+    schema = crd_status_schema()
     exp = after(experiment(), run_once(experiment()))
     obs = Observed(
         jobsets={
@@ -289,8 +399,19 @@ def test_the_status_written_fits_the_status_schema():
         },
         workloads={},
     )
-    for out in (run_once(exp, obs), run_once(experiment(training__learningRate=-1))):
-        ScalingExperimentStatus.model_validate(out.status)
+    running = run_once(exp, obs)
+    invalid = copy.deepcopy(after(exp, running))
+    invalid["spec"]["training"]["learningRate"] = -1
+    suspended = after(exp, running)
+    suspended["spec"]["suspend"] = True
+    refused = after(exp, running)
+    refused["spec"]["training"]["steps"] = 700
+    outcomes = [running, run_once(invalid, obs), run_once(suspended, obs), run_once(refused, obs),
+                run_once(experiment(training__learningRate=-1))]
+    assert [o.phase for o in outcomes] == ["Running", "Invalid", "Suspended", "Running", "Invalid"]
+    for out in outcomes:
+        jsonschema.validate(out.status, schema)
+    assert phases(outcomes[1]) == phases(running), "Invalid keeps the sizes"
 
 
 def test_retry_annotation_restarts_failed_sizes_within_max_concurrent():
@@ -302,7 +423,8 @@ def test_retry_annotation_restarts_failed_sizes_within_max_concurrent():
     out = run_once(exp, obs)
     assert Delete("jobset.x-k8s.io/v1alpha2", "jobsets", "quickstart-c32") in out.actions
     assert RemoveAnnotation(RETRY_ANNOTATION) in out.actions
-    assert out.status["sizes"][0]["phase"] == "Pending", "queued behind the running c64"
+    assert phases(out)[32] == ("Pending", None), "queued behind the running c64"
+    assert ("SizeRetried", "size c32: retrying after a failure") in events(out)
     assert creates(out) == []
     # c64 finishes: c32 starts again (its JobSet is new; restarts count from zero).
     exp = after(exp, out)
@@ -326,6 +448,7 @@ def test_retry_of_a_failed_evaluation_evaluates_again_without_retraining():
     )
     exp = after(exp, run_once(exp, obs))
     assert exp["status"]["sizes"][0]["phase"] == "Failed"
+    assert exp["status"]["sizes"][0]["message"] == "evaluation failed: FailedJobs: boom"
     exp["metadata"]["annotations"][RETRY_ANNOTATION] = "1"
     del obs.jobsets["quickstart-c32"]  # training JobSet expired meanwhile
     out = run_once(exp, obs)
@@ -346,3 +469,102 @@ def test_jobset_annotations_stand_in_for_a_lost_state_annotation():
     degraded = next(c for c in out.status["conditions"] if c["type"] == "Degraded")
     assert degraded["reason"] == "SpecChangeRefused" and "c32" in degraded["message"]
     assert creates(out) == []
+
+
+def _c32_done_c64_training(max_concurrent: int = 2):
+    """c32 trained and evaluated, its JobSets expired; c64 training; c96 not started."""
+    exp = experiment(scheduling__maxConcurrent=max_concurrent, ladder__widths=[32, 64, 96])
+    exp = after(exp, run_once(exp))
+    obs = Observed(jobsets={"quickstart-c32": jobset("quickstart-c32", "completed"),
+                            "quickstart-c64": jobset("quickstart-c64")}, workloads=None)
+    out = run_once(exp, obs)
+    exp = after(exp, out)
+    ev = next(a.obj for a in out.actions if isinstance(a, Create) and a.obj["kind"] == "JobSet"
+              and a.obj["metadata"]["name"].endswith("eval"))
+    annotations = ev["metadata"]["annotations"]
+    obs.jobsets["quickstart-c32-eval"] = jobset("quickstart-c32-eval", "completed", **annotations)
+    obs.jobsets["quickstart-c96"] = jobset("quickstart-c96")
+    exp = after(exp, run_once(exp, obs))
+    del obs.jobsets["quickstart-c32"], obs.jobsets["quickstart-c32-eval"]  # ttlSecondsAfterFinished
+    return exp, obs
+
+
+def test_a_short_lived_invalid_edit_erases_nothing_and_retrains_nothing():
+    """Issue 13: widths [32, 64, 50] (the CRD schema accepts it) for one reconcile, then reverted."""
+    exp, obs = _c32_done_c64_training()
+    assert phases(run_once(exp, obs))[32] == ("Succeeded", None)
+    exp["spec"]["ladder"]["widths"] = [32, 64, 50]
+    invalid = run_once(exp, obs)
+    assert invalid.phase == "Invalid" and "spec.ladder.widths" in invalid.status["message"]
+    assert phases(invalid) == {32: ("Succeeded", None), 64: ("Training", None), 96: ("Training", None)}
+    assert invalid.status["summary"]["progress"] == "1/3"
+    exp = after(exp, invalid)  # applied as server-side apply does
+    exp["spec"]["ladder"]["widths"] = [32, 64, 96]
+    out = run_once(exp, obs)
+    assert creates(out) == [], "c32 is not trained again; c64 and c96 hold both slots"
+    assert phases(out) == {32: ("Succeeded", None), 64: ("Training", None), 96: ("Training", None)}
+    # Had the status lost its sizes anyway (an older operator, a person), the record still says so.
+    exp["status"] = {}
+    assert creates(run_once(exp, obs)) == []
+
+
+def test_max_concurrent_holds_for_starts_owed_by_the_record():
+    """Both sizes recorded as started but neither created (a crash); maxConcurrent lowered to 1."""
+    exp = after(experiment(), run_once(experiment()))
+    exp["spec"]["scheduling"] = {"maxConcurrent": 1}
+    assert creates(run_once(exp)) == ["quickstart-c32"]
+
+
+def _deactivated_by_kueue(name: str) -> dict:
+    return {"metadata": {"name": name}, "spec": {"active": False}, "status": {"conditions": [
+        {"type": "Evicted", "status": "True", "reason": "DeactivatedDueToRequeuingLimitExceeded",
+         "message": "The workload is deactivated due to exceeding the maximum number of re-queuing retries"},
+    ]}}
+
+
+def test_a_workload_kueue_deactivated_stays_deactivated_until_the_user_retries():
+    """Issue 13: the operator used to set spec.active back to true within seconds, forever."""
+    exp = after(experiment(), run_once(experiment()))
+    wl = _deactivated_by_kueue("jobset-quickstart-c32")
+    admitted = {"metadata": {"name": "jobset-quickstart-c64"}, "spec": {"active": True},
+                "status": {"admission": {"clusterQueue": "tpu"}}}
+    obs = Observed(jobsets={"quickstart-c32": jobset("quickstart-c32", suspend=True),
+                            "quickstart-c64": jobset("quickstart-c64")},
+                   workloads={"quickstart-c32": wl, "quickstart-c64": admitted})
+    out = run_once(exp, obs)
+    assert not any(isinstance(a, SetSuspend) for a in out.actions), "Kueue's decision stands"
+    assert creates(out) == [], "c32 keeps its slot: maxConcurrent 2 holds"
+    phase, message = phases(out)[32]
+    assert phase == "Suspended" and message.startswith(
+        "Kueue deactivated its Workload jobset-quickstart-c32 (DeactivatedDueToRequeuingLimitExceeded: "
+        "The workload is deactivated due to exceeding the maximum number of re-queuing retries)")
+    assert message.endswith("annotate the experiment with ladder.dev/retry-failed=1 to re-activate it")
+    assert (out.phase, conditions(out)["Degraded"]) == ("Running", ("True", "SizeSuspended"))
+    exp = after(exp, out)
+    assert run_once(exp, obs).actions == [], "and stays so, with nothing to post again"
+    exp["metadata"]["annotations"][RETRY_ANNOTATION] = "1"
+    out = run_once(exp, obs)
+    assert SetSuspend("workload", "jobset-quickstart-c32", False) in out.actions
+    assert RemoveAnnotation(RETRY_ANNOTATION) in out.actions
+    assert ("SizeRetried", "size c32: re-activating its Kueue Workload") in events(out)
+    assert phases(out)[32] == ("Queued", "waiting for Kueue to admit it in queue 'ladder'")
+    assert conditions(out)["Degraded"] == ("False", "AsExpected")
+
+
+def test_an_object_the_api_server_refused_stops_creation_and_degrades_once():
+    """Issue 13: the controller retried a 422 forever. Told what was refused, reconcile creates
+    nothing more (no storm), says Degraded/ObjectRejected with the server's words and posts one
+    Warning; the running sizes keep being watched."""
+    why = 'the API server refused JobSet quickstart-c64: JobSet.jobset.x-k8s.io "quickstart-c64" is invalid'
+    exp = after(experiment(), run_once(experiment()))
+    observed = Observed(jobsets={"quickstart-c32": jobset("quickstart-c32")}, workloads={}, rejected=why)
+    out = run_once(exp, observed)
+    assert not [a for a in out.actions if isinstance(a, (Create, ApplyShared, Delete))]
+    assert conditions(out)["Degraded"] == ("True", "ObjectRejected")
+    degraded = next(c for c in out.status["conditions"] if c["type"] == "Degraded")
+    assert degraded["message"] == why
+    assert ("ObjectRejected", why) in events(out)
+    assert phases(out)[32][0] == "Queued", "what runs is still reported"
+    again = run_once(after(exp, out), observed)
+    assert not [e for e in events(again) if e[0] == "ObjectRejected"], "once"
+    assert again.status == out.status

@@ -99,10 +99,12 @@ def test_training_jobset_is_shaped_like_xpk():
     assert pod["nodeSelector"] == {
         "cloud.google.com/gke-tpu-accelerator": "tpu-v5-lite-podslice",
         "cloud.google.com/gke-tpu-topology": "4x8",
+        "node.kubernetes.io/instance-type": "ct5lp-hightpu-4t",
     }
     assert {"key": "google.com/tpu", "operator": "Exists", "effect": "NoSchedule"} in pod["tolerations"]
     (c,) = pod["containers"]
     assert c["resources"]["limits"] == {"google.com/tpu": 4}
+    assert "hostNetwork" not in pod
     assert {p["containerPort"] for p in c["ports"]} == {8471, 8080}
     assert c["command"] == ["python", "-m", "ladder_trainer", "--config", "/etc/ladder/run/exp-c64.json"]
     assert not any(e["name"].startswith("MEGASCALE") for e in c["env"])
@@ -118,6 +120,57 @@ def test_tpu_request_follows_the_slice_table(slice_name):
     assert job["parallelism"] == st.hosts
     assert pod_spec(js)["containers"][0]["resources"]["limits"]["google.com/tpu"] == st.chips_per_host
     assert pod_spec(js)["nodeSelector"]["cloud.google.com/gke-tpu-topology"] == st.topology
+    assert pod_spec(js)["nodeSelector"]["node.kubernetes.io/instance-type"] == st.machine_type
+
+
+def test_single_host_and_multi_host_2x4_pools_never_mix():
+    """Both pools carry accelerator tpu-v5-lite-podslice and topology 2x4; only the machine type
+    (one 8-chip host vs two 4-chip hosts) tells their nodes apart."""
+    plan = plan_of(ladder={"widths": [64]}, resources={
+        "slices": [{"sliceType": "v5litepod-8"}], "evalSlice": {"sliceType": "v5litepod-8-1host"}})
+    train, evaluate = pod_spec(training_jobset(plan, 64)), pod_spec(evaluation_jobset(plan, 64))
+    tpu_labels = ("cloud.google.com/gke-tpu-accelerator", "cloud.google.com/gke-tpu-topology")
+    assert [train["nodeSelector"][k] for k in tpu_labels] == [evaluate["nodeSelector"][k] for k in tpu_labels]
+    assert train["nodeSelector"]["node.kubernetes.io/instance-type"] == "ct5lp-hightpu-4t"
+    assert evaluate["nodeSelector"]["node.kubernetes.io/instance-type"] == "ct5lp-hightpu-8t"
+    assert train["containers"][0]["resources"]["limits"] == {"google.com/tpu": 4}
+    assert evaluate["containers"][0]["resources"]["limits"] == {"google.com/tpu": 8}
+
+
+def test_pods_request_cpu_and_memory_of_their_machine_type_unless_overridden():
+    plan = plan_of(ladder={"widths": [64, 768]}, resources={
+        "slices": [{"sliceType": "v5litepod-16", "podResources": {"cpu": "50"}}],
+        "overrides": {"768": {"sliceType": "v5p-32", "podResources": {"cpu": "150", "memory": "300Gi"}}},
+        "evalSlice": {"sliceType": "v5litepod-1", "podResources": {"memory": "20Gi"}},
+    })
+    requests = {w: pod_spec(training_jobset(plan, w))["containers"][0]["resources"]["requests"]
+                for w in (64, 768)}
+    machine = SLICES["v5litepod-16"].machine
+    assert requests[64] == {"cpu": "50", "memory": machine.pod_memory}
+    assert requests[768] == {"cpu": "150", "memory": "300Gi"}
+    evaluate = pod_spec(evaluation_jobset(plan, 64))["containers"][0]["resources"]["requests"]
+    assert evaluate == {"cpu": SLICES["v5litepod-1"].machine.pod_cpu, "memory": "20Gi"}
+    for m in render(plan):
+        validate_manifest(m)
+
+
+def test_trainer_and_evaluator_get_a_memory_backed_dev_shm():
+    for js in by_kind(render(plan_of()), "JobSet"):
+        pod = pod_spec(js)
+        (c,) = pod["containers"]
+        (mount,) = [m for m in c["volumeMounts"] if m["mountPath"] == "/dev/shm"]
+        (volume,) = [v for v in pod["volumes"] if v["name"] == mount["name"]]
+        assert volume["emptyDir"]["medium"] == "Memory", js["metadata"]["name"]
+
+
+def test_host_networking_is_an_opt_in_for_training_pods():
+    plan = plan_of(ladder={"widths": [768]},
+                   resources={"slices": [{"sliceType": "v5p-128", "numSlices": 2}], "hostNetwork": True})
+    train = pod_spec(training_jobset(plan, 768))
+    assert train["hostNetwork"] is True and train["dnsPolicy"] == "ClusterFirstWithHostNet"
+    assert "hostNetwork" not in pod_spec(evaluation_jobset(plan, 768))  # one host: no DCN traffic
+    for m in render(plan):
+        validate_manifest(m)
 
 
 def test_multislice_gets_replicas_coordinator_and_megascale_env():
@@ -193,13 +246,26 @@ def test_rbac_lets_pods_patch_only_this_experiments_status():
         assert pod_spec(js)["serviceAccountName"] == sa["metadata"]["name"]
 
 
-def test_existing_service_account_is_bound_not_created():
-    manifests = render(plan_of(resources={"serviceAccount": "workload-identity"}))
-    assert by_kind(manifests, "ServiceAccount") == []
+def test_every_experiment_has_its_own_service_account_mapped_to_its_google_account():
+    """Issue 13 (security): pods of experiments sharing a ServiceAccount could patch each other's
+    status. Each experiment's pods run as its own, bound only to its own status Role; Workload
+    Identity maps it to the Google service account of the spec."""
+    runs = "runs@p.iam.gserviceaccount.com"
+    manifests = render(plan_of(resources={"gcpServiceAccount": runs}))
+    (sa,) = by_kind(manifests, "ServiceAccount")
+    assert sa["metadata"]["name"] == "exp-ladder-pods"
+    assert sa["metadata"]["annotations"] == {"iam.gke.io/gcp-service-account": runs}
     (binding,) = by_kind(manifests, "RoleBinding")
-    assert binding["subjects"][0]["name"] == "workload-identity"
+    subject = {"kind": "ServiceAccount", "name": "exp-ladder-pods", "namespace": "research"}
+    assert binding["subjects"] == [subject]
     for js in by_kind(manifests, "JobSet"):
-        assert pod_spec(js)["serviceAccountName"] == "workload-identity"
+        assert pod_spec(js)["serviceAccountName"] == "exp-ladder-pods"
+    other = render(plan_of(name="other"))
+    (other_sa,) = by_kind(other, "ServiceAccount")
+    assert other_sa["metadata"]["name"] != sa["metadata"]["name"]
+    assert "annotations" not in other_sa["metadata"]
+    (other_role,) = by_kind(other, "Role")
+    assert all(rule["resourceNames"] == ["other"] for rule in other_role["rules"])
 
 
 def test_owner_references_need_the_uid():

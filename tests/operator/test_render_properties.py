@@ -29,6 +29,9 @@ def slice_request(draw, names=tuple(sorted(SLICES))):
     if draw(st.booleans()):
         chips = SLICES[name].chips
         out["sharding"] = {"fsdp": draw(st.sampled_from([d for d in range(1, chips + 1) if chips % d == 0]))}
+    if draw(st.booleans()):
+        quantity = st.sampled_from(["1", "7500m", "100", "0.5", "160Gi", "512Mi", "1T"])
+        out["podResources"] = draw(st.fixed_dictionaries({}, optional={"cpu": quantity, "memory": quantity}))
     return out
 
 
@@ -51,7 +54,9 @@ def valid_document(draw) -> dict:
     if draw(st.booleans()):
         resources["overrides"] = {str(draw(st.sampled_from(widths))): draw(slice_request())}
     if draw(st.booleans()):
-        resources["serviceAccount"] = draw(LABEL)
+        resources["gcpServiceAccount"] = f"{draw(NAME)}x@{draw(LABEL)}.iam.gserviceaccount.com"
+    if draw(st.booleans()):
+        resources["hostNetwork"] = True
     order = draw(st.sampled_from(["ascending", "descending", "as-listed"]))
     scheduling = {"queue": draw(LABEL), "order": order}
     if draw(st.booleans()):
@@ -116,7 +121,8 @@ def broken_document(draw) -> tuple[dict, str]:
     spec = document["spec"]
     kind = draw(
         st.sampled_from(
-            ["unknown-field", "slice-type", "width", "steps", "enum", "type", "name", "eval-slice"]
+            ["unknown-field", "slice-type", "width", "steps", "enum", "type", "name", "eval-slice",
+             "quantity", "k8s-name", "image"]
         )
     )
     if kind == "unknown-field":
@@ -151,6 +157,20 @@ def broken_document(draw) -> tuple[dict, str]:
     if kind == "type":
         spec.setdefault("evaluation", {})["numSamples"] = draw(st.sampled_from(["many", [1], {"n": 1}, None]))
         return document, "spec.evaluation.numSamples"
+    if kind == "quantity":
+        field = draw(st.sampled_from(["cpu", "memory"]))
+        bad = draw(st.sampled_from(["lots", "1.5 Gi", "-2", "G"]))
+        spec["resources"]["evalSlice"]["podResources"] = {field: bad}
+        return document, f"spec.resources.evalSlice.podResources.{field}"
+    if kind == "k8s-name":  # names Kubernetes refuses (issue 13)
+        field = draw(st.sampled_from(["queue", "priorityClass"]))
+        bad = draw(st.sampled_from(["bad queue/../", "Upper", "a" * 64, "x_y", "-a", ""]))
+        spec["scheduling"][field] = bad
+        return document, f"spec.scheduling.{field}"
+    if kind == "image":
+        bad = draw(st.sampled_from(["r/t:1\n", "r/T:1", "r/t t:1", "r/t:", "r/t@sha256:12"]))
+        spec["resources"]["images"] = {"trainer": bad}
+        return document, "spec.resources.images.trainer"
     if kind == "name":
         document["metadata"]["name"] = draw(st.sampled_from(["Upper", "9lives", "a" * 41, "x_y", "-a", ""]))
         return document, "metadata.name"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 import urllib.request
 
+from ladder_api import storage
 from ladder_api.spec import ScalingExperiment
 from tests.conftest import validate_manifest
 from tests.operator.harness import SX, load_example, results_for, tiny, wait_for, with_changes
@@ -88,6 +89,19 @@ def test_quickstart_runs_to_the_frontier(operator_process, cluster):
     assert metrics["ladder_reconcile_duration_seconds_count"] > 0
 
 
+def test_the_operator_process_answers_its_probes(operator_process):
+    port = operator_process.extra[operator_process.extra.index("--metrics-port") + 1]
+
+    def answer(path: str) -> int:
+        try:
+            return urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10).status
+        except OSError:
+            return 0
+
+    wait_for("/readyz", lambda: answer("/readyz") == 200)
+    assert answer("/healthz") == 200
+
+
 def scrape(proc) -> dict[str, float]:
     port = proc.extra[proc.extra.index("--metrics-port") + 1]
     text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
@@ -96,6 +110,13 @@ def scrape(proc) -> dict[str, float]:
         for line in text.splitlines()
         if line and not line.startswith("#")
     }
+
+
+def _scraped(proc) -> dict[str, float] | None:
+    try:
+        return scrape(proc)
+    except OSError:
+        return None
 
 
 def test_paper_example_starts_max_concurrent_sizes(operator_process, cluster):
@@ -244,15 +265,13 @@ def test_recipe_edit_is_refused_and_new_sizes_extend(operator_process, cluster):
     assert f"{name}-c128.json" in cm["data"], "the run ConfigMap covers the new size"
 
 
-def test_delete_cascades_and_cleans_checkpoints_when_asked(operator_process, cluster, tmp_path):
-    out = tmp_path / "out"
-    ckpt = out / "quickstart" / "c32" / "checkpoints" / "200"
-    ckpt.mkdir(parents=True)
-    (ckpt / "params").write_bytes(b"x")
-    (out / "quickstart" / "c32" / "results.json").write_text("[]")
+def test_delete_cascades_and_cleans_checkpoints_when_asked(operator_process, cluster, gcs):
+    out = gcs.bucket(f"out-{cluster.ns}")
+    storage.write_bytes(f"{out}/quickstart/c32/checkpoints/200/params", b"x")
+    storage.write_text(f"{out}/quickstart/c32/results.json", "[]")
     exp = with_changes(
         tiny(cluster.ns),
-        **{"training.checkpoint.retention": "delete", "storage.outputUri": str(out)},
+        **{"training.checkpoint.retention": "delete", "storage.outputUri": f"{out}/"},
     )
     name = exp["metadata"]["name"]
     cluster.create(exp)
@@ -268,17 +287,17 @@ def test_delete_cascades_and_cleans_checkpoints_when_asked(operator_process, clu
     wait_for(
         "gone", lambda: cluster.http.get(f"{SX}/namespaces/{cluster.ns}/scalingexperiments/{name}")[0] == 404
     )
-    assert not (out / "quickstart" / "c32" / "checkpoints").exists(), "checkpoints deleted"
-    assert (out / "quickstart" / "c32" / "results.json").exists(), "results kept"
+    assert storage.list_files(f"{out}/quickstart/c32/checkpoints") == [], "checkpoints deleted"
+    assert storage.exists(f"{out}/quickstart/c32/results.json"), "results kept"
     assert cluster.jobsets(name) == {}
     assert cluster.objects("/api/v1/namespaces/{ns}/configmaps") == []
     assert cluster.events("CheckpointsDeleted")
 
 
-def test_missing_bucket_does_not_block_deletion(operator_process, cluster, tmp_path):
+def test_missing_bucket_does_not_block_deletion(operator_process, cluster):
     exp = with_changes(
         tiny(cluster.ns),
-        **{"training.checkpoint.retention": "delete", "storage.outputUri": str(tmp_path / "nope")},
+        **{"training.checkpoint.retention": "delete", "storage.outputUri": f"gs://gone-{cluster.ns}/"},
     )
     name = exp["metadata"]["name"]
     cluster.create(exp)
@@ -292,12 +311,13 @@ def test_missing_bucket_does_not_block_deletion(operator_process, cluster, tmp_p
 
 def test_invalid_experiment_is_reported_once(operator_process, cluster):
     bad = tiny(cluster.ns, "broken")
-    bad["spec"]["training"]["learningRate"] = -1
+    # The CRD schema accepts it (a real API server refuses learningRate -1 itself); only the
+    # operator's validation knows that 30 channels cannot be split into 8 norm groups.
     bad["spec"]["ladder"]["widths"] = [30]
     cluster.create(bad)
     wait_for("Invalid", lambda: cluster.status("broken").get("phase") == "Invalid")
     message = cluster.status("broken")["message"]
-    assert "spec.training.learningRate" in message
+    assert "spec.ladder.widths" in message
     assert cluster.events("InvalidSpec")
     rv = cluster.experiment("broken")["metadata"]["resourceVersion"]
     # The operator keeps serving others; the invalid one sees no further writes (no retry storm).
@@ -308,3 +328,136 @@ def test_invalid_experiment_is_reported_once(operator_process, cluster):
     assert cluster.experiment("broken")["metadata"]["resourceVersion"] == rv
     assert len(cluster.events("InvalidSpec")) == 1
     assert cluster.jobsets("broken") == {}
+
+
+def _generation_observed(cluster, name) -> bool:
+    exp = cluster.experiment(name)
+    return (exp.get("status") or {}).get("observedGeneration") == exp["metadata"]["generation"]
+
+
+def test_a_short_lived_invalid_edit_retrains_nothing(operator_process, cluster):
+    """Issue 13: an Invalid status applied without sizes deleted them; the finished size was then
+    trained again, beside two others (maxConcurrent 2)."""
+    exp = tiny(cluster.ns)
+    name = exp["metadata"]["name"]
+    cluster.create(exp)
+    wait_for("2 JobSets", lambda: _started(cluster, name) == {f"{name}-c32", f"{name}-c64"})
+    cluster.set_jobset(f"{name}-c32", "completed")
+    wait_for("c32 eval JobSet", lambda: f"{name}-c32-eval" in cluster.jobsets(name))
+    cluster.set_jobset(f"{name}-c32-eval", "completed")
+    wait_for("c32 Succeeded", lambda: cluster.phases(name).get(32) == "Succeeded")
+    for js in (f"{name}-c32", f"{name}-c32-eval"):  # what ttlSecondsAfterFinished does
+        cluster.http.delete(f"/apis/jobset.x-k8s.io/v1alpha2/namespaces/{cluster.ns}/jobsets/{js}")
+    cluster.edit(name, **{"ladder.widths": [32, 64, 50]})
+    wait_for("Invalid", lambda: cluster.status(name).get("phase") == "Invalid")
+    assert cluster.phases(name) == {32: "Succeeded", 64: "Queued", 96: "Queued"}, "sizes kept"
+    cluster.edit(name, **{"ladder.widths": [32, 64, 96]})
+    wait_for("valid again", lambda: _generation_observed(cluster, name)
+             and cluster.status(name).get("phase") != "Invalid")
+    assert _started(cluster, name) == {f"{name}-c64", f"{name}-c96"}, "c32 is not trained again"
+    assert cluster.phases(name)[32] == "Succeeded"
+
+
+def test_kueue_deactivation_stands_until_the_user_retries(operator_process, cluster):
+    """Issue 13: a Workload Kueue deactivated (requeuing limit) was re-activated within seconds."""
+    exp = tiny(cluster.ns)
+    name = exp["metadata"]["name"]
+    cluster.create(exp)
+    wait_for("2 JobSets", lambda: len(_started(cluster, name)) == 2)
+    cluster.kueue_admit(admit=set())
+    wl_path = f"/apis/kueue.x-k8s.io/v1beta1/namespaces/{cluster.ns}/workloads/jobset-{name}-c32"
+    # Kueue's order: the DeactivationTarget condition, then spec.active false, then the eviction.
+    target = {"type": "DeactivationTarget", "status": "True", "reason": "RequeuingLimitExceeded",
+              "message": "exceeding the maximum number of re-queuing retries",
+              "lastTransitionTime": "2026-01-01T00:00:00Z"}
+    assert cluster.http.merge(wl_path + "/status", {"status": {"conditions": [target]}})[0] == 200
+    assert cluster.http.merge(wl_path, {"spec": {"active": False}})[0] == 200
+    wait_for("c32 shows why", lambda: "Kueue deactivated" in (cluster.sizes(name)[32].get("message") or ""))
+    assert cluster.http.get(wl_path)[1]["spec"]["active"] is False, "the operator left it deactivated"
+    assert cluster.phases(name)[32] == "Suspended"
+    assert cluster.condition(name, "Degraded")["reason"] == "SizeSuspended"
+    assert f"{name}-c96" not in cluster.jobsets(name), "c32 keeps its slot"
+    cluster.http.merge(f"{SX}/namespaces/{cluster.ns}/scalingexperiments/{name}",
+                       {"metadata": {"annotations": {"ladder.dev/retry-failed": "1"}}})
+    wait_for("re-activated", lambda: cluster.http.get(wl_path)[1]["spec"]["active"] is True)
+    wait_for("c32 queued", lambda: cluster.phases(name)[32] == "Queued")
+
+
+def test_an_object_the_api_server_refuses_degrades_the_experiment_once_without_retries(
+    operator_process, cluster
+):
+    """Issue 13: a 422 on a child object was retried forever (a retry storm on a bad name). The
+    experiment now says Degraded with the server's message, once; a spec edit tries again."""
+    exp = tiny(cluster.ns, "refused")
+    before = wait_for("the operator's metrics", lambda: _scraped(operator_process))
+    message = 'metadata.labels: Invalid value: "bad queue/../": a valid label must be ...'
+    code, _ = cluster.http.request("POST", "/debug/reject",
+                                   {"resource": "jobsets", "name": "refused-c32", "message": message})
+    assert code == 200
+    try:
+        cluster.create(exp)
+        wait_for("Degraded",
+                 lambda: cluster.condition("refused", "Degraded").get("reason") == "ObjectRejected")
+        degraded = cluster.condition("refused", "Degraded")
+        assert degraded["status"] == "True"
+        assert degraded["message"] == ('the API server refused JobSet refused-c32: '
+                                       f'JobSet.jobset.x-k8s.io "refused-c32" is invalid: {message}')
+        rv = cluster.experiment("refused")["metadata"]["resourceVersion"]
+        # Let the operator finish something else, then count: no retry, no second Event, no write.
+        cluster.create(tiny(cluster.ns, "other"))
+        wait_for("other runs", lambda: len(_started(cluster, "other")) == 2)
+        wait_for("other status", lambda: cluster.status("other").get("phase") == "Pending")
+        after = scrape(operator_process)
+        key = 'ladder_api_errors_total{code="422",verb="create"}'
+        assert after.get(key, 0) - before.get(key, 0) == 1, "the refused create was not retried"
+        failed = 'ladder_reconciles_total{result="error"}'
+        assert after.get(failed, 0) == before.get(failed, 0), "no reconcile failed"
+        assert cluster.experiment("refused")["metadata"]["resourceVersion"] == rv
+        assert [e["message"] for e in cluster.events("ObjectRejected")] == [degraded["message"]]
+        assert _started(cluster, "refused") == set(), "nothing more is created"
+    finally:
+        cluster.http.request("DELETE", "/debug/reject")
+    cluster.edit("refused", **{"training.logEverySteps": 25})  # a new generation tries again
+    wait_for("created", lambda: _started(cluster, "refused") == {"refused-c32", "refused-c64"})
+    wait_for("recovered", lambda: cluster.condition("refused", "Degraded").get("status") == "False")
+
+
+def _delete_during_a_watch_gap(apiserver, namespace: str, jobset: str) -> None:
+    """What an API server restart or a long network partition does to a watcher: its stream ends,
+    an object is deleted while it is away and the history is compacted, so its reconnection is
+    answered 410 Gone and it must list again. All on the server's loop, so the DELETED event
+    cannot reach the old stream (it ends first)."""
+
+    def gap():
+        apiserver.server.close_watches()
+        store = apiserver.store
+        store.delete(store.find("jobset.x-k8s.io", "v1alpha2", "jobsets"), namespace, jobset)
+        store.compact()
+
+    apiserver.call(gap)
+
+
+def test_a_jobset_deleted_while_the_watch_was_away_is_noticed_after_the_relist(
+    apiserver, operator_process, cluster
+):
+    """Issue 13: after a 410 the watch relisted, but the cache kept what the listing lacked: a
+    JobSet deleted in the gap left its size in Training forever. A size whose JobSet went away
+    is owed its slot, so the operator creates it again once it notices."""
+    exp = tiny(cluster.ns, "gap")
+    cluster.create(exp)
+    wait_for("2 JobSets", lambda: _started(cluster, "gap") == {"gap-c32", "gap-c64"})
+    cluster.kueue_admit(admit={"gap-c32", "gap-c64"})
+    wait_for("Training", lambda: cluster.phases("gap") == {32: "Training", 64: "Training", 96: "Pending"})
+    old_uid = cluster.jobsets("gap")["gap-c64"]["metadata"]["uid"]
+    def watches():
+        return apiserver.request_counts().get(("watch", "jobsets"), 0)
+
+    def c64_uid():
+        return cluster.jobsets("gap").get("gap-c64", {}).get("metadata", {}).get("uid")
+
+    before = watches()
+    _delete_during_a_watch_gap(apiserver, cluster.ns, "gap-c64")
+    wait_for("the watch to reconnect", lambda: watches() > before)
+    wait_for("c64 created again", lambda: c64_uid() not in (None, old_uid))
+    wait_for("c64 Queued", lambda: cluster.phases("gap")[64] == "Queued")
+    assert _started(cluster, "gap") == {"gap-c32", "gap-c64"}, "maxConcurrent holds"

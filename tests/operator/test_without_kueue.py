@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.apiserver.fixture import running_apiserver
+from ladder_testing.apiserver.fixture import running_apiserver
 from tests.operator.harness import SX, Cluster, OperatorProcess, tiny, unique_ns, wait_for
 
 

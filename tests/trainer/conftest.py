@@ -5,12 +5,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import tempfile
 
 import pytest
 
 from ladder_api.plan import RunConfig, expand
 from ladder_api.spec import ScalingExperiment
+from tests.conftest import JAX_CACHE  # the session's persistent compilation cache (see there)
 
 QUICKSTART_LIKE = {
     "apiVersion": "ladder.dev/v1alpha1",
@@ -49,23 +49,16 @@ QUICKSTART_LIKE = {
 }
 
 
-# Shared by every test process and subprocess: the train step compiles once per machine.
-JAX_CACHE = os.path.join(tempfile.gettempdir(), f"ladder-test-jax-cache-{os.getuid()}")
 
-
-def pytest_configure(config):
-    import jax
-
-    jax.config.update("jax_compilation_cache_dir", JAX_CACHE)
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
-
-
-def make_run(tmp_path=None, ladder=None, **training) -> RunConfig:
+def make_run(tmp_path=None, ladder=None, spec=None, **training) -> RunConfig:
+    """The tiny run; ladder and each section in spec ({section: fields}) update the defaults."""
     import copy
 
     doc = copy.deepcopy(QUICKSTART_LIKE)
     doc["spec"]["training"].update({"compilationCacheUri": JAX_CACHE, **training})
     doc["spec"]["ladder"].update(ladder or {})
+    for section, fields in (spec or {}).items():
+        doc["spec"].setdefault(section, {}).update(fields)
     exp = ScalingExperiment.model_validate(doc)
     run = expand(exp, output_uri=str(tmp_path) if tmp_path else None).runs[0]
     return run
@@ -87,12 +80,16 @@ def write_run(run: RunConfig, path) -> str:
 
 
 def trainer_env(xla_flags: str = "", **extra) -> dict:
-    """Environment of a trainer subprocess: CPU, and LLVM's cheapest optimisation level, which
-    cuts compile time (the dominant cost of these tests) without changing what is computed."""
+    """Environment of a trainer subprocess: CPU, and LLVM's cheapest optimisation level (as every
+    JAX process of the session: tests/conftest.py) with the given XLA flags."""
     env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
     flags = f"--xla_backend_optimization_level=0 {xla_flags}".strip()
     env.update({"JAX_PLATFORMS": "cpu", "XLA_FLAGS": flags, **extra})
     return env
+
+
+# One resolution level: half the ops of the quickstart layout, so half the compile time.
+ONE_LEVEL = {"channelMult": [1], "attentionLevels": [0]}
 
 
 def start_trainer(config_path: str, **env) -> subprocess.Popen:

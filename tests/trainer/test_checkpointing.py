@@ -70,6 +70,17 @@ def test_no_readable_checkpoint_is_an_error_not_a_fresh_start(tmp_path):
         checkpointing.restore_latest(mngr, _targets(run), uri=run.paths.checkpoints)
 
 
+def test_a_step_already_saved_is_not_saved_again(tmp_path):
+    run = make_run(tmp_path)
+    mngr = _save_steps(run, [2])
+    meta = {"model": checkpointing.model_signature(run.model), "data_position": 2}
+    assert checkpointing.save(mngr, 2, _state(run, bump=9.0), meta, force=True) is False
+    mngr.wait_until_finished()
+    restored = checkpointing.restore_latest(mngr, _targets(run), uri=run.paths.checkpoints)
+    ref = jax.tree_util.tree_leaves(_state(run, bump=2.0).params)[0]
+    np.testing.assert_array_equal(np.asarray(jax.tree_util.tree_leaves(restored.items["params"])[0]), ref)
+
+
 def test_unfinished_save_is_not_listed(tmp_path):
     run = make_run(tmp_path)
     _save_steps(run, [2])

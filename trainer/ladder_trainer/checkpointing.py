@@ -10,7 +10,15 @@ Items are separate so the evaluator restores only the weights it needs. orbax wr
 a temporary directory and finalises it atomically (a commit marker on GCS), so a save cut short by
 preemption is never listed. A step that is listed but cannot be read (truncated or deleted files)
 is reported and the previous one used; if none can be read, resumption fails loudly rather than
-silently starting from scratch. A checkpoint of another model is refused before any compute.
+silently starting from scratch. A transient storage error (ladder_api.failures) is neither: it
+propagates, so the pod restarts and reads the same step again. A checkpoint of another model is
+refused before any compute.
+
+Arrays are always restored onto the reader's own devices, never the writer's: a target carries a
+sharding on the reader's mesh (the trainer's, which may differ from the one that saved: sharding
+is not part of the recipe) or, for the evaluator, this process's first device. orbax reshards
+whatever layout the checkpoint was written in, so a step saved by a 64-chip slice restores on the
+evaluator's single chip.
 """
 
 from __future__ import annotations
@@ -22,9 +30,10 @@ from typing import Any
 
 import jax
 import orbax.checkpoint as ocp
-from etils import epath
 
+from ladder_api import failures
 from ladder_api.errors import UserError
+from ladder_api.storage import as_epath as _path
 
 log = logging.getLogger(__name__)
 
@@ -36,10 +45,6 @@ MODEL_KEYS = (
 )
 
 
-def _path(uri: str) -> epath.Path:
-    return epath.Path(uri[len("file://"):] if uri.startswith("file://") else uri)
-
-
 def manager(uri: str, *, interval_steps: int = 1, keep: int | None = None, async_save: bool = True,
             read_only: bool = False) -> ocp.CheckpointManager:
     options = ocp.CheckpointManagerOptions(
@@ -49,7 +54,21 @@ def manager(uri: str, *, interval_steps: int = 1, keep: int | None = None, async
         create=not read_only,
         read_only=read_only,
     )
-    return ocp.CheckpointManager(_path(uri), options=options, item_names=ITEMS)
+    # Handlers (not just names) so a read-only manager can read a step's array metadata.
+    handlers = {k: ocp.StandardCheckpointHandler() for k in ARRAY_ITEMS}
+    handlers["meta"] = ocp.JsonCheckpointHandler()
+    return ocp.CheckpointManager(_path(uri), options=options, item_handlers=handlers)
+
+
+def placed(tree, sharding):
+    """Restore targets: the shapes and dtypes of tree (arrays, ShapeDtypeStructs or orbax array
+    metadata) with sharding, one Sharding for every leaf or a tree of them shaped like tree."""
+    def leaf(a, s):
+        return jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s)
+
+    if isinstance(sharding, jax.sharding.Sharding):
+        return jax.tree_util.tree_map(lambda a: leaf(a, sharding), tree)
+    return jax.tree_util.tree_map(leaf, tree, sharding)
 
 
 def model_signature(model_config) -> dict:
@@ -59,7 +78,13 @@ def model_signature(model_config) -> dict:
 
 
 def save(mngr: ocp.CheckpointManager, step: int, state, meta: dict, force: bool = False) -> bool:
-    """Queue an (async) save of a TrainState; returns whether orbax saved at this step."""
+    """Queue an (async) save of a TrainState; returns whether orbax saved at this step.
+
+    A step that already exists is not written again (orbax would raise StepAlreadyExistsError):
+    a stop can land on the step just saved or just restored, and after falling back from an
+    unreadable newest step, training reaches that step again."""
+    if step in mngr.all_steps():
+        return False
     return mngr.save(
         step,
         args=ocp.args.Composite(
@@ -77,11 +102,6 @@ def list_steps(uri: str) -> list[int]:
     if not _path(uri).exists():
         return []
     return sorted(manager(uri, read_only=True).all_steps())
-
-
-def read_meta(uri: str, step: int) -> dict:
-    mngr = manager(uri, read_only=True)
-    return mngr.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
 
 
 def check_compatible(meta: dict, model_config, uri: str) -> None:
@@ -107,14 +127,15 @@ class Restored:
 
 def restore_latest(
     mngr: ocp.CheckpointManager,
-    targets: dict[str, Any],
+    targets: dict[str, Any] | Callable[[int], dict[str, Any]],
     validate_meta: Callable[[dict], None] | None = None,
     uri: str = "",
 ) -> Restored | None:
     """Restore the newest readable step; None only when there is no checkpoint at all.
 
-    targets maps item name -> abstract pytree (jax.ShapeDtypeStruct leaves, with shardings).
-    validate_meta runs on each step's metadata before arrays are read; a UserError it raises
+    targets maps item name -> abstract pytree (jax.ShapeDtypeStruct leaves, with shardings; see
+    ``placed``), or is a function of the step giving that mapping. validate_meta runs on each
+    step's metadata before arrays are read; a UserError it raises
     (e.g. another model size) propagates rather than falling back.
     """
     steps = sorted(mngr.all_steps(), reverse=True)
@@ -125,6 +146,7 @@ def restore_latest(
         try:
             meta = mngr.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
         except Exception as err:  # noqa: BLE001 - any read failure means this step is unusable
+            _raise_if_transient(err)
             skipped.append((step, f"metadata unreadable: {err.__class__.__name__}: {err}"))
             log.warning("checkpoint %s step %d: metadata unreadable (%s); trying the previous one",
                         uri, step, err)
@@ -132,12 +154,11 @@ def restore_latest(
         if validate_meta is not None:
             validate_meta(meta)
         try:
-            args = {k: ocp.args.StandardRestore(v) for k, v in targets.items()}
-            out = mngr.restore(step, args=ocp.args.Composite(**args))
-            items = {k: out[k] for k in targets}
+            items = _restore_arrays(mngr, step, targets(step) if callable(targets) else targets)
             # Force the reads now, so a truncated array is found here and not mid-training.
             jax.block_until_ready(items)
         except Exception as err:  # noqa: BLE001
+            _raise_if_transient(err)
             skipped.append((step, f"{err.__class__.__name__}: {err}"))
             log.warning("checkpoint %s step %d is corrupt or partial (%s); trying the previous one",
                         uri, step, str(err)[:500])
@@ -150,36 +171,53 @@ def restore_latest(
     )
 
 
+def _raise_if_transient(err: Exception) -> None:
+    """A transient storage error is not a corrupt step: falling back to an older step (or failing
+    as if none were readable) would lose progress. It propagates, and the pod exits for a restart."""
+    if failures.classify(err).kind == "infrastructure fault":
+        raise err
+
+
+def _restore_arrays(mngr: ocp.CheckpointManager, step: int, targets: dict[str, Any]) -> dict[str, Any]:
+    args = {k: ocp.args.StandardRestore(v) for k, v in targets.items()}
+    out = mngr.restore(step, args=ocp.args.Composite(**args))
+    return {k: out[k] for k in targets}
+
+
 # --- the evaluator's entry points --------------------------------------------------------------
 
 
-def restore_params(uri: str, step: int | None = None, ema: bool = True, model_config=None):
+def restore_params(uri: str, step: int | None = None, ema: bool = True, model_config=None, sharding=None):
     """(params, step) of the given step, or of the newest readable one when step is None.
 
     ema=True gives the EMA weights (what run.training.ema.evaluateEma asks for). With model_config
-    the checkpoint is checked to hold that model first and arrays are restored to its shapes.
+    the checkpoint is checked to hold that model first and arrays are restored to its shapes
+    (otherwise to the shapes the checkpoint records). Arrays land on sharding (default: this
+    process's first device), whichever mesh wrote them.
     """
     if not _path(uri).exists():
         raise UserError(f"checkpoint directory {uri} does not exist")
     mngr = manager(uri, read_only=True)
     item = "ema_params" if ema else "params"
-    target = None
-    if model_config is not None:
-        from ladder_trainer.models import abstract_params
+    place = sharding if sharding is not None else jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
 
-        target = abstract_params(model_config)
+    def targets(s: int) -> dict[str, Any]:
+        if model_config is not None:
+            from ladder_trainer.models import abstract_params
+
+            return {item: placed(abstract_params(model_config), place)}
+        return {item: placed(mngr.item_metadata(s)[item], place)}
 
     def validate(meta):
         if model_config is not None:
             check_compatible(meta, model_config, uri)
 
     if step is None:
-        restored = restore_latest(mngr, {item: target}, validate, uri)
+        restored = restore_latest(mngr, targets, validate, uri)
         if restored is None:
             raise UserError(f"no checkpoint in {uri}")
         return restored.items[item], restored.step
     if step not in mngr.all_steps():
         raise UserError(f"checkpoint step {step} not in {uri}; available: {sorted(mngr.all_steps())}")
     validate(mngr.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"])
-    out = mngr.restore(step, args=ocp.args.Composite(**{item: ocp.args.StandardRestore(target)}))
-    return out[item], step
+    return _restore_arrays(mngr, step, targets(step))[item], step

@@ -24,7 +24,6 @@ import numpy as np
 def betas_for(kind: str, num_timesteps: int = 1000, beta_start: float = 0.00085, beta_end: float = 0.012):
     """Beta_t for t = 0..T-1. scaled_linear is SD's (linear in sqrt(beta)); cosine is Nichol &
     Dhariwal's (beta_start/beta_end unused, betas clipped at 0.999)."""
-    kind = str(getattr(kind, "value", kind))
     if kind == "scaled_linear":
         return np.linspace(beta_start**0.5, beta_end**0.5, num_timesteps, dtype=np.float64) ** 2
     if kind == "linear":
@@ -53,8 +52,7 @@ class NoiseSchedule:
     @classmethod
     def from_spec(cls, spec) -> NoiseSchedule:
         """From ladder_api.spec.NoiseScheduleSpec (run.training.noise_schedule)."""
-        kind = str(getattr(spec.kind, "value", spec.kind))
-        return cls(kind, spec.num_timesteps, spec.beta_start, spec.beta_end)
+        return cls(str(spec.kind), spec.num_timesteps, spec.beta_start, spec.beta_end)
 
     @property
     def betas(self) -> np.ndarray:
@@ -86,7 +84,6 @@ def q_sample(alpha_bar, x0, noise, t):
 
 def target(prediction_type: str, alpha_bar, x0, noise, t):
     """What the network is trained to output: eps, or v = sqrt(ab) eps - sqrt(1-ab) x0."""
-    prediction_type = str(getattr(prediction_type, "value", prediction_type))
     if prediction_type == "epsilon":
         return noise
     if prediction_type == "v":
@@ -97,7 +94,6 @@ def target(prediction_type: str, alpha_bar, x0, noise, t):
 
 def to_eps_and_x0(prediction_type: str, alpha_bar, x_t, model_out, t):
     """Convert a network output into (eps_hat, x0_hat) for samplers; t may be [B] or a scalar."""
-    prediction_type = str(getattr(prediction_type, "value", prediction_type))
     t = jnp.broadcast_to(jnp.asarray(t), x_t.shape[:1])
     ab = _bcast(jnp.asarray(alpha_bar, jnp.float32)[t], x_t)
     sa, sb = jnp.sqrt(ab), jnp.sqrt(1.0 - ab)

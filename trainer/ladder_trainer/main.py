@@ -3,9 +3,14 @@
 Order matters: everything that can be a user error (the config, the data URI, the mesh, a
 checkpoint of another model) is checked before the first compile, so a bad input costs seconds
 and exits USER_ERROR (2), which the podFailurePolicy does not restart. SIGTERM (preemption, a
-JobSet restart, `ladder run` being stopped) finishes the step in flight, saves, and exits
-RESTARTABLE (42). Restarting resumes from the newest readable checkpoint, with the data stream at
-the same position, so the trajectory is the one an uninterrupted run takes.
+JobSet restart, `ladder run` being stopped) finishes the step in flight, saves (unless that step
+is already saved), and exits RESTARTABLE (42). Restarting resumes from the newest readable
+checkpoint, with the data stream at the same position, so the trajectory is the one an
+uninterrupted run takes.
+
+Other failures exit as ladder_api.failures classifies them: an infrastructure fault (a transient
+GCS error, a peer host gone, the coordinator not reached) RESTARTABLE, so the JobSet restarts and
+resumes; a user error USER_ERROR; anything else 1 with its traceback (a bug: not restarted).
 """
 
 from __future__ import annotations
@@ -19,8 +24,8 @@ import threading
 import time
 from pathlib import Path
 
-from ladder_api import exitcodes
-from ladder_api.errors import SpecError, UserError, print_user_error
+from ladder_api import exitcodes, failures, storage
+from ladder_api.errors import UserError
 from ladder_api.loading import load_run_config
 from ladder_api.plan import RunConfig
 
@@ -65,10 +70,10 @@ def setup_compilation_cache(uri: str | None) -> None:
         return
     import jax
 
-    local = uri[len("file://"):] if uri.startswith("file://") else uri
-    if not local.startswith("gs://"):
-        os.makedirs(local, exist_ok=True)
-    jax.config.update("jax_compilation_cache_dir", local)
+    if not storage.is_remote(uri):
+        uri = str(storage.local_path(uri))
+        os.makedirs(uri, exist_ok=True)
+    jax.config.update("jax_compilation_cache_dir", uri)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
 
 
@@ -86,15 +91,16 @@ def train(
     """Train run to run.training.steps (or max_steps, for tests); returns an exit code."""
     import jax
 
+    from ladder_api.artifacts import MetricsWriter
     from ladder_trainer import checkpointing, sharding
     from ladder_trainer.data.reader import BatchStream, open_data
-    from ladder_trainer.metrics import MetricsFile, mfu, peak_flops_per_device
+    from ladder_trainer.metrics import mfu, peak_flops_per_device
     from ladder_trainer.optim import lr_schedule
-    from ladder_trainer.train_step import TrainState, _train_step, abstract_state, init_state
+    from ladder_trainer.train_step import _train_step, abstract_state
 
     stop = stop or StopFlag()
     setup_compilation_cache(run.training.compilation_cache_uri)
-    sharding.maybe_initialize_distributed()
+    sharding.maybe_initialize_distributed(timeout_s=run.training.distributed_init_timeout_seconds)
     lead = jax.process_index() == 0
     t = run.training
 
@@ -110,35 +116,7 @@ def train(
     # The interval is applied here (orbax would also save the first step of every process).
     mngr = checkpointing.manager(ckpt_uri, keep=t.checkpoint.keep)
 
-    def target(tree, shard_tree):
-        return jax.tree_util.tree_map(
-            lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), tree, shard_tree
-        )
-
-    restored = checkpointing.restore_latest(
-        mngr,
-        {k: target(getattr(abstract, k), getattr(shardings, k)) for k in checkpointing.ARRAY_ITEMS},
-        lambda meta: checkpointing.check_compatible(meta, run.model, ckpt_uri),
-        ckpt_uri,
-    )
-    null_ctx = jax.device_put(data.null_context, sharding.replicated(mesh))
-    if restored is None:
-        state = init_state(run, t.seed, data.null_context, abstract.config, shardings)
-        start = 0
-    else:
-        for s, why in restored.skipped:
-            log.warning("skipped checkpoint step %d at %s: %s", s, ckpt_uri, why[:300])
-        start = int(restored.meta.get("data_position", restored.step))
-        state = TrainState(
-            step=jax.device_put(jax.numpy.asarray(restored.step, jax.numpy.int32), sharding.replicated(mesh)),
-            params=restored.items["params"],
-            ema_params=restored.items["ema_params"],
-            opt_state=restored.items["opt_state"],
-            null_context=null_ctx,
-            config=abstract.config,
-        )
-        if lead:
-            log.info("resumed from %s step %d", ckpt_uri, restored.step)
+    state, start, last_ckpt = _initial_state(run, data, abstract, shardings, mngr, lead)
     total = t.steps if max_steps is None else min(t.steps, max_steps)
 
     meta_base = {
@@ -146,7 +124,7 @@ def train(
         "model": checkpointing.model_signature(run.model), "autoencoder": data.autoencoder,
         "text_encoder": data.text_encoder, "data_uri": data.uri,
     }
-    metrics_file = MetricsFile(run.paths.metrics, start) if lead else None
+    metrics_file = MetricsWriter(run.paths.metrics, start) if lead else None
     reporter = _status_reporter(run, status) if lead else None
     stream = BatchStream(data.source, t.global_batch, t.seed, jax.process_index(), jax.process_count())
     step_fn = sharding.sharded_train_step(_train_step, shardings, mesh)
@@ -168,18 +146,18 @@ def train(
     def ckpt_fields(ckpt_step):
         if ckpt_step is None:
             return {}
-        return {"checkpoint_step": ckpt_step, "checkpoint_uri": f"{ckpt_uri.rstrip('/')}/{ckpt_step}"}
+        return {"checkpoint_step": ckpt_step, "checkpoint_uri": storage.join(ckpt_uri, str(ckpt_step))}
 
     window_start, window_steps = time.perf_counter(), 0
     step = start
-    last_ckpt = restored.step if restored else None
     while step < total:
         _pause_for_signal(step, stop)
         if should_stop(step):
-            save(step, force=True)
+            save(step, force=True)  # no-op when this step is the one just saved or restored
             mngr.wait_until_finished()
             if lead:
-                log.warning("stop requested (signal %s): saved step %d to %s; exiting %d",
+                metrics_file.flush()
+                log.warning("stop requested (signal %s): step %d is checkpointed in %s; exiting %d",
                             stop.signal, step, ckpt_uri, exitcodes.RESTARTABLE)
             mngr.close()
             return exitcodes.RESTARTABLE
@@ -206,9 +184,45 @@ def train(
             window_start, window_steps = time.perf_counter(), 0
     mngr.wait_until_finished()
     mngr.close()
+    if lead:
+        metrics_file.flush()
     if lead and reporter is not None:
         reporter.report(step=step, total_steps=t.steps, **ckpt_fields(last_ckpt))
     return exitcodes.OK
+
+
+def _initial_state(run: RunConfig, data, abstract, shardings, mngr, lead: bool):
+    """(state, first step, its checkpoint step or None): the newest readable checkpoint restored
+    onto this run's mesh (whichever sharding or slice saved it), else a fresh state made directly
+    in its shards."""
+    import numpy as np
+
+    from ladder_trainer import checkpointing, sharding
+    from ladder_trainer.train_step import TrainState, init_state
+
+    uri = run.paths.checkpoints
+    restored = checkpointing.restore_latest(
+        mngr,
+        {k: checkpointing.placed(getattr(abstract, k), getattr(shardings, k))
+         for k in checkpointing.ARRAY_ITEMS},
+        lambda meta: checkpointing.check_compatible(meta, run.model, uri),
+        uri,
+    )
+    if restored is None:
+        return init_state(run, run.training.seed, data.null_context, abstract.config, shardings), 0, None
+    for s, why in restored.skipped:
+        log.warning("skipped checkpoint step %d at %s: %s", s, uri, why[:300])
+    state = TrainState(
+        step=sharding.put_global(np.int32(restored.step), shardings.step),
+        params=restored.items["params"],
+        ema_params=restored.items["ema_params"],
+        opt_state=restored.items["opt_state"],
+        null_context=sharding.put_global(np.asarray(data.null_context, np.float32), shardings.null_context),
+        config=abstract.config,
+    )
+    if lead:
+        log.info("resumed from %s step %d", uri, restored.step)
+    return state, int(restored.meta.get("data_position", restored.step)), restored.step
 
 
 def _progress(lead: bool, start: int, total: int):
@@ -250,6 +264,5 @@ def main(argv: list[str] | None = None) -> int:
     try:
         run = load_run_config(args.config)
         return train(run, stop, args.status, args.max_steps)
-    except (SpecError, UserError) as err:
-        print_user_error(err)
-        return exitcodes.USER_ERROR
+    except Exception as err:  # noqa: BLE001 - every failure gets the exit code its kind needs
+        return failures.report(err, log)

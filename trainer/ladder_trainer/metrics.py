@@ -1,4 +1,4 @@
-"""Training metrics: model FLOP utilisation and the JSON-lines metrics file.
+"""Training metrics: model FLOP utilisation (the metrics file is ladder_api.artifacts.MetricsWriter).
 
 MFU = achieved model FLOPs / peak. A step costs 3 x the analytic forward FLOPs per example
 (forward + backward, the usual convention; ladder_api.ladder counts the forward). Peak comes from
@@ -9,14 +9,12 @@ machines.
 
 from __future__ import annotations
 
-import json
 import time
 
 import jax
 import jax.numpy as jnp
 
 from ladder_api.tpu import V5E, V5P
-from ladder_trainer.data.format import path
 
 # Dense bf16 peak per device, by jax device_kind prefix.
 PEAK_FLOPS = {
@@ -58,25 +56,3 @@ def train_flops_per_example(gflops_per_forward: float) -> float:
 
 def mfu(examples_per_s: float, gflops_per_forward: float, peak_total: float) -> float:
     return examples_per_s * train_flops_per_example(gflops_per_forward) / peak_total
-
-
-class MetricsFile:
-    """metrics.jsonl at a local path or gs:// URI. On resume, lines past the resumed step are
-    dropped (they were never checkpointed), so the file describes exactly one trajectory. GCS
-    objects cannot be appended to, so the whole (small) file is rewritten each time."""
-
-    def __init__(self, uri: str, resume_step: int):
-        self.path = path(uri)
-        self.lines: list[str] = []
-        if self.path.exists():
-            for line in self.path.read_text().splitlines():
-                try:
-                    if json.loads(line).get("step", 0) <= resume_step:
-                        self.lines.append(line)
-                except json.JSONDecodeError:
-                    continue
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-
-    def write(self, record: dict) -> None:
-        self.lines.append(json.dumps(record, sort_keys=True))
-        self.path.write_text("\n".join(self.lines) + "\n")

@@ -18,7 +18,7 @@ def lr_schedule(training):
     peak = float(training.learning_rate)
     warmup = int(training.lr_schedule.warmup_steps)
     total = int(training.steps)
-    kind = str(getattr(training.lr_schedule.kind, "value", training.lr_schedule.kind))
+    kind = training.lr_schedule.kind
     end = peak * float(training.lr_schedule.end_factor)
 
     def schedule(count):

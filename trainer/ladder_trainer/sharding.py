@@ -1,6 +1,8 @@
 """The device mesh ('data', 'fsdp') from training.sharding, and how arrays are laid out on it.
 
 - The batch is split over both axes (every device holds global_batch / devices examples).
+- Across several slices (multislice) the mesh is hybrid: each fsdp row stays within one slice (ICI)
+  and the data axis spans the slices over the data-centre network (``device_grid``).
 - Parameters, EMA and optimizer moments are sharded over 'fsdp' along their largest dimension
   that divides evenly (replicated when none does, e.g. small biases); XLA inserts the all-gathers
   and reduce-scatters. With fsdp = 1 this is plain data parallelism.
@@ -20,7 +22,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from ladder_api.errors import UserError
+from ladder_api.errors import TransientError, UserError
 
 AXES = ("data", "fsdp")
 
@@ -31,11 +33,22 @@ def is_multi_host(env=os.environ) -> bool:
     return len(hosts) > 1 or slices > 1 or bool(env.get("MEGASCALE_COORDINATOR_ADDRESS"))
 
 
-def maybe_initialize_distributed(env=os.environ) -> bool:
-    if is_multi_host(env):
-        jax.distributed.initialize()
-        return True
-    return False
+def maybe_initialize_distributed(env=os.environ, timeout_s: int = 300) -> bool:
+    """Join the run's other hosts (multi-host only). Every host waits up to timeout_s
+    (training.distributedInitTimeoutSeconds) for all of them: hosts start as their image pulls
+    finish, minutes apart on fresh nodes. Failing to get there is an infrastructure fault (exit
+    42, restart). When the wait itself times out, XLA aborts the process (SIGABRT, exit 134),
+    which the podFailurePolicy restarts too."""
+    if not is_multi_host(env):
+        return False
+    try:
+        jax.distributed.initialize(initialization_timeout=int(timeout_s))
+    except Exception as err:
+        raise TransientError(
+            f"jax.distributed.initialize did not reach the coordinator within {timeout_s} s "
+            f"(training.distributedInitTimeoutSeconds): {type(err).__name__}: {err}"
+        ) from err
+    return True
 
 
 def mesh_shape(sharding_spec, n_devices: int) -> tuple[int, int]:
@@ -51,10 +64,50 @@ def mesh_shape(sharding_spec, n_devices: int) -> tuple[int, int]:
     return data, fsdp
 
 
-def make_mesh(sharding_spec, devices=None) -> Mesh:
+def make_mesh(sharding_spec, devices=None, slice_of=None) -> Mesh:
+    """The ('data', 'fsdp') mesh over devices (default: all of the run's). slice_of(device) is its
+    TPU slice (default: the device's slice_index, 0 where there is none, as on one slice)."""
     devices = list(jax.devices() if devices is None else devices)
-    shape = mesh_shape(sharding_spec, len(devices))
-    return Mesh(np.array(devices).reshape(shape), AXES)
+    slice_of = slice_of or (lambda d: getattr(d, "slice_index", 0))
+    return Mesh(device_grid(devices, [slice_of(d) for d in devices], sharding_spec), AXES)
+
+
+def device_grid(devices, slice_ids, sharding_spec) -> np.ndarray:
+    """devices as a (data, fsdp) array: a hybrid ICI x DCN mesh when they span several slices.
+
+    Every fsdp row lies within one slice, so FSDP's all-gathers and reduce-scatters (every step,
+    every layer) run over the slice's ICI, and the data axis crosses slices: only the gradient
+    all-reduce goes over the data-centre network, slower by one to two orders of magnitude.
+    Within a slice JAX orders the devices along the ICI torus. Pure: slice_ids[i] is the slice
+    of devices[i], so tests can shape fake devices like slices.
+    """
+    data, fsdp = mesh_shape(sharding_spec, len(devices))
+    groups: dict[int, list] = {}
+    for device, sid in zip(devices, slice_ids, strict=True):
+        groups.setdefault(int(sid), []).append(device)
+    per_slice = {len(g) for g in groups.values()}
+    if len(per_slice) != 1:
+        sizes = {k: len(g) for k, g in groups.items()}
+        raise ValueError(f"slices hold different numbers of devices: {sizes}")
+    (n_per_slice,) = per_slice
+    if n_per_slice % fsdp:
+        raise UserError(
+            f"training.sharding.fsdp {fsdp} does not divide the {n_per_slice} devices of one slice "
+            f"({len(groups)} slices): FSDP must stay within a slice"
+        )
+    shape = (n_per_slice // fsdp, fsdp)
+    return np.concatenate([_slice_grid(groups[k], shape) for k in sorted(groups)], axis=0)
+
+
+def _slice_grid(devices: list, shape: tuple[int, int]) -> np.ndarray:
+    """One slice's devices as shape, in JAX's topology-aware order on TPU (rings along the
+    torus); given order elsewhere, or where the TPU layout cannot take the shape."""
+    from jax.experimental import mesh_utils
+
+    try:
+        return mesh_utils.create_device_mesh(shape, devices, allow_split_physical_axes=True)
+    except (ValueError, NotImplementedError):
+        return np.asarray(devices).reshape(shape)
 
 
 def leaf_spec(shape: tuple[int, ...], fsdp: int) -> P:
@@ -91,6 +144,14 @@ def sharded_train_step(step_fn, state_shardings, mesh: Mesh):
         out_shardings=(state_shardings, replicated(mesh)),
         donate_argnums=(0,),
     )
+
+
+def put_global(value, sharding):
+    """A host array that is identical on every process (e.g. the null context) as one global array
+    in sharding: each device receives its shard (device_put of host data onto devices of other
+    processes is not allowed on multi-host)."""
+    value = np.asarray(value)
+    return jax.make_array_from_callback(value.shape, sharding, lambda index: value[index])
 
 
 def put_batch(batch: dict, mesh: Mesh) -> dict:

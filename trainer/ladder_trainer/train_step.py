@@ -14,12 +14,14 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from flax import struct
 
 from ladder_trainer import diffusion
 from ladder_trainer.models import UNet, abstract_params, build_unet, init_params
 from ladder_trainer.optim import make_optimizer
+from ladder_trainer.sharding import put_global
 
 
 @dataclass(frozen=True)
@@ -47,26 +49,9 @@ class StepConfig:
 def needs_remat(run) -> bool:
     """Rematerialise block internals only when the memory plan says the size would not fit its
     slice otherwise (ladder_api.memory, the same plan `ladder validate` checks)."""
-    from ladder_api.ladder import UNetShape
-    from ladder_api.memory import plan_memory
-    from ladder_api.tpu import SLICES
+    from ladder_api.memory import plan_for_run
 
-    m, t = run.model, run.training
-    shape = UNetShape(
-        base_channels=m.base_channels, context_dim=m.context_dim, channel_mult=tuple(m.channel_mult),
-        num_res_blocks=m.num_res_blocks, attention_levels=tuple(m.attention_levels), num_heads=m.num_heads,
-        in_channels=m.latent_channels, out_channels=m.latent_channels, norm_groups=m.norm_groups,
-        transformer_depth=m.transformer_depth,
-    )
-    st = SLICES[run.slice.slice_type]
-    chips = st.chips * run.slice.num_slices
-    plan = plan_memory(
-        shape, latent_size=m.latent_size, context_tokens=m.context_tokens,
-        per_chip_batch=-(-t.global_batch // chips), fsdp=min(t.sharding.fsdp, chips),
-        param_dtype=t.param_dtype, compute_dtype=t.compute_dtype, ema=t.ema.enabled,
-        hbm_bytes=st.hbm_bytes_per_chip,
-    )
-    return plan.remat
+    return plan_for_run(run).remat
 
 
 @struct.dataclass
@@ -92,12 +77,25 @@ def _assemble(config: StepConfig, params, null_context) -> TrainState:
 
 def init_state(run, seed: int, null_context, config: StepConfig | None = None, shardings=None) -> TrainState:
     """Fresh state; pass the config of an abstract_state to get an identical (jit-compatible) tree,
-    and its shardings to have the state laid out over the mesh as it is made. One jitted program
-    builds EMA and optimizer state (eager optax init would compile one program per leaf)."""
+    and its shardings to have the state made in its layout over the mesh: parameters leaf by leaf
+    into their shards (init_params), then EMA and optimizer state by one jitted program whose
+    inputs and outputs are all sharded, so no device holds more than its share at any point."""
     config = config or StepConfig.from_run(run)
-    params = init_params(run.model, int(seed), run.training.param_dtype.value)
-    build = jax.jit(lambda p, n: _assemble(config, p, n), out_shardings=shardings)
-    return build(params, jnp.asarray(null_context, jnp.float32))
+    null_context = np.asarray(null_context, np.float32)
+    if shardings is None:
+        params = init_params(run.model, int(seed), run.training.param_dtype.value)
+        return state_initializer(config)(params, jnp.asarray(null_context))
+    params = init_params(run.model, int(seed), run.training.param_dtype.value, shardings.params)
+    null = put_global(null_context, shardings.null_context)
+    return state_initializer(config, shardings)(params, null)
+
+
+def state_initializer(config: StepConfig, shardings=None):
+    """(params, null_context) -> TrainState as one jitted program (eager optax init would compile
+    one program per leaf). The params are donated: the state's params are the same buffers."""
+    in_shardings = None if shardings is None else (shardings.params, shardings.null_context)
+    return jax.jit(lambda p, n: _assemble(config, p, n), in_shardings=in_shardings,
+                   out_shardings=shardings, donate_argnums=(0,))
 
 
 def abstract_state(run, null_context_shape, config: StepConfig | None = None) -> TrainState:

@@ -84,8 +84,9 @@ is one the operator's code uses (operator/ladder_operator/{controller,kube,runne
   No get or list: the operator never reads them back.
 - kueue workloads get/list/watch: queued or admitted; patch: `spec.active` on suspend/resume.
 - events create: Events on transitions (core/v1; kopf's own event posting is off).
-No Secrets, no pods or pods/exec, no namespaces or CRDs (kopf runs standalone: no peering), no
-wildcards.
+No Secrets, no pods or pods/exec, no namespaces, no wildcards. Reading CRDs (kopf watches them to
+learn which resources exist) is cluster-scoped, so it is its own ClusterRole in both modes
+(rbac/crd-reader.yaml).
 */}}
 {{- define "ladder.operatorRules" -}}
 - apiGroups: ["ladder.dev"]
@@ -111,11 +112,9 @@ wildcards.
   verbs: ["create"]
 {{- end }}
 
-{{/* What the operator fills in for experiments that leave a setting unset (mounted as JSON). */}}
+{{/* What the operator fills in for experiments that leave a setting unset, and the site's
+allowlists it enforces (mounted as JSON). */}}
 {{- define "ladder.operatorDefaults" -}}
-{{- $wsa := dict }}
-{{- with .Values.workloads.serviceAccount.annotations }}{{ $wsa = merge $wsa . }}{{ end }}
-{{- with .Values.workloads.serviceAccount.gcpServiceAccount }}{{ $_ := set $wsa "iam.gke.io/gcp-service-account" . }}{{ end }}
 {{- $d := dict
   "images" (dict
     "trainer" (include "ladder.image" (dict "image" .Values.images.trainer "root" .))
@@ -125,9 +124,11 @@ wildcards.
   "priorityClass" (default nil .Values.defaults.priorityClass)
   "outputUri" .Values.defaults.outputUri
   "workloads" (dict
-    "serviceAccountAnnotations" $wsa
+    "gcpServiceAccount" (default nil .Values.workloads.serviceAccount.gcpServiceAccount)
+    "serviceAccountAnnotations" .Values.workloads.serviceAccount.annotations
     "nodeSelector" .Values.workloads.nodeSelector
     "tolerations" .Values.workloads.tolerations)
+  "policy" .Values.policy
 }}
 {{- toPrettyJson $d }}
 {{- end }}

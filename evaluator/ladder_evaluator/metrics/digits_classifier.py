@@ -3,10 +3,12 @@
 Used where no Inception weights exist (tests, the quickstart): FID on its penultimate-layer
 features is recorded as `fid-digits-classifier`, and its predictions on generated digits against
 the prompted digit give the prompt-adherence score. It is trained deterministically (fixed
-seed, fixed split from ladder_trainer.data.digits, a fixed number of Adam epochs; ~97%
-held-out accuracy in under a second) and cached on disk as plain
+seed, fixed split from ladder_trainer.data.digits, a fixed number of Adam epochs, BLAS on one
+thread: OpenBLAS splits its sums differently on another core count, which changed the weights
+from machine to machine; ~97% held-out accuracy in a few seconds) and cached on disk as plain
 arrays (npz, no pickle) keyed by a hash of its recipe, so every measurement of a run, and every
-run on the machine, uses the same network.
+run on the machine, uses the same network. Evaluations sharing a cache train it once: the
+first holds a lock on the cache while it trains, the others wait and load it.
 
 Architecture: 64 pixels (0..16 grey levels, as sklearn ships them) -> tanh(HIDDEN) -> 10 logits.
 tanh keeps every feature informative (no dead ReLU units collapsing the covariance).
@@ -14,6 +16,7 @@ tanh keeps every feature informative (no dead ReLU units collapsing the covarian
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -32,7 +35,8 @@ HIDDEN = 64
 SEED = 0
 SIDE = 8
 MAX_GREY = 16.0
-RECIPE = {"hidden": HIDDEN, "seed": SEED, "solver": "adam", "alpha": 1e-3, "max_iter": 300, "version": 1}
+RECIPE = {"hidden": HIDDEN, "seed": SEED, "solver": "adam", "alpha": 1e-3, "max_iter": 300, "blas_threads": 1,
+          "version": 2}
 
 
 @dataclass(frozen=True)
@@ -50,6 +54,7 @@ def recipe_hash() -> str:
 def train() -> Weights:
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.neural_network import MLPClassifier
+    from threadpoolctl import threadpool_limits
 
     from ladder_trainer.data import digits
 
@@ -59,7 +64,7 @@ def train() -> Weights:
         hidden_layer_sizes=(HIDDEN,), activation="tanh", solver=RECIPE["solver"], alpha=RECIPE["alpha"],
         max_iter=RECIPE["max_iter"], random_state=SEED,
     )
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), threadpool_limits(RECIPE["blas_threads"]):
         warnings.simplefilter("ignore", ConvergenceWarning)  # a fixed epoch budget is the recipe
         clf.fit(x, split.labels)
     w0, w1 = clf.coefs_
@@ -72,15 +77,17 @@ def load_or_train(cache_dir: str | os.PathLike | None) -> Weights:
     if cache_dir is None:
         return train()
     path = Path(cache_dir) / f"digits-classifier-{recipe_hash()}.npz"
-    if path.is_file():
-        with np.load(path) as z:
-            return Weights(z["w0"], z["b0"], z["w1"], z["b1"])
-    weights = train()
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.npz")
-    np.savez(tmp, w0=weights.w0, b0=weights.b0, w1=weights.w1, b1=weights.b1)
-    os.replace(tmp, path)
-    return weights
+    with open(path.with_name(f".{path.name}.lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, or the process ends
+        if path.is_file():
+            with np.load(path) as z:
+                return Weights(z["w0"], z["b0"], z["w1"], z["b1"])
+        weights = train()
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.npz")
+        np.savez(tmp, w0=weights.w0, b0=weights.b0, w1=weights.w1, b1=weights.b1)
+        os.replace(tmp, path)
+        return weights
 
 
 def _pixels_from_unit(images) -> np.ndarray:

@@ -15,10 +15,10 @@ Two feature extractors (the result's metric name says which one was used):
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -26,6 +26,7 @@ from cleanfid import fid as cleanfid_fid
 from cleanfid.inception_torchscript import InceptionV3W
 from cleanfid.resize import build_resizer
 
+from ladder_api import storage
 from ladder_api.errors import UserError
 from ladder_evaluator.metrics.host_pool import host_map
 from ladder_evaluator.metrics.images import to_uint8_rgb
@@ -106,24 +107,18 @@ def fid(
     return frechet(mu, sigma, *ref)
 
 
-def save_stats(path: str | os.PathLike, mu: np.ndarray, sigma: np.ndarray) -> None:
+def save_stats(uri: str | os.PathLike, mu: np.ndarray, sigma: np.ndarray) -> None:
     """Write reference statistics in clean-fid's custom-stats layout (npz: mu, sigma)."""
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(p.name + ".tmp.npz")
-    np.savez_compressed(tmp, mu=mu, sigma=sigma)
-    os.replace(tmp, p)
+    buf = io.BytesIO()
+    np.savez_compressed(buf, mu=mu, sigma=sigma)
+    storage.write_bytes(str(uri), buf.getvalue())
 
 
-def load_stats(
-    uri: str, dim: int, *, read: Callable[[str], bytes] | None = None
-) -> tuple[np.ndarray, np.ndarray]:
+def load_stats(uri: str, dim: int) -> tuple[np.ndarray, np.ndarray]:
     """Reference (mu, sigma) from an npz in clean-fid's custom-stats layout; checks the dimension
     against the feature extractor so Inception stats are never paired with other features."""
-    import io
-
     try:
-        raw = read(uri) if read is not None else Path(uri.removeprefix("file://")).read_bytes()
+        raw = storage.read_bytes(uri)
     except FileNotFoundError:
         raise UserError(
             f"reference statistics not found at {uri} (data.referenceSet.statsUri): make them with "

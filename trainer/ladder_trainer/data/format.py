@@ -32,13 +32,11 @@ from dataclasses import dataclass
 import numpy as np
 from etils import epath
 
+from ladder_api.storage import as_epath
+
 FORMAT = "ladder-latents/v1"
 MANIFEST = "manifest.json"
 NULL_CONTEXT = "null_context.npy"
-
-
-def path(uri: str) -> epath.Path:
-    return epath.Path(uri[len("file://"):] if uri.startswith("file://") else uri)
 
 
 @dataclass(frozen=True)
@@ -97,7 +95,7 @@ def write_dataset(uri: str, latents, context, null_context, *, autoencoder: dict
     latents, context = np.asarray(latents), np.asarray(context)
     if len(latents) != len(context):
         raise ValueError("latents and context must have the same number of examples")
-    root = path(uri)
+    root = as_epath(uri)
     root.mkdir(parents=True, exist_ok=True)
     shards = []
     for i, start in enumerate(range(0, len(latents), shard_size)):
@@ -124,7 +122,7 @@ def write_dataset(uri: str, latents, context, null_context, *, autoencoder: dict
 
 
 def read_manifest(uri: str) -> Manifest:
-    return Manifest.from_json(json.loads((path(uri) / MANIFEST).read_text()))
+    return Manifest.from_json(json.loads((as_epath(uri) / MANIFEST).read_text()))
 
 
 class ShardSource:
@@ -148,7 +146,7 @@ class ShardSource:
         if k in self._cache:
             self._cache.move_to_end(k)
             return self._cache[k]
-        data = (path(self.uri) / self.manifest.shards[k][0]).read_bytes()
+        data = (as_epath(self.uri) / self.manifest.shards[k][0]).read_bytes()
         with np.load(io.BytesIO(data)) as z:
             arrays = {"latents": z["latents"], "context": z["context"]}
         self._cache[k] = arrays
@@ -164,7 +162,7 @@ class ShardSource:
         return {"latents": shard["latents"][j], "context": shard["context"][j]}
 
     def null_context(self) -> np.ndarray:
-        return np.load(io.BytesIO((path(self.uri) / self.manifest.null_context).read_bytes()))
+        return np.load(io.BytesIO((as_epath(self.uri) / self.manifest.null_context).read_bytes()))
 
 
 class ArraySource:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import grain
 import numpy as np
 
+from ladder_api import failures
 from ladder_api.errors import UserError
 from ladder_trainer.data import digits
 from ladder_trainer.data.builtin_text import NAME as BUILTIN_TEXT_ENCODER
@@ -71,6 +72,8 @@ def open_data(data_spec, model_config) -> OpenedData:
     except (ValueError, KeyError) as err:
         raise UserError(f"data.trainUri {uri}: invalid manifest.json ({err})") from None
     except Exception as err:  # noqa: BLE001 - permission, network, bucket missing...
+        if failures.classify(err).kind == "infrastructure fault":
+            raise  # a transient outage: restart and read again, rather than fail the experiment
         raise UserError(f"data.trainUri {uri}: cannot read ({err.__class__.__name__}: {err})") from None
     _check(tuple(manifest.latent_shape) == want_latent,
            f"data.trainUri {uri}: latents are {list(manifest.latent_shape)} but the ladder expects "

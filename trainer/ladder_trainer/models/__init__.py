@@ -1,8 +1,12 @@
 """The U-Net and the helpers that build it from a run's configuration.
 
 ``build_unet`` accepts a ``ladder_api.plan.ModelConfig`` (what a RunConfig carries) or a
-``ladder_api.ladder.UNetShape`` (what the analytic counter uses), so the same module is counted,
-trained and evaluated. ``param_count`` uses ``jax.eval_shape``: no parameter is allocated.
+``ladder_api.ladder.UNetShape`` (what the analytic counter uses); a ModelConfig becomes a shape
+through ``ModelConfig.shape()``, so the same module is counted, trained and evaluated.
+``param_count`` uses ``jax.eval_shape``: no parameter is allocated.
+
+The SD autoencoder is ``ladder_trainer.models.autoencoder`` (its docstring lists the API); weights
+in diffusers' layout for both load through ``ladder_trainer.weights``.
 """
 
 from __future__ import annotations
@@ -13,40 +17,42 @@ import math
 import jax
 import jax.numpy as jnp
 
+from ladder_api.ladder import UNetShape
 from ladder_trainer.models.unet import UNet, timestep_embedding
 
 __all__ = [
     "UNet", "build_unet", "dummy_inputs", "init_params", "make_apply", "param_count", "timestep_embedding",
+    "unet_shape",
 ]
 
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
 
-def _dtype(value) -> jnp.dtype:
+def _dtype(value: str | None) -> jnp.dtype:
     if value is None:
         return jnp.float32
-    return DTYPES[str(getattr(value, "value", value))]
+    return DTYPES[value]
 
 
-def _field(cfg, *names, default=None):
-    for n in names:
-        if hasattr(cfg, n):
-            return getattr(cfg, n)
-    return default
+def unet_shape(cfg) -> UNetShape:
+    """A RunConfig's ModelConfig maps to a U-Net through ModelConfig.shape() (ladder_api.plan),
+    the one mapping the analytic counters use too; a UNetShape is taken as it is."""
+    return cfg if isinstance(cfg, UNetShape) else cfg.shape()
 
 
 def build_unet(cfg, compute_dtype="float32", param_dtype="float32", remat: bool = False) -> UNet:
     """The Flax module for a ModelConfig or UNetShape, computing in compute_dtype (remat: recompute
     block internals in the backward pass; same parameters, same outputs)."""
+    shape = unet_shape(cfg)
     return UNet(
-        base_channels=cfg.base_channels,
-        channel_mult=tuple(cfg.channel_mult),
-        num_res_blocks=cfg.num_res_blocks,
-        attention_levels=tuple(cfg.attention_levels),
-        num_heads=cfg.num_heads,
-        transformer_depth=cfg.transformer_depth,
-        norm_groups=cfg.norm_groups,
-        out_channels=_field(cfg, "latent_channels", "out_channels", default=4),
+        base_channels=shape.base_channels,
+        channel_mult=tuple(shape.channel_mult),
+        num_res_blocks=shape.num_res_blocks,
+        attention_levels=tuple(shape.attention_levels),
+        num_heads=shape.num_heads,
+        transformer_depth=shape.transformer_depth,
+        norm_groups=shape.norm_groups,
+        out_channels=shape.out_channels,
         remat=remat,
         dtype=_dtype(compute_dtype),
         param_dtype=_dtype(param_dtype),
@@ -54,87 +60,86 @@ def build_unet(cfg, compute_dtype="float32", param_dtype="float32", remat: bool 
 
 
 def dummy_inputs(cfg, batch: int = 1, latent_size: int | None = None, context_tokens: int | None = None):
-    """Shape-only inputs (x, t, context) for init / eval_shape / lowering."""
-    size = latent_size or _field(cfg, "latent_size", default=8)
-    # A level halves the side each time: keep the smallest size that stays integral.
-    size = max(size, 2 ** (len(cfg.channel_mult) - 1))
-    tokens = context_tokens or _field(cfg, "context_tokens", default=1)
-    channels = _field(cfg, "latent_channels", "in_channels", default=4)
-    x = jax.ShapeDtypeStruct((batch, size, size, channels), jnp.float32)
+    """Shape-only inputs (x, t, context) for init / eval_shape / lowering; the latent size and
+    context length default to a ModelConfig's own (a UNetShape has none: the smallest valid)."""
+    shape = unet_shape(cfg)
+    smallest = 2 ** (len(shape.channel_mult) - 1)  # each level halves the side
+    size = max(latent_size or getattr(cfg, "latent_size", smallest), smallest)
+    tokens = context_tokens or getattr(cfg, "context_tokens", 1)
+    x = jax.ShapeDtypeStruct((batch, size, size, shape.in_channels), jnp.float32)
     t = jax.ShapeDtypeStruct((batch,), jnp.float32)
-    ctx = jax.ShapeDtypeStruct((batch, tokens, cfg.context_dim), jnp.float32)
+    ctx = jax.ShapeDtypeStruct((batch, tokens, shape.context_dim), jnp.float32)
     return x, t, ctx
 
 
-def init_params(cfg, rng, param_dtype="float32"):
-    """Initial parameters, made on the host with numpy (see ``host_init``).
+def init_params(cfg, rng, param_dtype="float32", shardings=None):
+    """Initial parameters, made on the host with numpy (see ``host_init``), one leaf at a time.
 
     rng is a jax key or an int seed. Flax's own ``init`` would give the same distributions, but
     jitting it costs tens of seconds of XLA compile on a CPU (every initializer is a threefry
     program), and eager init compiles each op; the host path costs nothing to compile, is
     identical on every host and for every sharding, and keeps tests fast.
+
+    With shardings (a Sharding per leaf, as ``sharding.tree_shardings`` gives) every leaf is made
+    directly in its layout: each device receives only its own shard, so no chip ever holds the
+    whole model (4.9 B float32 parameters are 18 GiB; a v5e chip has 16). The values do not
+    depend on the sharding, and the host holds one leaf at a time.
     """
     seed = rng if isinstance(rng, int) else int(jax.random.randint(rng, (), 0, 2**31 - 1))
     abstract = abstract_params(cfg, param_dtype)
-    return jax.tree_util.tree_map(jnp.asarray, host_init(abstract, seed))
+    if shardings is None:
+        return jax.tree_util.tree_map_with_path(
+            lambda path, leaf: jnp.asarray(host_init_leaf(path, leaf, seed)), abstract
+        )
+
+    def make(path, leaf, sharding):
+        value = host_init_leaf(path, leaf, seed)
+        return jax.make_array_from_callback(leaf.shape, sharding, lambda index: value[index])
+
+    return jax.tree_util.tree_map_with_path(make, abstract, shardings)
 
 
 def host_init(abstract, seed: int):
-    """numpy arrays for an abstract param tree, with Flax's default initializers by leaf name:
-    kernels lecun-normal (truncated normal, variance 1/fan_in), biases zeros, norm scales ones.
-    Each leaf's stream is seeded by (seed, its path), so it does not depend on traversal order."""
+    """numpy arrays for an abstract param tree (see ``host_init_leaf``)."""
+    return jax.tree_util.tree_map_with_path(lambda p, a: host_init_leaf(p, a, seed), abstract)
+
+
+def host_init_leaf(path, leaf, seed: int):
+    """One leaf's initial value, with Flax's default initializers by leaf name: kernels
+    lecun-normal (truncated normal, variance 1/fan_in), biases zeros, norm scales ones. The
+    stream is seeded by (seed, the leaf's path), so it depends neither on traversal order nor on
+    which other leaves exist; a per-module rule (e.g. zero-initialising some outputs) belongs here."""
     import hashlib
 
     import numpy as np
     from scipy.stats import truncnorm
 
-    def make(path, leaf):
-        name = jax.tree_util.keystr(path)
-        dtype = np.dtype(leaf.dtype) if leaf.dtype != jnp.bfloat16 else np.float32
-        if name.endswith("['bias']"):
-            out = np.zeros(leaf.shape, dtype)
-        elif name.endswith("['scale']"):
-            out = np.ones(leaf.shape, dtype)
-        else:
-            fan_in = math.prod(leaf.shape[:-1])
-            digest = hashlib.sha256(f"{seed}:{name}".encode()).digest()
-            gen = np.random.default_rng(int.from_bytes(digest[:8], "little"))
-            # Flax's truncated_normal: truncated at +-2 stddev, rescaled to unit variance.
-            std = math.sqrt(1.0 / fan_in) / 0.87962566103423978
-            out = (truncnorm.rvs(-2, 2, size=leaf.shape, random_state=gen) * std).astype(dtype)
-        return out.astype(leaf.dtype) if leaf.dtype == jnp.bfloat16 else out
-
-    return jax.tree_util.tree_map_with_path(make, abstract)
+    name = jax.tree_util.keystr(path)
+    dtype = np.dtype(leaf.dtype) if leaf.dtype != jnp.bfloat16 else np.float32
+    if name.endswith("['bias']"):
+        out = np.zeros(leaf.shape, dtype)
+    elif name.endswith("['scale']"):
+        out = np.ones(leaf.shape, dtype)
+    else:
+        fan_in = math.prod(leaf.shape[:-1])
+        digest = hashlib.sha256(f"{seed}:{name}".encode()).digest()
+        gen = np.random.default_rng(int.from_bytes(digest[:8], "little"))
+        # Flax's truncated_normal: truncated at +-2 stddev, rescaled to unit variance.
+        std = math.sqrt(1.0 / fan_in) / 0.87962566103423978
+        out = (truncnorm.rvs(-2, 2, size=leaf.shape, random_state=gen) * std).astype(dtype)
+    return out.astype(leaf.dtype) if leaf.dtype == jnp.bfloat16 else out
 
 
 def abstract_params(cfg, param_dtype="float32"):
-    """Parameter shapes and dtypes only, via eval_shape (allocation-free; cached per layout)."""
-    key = (
-        cfg.base_channels, cfg.context_dim, tuple(cfg.channel_mult), cfg.num_res_blocks,
-        tuple(cfg.attention_levels), cfg.num_heads, cfg.transformer_depth, cfg.norm_groups,
-        _field(cfg, "latent_channels", "in_channels", default=4),
-        str(getattr(param_dtype, "value", param_dtype)),
-    )
-    return _abstract_params(key, cfg, param_dtype)
+    """Parameter shapes and dtypes only, via eval_shape (allocation-free; cached per shape)."""
+    return _abstract_params(unet_shape(cfg), str(param_dtype))
 
 
 @functools.lru_cache(maxsize=64)
-def _abstract_params_cached(key):
-    cfg, param_dtype = _PENDING[key]
-    model = build_unet(cfg, param_dtype=param_dtype)
-    x, t, ctx = dummy_inputs(cfg, context_tokens=1, latent_size=2 ** (len(cfg.channel_mult) - 1))
+def _abstract_params(shape: UNetShape, param_dtype: str):
+    model = build_unet(shape, param_dtype=param_dtype)
+    x, t, ctx = dummy_inputs(shape, context_tokens=1)
     return jax.eval_shape(model.init, jax.random.key(0), x, t, ctx)["params"]
-
-
-_PENDING: dict = {}
-
-
-def _abstract_params(key, cfg, param_dtype):
-    _PENDING[key] = (cfg, param_dtype)
-    try:
-        return _abstract_params_cached(key)
-    finally:
-        _PENDING.pop(key, None)
 
 
 def param_count(cfg) -> int:

@@ -1,0 +1,111 @@
+"""The recipe: what fixes the model a size trains, and nothing else. One definition, used by the
+recipe hash in every RunConfig, by the operator's refusal of edits to started sizes (with the
+fields named), and by `ladder run`'s refusal to resume checkpoints under another recipe, so both
+backends accept and refuse exactly the same edits.
+
+In the recipe: the ladder's shared U-Net settings (the width is added by the hash), the training
+data and its encoders, and every training setting that changes the math of a step or the data
+order. Not in it: where and how the math runs (sharding, slices, how long hosts wait for each
+other), when checkpoints are written and kept, logging, caches, and what is evaluated (the
+reference set, whether EMA weights are scored). Those can change while sizes train.
+
+Stable across Ladder versions: a field added to the recipe later is recorded in LEGACY with the
+value that reproduces what Ladder did before the field existed. A recipe that holds a field at its
+legacy value has the same identity (hash) as one recorded before the field existed, so upgrading
+the operator never refuses experiments it started. A field whose new default differs from the old
+behaviour does change the identity of an experiment that leaves it unset: that edit is then
+refused and named like any other, and setting the legacy value in the spec resumes it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ladder_api.plan import ModelConfig
+    from ladder_api.spec import DataSpec, TrainingSpec
+
+# Fields of each spec section that do not change the trained model (wire names, dotted).
+NOT_RECIPE: dict[str, frozenset[str]] = {
+    "ladder": frozenset({"baseChannels", "params", "gflopsPerForward", "normalizedCost", "widths"}),
+    "data": frozenset({"referenceSet", "shuffleBuffer"}),
+    "training": frozenset(
+        {"sharding", "checkpoint", "logEverySteps", "compilationCacheUri", "ema.evaluateEma",
+         "distributedInitTimeoutSeconds"}
+    ),
+}
+
+# Recipe fields added after the first release, with the value that reproduces the behaviour of
+# the Ladder versions before them ("spec path" -> legacy value). Add one line per new field.
+LEGACY: dict[str, object] = {}
+
+_MISSING = object()
+
+
+def _flatten(value, prefix: str = "") -> dict[str, object]:
+    if isinstance(value, dict) and value:
+        out: dict[str, object] = {}
+        for k, v in value.items():
+            out.update(_flatten(v, f"{prefix}.{k}" if prefix else k))
+        return out
+    return {prefix: value}
+
+
+def recipe_section(section: str, wire: dict) -> dict[str, object]:
+    """One spec section's (wire form) recipe fields, as `section.field` paths."""
+    skip = NOT_RECIPE[section]
+    flat = _flatten(wire)
+    return {
+        f"{section}.{k}": v
+        for k, v in flat.items()
+        if k not in skip and not any(k.startswith(f"{s}.") for s in skip)
+    }
+
+
+def recipe(model: ModelConfig, data: DataSpec, training: TrainingSpec) -> dict[str, object]:
+    """The recipe as flat `section.field` paths (as the user writes them under spec.) -> values.
+    Built from what a RunConfig carries, so a pod, the operator and `ladder run` derive it alike."""
+    return recipe_from_config({
+        "model": model.to_wire(exclude_none=False),
+        "data": data.to_wire(exclude_none=False),
+        "training": training.to_wire(exclude_none=False),
+    })
+
+
+def recipe_from_config(config: dict) -> dict[str, object]:
+    """The recipe of a RunConfig in wire form as read from a file, whatever Ladder version wrote
+    it: fields it lacks count as their legacy values (recipe_diff), and a field it has that this
+    version dropped shows as a difference."""
+    out: dict[str, object] = {}
+    for section, key in (("ladder", "model"), ("data", "data"), ("training", "training")):
+        wire = config.get(key)
+        out.update(recipe_section(section, wire if isinstance(wire, dict) else {}))
+    return dict(sorted(out.items()))
+
+
+def identity(flat: dict[str, object]) -> dict[str, object]:
+    """The recipe with every field at its legacy value left out: what the hash covers."""
+    return {k: v for k, v in flat.items() if LEGACY.get(k, _MISSING) != v}
+
+
+def recipe_hash(flat: dict[str, object], width: int) -> str:
+    """The hash every RunConfig carries and the training JobSets are annotated with."""
+    payload = json.dumps({"width": width, "recipe": identity(flat)}, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def recipe_diff(old: dict[str, object], new: dict[str, object]) -> list[str]:
+    """`spec.<path>: old -> new` for every field whose value differs. A field missing on one side
+    (recorded by an older version) counts as its legacy value, so it is no difference."""
+
+    def value(side: dict, key: str):
+        return side.get(key, LEGACY.get(key))
+
+    out = []
+    for key in sorted(set(old) | set(new)):
+        a, b = value(old, key), value(new, key)
+        if a != b:
+            out.append(f"spec.{key}: {json.dumps(a)} -> {json.dumps(b)}")
+    return out

@@ -1,0 +1,151 @@
+"""`ladder validate | render | plan | crd`: the spec-side commands. No cluster needed.
+
+Every user mistake (missing file, bad YAML, unknown field, bad value) is raised as SpecError and
+printed by ladder_cli.main as one line per problem, exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from ladder_api.crd import crd_yaml
+from ladder_api.errors import SpecError
+from ladder_api.loading import load_experiment
+from ladder_api.plan import Plan, expand
+from ladder_api.validation import Target, problems
+from ladder_operator import render as rendering
+
+
+def register(sub) -> None:
+    """Add this area's subcommands to the `ladder` parser."""
+    p = sub.add_parser(
+        "validate",
+        help="check an experiment file; one line per problem",
+        description="Validate a ScalingExperiment file and print a one-line summary of its sizes and slices. "
+        "What only a cluster refuses (outputs or data off gs://, a batch the slice's chips do not divide) "
+        "is printed as a warning: `ladder run` can execute it, the operator sets it Invalid.",
+    )
+    p.add_argument("file", help="experiment YAML")
+    p.add_argument(
+        "--cluster",
+        action="store_true",
+        help="check it as the operator does (exit 2 on what only a cluster refuses, too)",
+    )
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser(
+        "render",
+        help="print the Kubernetes objects an experiment becomes",
+        description="Print the objects the operator creates for an experiment as multi-document YAML "
+        "(ServiceAccount, Role, RoleBinding, run ConfigMap, then per size the training and the "
+        "evaluation JobSet). The operator creates an evaluation JobSet only after its training "
+        "JobSet succeeded. Byte-identical on every run.",
+    )
+    p.add_argument("file", help="experiment YAML")
+    p.add_argument("--size", type=int, metavar="C", help="only the shared objects and this width's JobSets")
+    p.add_argument("--uid", help="experiment uid for ownerReferences (omitted when not given)")
+    p.set_defaults(func=cmd_render)
+
+    p = sub.add_parser(
+        "plan",
+        help="write each run's resolved config as JSON",
+        description="Expand an experiment into one resolved run config per size: the exact JSON the "
+        "trainer and evaluator read (--config). Without -o, print it.",
+    )
+    p.add_argument("file", help="experiment YAML")
+    p.add_argument("--size", type=int, metavar="C", help="only this width")
+    p.add_argument("-o", "--output-dir", metavar="DIR", help="write DIR/<run-name>.json per run")
+    p.add_argument("--output-uri", metavar="URI", help="override spec.storage.outputUri")
+    p.set_defaults(func=cmd_plan)
+
+    p = sub.add_parser(
+        "crd",
+        help="print the ScalingExperiment CRD",
+        description="Print the CustomResourceDefinition generated from the spec and status models.",
+    )
+    p.set_defaults(func=cmd_crd)
+
+
+def _plan(path: str, output_uri: str | None = None, uid: str | None = None) -> Plan:
+    exp = load_experiment(path)
+    if uid:
+        exp.metadata.uid = uid
+    return expand(exp, output_uri=output_uri)
+
+
+def _check_size(plan: Plan, size: int | None, source: str) -> None:
+    if size is not None and size not in [r.width for r in plan.runs]:
+        widths = ", ".join(str(r.width) for r in plan.runs)
+        raise SpecError(source, [f"--size {size}: not one of spec.ladder.widths ({widths})"])
+
+
+def summary_line(plan: Plan) -> str:
+    """One line: name, sizes, and which slices they train on."""
+    groups: dict[str, list[int]] = {}
+    for run in plan.runs:
+        s = run.slice
+        key = s.slice_type if s.num_slices == 1 else f"{s.num_slices}x {s.slice_type}"
+        groups.setdefault(key, []).append(run.width)
+    slices = "; ".join(f"{k} for {', '.join(f'c{w}' for w in v)}" for k, v in groups.items())
+    widths = " ".join(f"c{r.width}" for r in plan.runs)
+    eval_slice = plan.runs[0].eval_slice.slice_type
+    ref = plan.experiment
+    return (
+        f"OK {ref.namespace}/{ref.name}: {len(plan.runs)} sizes ({widths}); "
+        f"training slices: {slices}; evaluation: {eval_slice}"
+    )
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    """Schema first, then ladder_api.validation, the operator's own checks: the per-chip memory
+    plan always, and what can only fail in a pod as a warning (an error with --cluster)."""
+    exp = load_experiment(args.file)
+    plan = expand(exp)
+    found = problems(exp, Target.cluster)
+    errors = [str(p) for p in found if args.cluster or not p.cluster_only]
+    if errors:
+        raise SpecError(args.file, errors)
+    for p in found:
+        print(f"{args.file}: warning: {p} [on a cluster only: the operator sets it Invalid]", file=sys.stderr)
+    print(summary_line(plan))
+    return 0
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    plan = _plan(args.file, uid=args.uid)
+    _check_size(plan, args.size, args.file)
+    if args.size is None:
+        manifests = rendering.render(plan)
+    else:
+        manifests = rendering.render_shared(plan) + rendering.render_size(plan, args.size)
+    sys.stdout.write(rendering.dump_yaml(manifests))
+    return 0
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    plan = _plan(args.file, output_uri=args.output_uri)
+    _check_size(plan, args.size, args.file)
+    runs = [r for r in plan.runs if args.size is None or r.width == args.size]
+    if args.output_dir is None:
+        docs = [json.loads(r.config_json()) for r in runs]
+        out = docs[0] if args.size is not None else docs
+        print(json.dumps(out, indent=2, sort_keys=True))
+        return 0
+    out_dir = Path(args.output_dir)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for run in runs:
+            path = out_dir / f"{run.name}.json"
+            path.write_text(run.config_json() + "\n")
+            print(path)
+    except OSError as err:
+        raise SpecError(str(out_dir), [f"cannot write run configs ({err.strerror or err})"]) from None
+    return 0
+
+
+def cmd_crd(args: argparse.Namespace) -> int:
+    sys.stdout.write(crd_yaml())
+    return 0

@@ -1,0 +1,308 @@
+"""`ladder run`: execute a Plan on this machine, write status.json as work progresses, and stop
+cleanly on Ctrl-C / SIGTERM so that running again resumes.
+
+Scheduling: at most spec.local.maxParallel subprocesses at once (or the -j override). An
+evaluation whose size is trained goes before the next size's training, so results arrive early
+and the frontier fills in while larger sizes train.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ladder_api import artifacts, storage
+from ladder_api.exitcodes import OK, RESTARTABLE, USER_ERROR
+from ladder_api.grid import expected_ids
+from ladder_api.plan import Plan, expand
+from ladder_api.spec import ScalingExperiment
+from ladder_api.status import ScalingExperimentStatus, SizePhase
+from ladder_local import layout
+from ladder_local.decisions import SizeDecision, check_same_recipe, decide
+from ladder_local.lock import RunLock
+from ladder_local.observe import SizeObservation, SizeWatcher
+from ladder_local.processes import EVALUATE, TRAIN, Child, Task, evaluate_task, log_tail, train_task
+from ladder_local.status_build import SizeActivity, build_status
+from ladder_local.view import NullView, Snapshot, View
+
+EXIT_FAILED = 1
+MAX_RESTARTS = 3
+NOT_STARTED = "interrupted before it ran"
+
+
+def utc_now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+@dataclass
+class RunOutcome:
+    state_dir: Path
+    status: ScalingExperimentStatus
+    exit_code: int
+    interrupted: bool = False
+    messages: list[str] = field(default_factory=list)
+
+
+class LocalRunner:
+    """Runs `exp` with its state (lock, status, configs, logs) in `state_dir` and its outputs
+    under `outputs` (default: `state_dir` too; a gs:// URI is observed through the storage
+    layer)."""
+
+    def __init__(
+        self,
+        exp: ScalingExperiment,
+        state_dir: Path,
+        *,
+        outputs: str | None = None,
+        view: View | None = None,
+        python: str = sys.executable,
+        max_parallel: int | None = None,
+        force_eval: bool = False,
+        poll_s: float = 0.5,
+        remote_poll_s: float = 5.0,
+        stop_grace_s: float = 300.0,
+        env: dict[str, str] | None = None,
+    ):
+        self.exp = exp
+        self.state_dir = Path(state_dir)
+        self.outputs = outputs if outputs is not None else str(self.state_dir)
+        self.view = view or NullView()
+        self.python = python
+        # -j is taken as given; the spec's maxParallel is capped by the cores this machine has
+        self.max_parallel = max_parallel or min(exp.spec.local.max_parallel, os.cpu_count() or 1)
+        self.force_eval = force_eval
+        self.poll_s = poll_s
+        self.stop_grace_s = stop_grace_s
+        self.env = env
+        self.plan: Plan = expand(exp, root=self.outputs)
+        self.watchers = {run.width: SizeWatcher(run, remote_poll_s) for run in self.plan.runs}
+        self.activities: dict[int, SizeActivity] = {}
+        self.stage: dict[int, str] = {}  # "train", "evaluate", "done", "failed"
+        self.children: dict[int, Child] = {}
+        self.restarts: dict[int, int] = {}
+        self.messages: list[str] = []
+        self._signals = 0
+        self._wake = threading.Event()
+        self._stopping_since: float | None = None
+        self._user_error = False
+        self._status: ScalingExperimentStatus | None = None
+        self._written: str | None = None
+
+    # --- preparation ----------------------------------------------------------------------
+
+    def _write_configs(self) -> None:
+        for run in self.plan.runs:
+            previous = layout.read_previous_config(artifacts.config_path(self.state_dir, run.name))
+            has_ckpt = bool(self.watchers[run.width].observe(fresh=True).checkpoint_steps)
+            check_same_recipe(previous, run, has_ckpt, run.paths.root)
+        for run in self.plan.runs:
+            storage.write_text(artifacts.config_path(self.state_dir, run.name), run.config_json())
+
+    def _initial_decisions(self) -> list[SizeDecision]:
+        decisions = []
+        for run in self.plan.runs:
+            obs = self.watchers[run.width].observe()
+            d = decide(run, obs.checkpoint_steps, {r.id for r in obs.results}, force_eval=self.force_eval)
+            decisions.append(d)
+            if d.train:
+                self.stage[run.width] = TRAIN
+                self.activities[run.width] = SizeActivity(SizePhase.pending, d.reason)
+            elif d.evaluate:
+                self.stage[run.width] = EVALUATE
+                self.activities[run.width] = SizeActivity(SizePhase.queued, d.reason)
+            else:
+                self.stage[run.width] = "done"
+                self.activities[run.width] = SizeActivity(SizePhase.succeeded, d.reason)
+        return decisions
+
+    # --- signals ---------------------------------------------------------------------------
+
+    def _on_signal(self, signum, _frame) -> None:
+        self._signals += 1
+        self._wake.set()
+        if self._signals >= 2:
+            for child in list(self.children.values()):
+                child.kill()
+
+    def request_stop(self) -> None:
+        """What Ctrl-C does; callable from another thread (tests, embedding)."""
+        self._on_signal(signal.SIGTERM, None)
+
+    # --- the loop --------------------------------------------------------------------------
+
+    def _next_task(self) -> Task | None:
+        running = set(self.children)
+        for kind in (EVALUATE, TRAIN):
+            for run in self.plan.runs:
+                if self.stage[run.width] == kind and run.width not in running:
+                    config = Path(artifacts.config_path(self.state_dir, run.name))
+                    log = Path(artifacts.log_path(self.state_dir, run.width, kind))
+                    if kind == EVALUATE:
+                        return evaluate_task(run, config, log, self.python, force=self.force_eval)
+                    return train_task(run, config, log, self.python)
+        return None
+
+    def _child_env(self) -> dict[str, str]:
+        """The runner's environment, plus a JAX persistent compilation cache in the run directory
+        (unless one is configured) so a resumed size does not compile its programs again."""
+        env = dict(os.environ if self.env is None else self.env)
+        env.setdefault("JAX_COMPILATION_CACHE_DIR", str(self.state_dir / layout.JAX_CACHE_DIR))
+        return env
+
+    def _launch(self, task: Task) -> None:
+        run = self.plan.run(task.width)
+        child = Child(task, env=self._child_env())
+        self.children[task.width] = child
+        phase = SizePhase.training if task.kind == TRAIN else SizePhase.evaluating
+        previous = self.activities.get(task.width)
+        note = previous.message if previous and previous.phase is not SizePhase.succeeded else None
+        self.activities[task.width] = SizeActivity(phase, note)
+        self.view.event(f"c{run.width}: {task.kind} started (pid {child.pid}; {note or ''}) log: {task.log}")
+
+    def _fail(self, width: int, text: str) -> None:
+        self.stage[width] = "failed"
+        self.activities[width] = SizeActivity(SizePhase.failed, text.splitlines()[0][:300])
+        self.messages.append(f"c{width}: {text}")
+        self.view.event(f"c{width}: FAILED: {text}")
+
+    def _reap(self, width: int, child: Child, rc: int) -> None:
+        run = self.plan.run(width)
+        task = child.task
+        del self.children[width]
+        obs = self.watchers[width].observe(fresh=True)
+        if rc != 0 and (child.terminated or self._signals):
+            ckpt = max(obs.checkpoint_steps) if obs.checkpoint_steps else None
+            where = f"newest checkpoint: step {ckpt}" if ckpt is not None else "no checkpoint yet"
+            self.activities[width] = SizeActivity(SizePhase.suspended, f"{task.kind} interrupted ({where})")
+            self.view.event(f"c{width}: {task.kind} stopped with exit code {rc} ({where})")
+            return
+        tail = log_tail(task.log)
+        if rc == USER_ERROR:
+            self._user_error = True
+            self._fail(width, f"{task.kind} rejected its input (exit {rc}); see {task.log}:\n{tail}")
+            return
+        if rc == RESTARTABLE and self.restarts.get(width, 0) < MAX_RESTARTS:
+            # Saved and asked to be restarted (e.g. it caught a SIGTERM we did not send): it
+            # resumes from its checkpoint when started again.
+            self.restarts[width] = self.restarts.get(width, 0) + 1
+            self.activities[width] = SizeActivity(SizePhase.pending, f"{task.kind} restartable (exit 42)")
+            self.view.event(f"c{width}: {task.kind} exited restartable; starting it again")
+            return
+        if rc != 0:
+            self._fail(width, f"{task.kind} exited with code {rc}; see {task.log}:\n{tail}")
+            return
+        if task.kind == TRAIN:
+            if run.training.steps not in obs.checkpoint_steps:
+                self._fail(width, f"trainer exited 0 but wrote no checkpoint at step {run.training.steps} "
+                                  f"under {run.paths.checkpoints}; see {task.log}")
+                return
+            self.stage[width] = EVALUATE
+            self.activities[width] = SizeActivity(SizePhase.queued, "trained; waiting to evaluate")
+            self.view.event(f"c{width}: trained to step {run.training.steps}")
+            return
+        expected = expected_ids(run, obs.checkpoint_steps)
+        got = len(expected & {r.id for r in obs.results})
+        self.stage[width] = "done"
+        note = f"{got}/{len(expected)} measurements recorded"
+        if got < len(expected):
+            note += f" (the evaluator recorded fewer than the grid names; see {task.log})"
+        self.activities[width] = SizeActivity(SizePhase.succeeded, note)
+        self.view.event(f"c{width}: evaluated, {note}")
+
+    def _observations(self) -> dict[int, SizeObservation]:
+        return {w: watcher.observe() for w, watcher in self.watchers.items()}
+
+    def _refresh(self, *, active: bool) -> None:
+        obs = self._observations()
+        status = build_status(self.plan, obs, self.activities, active=active, now=utc_now(),
+                              previous=self._status, interrupted=bool(self._signals))
+        self._status = status
+        text = json.dumps(status.to_wire(), sort_keys=True)
+        if text != self._written:
+            artifacts.write_status(self.state_dir, status)
+            self._written = text
+        expected = {w: len(expected_ids(self.plan.run(w), o.checkpoint_steps)) for w, o in obs.items()}
+        speeds = {}
+        for w, o in obs.items():
+            v = (o.last_metrics or {}).get("examples_per_s")
+            training = w in self.children and self.children[w].task.kind == TRAIN
+            speeds[w] = float(v) if isinstance(v, int | float) and training else None
+        self.view.update(Snapshot(self.exp.metadata.name, status, expected, speeds))
+
+    def _stop_children(self) -> None:
+        if self._stopping_since is None:
+            self._stopping_since = time.monotonic()
+            self.view.event("stopping: SIGTERM sent to running tasks; they save and exit "
+                            "(Ctrl-C again to kill them now)")
+            for child in self.children.values():
+                child.terminate()
+        elif time.monotonic() - self._stopping_since > self.stop_grace_s:
+            self.view.event(f"tasks still running {self.stop_grace_s:.0f}s after SIGTERM: killing them")
+            for child in self.children.values():
+                child.kill()
+
+    def _loop(self) -> None:
+        while True:
+            for width, child in list(self.children.items()):
+                rc = child.poll()
+                if rc is not None:
+                    self._reap(width, child, rc)
+            if self._signals:
+                self._stop_children()
+            elif not self._user_error:
+                while len(self.children) < self.max_parallel:
+                    task = self._next_task()
+                    if task is None:
+                        break
+                    self._launch(task)
+            if not self.children and (self._signals or self._user_error or self._next_task() is None):
+                return
+            self._refresh(active=True)
+            self._wake.wait(self.poll_s)
+            self._wake.clear()
+
+    def run(self) -> RunOutcome:
+        storage.check_access(self.outputs)  # a missing bucket or permission: say so before starting
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        with RunLock(self.state_dir):
+            self._status = artifacts.read_status(self.state_dir)
+            self._write_configs()
+            decisions = self._initial_decisions()
+            for d in decisions:
+                self.view.event(f"c{d.width}: {d.reason}")
+            restore = {}
+            if threading.current_thread() is threading.main_thread():
+                for sig in (signal.SIGINT, signal.SIGTERM):
+                    restore[sig] = signal.signal(sig, self._on_signal)
+            self.view.start()
+            try:
+                self._refresh(active=True)
+                self._loop()
+            finally:
+                for child in list(self.children.values()):
+                    child.kill()
+                for sig, handler in restore.items():
+                    signal.signal(sig, handler)
+                interrupted = bool(self._signals)
+                if interrupted:
+                    for w, stage in self.stage.items():
+                        if stage in (TRAIN, EVALUATE) and self.activities[w].phase is not SizePhase.suspended:
+                            self.activities[w] = SizeActivity(SizePhase.suspended, NOT_STARTED)
+                self._refresh(active=False)
+                self.view.stop()
+        status = self._status
+        if interrupted:
+            code = RESTARTABLE
+        elif self._user_error:
+            code = USER_ERROR
+        elif status.phase.value == "Succeeded":
+            code = OK
+        else:
+            code = EXIT_FAILED
+        return RunOutcome(self.state_dir, status, code, interrupted, list(self.messages))

@@ -1,0 +1,83 @@
+"""The last step: the operator's part of the status, built by ladder_api.conditions (the rules
+`ladder run` uses too), and the Events that narrate its transitions.
+
+The operator applies only the fields it owns (server-side apply, field manager ladder-operator):
+the trainer pods own each size's progress (step, loss, checkpoint) and the evaluator pods the
+results, and an apply without them leaves them alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from ladder_api.conditions import Circumstances, Reason, Suspension, experiment_status
+from ladder_api.plan import CODE_VERSION, Plan
+from ladder_api.spec import ScalingExperimentSpec
+from ladder_api.status import ScalingExperimentStatus, SizePhase, SizeStatus
+from ladder_operator.reconcile.actions import PostEvent
+from ladder_operator.reconcile.experiment import ExperimentObject
+
+SPEC_SUSPEND = Suspension(Reason.suspended_by_spec, "spec.suspend is true: JobSets are suspended")
+OWNED = ("phase", "message", "observedGeneration", "specHash", "codeVersion", "images", "conditions",
+         "sizes", "summary")
+SIZE_OWNED = ("width", "phase", "jobset", "evalJobset", "restarts", "message")
+
+
+def owned_wire(status: ScalingExperimentStatus) -> dict:
+    """The wire form of the fields the operator owns."""
+    wire = status.to_wire()
+    out = {k: wire[k] for k in OWNED if k in wire}
+    out["sizes"] = [{k: s[k] for k in SIZE_OWNED if k in s} for s in wire.get("sizes") or []]
+    return out
+
+
+def operator_status(
+    spec: ScalingExperimentSpec,
+    plan: Plan,
+    sizes: Sequence[SizeStatus],
+    exp: ExperimentObject,
+    refused: Sequence[str],
+    now: str,
+    rejected: str | None = None,
+) -> ScalingExperimentStatus:
+    circumstances = Circumstances(suspension=SPEC_SUSPEND if spec.suspend else None, refused=tuple(refused),
+                                  rejected=rejected or "")
+    return experiment_status(
+        sizes, exp.status.results, spec.evaluation,
+        circumstances=circumstances, previous=exp.status, now=now, generation=exp.generation,
+        spec_hash=plan.spec_hash, code_version=CODE_VERSION,
+        images={"trainer": spec.resources.images.trainer, "evaluator": spec.resources.images.evaluator},
+    )
+
+
+def size_events(
+    previous: dict[int, SizePhase], sizes: Sequence[SizeStatus], started: set[int]
+) -> list[PostEvent]:
+    """One Event per size that changed phase; a size whose training JobSet was just created says
+    so instead."""
+    events = []
+    for size in sizes:
+        before = previous.get(size.width, SizePhase.pending)
+        if size.width in started:
+            events.append(PostEvent("Normal", "SizeStarted", f"size c{size.width}: training JobSet created"))
+        elif size.phase is not before:
+            kind = "Warning" if size.phase is SizePhase.failed else "Normal"
+            text = f"size c{size.width}: {before.value} -> {size.phase.value}"
+            text += f" ({size.message})" if size.message else ""
+            events.append(PostEvent(kind, f"Size{size.phase.value}", text))
+    return events
+
+
+def experiment_events(exp: ExperimentObject, status: ScalingExperimentStatus) -> list[PostEvent]:
+    """A refused edit or a refused object once (when Degraded first says so), and each phase
+    change."""
+    events = []
+    degraded = next(c for c in status.conditions if c.type == "Degraded")
+    before = next((c for c in exp.status.conditions if c.type == "Degraded"), None)
+    warned = (Reason.spec_change_refused, Reason.object_rejected)
+    if degraded.reason in warned and (before is None or before.reason != degraded.reason):
+        events.append(PostEvent("Warning", degraded.reason, degraded.message))
+    if status.phase.value != exp.phase:
+        text = f"{exp.phase or 'New'} -> {status.phase.value}: {status.message}"
+        events.append(PostEvent("Normal", f"Experiment{status.phase.value}", text))
+    return events

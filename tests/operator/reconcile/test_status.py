@@ -1,0 +1,72 @@
+"""The operator's status step: what it applies (its own fields only) and the Events it posts."""
+
+from __future__ import annotations
+
+from ladder_api.plan import expand
+from ladder_api.spec import ScalingExperiment
+from ladder_api.status import SizePhase, SizeStatus
+from ladder_operator.reconcile.actions import PostEvent
+from ladder_operator.reconcile.experiment import read_experiment
+from ladder_operator.reconcile.status import experiment_events, operator_status, owned_wire, size_events
+from tests.operator.test_reconcile import NOW, experiment
+
+P = SizePhase
+
+
+def status_of(raw, sizes, refused=()):
+    exp = ScalingExperiment.model_validate({k: raw[k] for k in ("apiVersion", "kind", "metadata", "spec")})
+    return operator_status(exp.spec, expand(exp), sizes, read_experiment(raw), list(refused), NOW)
+
+
+def test_the_status_ranks_by_the_specs_fid_and_applies_only_operator_fields():
+    raw = experiment()
+    result = {"id": "c32-s600-ddim-n4-g1-fid-digits-classifier", "width": 32, "checkpointStep": 600,
+              "sampler": "ddim", "steps": 4, "guidance": 1.0, "metric": "fid-digits-classifier", "value": 9.5,
+              "numSamples": 10, "gflopsPerForward": 1.0, "samplingCost": 4.0, "samplingCostWithGuidance": 4.0}
+    raw["status"] = {"phase": "Running", "results": [result, {"id": "broken"}],
+                     "sizes": [{"width": 32, "step": 600, "phase": "Evaluating"}]}
+    sizes = [SizeStatus(width=32, phase=P.succeeded, jobset="quickstart-c32", step=600),
+             SizeStatus(width=64, phase=P.training, jobset="quickstart-c64")]
+    st = status_of(raw, sizes)
+    assert (st.phase.value, st.message) == ("Running", "1/2 sizes done; training c64")
+    assert st.observed_generation == 1
+    summary = st.summary
+    assert (summary.fid_metric, summary.best_fid, summary.progress) == ("fid-digits-classifier", 9.5, "1/2")
+    wire = owned_wire(st)
+    assert "results" not in wire
+    assert wire["sizes"][0] == {"width": 32, "phase": "Succeeded", "jobset": "quickstart-c32", "restarts": 0}
+    assert wire["images"] == {"trainer": st.images["trainer"], "evaluator": st.images["evaluator"]}
+
+
+def test_spec_suspend_is_the_reason_the_experiment_is_suspended():
+    raw = experiment(suspend=True)
+    st = status_of(raw, [SizeStatus(width=32, phase=P.suspended, message="spec.suspend is true")])
+    cond = {c.type: (c.status, c.reason) for c in st.conditions}
+    assert st.phase.value == "Suspended" and st.message == "spec.suspend is true: JobSets are suspended"
+    assert cond["Suspended"] == ("True", "SuspendedBySpec")
+    assert cond["Progressing"] == ("False", "SuspendedBySpec")
+
+
+def test_size_events_name_each_transition_once():
+    sizes = [SizeStatus(width=32, phase=P.failed, message="FailedJobs: boom"),
+             SizeStatus(width=64, phase=P.queued, message="waiting"),
+             SizeStatus(width=96, phase=P.training)]
+    previous = {32: P.training, 96: P.training}
+    assert size_events(previous, sizes, started={64}) == [
+        PostEvent("Warning", "SizeFailed", "size c32: Training -> Failed (FailedJobs: boom)"),
+        PostEvent("Normal", "SizeStarted", "size c64: training JobSet created"),
+    ]
+
+
+def test_experiment_events_a_refusal_once_and_each_phase_change():
+    raw = experiment()
+    refused = ["spec.training.steps: 600 -> 700"]
+    st = status_of(raw, [SizeStatus(width=32, phase=P.training)], refused)
+    events = experiment_events(read_experiment(raw), st)
+    kinds = [(e.type, e.reason) for e in events]
+    assert kinds == [("Warning", "SpecChangeRefused"), ("Normal", "ExperimentRunning")]
+    assert events[0].message.startswith("refused: spec.training.steps: 600 -> 700.")
+    assert events[1].message == "New -> Running: 0/1 sizes done; training c32"
+    raw["status"] = st.to_wire()
+    again = status_of(raw, [SizeStatus(width=32, phase=P.training)], refused)
+    assert experiment_events(read_experiment(raw), again) == []

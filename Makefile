@@ -12,8 +12,7 @@ setup: $(STAMP)
 
 # Idempotent: the venv is rebuilt only when the dependency lists change.
 $(STAMP): pyproject.toml constraints.txt
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[dev]'
+	hack/setup-venv.sh $(VENV) $(PYTHON)
 	@touch $(STAMP)
 
 lint: setup

@@ -150,11 +150,11 @@ def test_final_before_training_ends_exits_2_naming_training_steps(trained, tmp_p
     _, run = trained
     longer = run.model_copy(update={"training": run.training.model_copy(update={"steps": 20})})
     config = _write_config(tmp_path, longer)
-    code = main(["--config", config, "--checkpoint", run.paths.checkpoints, "--results-file",
-                 str(tmp_path / "r.json"), "--no-progress"])
+    code = main(["--config", config, "--checkpoint", run.paths.checkpoints, "--results",
+                 str(tmp_path / "results"), "--no-progress"])
     err = capsys.readouterr().err
     assert code == 2 and "training.steps = 20" in err and "newest: step 10" in err and "Traceback" not in err
-    assert not (tmp_path / "r.json").exists()
+    assert not (tmp_path / "results").exists()
 
 
 def test_missing_inception_weights_exits_2_naming_the_path(trained, tmp_path, capsys):

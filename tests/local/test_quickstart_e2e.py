@@ -28,17 +28,17 @@ def small_quickstart(tmp_path: Path) -> Path:
     spec = doc["spec"]
     doc["metadata"]["name"] = "quickstart-small"
     spec["ladder"]["widths"] = [8, 16]
-    spec["training"].update(steps=60, globalBatch=32, logEverySteps=10)
-    spec["training"]["checkpoint"] = {"intervalSteps": 30, "keep": 2}
-    spec["training"]["lrSchedule"] = {"kind": "cosine", "warmupSteps": 10}
-    spec["evaluation"].update(samplers=["dpmpp_2m"], steps=[2, 4], guidanceScales=[1.0, 3.0], numSamples=50,
-                              batchSize=50)
+    spec["training"].update(steps=30, globalBatch=32, logEverySteps=10)
+    spec["training"]["checkpoint"] = {"intervalSteps": 15, "keep": 2}
+    spec["training"]["lrSchedule"] = {"kind": "cosine", "warmupSteps": 5}
+    spec["evaluation"].update(samplers=["dpmpp_2m"], steps=[2, 4], guidanceScales=[1.0, 3.0], numSamples=32,
+                              batchSize=32)
     path = tmp_path / "quickstart-small.yaml"
     path.write_text(yaml.safe_dump(doc))
     return path
 
 
-def ladder(*args, timeout=300) -> subprocess.CompletedProcess:
+def ladder(*args, timeout=900) -> subprocess.CompletedProcess:
     return subprocess.run([*LADDER, *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT)
 
 
@@ -54,7 +54,7 @@ def test_small_quickstart_end_to_end(tmp_path):
     status = ScalingExperimentStatus.model_validate(wire)
     widths = [s.width for s in status.sizes]
     assert status.phase.value == "Succeeded" and status.summary.progress == f"{len(widths)}/{len(widths)}"
-    assert all(s.checkpoint_step == 60 and s.step == 60 for s in status.sizes)
+    assert all(s.checkpoint_step == 30 and s.step == 30 for s in status.sizes)
     metrics = {r.metric for r in status.results}
     assert metrics == {"fid-digits-classifier", "adherence"}
     assert len(status.results) == len(widths) * 1 * 2 * 2 * 2  # sizes x samplers x steps x guidance x metrics

@@ -48,7 +48,7 @@ def test_sigkill_at_random_points_converges_without_duplicates(apiserver, cluste
         cluster.create(exp)
         names.append(f"kill-{i}")
     proc = OperatorProcess(apiserver.kubeconfig, tmp_path / "operator.log")
-    for _ in range(20):
+    for _ in range(10):
         before = apiserver.request_counts().get(("watch", "jobsets"), 0)
         proc.start()
         _wait_ready(apiserver, before)

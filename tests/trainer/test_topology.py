@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from ladder_api import artifacts
 from ladder_trainer import checkpointing
 
 from .conftest import ONE_LEVEL, make_run, trainer_env, write_run
@@ -55,11 +56,11 @@ def test_evaluator_restores_an_8_device_checkpoint_on_1_and_2_devices(trained):
     root, run, config = trained
     results = {}
     for n in (1, 2):
-        path = root / f"results-{n}.json"
+        path = root / f"results-{n}"
         out = _run("ladder_evaluator", "--config", config, "--checkpoint", run.paths.checkpoints,
-                   "--results-file", str(path), "--status", "file", "--no-progress", devices=n)
+                   "--results", str(path), "--status", "file", "--no-progress", devices=n)
         assert out.returncode == 0, f"{n} device(s):\n{out.stderr[-3000:]}"
-        results[n] = {r["id"]: r["value"] for r in json.loads(path.read_text())}
+        results[n] = {i: r.value for i, r in artifacts.ResultsStore(str(path)).existing().items()}
     assert list(results[1]) == ["c16-s2-ddim-n2-g1-adherence"]
     assert results[1] == results[2]  # the same weights, whichever devices hold them
 

@@ -116,6 +116,10 @@ class Scorers:
             "ships no images"
         )
 
+    @property
+    def clip_model(self) -> str | None:
+        return getattr(self.clip, "model_name", None)
+
     def accumulator(self) -> Accumulator:
         return Accumulator(self)
 
@@ -208,7 +212,10 @@ def save_samples(run: RunConfig, step: int, point: GridPoint, images, labels) ->
 
 
 def results_for(run: RunConfig, step: int, point: GridPoint, values: dict[str, float],
-                backends: dict[str, str] | None = None) -> list[Result]:
+                backends: dict[str, str], clip_model: str | None = None) -> list[Result]:
+    """One Result per metric value. Its settings say how it was computed: metricsBackend (jax or
+    torch: the CLIP port falls back to torch for models it cannot express) on every result, the
+    FID's features, and for clip-score the open_clip model scored with."""
     paper, with_g = sampling_cost(run.model.normalized_cost, point.steps, point.guidance)
     ev = run.evaluation
     settings = {
@@ -224,8 +231,9 @@ def results_for(run: RunConfig, step: int, point: GridPoint, values: dict[str, f
     for name, value in values.items():
         features = fid_features_of(name)
         extra = {"features": features} if features else {}
-        if backends and name in backends:
-            extra["metricsBackend"] = backends[name]
+        extra["metricsBackend"] = backends[name]
+        if name == CLIP_SCORE and clip_model:
+            extra["clipModel"] = clip_model
         out.append(Result(
             id=point.result_id(run.width, step, name),
             width=run.width, checkpoint_step=step, sampler=point.sampler, steps=point.steps,
@@ -289,7 +297,7 @@ def evaluate(run: RunConfig, checkpoint_uri: str, store: ResultStore, *, force: 
         values = acc.values()
         images = np.concatenate(kept_images)
         labels = None if kept_labels[0] is None else np.concatenate(kept_labels)
-        results = results_for(run, step, point, values, scorers.backends)
+        results = results_for(run, step, point, values, scorers.backends, scorers.clip_model)
         store.write(results)
         written.extend(results)
         try:

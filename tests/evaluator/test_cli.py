@@ -134,6 +134,7 @@ def test_inception_fid_and_clip_score_run_in_jax_and_say_so(trained, tmp_path):
     for r in got.values():
         assert r["settings"]["metricsBackend"] == "jax" and r["numSamples"] == 6
     assert got["c16-s10-ddim-n2-g1-fid-inception"]["settings"]["features"] == "inception"
+    assert got["c16-s10-ddim-n2-g1-clip-score"]["settings"]["clipModel"] == clip_model
     assert got["c16-s10-ddim-n2-g1-fid-inception"]["value"] > 0
 
 

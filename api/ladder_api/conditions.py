@@ -18,7 +18,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from ladder_api import grid
+from ladder_api.estimate import StudyEstimate, cost_status
 from ladder_api.frontier import summarize
+from ladder_api.predict import unfinished_sizes
 from ladder_api.spec import EvaluationSpec, MetricName
 from ladder_api.status import (
     Condition,
@@ -225,9 +227,12 @@ def fid_metric(evaluation: EvaluationSpec) -> str | None:
     return grid.fid_metric(evaluation.fid_features)
 
 
-def summary(results: Sequence[Result], sizes: Sequence[SizeStatus], evaluation: EvaluationSpec) -> Summary:
-    done = sum(1 for s in sizes if s.phase is SizePhase.succeeded)
-    return summarize(results, done, len(sizes), fid_metric(evaluation))
+def summary(results: Sequence[Result], sizes: Sequence[SizeStatus], evaluation: EvaluationSpec,
+            runs: Sequence = ()) -> Summary:
+    """The summary; with the plan's `runs`, also the predicted frontier of the sizes not done."""
+    finished = {s.width for s in sizes if s.phase is SizePhase.succeeded}
+    return summarize(results, len(finished), len(sizes), fid_metric(evaluation),
+                     confidence=evaluation.bootstrap.confidence, unfinished=unfinished_sizes(runs, finished))
 
 
 def experiment_status(
@@ -239,10 +244,13 @@ def experiment_status(
     previous: ScalingExperimentStatus | None = None,
     now: str,
     generation: int | None = None,
+    estimate: StudyEstimate | None = None,
+    runs: Sequence = (),
     **identity,
 ) -> ScalingExperimentStatus:
     """The whole status from the sizes' phases and the results. `identity` holds the fields that
-    only name what is described (spec_hash, code_version, images)."""
+    only name what is described (spec_hash, code_version, images); `estimate`, the study's cost
+    (ladder_api.estimate), becomes status.cost with what the sizes' progress has spent of it."""
     circumstances = circumstances or Circumstances()
     phase = experiment_phase(sizes, circumstances)
     message = experiment_message(phase, sizes, circumstances)
@@ -253,8 +261,9 @@ def experiment_status(
         observed_generation=generation,
         conditions=_conditions(wanted, previous.conditions if previous else [], now, generation),
         sizes=list(sizes),
-        results=list(results),
-        summary=summary(results, sizes, evaluation),
+        results=[r.in_status() for r in results],
+        summary=summary(results, sizes, evaluation, runs),
+        cost=cost_status(estimate, sizes) if estimate is not None else None,
         **identity,
     )
 

@@ -14,6 +14,12 @@ Which results enter the frontier: the FID results of one metric (see `pick_fid_m
 width only its newest evaluated checkpoint, so a frontier never mixes a half-trained model with
 finished ones. Ties are broken deterministically (lower cost, then smaller width, then sampler
 name, steps, guidance), so the same results always give the same summary.
+
+Decisions carry their confidence (ladder_api.uncertainty): at each budget the winner is the best
+point estimate, and every other width whose best setting there is not distinguishable from it (the
+interval of their FID difference, paired over the shared bootstrap resamples when both results
+have replicates, else from the two standard errors, holds 0) is listed as a tie. A width wins a
+budget in words only when its tie list is empty.
 """
 
 from __future__ import annotations
@@ -21,7 +27,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Literal
 
+from ladder_api import uncertainty
 from ladder_api.grid import fid_features_of, fid_metric
+from ladder_api.predict import Unfinished, predict_frontier, prediction_words
 from ladder_api.spec import FidFeatures
 from ladder_api.status import FrontierPoint, Result, Summary
 
@@ -70,8 +78,84 @@ def _rank(r: Result, kind: CostKind) -> tuple:
 def _point(r: Result, budget: float, kind: CostKind) -> FrontierPoint:
     return FrontierPoint(
         budget=budget, width=r.width, sampler=r.sampler, steps=r.steps, guidance=r.guidance,
-        fid=r.value, cost=_cost(r, kind),
+        fid=r.value, cost=_cost(r, kind), fid_low=r.ci_low, fid_high=r.ci_high,
     )
+
+
+def _paired(a: Result, b: Result) -> bool:
+    """Whether replicate i of a and b is the same resample: same sample count and seed (hence the
+    same index sets) and as many replicates."""
+    return (bool(a.replicates) and b.replicates is not None and len(a.replicates) == len(b.replicates)
+            and a.num_samples == b.num_samples and a.settings.get("seed") == b.settings.get("seed"))
+
+
+def difference_interval(a: Result, b: Result, confidence: float) -> tuple[float, float] | None:
+    """Interval of a.value - b.value: paired over shared resamples when both have replicates,
+    else from standard errors; None when either result carries no uncertainty."""
+    if _paired(a, b):
+        return uncertainty.paired_difference(a.replicates, b.replicates, confidence)
+    if a.stderr is None or b.stderr is None:
+        return None
+    return uncertainty.unpaired_difference((a.value, a.stderr), (b.value, b.stderr), confidence)
+
+
+class _Within:
+    """What the results within a growing budget say: per width its best setting and the
+    elementwise minimum of its settings' replicates (its best in each resample). Budgets are
+    visited in increasing order and each result is added once, so a frontier over R results, W
+    widths, K budgets and B resamples costs O((R + K) B) for the win probabilities (each
+    resample's leader is updated as results are added), not O(K R B); difference intervals are
+    cached per pair of settings."""
+
+    def __init__(self, kind: CostKind):
+        self.kind = kind
+        self.best: dict[int, Result] = {}
+        self.mins: dict[int, list[float]] = {}
+        self.first: Result | None = None
+        self.paired = True
+        self._diffs: dict[tuple[str, str], tuple[float, float] | None] = {}
+        self.top: list[float] = []  # per resample, the lowest value within the budget
+        self.leaders: list[set[int]] = []  # per resample, the widths holding it
+
+    def add(self, r: Result) -> None:
+        self.first = self.first or r
+        if r.width not in self.best or _rank(r, self.kind) < _rank(self.best[r.width], self.kind):
+            self.best[r.width] = r
+        self.paired = self.paired and _paired(self.first, r)
+        if self.paired:
+            m = self.mins.get(r.width)
+            reps = list(r.replicates)
+            self.mins[r.width] = reps if m is None else uncertainty.elementwise_min(m, reps)
+            self._lead(r.width, reps)
+
+    def _lead(self, width: int, reps: list[float]) -> None:
+        """Update each resample's leaders: values only fall as results are added, so a resample's
+        leader can only become the width just added (or join it on an exact tie)."""
+        if not self.top:
+            self.top, self.leaders = list(reps), [{width} for _ in reps]
+            return
+        for i, v in enumerate(reps):
+            if v < self.top[i]:
+                self.top[i], self.leaders[i] = v, {width}
+            elif v == self.top[i]:
+                self.leaders[i].add(width)
+
+    def decide(self, budget: float, confidence: float) -> FrontierPoint:
+        """The best setting at this budget, the widths tied with it, its win probability."""
+        best = min(self.best.values(), key=lambda r: _rank(r, self.kind))
+        point = _point(best, budget, self.kind)
+        for width in sorted(self.best):
+            if width != best.width:
+                rival = self.best[width]
+                key = (rival.id, best.id)
+                if key not in self._diffs:  # best settings change rarely from budget to budget
+                    self._diffs[key] = difference_interval(rival, best, confidence)
+                interval = self._diffs[key]
+                if interval is not None and interval[0] <= 0.0:
+                    point.ties.append(width)
+        if self.paired:
+            point.win_probability = sum(1.0 / len(k) for k in self.leaders if best.width in k) / len(self.top)
+        return point
 
 
 def fid_results(
@@ -88,20 +172,26 @@ def fid_results(
 
 
 def frontier(
-    results: Sequence[Result], budgets: Sequence[float] | None = None, cost: CostKind = "paper"
+    results: Sequence[Result], budgets: Sequence[float] | None = None, cost: CostKind = "paper",
+    confidence: float = 0.95,
 ) -> list[FrontierPoint]:
-    """For each budget, the best measurement whose cost is within it (one metric's results).
+    """For each budget, the best measurement whose cost is within it (one metric's results), with
+    the widths it is not distinguishable from at `confidence`.
 
     Budgets default to the distinct costs present, which is where the frontier can change. A
     budget below every cost gets no point.
     """
     if budgets is None:
         budgets = sorted({_cost(r, cost) for r in results})
-    out = []
+    ordered = sorted(results, key=lambda r: (_cost(r, cost),) + _rank(r, cost))
+    within, i, out = _Within(cost), 0, []
     for b in sorted(budgets):
-        within = [r for r in results if _cost(r, cost) <= b + 1e-12 * max(1.0, abs(b))]
-        if within:
-            out.append(_point(min(within, key=lambda r: _rank(r, cost)), b, cost))
+        limit = b + 1e-12 * max(1.0, abs(b))
+        while i < len(ordered) and _cost(ordered[i], cost) <= limit:
+            within.add(ordered[i])
+            i += 1
+        if within.best:
+            out.append(within.decide(b, confidence))
     return out
 
 
@@ -140,13 +230,15 @@ def summarize(
     *,
     budgets: Sequence[float] | None = None,
     cost: CostKind = "paper",
+    confidence: float = 0.95,
+    unfinished: Sequence[Unfinished] = (),
 ) -> Summary:
     """The status summary: progress, best FID overall, the frontier and the Pareto front."""
     results = list(results)
     metric = pick_fid_metric(results, fid_metric)
     summary = Summary(
         sizes_done=sizes_done, sizes_total=sizes_total, progress=f"{sizes_done}/{sizes_total}",
-        fid_metric=metric,
+        fid_metric=metric, confidence=confidence,
     )
     if metric is None:
         return summary
@@ -156,22 +248,64 @@ def summarize(
     best = min(chosen, key=lambda r: _rank(r, cost))
     summary.best_fid = best.value
     summary.best_width = best.width
-    summary.frontier = frontier(chosen, budgets, cost)
+    summary.frontier = frontier(chosen, budgets, cost, confidence)
     summary.pareto = pareto(chosen, cost)
+    if unfinished and cost == "paper":
+        todo = {u.width for u in unfinished}
+        finished = [r for r in chosen if r.width not in todo]
+        grid = sorted({r.sampling_cost for r in finished} | {u.min_cost for u in unfinished})
+        summary.predictions = prediction_words(predict_frontier(finished, unfinished, grid, confidence))
     return summary
 
 
+def fid_cell(fid: float, low: float | None, high: float | None) -> str:
+    """An FID with its interval, as both tables print it."""
+    return f"{fid:.3f}" if low is None or high is None else f"{fid:.3f} [{low:.3f}, {high:.3f}]"
+
+
+def decision(p: FrontierPoint) -> str:
+    """The point's decision in words: a win only when no other width is within the interval."""
+    if p.fid_low is None and p.win_probability is None and not p.ties:
+        return "no interval"
+    if p.ties:
+        return "tie with " + ", ".join(f"c{w}" for w in p.ties)
+    return "wins" + ("" if p.win_probability is None else f" (p={p.win_probability:.2f})")
+
+
 def frontier_rows(summary: Summary) -> list[list[str]]:
-    """The frontier as table rows (budget, size, sampler, steps, guidance, cost, FID), with
-    consecutive budgets that pick the same setting merged into one row. `ladder status` and the
-    report both print it, so they always agree."""
+    """The frontier as table rows (budget, size, sampler, steps, guidance, cost, FID with its
+    interval, decision), with consecutive budgets that pick the same setting with the same tie set
+    merged into one row. `ladder status` and the report both print it, so they always agree."""
     rows: list[list[str]] = []
     last = None
     for p in summary.frontier:
-        key = (p.width, p.sampler, p.steps, p.guidance)
+        key = (p.width, p.sampler, p.steps, p.guidance, tuple(p.ties))
         if key == last:
             continue
         last = key
         rows.append([f"{p.budget:.4g}", f"c{p.width}", p.sampler, str(p.steps), f"{p.guidance:g}",
-                     f"{p.cost:.4g}", f"{p.fid:.3f}"])
+                     f"{p.cost:.4g}", fid_cell(p.fid, p.fid_low, p.fid_high), decision(p)])
     return rows
+
+
+def frontier_words(summary: Summary) -> list[str]:
+    """The frontier described from the results themselves, one sentence per run of budgets with
+    the same outcome: a size "is best" only where the paired comparison separates it."""
+    out: list[str] = []
+    runs: list[tuple[tuple, float, float]] = []
+    for p in summary.frontier:
+        outcome = (p.width, tuple(p.ties))
+        if runs and runs[-1][0] == outcome:
+            runs[-1] = (outcome, runs[-1][1], p.budget)
+        else:
+            runs.append((outcome, p.budget, p.budget))
+    level = f"{summary.confidence:.0%}" if summary.confidence else "the stated level"
+    for (width, ties), lo, hi in runs:
+        span = f"budget {lo:.4g}" if lo == hi else f"budgets {lo:.4g} to {hi:.4g}"
+        if ties:
+            names = ", ".join(f"c{w}" for w in (width, *ties))
+            out.append(f"At {span}, {names} are not distinguishable at {level} (c{width} has the "
+                       "lowest point estimate).")
+        else:
+            out.append(f"At {span}, c{width} is best at {level}.")
+    return out

@@ -159,7 +159,13 @@ def expected_ids(run: RunConfig, available: Iterable[int]) -> set[str]:
 # Evaluation fields added after the first release, with the value that reproduces what Ladder did
 # before them (wire name -> legacy value): at that value a field is left out of the hash, so an
 # upgrade does not re-run finished evaluations. Add one line per new field.
-EVALUATION_LEGACY: dict[str, object] = {}
+EVALUATION_LEGACY: dict[str, object] = {
+    # one noise seed is what Ladder did before `seeds`
+    "seeds": 1,
+    # results recorded before intervals keep their values (the evaluator skips recorded ids
+    # anyway); at the default the hash is unchanged, so an upgrade re-runs nothing
+    "bootstrap": {"resamples": 100, "confidence": 0.95},
+}
 
 
 def evaluation_hash(evaluation: EvaluationSpec, legacy: dict[str, object] = EVALUATION_LEGACY) -> str:

@@ -564,6 +564,21 @@ class SchedulingSpec(Model):
 # --- evaluation ---------------------------------------------------------------------------------
 
 
+class BootstrapSpec(Model):
+    """How every result's interval is computed: resamples of the generated samples (and of the
+    reference images, when its statistics come from images), by index sets seeded from
+    evaluation.seed, so all sizes share them and their differences are compared paired."""
+
+    resamples: int = Field(
+        100, ge=1, le=10_000,
+        description="Bootstrap resamples per result (each costs one FID on resampled statistics; "
+        "10,000 at most).",
+    )
+    confidence: float = Field(
+        0.95, gt=0.0, lt=1.0, description="Confidence level of every interval and tie decision."
+    )
+
+
 class EvaluationSpec(Model):
     samplers: list[SamplerName] = Field(
         default_factory=lambda: [SamplerName.ddim, SamplerName.dpmpp_2m, SamplerName.ddpm],
@@ -605,7 +620,15 @@ class EvaluationSpec(Model):
         "final", description="Which checkpoints to evaluate: final (the one of training.steps; "
         "evaluating before it exists is an error), all kept, or given steps."
     )
-    seed: int = Field(0, ge=0, description="Seed for sampling noise.")
+    seed: int = Field(0, ge=0, description="Seed for sampling noise and bootstrap resamples.")
+    seeds: int = Field(
+        1, ge=1, le=100,
+        description="Noise seeds per grid point (seed, seed+1, ...): with more than one, each "
+        "measurement is the mean over the seeds and records their spread beside its interval.",
+    )
+    bootstrap: BootstrapSpec = Field(
+        default_factory=BootstrapSpec, description="Confidence intervals on every result."
+    )
 
 
 # --- storage ------------------------------------------------------------------------------------

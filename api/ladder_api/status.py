@@ -84,6 +84,31 @@ class Result(Model):
     settings: dict[str, str] = Field(
         default_factory=dict, description="Exact settings used (autoencoder, features, eta...)."
     )
+    ci_low: float | None = Field(None, description="Lower end of the value's confidence interval.")
+    ci_high: float | None = Field(None, description="Upper end of the value's confidence interval.")
+    stderr: float | None = Field(
+        None, description="Standard error (the bootstrap replicates' standard deviation for FID)."
+    )
+    confidence: float | None = Field(None, description="Confidence level of ciLow..ciHigh.")
+    interval: str | None = Field(
+        None, description="How the interval was made: bootstrap-centred-percentile, wilson or normal."
+    )
+    seed_values: list[float] | None = Field(
+        None, description="The value at each noise seed (evaluation.seeds > 1); value is their mean."
+    )
+    seed_spread: float | None = Field(
+        None, description="Standard deviation of seedValues: the between-seed spread."
+    )
+    replicates: list[float] | None = Field(
+        None, description="The value on each shared bootstrap resample, centred on the value "
+        "(kept in the results objects in storage, left out of the status): paired comparisons use "
+        "them."
+    )
+
+    def in_status(self) -> Result:
+        """The entry as the status carries it: without replicates, which would make a paper-scale
+        status (3,168 results x 100 resamples) too large for the API server."""
+        return self if self.replicates is None else self.model_copy(update={"replicates": None})
 
 
 def result_id(
@@ -101,6 +126,17 @@ class FrontierPoint(Model):
     guidance: float = Field(..., description="Guidance scale of the best setting.")
     fid: float = Field(..., description="Its FID.")
     cost: float = Field(..., description="Its sampling cost (at most the budget).")
+    fid_low: float | None = Field(None, description="Lower end of its FID's confidence interval.")
+    fid_high: float | None = Field(None, description="Upper end of its FID's confidence interval.")
+    ties: list[int] = Field(
+        default_factory=list, description="Other widths whose best setting within the budget is not "
+        "distinguishable from this one (their paired FID difference's interval holds 0): the width "
+        "wins the budget only when this is empty."
+    )
+    win_probability: float | None = Field(
+        None, description="Share of the shared bootstrap resamples in which this width has the best "
+        "FID within the budget (present when every result there has replicates)."
+    )
 
 
 class Summary(Model):
@@ -110,12 +146,35 @@ class Summary(Model):
     best_fid: float | None = Field(None, description="Lowest FID measured so far.")
     best_width: int | None = Field(None, description="Width that reached bestFid.")
     fid_metric: str | None = Field(None, description="Which FID the summary ranks by.")
+    confidence: float | None = Field(None, description="Confidence level of intervals and ties.")
+    predictions: list[str] = Field(
+        default_factory=list, description="PREDICTED, not measured: per size still training, the "
+        "budgets it is predicted to win and how likely (ladder_api.predict; one line per size)."
+    )
     frontier: list[FrontierPoint] = Field(
         default_factory=list, description="Best size per sampling budget."
     )
     pareto: list[FrontierPoint] = Field(
         default_factory=list, description="Pareto front of sampling cost against FID."
     )
+
+
+class CostEstimate(Model):
+    """What the whole study costs by ladder_api.estimate, and how much of it is done."""
+
+    train_chip_hours: float = Field(..., description="Chip-hours of training every size.")
+    eval_chip_hours: float = Field(..., description="Chip-hours of evaluating every size's grid.")
+    chip_hours: float = Field(..., description="Training and evaluation together.")
+    spent_chip_hours: float = Field(
+        ..., description="The estimate's chip-hours of the work done so far (training steps "
+        "reached, sizes evaluated), at the same utilisation: progress in chip-hours, not a metering."
+    )
+    storage_bytes: int = Field(..., description="Training data and the checkpoints the runs keep.")
+    train_mfu: float = Field(..., description="Training utilisation the estimate assumes.")
+    eval_mfu: float = Field(..., description="Evaluation utilisation the estimate assumes.")
+    price_per_chip_hour: float | None = Field(None, description="Price the money figures assume.")
+    cost: float | None = Field(None, description="chipHours x pricePerChipHour.")
+    spent_cost: float | None = Field(None, description="spentChipHours x pricePerChipHour.")
 
 
 class ScalingExperimentStatus(Model):
@@ -137,3 +196,6 @@ class ScalingExperimentStatus(Model):
         default_factory=list, description="Every measurement (keyed by id; written by server-side apply)."
     )
     summary: Summary = Field(default_factory=Summary, description="Progress and the frontier.")
+    cost: CostEstimate | None = Field(
+        None, description="The study's estimated chip-hours, storage and money, and what is spent."
+    )

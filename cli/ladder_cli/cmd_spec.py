@@ -12,10 +12,12 @@ import sys
 from pathlib import Path
 
 from ladder_api.crd import crd_yaml
-from ladder_api.errors import SpecError
+from ladder_api.errors import SpecError, UserError
+from ladder_api.estimate import estimate
 from ladder_api.loading import load_experiment
 from ladder_api.plan import Plan, expand
 from ladder_api.validation import Target, problems
+from ladder_cli import estimate_view
 from ladder_operator import render as rendering
 
 
@@ -51,14 +53,17 @@ def register(sub) -> None:
 
     p = sub.add_parser(
         "plan",
-        help="write each run's resolved config as JSON",
+        help="write each run's resolved config as JSON, or estimate the study's cost",
         description="Expand an experiment into one resolved run config per size: the exact JSON the "
-        "trainer and evaluator read (--config). Without -o, print it.",
+        "trainer and evaluator read (--config). Without -o, print it. With --estimate, print instead "
+        "what the study costs per size and in all: training and evaluation FLOPs, chip-hours and "
+        "wall-clock hours on their slices, checkpoint and data storage, and money at a price.",
     )
     p.add_argument("file", help="experiment YAML")
     p.add_argument("--size", type=int, metavar="C", help="only this width")
     p.add_argument("-o", "--output-dir", metavar="DIR", help="write DIR/<run-name>.json per run")
     p.add_argument("--output-uri", metavar="URI", help="override spec.storage.outputUri")
+    estimate_view.add_flags(p)
     p.set_defaults(func=cmd_plan)
 
     p = sub.add_parser(
@@ -111,6 +116,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     for p in found:
         print(f"{args.file}: warning: {p} [on a cluster only: the operator sets it Invalid]", file=sys.stderr)
     print(summary_line(plan))
+    print(estimate_view.summary_line(estimate(plan)))
     return 0
 
 
@@ -125,10 +131,26 @@ def cmd_render(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_estimate(args: argparse.Namespace, plan: Plan, runs) -> int:
+    if args.output_dir is not None:
+        raise UserError("-o/--output-dir writes run configs; --estimate prints the cost: use one of them")
+    study = estimate(plan.model_copy(update={"runs": runs}), estimate_view.assumptions(args))
+    if args.json:
+        print(json.dumps(estimate_view.to_json(study), indent=2))
+        return 0
+    ref = plan.experiment
+    estimate_view.print_table(study, f"{ref.namespace}/{ref.name}: estimated cost")
+    return 0
+
+
 def cmd_plan(args: argparse.Namespace) -> int:
+    if misused := estimate_view.misused_flags(args):
+        raise UserError(f"{', '.join(misused)}: only with --estimate (the cost estimate's assumptions)")
     plan = _plan(args.file, output_uri=args.output_uri)
     _check_size(plan, args.size, args.file)
     runs = [r for r in plan.runs if args.size is None or r.width == args.size]
+    if args.estimate:
+        return cmd_estimate(args, plan, runs)
     if args.output_dir is None:
         docs = [json.loads(r.config_json()) for r in runs]
         out = docs[0] if args.size is not None else docs

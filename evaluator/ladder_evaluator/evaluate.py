@@ -18,6 +18,7 @@ import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import jax
@@ -71,13 +72,15 @@ class Scorers:
     prompts: prompts_mod.Prompts
     fid_extractor: object | None = None
     fid_ref: tuple[np.ndarray, np.ndarray] | None = None
+    fid_ref_feats: np.ndarray | None = None  # when the reference is computed from images
+    fid_root: object | None = None  # bootstrap.Reference: the reference with its square root
     clip: object | None = None
     judge: object | None = None
     backends: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def build(cls, run: RunConfig, prompts: prompts_mod.Prompts) -> Scorers:
-        from ladder_evaluator.metrics import backends, digits_classifier
+        from ladder_evaluator.metrics import backends, bootstrap, digits_classifier
 
         self = cls(run, prompts)
         ev = run.evaluation
@@ -87,6 +90,7 @@ class Scorers:
                                                         cache_dir=cache, batch_size=ev.batch_size)
             self.fid_ref = self._fid_reference()
             self.backends[fid_metric(ev.fid_features)] = self.fid_extractor.backend
+            self.fid_root = bootstrap.Reference(*self.fid_ref)
         if MetricName.clip in ev.metrics:
             self.clip = backends.clip_scorer(ev.clip_weights_uri, batch_size=ev.batch_size)
             self.backends[CLIP_SCORE] = self.clip.backend
@@ -108,7 +112,9 @@ class Scorers:
         if stats_uri:
             return fid.load_stats(stats_uri, self.fid_extractor.dim)
         if self.prompts.images is not None:
-            return fid.reference_from_images(self.prompts.images, self.fid_extractor, ev.batch_size)
+            images = np.asarray(self.prompts.images)
+            self.fid_ref_feats = fid.features(images, self.fid_extractor, ev.batch_size)
+            return fid.statistics(self.fid_ref_feats)
         raise UserError(
             f"FID needs reference statistics: set data.referenceSet.statsUri (clean-fid "
             f"custom stats, {self.fid_extractor.dim}-dimensional for fidFeatures "
@@ -126,13 +132,14 @@ class Scorers:
 
 class Accumulator:
     """Metric state over one grid point's batches: FID features, CLIP similarities and adherence
-    hits are kept per batch, images are not, so memory does not grow with numSamples x pixels."""
+    hits are kept per sample (the bootstrap resamples them), images are not, so memory does not
+    grow with numSamples x pixels."""
 
     def __init__(self, scorers: Scorers):
         self.s = scorers
         self.feats: list[np.ndarray] = []
-        self.clip_sum = 0.0
-        self.hits = 0
+        self.sims: list[np.ndarray] = []
+        self.hits: list[np.ndarray] = []
         self.n = 0
 
     def add(self, images: np.ndarray, captions, labels) -> None:
@@ -142,25 +149,36 @@ class Accumulator:
         if self.s.fid_extractor is not None:
             self.feats.append(fid.features(images, self.s.fid_extractor, ev.batch_size))
         if self.s.clip is not None:
-            self.clip_sum += self.s.clip.score(images, list(captions), ev.batch_size) * len(images)
+            self.sims.append(self.s.clip.similarities(images, list(captions), ev.batch_size))
         if self.s.judge is not None:
-            self.hits += int(np.sum(digits_classifier.predict(images, self.s.judge) == np.asarray(labels)))
+            self.hits.append(digits_classifier.predict(images, self.s.judge) == np.asarray(labels))
         self.n += len(images)
 
-    def values(self) -> dict[str, float]:
-        from ladder_evaluator.metrics import fid
+    def values(self) -> dict[str, dict]:
+        """Per metric name, the Result fields of its measurement: value, interval, replicates."""
+        from ladder_evaluator.metrics import bootstrap, fid
 
         ev, out = self.s.run.evaluation, {}
+        bs = dict(seed=ev.seed, resamples=ev.bootstrap.resamples, confidence=ev.bootstrap.confidence)
         for m in ev.metrics:
             name = metric_name(m, ev.fid_features)
             if m == MetricName.fid:
-                mu, sigma = fid.statistics(np.concatenate(self.feats))
-                out[name] = fid.frechet(mu, sigma, *self.s.fid_ref)
+                feats = np.concatenate(self.feats)
+                value = fid.frechet(*fid.statistics(feats), *self.s.fid_ref)
+                out[name] = bootstrap.fid_measurement(value, feats, self.s.fid_root,
+                                                      ref_feats=self.s.fid_ref_feats, **bs)
             elif m == MetricName.clip:
-                out[name] = self.clip_sum / self.n
+                out[name] = bootstrap.mean_measurement(np.concatenate(self.sims), **bs)
             else:
-                out[name] = self.hits / self.n
+                out[name] = bootstrap.proportion_measurement(np.concatenate(self.hits), **bs)
         return out
+
+
+def combine_seeds(per_seed: list[dict[str, dict]], confidence: float) -> dict[str, dict]:
+    """Per metric, one measurement over the noise seeds (see bootstrap.over_seeds)."""
+    from ladder_evaluator.metrics import bootstrap
+
+    return {name: bootstrap.over_seeds([s[name] for s in per_seed], confidence) for name in per_seed[0]}
 
 
 def latents_to_images(run: RunConfig, latents: np.ndarray) -> np.ndarray:
@@ -174,13 +192,14 @@ def latents_to_images(run: RunConfig, latents: np.ndarray) -> np.ndarray:
 
 
 def generate(run: RunConfig, apply: Callable, params, point: GridPoint, prompts: prompts_mod.Prompts,
-             alphas_cumprod: np.ndarray):
-    """Yield (images in model space, captions, prompted labels) batch by batch, numSamples in all."""
+             alphas_cumprod: np.ndarray, seed_index: int = 0):
+    """Yield (images in model space, captions, prompted labels) batch by batch, numSamples in all,
+    from noise seed evaluation.seed + seed_index."""
     ev, m = run.evaluation, run.model
     n, bs = ev.num_samples, ev.batch_size
     shape = (bs, m.latent_size, m.latent_size, m.latent_channels)
     eps = model.eps_fn(apply, params)
-    base = jax.random.key(ev.seed)
+    base = jax.random.key(ev.seed + seed_index)
     uncond = jnp.broadcast_to(jnp.asarray(prompts.uncond), (bs, *prompts.uncond.shape))
     for b, start in enumerate(range(0, n, bs)):
         # Full batches only (one compiled program); the last one is truncated afterwards.
@@ -211,7 +230,7 @@ def save_samples(run: RunConfig, step: int, point: GridPoint, images, labels) ->
     storage.write_bytes(storage.join(run.paths.samples, f"step-{step}", name), buf.getvalue())
 
 
-def results_for(run: RunConfig, step: int, point: GridPoint, values: dict[str, float],
+def results_for(run: RunConfig, step: int, point: GridPoint, values: dict[str, dict],
                 backends: dict[str, str], clip_model: str | None = None) -> list[Result]:
     """One Result per metric value. Its settings say how it was computed: metricsBackend (jax or
     torch: the CLIP port falls back to torch for models it cannot express) on every result, the
@@ -224,11 +243,14 @@ def results_for(run: RunConfig, step: int, point: GridPoint, values: dict[str, f
         "weights": "ema" if model.uses_ema(run) else "raw",
         "predictionType": str(run.training.prediction_type),
         "seed": str(ev.seed),
+        "resamples": str(ev.bootstrap.resamples),
     }
+    if ev.seeds > 1:
+        settings["seeds"] = str(ev.seeds)
     if point.sampler == "ddim":
         settings["eta"] = f"{ev.ddim_eta:g}"
     out = []
-    for name, value in values.items():
+    for name, measured in values.items():
         features = fid_features_of(name)
         extra = {"features": features} if features else {}
         extra["metricsBackend"] = backends[name]
@@ -237,9 +259,9 @@ def results_for(run: RunConfig, step: int, point: GridPoint, values: dict[str, f
         out.append(Result(
             id=point.result_id(run.width, step, name),
             width=run.width, checkpoint_step=step, sampler=point.sampler, steps=point.steps,
-            guidance=point.guidance, metric=name, value=float(value), num_samples=ev.num_samples,
+            guidance=point.guidance, metric=name, num_samples=ev.num_samples,
             gflops_per_forward=run.model.gflops_per_forward, sampling_cost=paper,
-            sampling_cost_with_guidance=with_g, settings={**settings, **extra},
+            sampling_cost_with_guidance=with_g, settings={**settings, **extra}, **measured,
         ))
     return out
 
@@ -254,6 +276,23 @@ class Progress:
     def close(self) -> None: ...
 
 
+def measure_point(run: RunConfig, scorers: Scorers, sample: Callable, progress: Progress):
+    """One grid point's measurements over the noise seeds, and the images kept for the report.
+    `sample(seed_index)` yields the point's batches."""
+    kept_images, kept_labels, per_seed = [], [], []
+    for seed_index in range(run.evaluation.seeds):
+        acc = scorers.accumulator()
+        for images, captions, labels in sample(seed_index):
+            acc.add(images, captions, labels)
+            if sum(len(k) for k in kept_images) < SAMPLES_KEPT:
+                kept_images.append(images)
+                kept_labels.append(labels)
+            progress.samples(len(images))
+        per_seed.append(acc.values())
+    labels = None if kept_labels[0] is None else np.concatenate(kept_labels)
+    return combine_seeds(per_seed, run.evaluation.bootstrap.confidence), np.concatenate(kept_images), labels
+
+
 def evaluate(run: RunConfig, checkpoint_uri: str, store: ResultStore, *, force: bool = False,
              progress: Progress | None = None) -> list[Result]:
     """Evaluate and store; returns the results written in this call."""
@@ -264,7 +303,7 @@ def evaluate(run: RunConfig, checkpoint_uri: str, store: ResultStore, *, force: 
     done = {} if force else store.existing()
     todo = [(s, p) for s, p in points
             if force or any(p.result_id(run.width, s, n) not in done for n in names)]
-    progress.start(len(points), run.evaluation.num_samples)
+    progress.start(len(points), run.evaluation.num_samples * run.evaluation.seeds)
     written: list[Result] = []
     if not todo:
         for _ in points:
@@ -286,17 +325,8 @@ def evaluate(run: RunConfig, checkpoint_uri: str, store: ResultStore, *, force: 
         if params_step != step:
             params, params_step = model.load_params(run, checkpoint_uri, step), step
         progress.point(f"c{run.width} step {step}: {point.label}")
-        acc = scorers.accumulator()
-        kept_images, kept_labels = [], []
-        for images, captions, labels in generate(run, apply, params, point, prompts, ac):
-            acc.add(images, captions, labels)
-            if sum(len(k) for k in kept_images) < SAMPLES_KEPT:
-                kept_images.append(images)
-                kept_labels.append(labels)
-            progress.samples(len(images))
-        values = acc.values()
-        images = np.concatenate(kept_images)
-        labels = None if kept_labels[0] is None else np.concatenate(kept_labels)
+        sample = partial(generate, run, apply, params, point, prompts, ac)
+        values, images, labels = measure_point(run, scorers, sample, progress)
         results = results_for(run, step, point, values, scorers.backends, scorers.clip_model)
         store.write(results)
         written.extend(results)

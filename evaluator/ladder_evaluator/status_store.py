@@ -56,7 +56,7 @@ class StatusStore:
         return out
 
     def write(self, results: Iterable[Result]) -> None:
-        fragment = {"results": [r.to_wire() for r in results]}
+        fragment = {"results": [r.in_status().to_wire() for r in results]}
         self._gone_is_user_error(lambda: self.writer.apply(fragment))
 
     def _gone_is_user_error(self, fn):

@@ -80,5 +80,5 @@ def build_status(
     return experiment_status(
         sizes, [results[k] for k in sorted(results)], plan.runs[0].evaluation,
         circumstances=circumstances, previous=previous, now=now,
-        spec_hash=plan.spec_hash, code_version=CODE_VERSION, images=dict(LOCAL_IMAGES),
+        spec_hash=plan.spec_hash, code_version=CODE_VERSION, images=dict(LOCAL_IMAGES), runs=plan.runs,
     )

@@ -81,7 +81,7 @@ def size_rows(
     return rows
 
 
-FRONTIER_HEADERS = ("BUDGET", "WIDTH", "SAMPLER", "STEPS", "GUIDANCE", "COST", "FID")
+FRONTIER_HEADERS = ("BUDGET", "WIDTH", "SAMPLER", "STEPS", "GUIDANCE", "COST", "FID [CI]", "DECISION")
 
 
 def render_status(
@@ -105,4 +105,7 @@ def render_status(
             "(cost = normalized model cost x sampling steps)",
             format_table(FRONTIER_HEADERS, frontier_rows(status.summary)),
         ]
+    if frontier and status.summary.predictions:
+        parts += ["", "PREDICTED, not measured (a power law fitted over the finished sizes):"]
+        parts += [f"  {line}" for line in status.summary.predictions]
     return "\n".join(parts)

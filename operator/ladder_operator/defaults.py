@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ladder_api.errors import UserError
+from ladder_api.estimate import Assumptions
 from ladder_api.policy import Policy
 from ladder_operator import labels as lb
 
@@ -37,6 +38,7 @@ class SiteDefaults:
     node_selector: dict = field(default_factory=dict)
     tolerations: list = field(default_factory=list)
     policy: Policy = field(default_factory=Policy)
+    cost: Assumptions = field(default_factory=Assumptions)
 
     @classmethod
     def from_json(cls, data: dict) -> SiteDefaults:
@@ -57,7 +59,18 @@ class SiteDefaults:
             node_selector=dict(workloads.get("nodeSelector") or {}),
             tolerations=list(workloads.get("tolerations") or []),
             policy=Policy.from_json(data.get("policy")),
+            cost=_cost_assumptions(data.get("costEstimate") or {}),
         )
+
+
+def _cost_assumptions(data: dict) -> Assumptions:
+    """The site's utilisation and price for the cost estimate in experiments' status."""
+    default = Assumptions()
+    return Assumptions(
+        train_mfu=float(data.get("trainMfu") or default.train_mfu),
+        eval_mfu=float(data.get("evalMfu") or default.eval_mfu),
+        price_per_chip_hour=None if data.get("pricePerChipHour") is None else float(data["pricePerChipHour"]),
+    )
 
 
 def load(path: str | None = None) -> SiteDefaults:
@@ -71,7 +84,7 @@ def load(path: str | None = None) -> SiteDefaults:
         raise UserError(
             f"{ENV}={path}: file not found (mount the chart's defaults ConfigMap there)"
         ) from None
-    except (ValueError, AttributeError) as err:
+    except (ValueError, AttributeError, TypeError) as err:
         raise UserError(f"{ENV}={path}: not a JSON object of defaults ({err})") from None
 
 

@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 from ladder_api.frontier import best_over_guidance, fid_results, frontier_rows, pick_fid_metric, summarize
 from ladder_api.ladder import format_params
 from ladder_api.plan import RunConfig
+from ladder_api.predict import predict_frontier, prediction_words, unfinished_sizes
 from ladder_api.status import Result, Summary
-from ladder_report.labels import format_value, label
+from ladder_report.labels import format_interval, format_value, label
 
 ADHERENCE = "adherence"
 CHANCE = 0.10
@@ -37,13 +38,21 @@ class Headline:
     mean: float
     n_settings: int
     num_samples: int
+    interval: tuple[float, float] | None = None  # the best setting's confidence interval
+    confidence: float | None = None
 
     def sentence(self) -> str:
-        verdict = "not above"
-        if self.best > CHANCE:
-            verdict = "well above" if self.best >= 3 * CHANCE else "above"
+        # with an interval, "above chance" is said of its lower end, not of the point estimate
+        low = self.best if self.interval is None else self.interval[0]
+        verdict = "not above" if self.interval is None else "not distinguishable from"
+        if low > CHANCE:
+            verdict = "well above" if low >= 3 * CHANCE else "above"
+        ci = ""
+        if self.interval is not None:
+            level = f"{self.confidence:.0%} " if self.confidence else ""
+            ci = f" ({level}interval {100 * self.interval[0]:.1f}% to {100 * self.interval[1]:.1f}%)"
         return (
-            f"The largest size (c{self.width}) reaches a prompt adherence of {100 * self.best:.1f}% "
+            f"The largest size (c{self.width}) reaches a prompt adherence of {100 * self.best:.1f}%{ci} "
             f"({self.best_setting}; {self.num_samples} samples), {verdict} chance ({100 * CHANCE:.0f}%); "
             f"averaged over all {self.n_settings} sampling settings it is {100 * self.mean:.1f}%."
         )
@@ -95,15 +104,21 @@ def newest_only(results: Sequence[Result]) -> list[Result]:
     return [r for r in results if r.checkpoint_step == newest[r.width]]
 
 
+def confidence_of(results: Sequence[Result]) -> float:
+    """The confidence level the results were measured at (the spec's; 0.95 for older results)."""
+    return next((r.confidence for r in results if r.confidence is not None), 0.95)
+
+
 def summary_of(results: Sequence[Result], sizes_total: int) -> Summary:
     widths = {r.width for r in results}
-    return summarize(results, len(widths), sizes_total)
+    return summarize(results, len(widths), sizes_total, confidence=confidence_of(results))
 
 
 def summary_with_guidance_cost(results: Sequence[Result], sizes_total: int) -> Summary:
     """The same frontier when classifier-free guidance's second forward pass is counted."""
     widths = {r.width for r in results}
-    return summarize(results, len(widths), sizes_total, cost="with_guidance")
+    return summarize(results, len(widths), sizes_total, cost="with_guidance",
+                     confidence=confidence_of(results))
 
 
 def frontier_table(summary: Summary, *, with_guidance: bool = False) -> Table:
@@ -113,19 +128,23 @@ def frontier_table(summary: Summary, *, with_guidance: bool = False) -> Table:
         return Table(
             "The frontier, counting guidance's second forward pass",
             ["budget ≤", "best size", "sampler", "steps", "guidance", "cost with guidance",
-             label(metric).short],
+             f"{label(metric).short} [CI]", "decision"],
             rows,
             "The same question with cost = normalized model cost x steps x forwards per step (2 when "
             "guidance needs the unconditional pass too): the paper does not say which convention it used.",
         )
     return Table(
         "The frontier: best size per sampling budget",
-        ["budget ≤", "best size", "sampler", "steps", "guidance", "cost", label(metric).short],
+        ["budget ≤", "best size", "sampler", "steps", "guidance", "cost", f"{label(metric).short} [CI]",
+         "decision"],
         rows,
         f"For each sampling budget (normalized model cost x sampling steps, the paper's cost; guidance's "
         f"second forward pass not counted), the setting with the lowest {label(metric).short} among all "
         "sizes, samplers, step counts and guidance scales whose cost fits. A row holds until the next "
-        "budget at which the winner changes.",
+        "budget at which the winner changes. [CI] is the bootstrap interval at the experiment's "
+        "confidence level; a size wins a budget only when the paired bootstrap of its FID "
+        "difference with every other size's best setting there excludes 0, else the sizes it cannot "
+        "be told apart from are listed as a tie; p is the share of resamples in which it is best.",
     )
 
 
@@ -156,7 +175,7 @@ def results_table(results: Sequence[Result]) -> Table:
         rows.append(
             [f"c{width}", str(any_r.checkpoint_step), sampler, str(steps), f"{guidance:g}",
              f"{any_r.sampling_cost:.4g}", f"{any_r.sampling_cost_with_guidance:.4g}"]
-            + [format_value(m, per_metric[m].value) if m in per_metric else "-" for m in metrics]
+            + [format_interval(per_metric[m]) if m in per_metric else "-" for m in metrics]
         )
     return Table(
         "All measurements",
@@ -164,7 +183,9 @@ def results_table(results: Sequence[Result]) -> Table:
         + [label(m).short for m in metrics],
         rows,
         "cost = normalized model cost x steps (the paper's); cost with guidance also counts the "
-        "unconditional forward pass classifier-free guidance needs (x2 for guidance not in {0, 1}).",
+        "unconditional forward pass classifier-free guidance needs (x2 for guidance not in {0, 1}). "
+        "Brackets: the confidence interval (FID: bootstrap percentile over the samples; adherence: "
+        "Wilson; CLIP score: normal).",
     )
 
 
@@ -176,7 +197,7 @@ def best_per_size_table(results: Sequence[Result], fid_metric: str) -> Table:
         mine = [r for r in chosen if r.width == width]
         best = min(mine, key=lambda r: (r.value, r.sampling_cost))
         adh = by_setting.get((width, best.sampler, best.steps, best.guidance), {}).get(ADHERENCE)
-        rows.append([f"c{width}", f"{best.value:.3f}", best.sampler, str(best.steps), f"{best.guidance:g}",
+        rows.append([f"c{width}", format_interval(best), best.sampler, str(best.steps), f"{best.guidance:g}",
                      f"{best.sampling_cost:.4g}", "-" if adh is None else format_value(ADHERENCE, adh.value)])
     return Table(f"Best {label(fid_metric).short} per size",
                  ["size", label(fid_metric).short, "sampler", "steps", "guidance", "cost",
@@ -217,6 +238,8 @@ def adherence_headline(results: Sequence[Result], runs: Sequence[RunConfig]) -> 
         mean=sum(r.value for r in mine) / len(mine),
         n_settings=len(mine),
         num_samples=best.num_samples,
+        interval=None if best.ci_low is None or best.ci_high is None else (best.ci_low, best.ci_high),
+        confidence=best.confidence,
     )
 
 
@@ -293,3 +316,31 @@ def equal_cost_samples(samples: Sequence, normalized_cost: Mapping[int, float]) 
         best = min(mine, key=lambda s: (abs(cost(s) - target), s.steps, s.sampler, s.guidance))
         picks.append((w, best, cost(best)))
     return EqualCostPick(target, common[0] if common else None, common[1] if common else None, picks)
+
+
+def prediction_table(results: Sequence[Result], runs: Sequence[RunConfig], fid_metric: str,
+                     confidence: float) -> tuple[Table, list[str]] | None:
+    """The predicted frontier for sizes without results, or None when there is nothing to predict
+    (every size measured, or fewer than three measured)."""
+    chosen = fid_results(results, fid_metric)
+    finished = {r.width for r in chosen}
+    todo = unfinished_sizes(runs, finished)
+    budgets = sorted({r.sampling_cost for r in chosen} | {u.min_cost for u in todo})
+    preds = predict_frontier(chosen, todo, budgets, confidence)
+    if not preds:
+        return None
+    rows = [[f"{p.budget:.4g}", f"c{p.width}", f"{p.fid:.3f} [{p.low:.3f}, {p.high:.3f}]",
+             f"{p.best_measured:.3f}", f"{p.win_probability:.2f}", f"{p.slope:.3f}", str(p.sizes)]
+            for p in preds]
+    table = Table(
+        "PREDICTED, not measured: the frontier for sizes still training",
+        ["budget ≤", "size", f"predicted {label(fid_metric).short} [{confidence:.0%} PI]",
+         "best measured", "P(wins)", "law's slope", "sizes fitted"],
+        rows,
+        "A model, not a measurement: at each budget, log(best FID) = a + b log(GFLOPs per forward) is "
+        "fitted by least squares over the finished sizes' best FID within the budget, and extrapolated "
+        "to each unfinished size that can meet the budget. PI: Student t prediction interval; P(wins): "
+        "the t probability that it beats the best FID measured there. Valid only where the law holds "
+        "(a slope >= 0 says larger sizes are not predicted to help at that budget).",
+    )
+    return table, prediction_words(preds)

@@ -62,3 +62,11 @@ def label(metric: str) -> MetricLabel:
 def format_value(metric: str, value: float) -> str:
     lab = label(metric)
     return f"{100 * value:.1f}%" if lab.percent else f"{value:.3f}"
+
+
+def format_interval(r) -> str:
+    """A result's value with its confidence interval when it has one (older results have none)."""
+    if r.ci_low is None or r.ci_high is None:
+        return format_value(r.metric, r.value)
+    lo, hi = format_value(r.metric, r.ci_low), format_value(r.metric, r.ci_high)
+    return f"{format_value(r.metric, r.value)} [{lo}, {hi}]"

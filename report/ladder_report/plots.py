@@ -76,7 +76,7 @@ def loss_curves(metrics: Mapping[int, Sequence[Mapping]], smooth: int = 5) -> by
 
 def fid_vs_cost(points: Sequence[FrontierPoint], fid_metric: str) -> bytes | None:
     """The paper's Figure 9 view: FID against sampling cost, one curve per size and sampler, each
-    point a step count (best FID over guidance scales at that step count)."""
+    point a step count (best FID over guidance scales at that step count), with its interval."""
     if not points:
         return None
     widths = sorted({p.width for p in points})
@@ -91,6 +91,11 @@ def fid_vs_cost(points: Sequence[FrontierPoint], fid_metric: str) -> bytes | Non
             xs, ys, steps = zip(*pts, strict=True)
             ax.plot(xs, ys, LINESTYLES[i % len(LINESTYLES)], marker=MARKERS[i % len(MARKERS)],
                     color=colors[w], label=f"c{w} {s}")
+            bars = [(p.cost, p.fid_low, p.fid_high) for p in points
+                    if p.width == w and p.sampler == s and p.fid_low is not None and p.fid_high is not None]
+            if bars:  # the confidence interval of each point
+                bx, lo, hi = zip(*bars, strict=True)
+                ax.vlines(bx, lo, hi, color=colors[w], alpha=0.6, linewidth=1.2)
             for x, y, n in pts:
                 ax.annotate(str(n), (x, y), textcoords="offset points", xytext=(3, 3), fontsize=7,
                             color=colors[w])

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import yaml
 
+from ladder_api.frontier import frontier_words
 from ladder_api.grid import ADHERENCE, CLIP_SCORE, fid_features_of
 from ladder_report import analysis, plots
 from ladder_report.analysis import Table
@@ -92,7 +93,9 @@ def build_sections(data: ReportData) -> list[Section]:
         sections.append(cost_sec)
 
         guided = analysis.summary_with_guidance_cost(results, len(data.runs))
-        front = Section("The frontier", tables=[
+        front = Section("The frontier", paragraphs=[
+            "What this run's results say, generated from them: " + " ".join(frontier_words(summary))
+        ], tables=[
             analysis.frontier_table(summary), analysis.pareto_table(summary),
             analysis.frontier_table(guided, with_guidance=True),
         ])
@@ -100,6 +103,11 @@ def build_sections(data: ReportData) -> list[Section]:
         _fig(front.figures, "frontier", plots.frontier_plot(chosen, summary.frontier, fid_metric),
              "Best size per sampling budget: dots are all measurements, the step line the frontier.")
         sections.append(front)
+        predicted = analysis.prediction_table(results, data.runs, fid_metric, summary.confidence or 0.95)
+        if predicted is not None:
+            table, words = predicted
+            sections.append(Section("Prediction for sizes still training (not measured)",
+                                    paragraphs=words, tables=[table]))
 
     sweep_metrics = [m for m in metrics if fid_features_of(m)]
     sweep_metrics += [m for m in (ADHERENCE, CLIP_SCORE) if m in metrics]

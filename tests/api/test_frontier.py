@@ -9,6 +9,8 @@ from ladder_api.frontier import (
     fid_results,
     forwards_per_step,
     frontier,
+    frontier_rows,
+    frontier_words,
     pareto,
     pick_fid_metric,
     sampling_cost,
@@ -112,3 +114,78 @@ def test_summarize_fills_progress_metric_frontier_and_pareto():
     assert empty.best_fid is None and empty.frontier == [] and empty.fid_metric is None
     # the summary serialises on the wire like the status expects
     assert s.to_wire()["fidMetric"] == "fid-inception"
+
+
+def _with_reps(r: Result, reps: list[float]) -> Result:
+    return r.model_copy(update={"replicates": reps, "stderr": 0.1, "ci_low": min(reps), "ci_high": max(reps)})
+
+
+def _common(n=200, seed=11):
+    import random
+
+    rng = random.Random(seed)
+    return [rng.gauss(0.0, 1.0) for _ in range(n)], rng
+
+
+def test_a_width_wins_only_when_the_paired_difference_separates_it():
+    """c64 and c96 share the resamples' noise (common); c96 is 0.3 worse with tiny independent
+    noise, so the paired interval of the difference excludes 0: c64 wins, decided. c128 sits
+    within noise of c64 (independent +-0.5 around +0.05): a tie."""
+    common, rng = _common()
+    a = _with_reps(res(64, 10, 2.0, 10.0), [10.0 + c for c in common])
+    b = _with_reps(res(96, 10, 2.0, 10.3), [10.3 + c + rng.gauss(0, 0.02) for c in common])
+    pts = frontier([a, b], budgets=[2.0])
+    assert (pts[0].width, pts[0].ties, pts[0].win_probability) == (64, [], 1.0)
+    c = _with_reps(res(128, 10, 2.0, 10.05), [10.05 + c + rng.gauss(0, 0.5) for c in common])
+    (p,) = frontier([a, b, c], budgets=[2.0])
+    assert p.width == 64 and p.ties == [128]
+    assert 0.3 < p.win_probability < 0.8
+    assert (p.fid_low, p.fid_high) == (a.ci_low, a.ci_high)
+    other_seed = c.model_copy(update={"settings": {"seed": "1"}})  # other resamples: not paired
+    (q,) = frontier([a, b, other_seed], budgets=[2.0])
+    assert q.win_probability is None and q.ties == [128]  # from the standard errors
+
+
+def test_without_replicates_ties_come_from_standard_errors():
+    a = res(64, 10, 2.0, 10.0).model_copy(update={"stderr": 0.1})
+    near = res(96, 10, 2.0, 10.2).model_copy(update={"stderr": 0.1})  # 0.2 < 1.96 * 0.141
+    far = res(128, 10, 2.0, 10.5).model_copy(update={"stderr": 0.1})
+    (p,) = frontier([a, near, far], budgets=[3.0])
+    assert p.ties == [96] and p.win_probability is None
+    (bare,) = frontier([res(64, 10, 2.0, 10.0), res(96, 10, 2.0, 10.01)], budgets=[3.0])
+    assert bare.ties == []  # no uncertainty recorded: nothing to call a tie, and rows say so
+    s = summarize([res(64, 10, 2.0, 10.0), res(96, 10, 2.0, 10.01)], 2, 2)
+    assert frontier_rows(s)[0][-1] == "no interval"
+
+
+def test_rows_and_words_say_tie_or_win():
+    common, rng = _common()
+    a = _with_reps(res(64, 10, 2.0, 10.0), [10.0 + c for c in common])
+    tie = _with_reps(res(96, 20, 2.0, 10.02), [10.02 + c + rng.gauss(0, 0.5) for c in common])
+    s = summarize([a, tie], 2, 2, confidence=0.9)
+    rows = frontier_rows(s)
+    assert rows[0][-1].startswith("wins (p=1.00)") and rows[0][-2].startswith("10.000 [")
+    assert rows[1][-1] == "tie with c96"
+    words = frontier_words(s)
+    assert words[0] == "At budget 0.7, c64 is best at 90%."
+    assert words[1].startswith("At budget 2.6, c64, c96 are not distinguishable at 90%")
+
+
+def test_incremental_win_probability_equals_the_direct_computation_at_every_budget():
+    """The frontier updates each resample's leader as the budget grows; the direct computation
+    (uncertainty.win_probability over the results within each budget) must agree."""
+    from ladder_api.uncertainty import win_probability
+
+    common, rng = _common(n=50)
+    results = []
+    for width in COST:
+        for steps in (5, 10, 20):
+            v = 20.0 - width / 64 - steps / 10 + rng.gauss(0, 0.3)
+            reps = [round(v + c * 0.2 + rng.gauss(0, 0.3), 1) for c in common]  # rounding makes exact ties
+            results.append(_with_reps(res(width, steps, 2.0, v), reps))
+    for p in frontier(results):
+        within = [r for r in results if r.sampling_cost <= p.budget + 1e-12]
+        per_width: dict[int, list] = {}
+        for r in within:
+            per_width.setdefault(r.width, []).append(r.replicates)
+        assert p.win_probability == pytest.approx(win_probability(per_width)[p.width])

@@ -202,3 +202,17 @@ def test_load_errors(tmp_path):
     two.write_text("metadata: {name: a}\n---\nmetadata: {name: b}\n")
     with pytest.raises(SpecError, match="exactly one"):
         load_experiment(two)
+
+
+@pytest.mark.parametrize(("field", "bad"), [
+    ("resamples", 0), ("resamples", 10_001), ("confidence", 0.0), ("confidence", 1.0), ("confidence", 95),
+])
+def test_bootstrap_settings_are_bounded(field, bad):
+    (p,) = problems(doc(evaluation={"bootstrap": {field: bad}}))
+    assert p.startswith(f"spec.evaluation.bootstrap.{field}: ")
+
+
+@pytest.mark.parametrize("bad", [0, 101])
+def test_noise_seeds_are_bounded(bad):
+    (p,) = problems(doc(evaluation={"seeds": bad}))
+    assert p.startswith("spec.evaluation.seeds: ")

@@ -271,7 +271,8 @@ def test_operator_defaults_carry_images_queue_priority_and_bucket():
     values = {
         "images": {"trainer": {"repository": "r/t", "tag": "1.2.3", "digest": "sha256:" + "b" * 64},
                    "evaluator": {"repository": "r/e"}},
-        "defaults": {"queue": "tpu-v5e", "priorityClass": "high", "outputUri": "gs://b/p/"},
+        "defaults": {"queue": "tpu-v5e", "priorityClass": "high", "outputUri": "gs://b/p/",
+                     "costEstimate": {"pricePerChipHour": 1.5}},
         "workloads": {"nodeSelector": {"pool": "tpu"}, "tolerations": [{"key": "k", "operator": "Exists"}]},
     }
     defaults = json.loads(one(render(values), "ConfigMap")["data"]["defaults.json"])
@@ -281,12 +282,21 @@ def test_operator_defaults_carry_images_queue_priority_and_bucket():
         "queue": "tpu-v5e",
         "priorityClass": "high",
         "outputUri": "gs://b/p/",
+        "costEstimate": {"trainMfu": 0.35, "evalMfu": 0.05, "pricePerChipHour": 1.5},
         "workloads": {"gcpServiceAccount": None, "serviceAccountAnnotations": {},
                       "nodeSelector": {"pool": "tpu"}, "tolerations": [{"key": "k", "operator": "Exists"}]},
         "policy": {"allowedImageRepositories": [], "allowedStoragePrefixes": [],
                    "allowedGcpServiceAccounts": []},
     }
     assert json.loads(one(render({}), "ConfigMap")["data"]["defaults.json"])["priorityClass"] is None
+
+
+def test_the_charts_cost_assumptions_are_the_estimates_defaults():
+    from ladder_api.estimate import Assumptions
+    from ladder_operator.defaults import SiteDefaults
+
+    site = SiteDefaults.from_json(json.loads(one(render({}), "ConfigMap")["data"]["defaults.json"]))
+    assert site.cost == Assumptions()
 
 
 def test_a_defaults_change_restarts_the_operator():

@@ -45,12 +45,13 @@ def run_main(capsys, *args) -> tuple[int, str, str]:
     return code, out, err
 
 
-def test_validate_prints_one_ok_line(capsys):
+def test_validate_prints_one_ok_line_and_the_estimate(capsys):
     code, out, err = run_main(capsys, "validate", PAPER)
     assert code == 0 and err == ""
-    (line,) = out.splitlines()
+    line, cost = out.splitlines()
     assert line.startswith("OK ladder/paper-v5e: 11 sizes (c64 c96")
     assert "2x v5litepod-256 for c768" in line and "evaluation: v5litepod-8-1host" in line
+    assert cost.startswith("estimate: ") and "chip-hours (training " in cost and "storage " in cost
 
 
 @pytest.mark.parametrize(

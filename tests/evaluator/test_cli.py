@@ -96,6 +96,15 @@ def test_grid_results_skip_and_force(trained, tmp_path):
         first["c16-s10-ddim-n2-g1-adherence"]["samplingCost"])
     assert r["settings"]["features"] == "digits-classifier" and r["settings"]["weights"] == "ema"
     assert {x["settings"]["metricsBackend"] for x in first.values()} == {"torch"}  # no JAX digits classifier
+    # every result carries its interval and the replicates on the shared resamples
+    b = run.evaluation.bootstrap
+    for x in first.values():
+        assert x["confidence"] == b.confidence and len(x["replicates"]) == b.resamples
+        assert x["ciLow"] <= x["ciHigh"] and x["stderr"] >= 0
+    adh = first["c16-s10-ddim-n2-g3-adherence"]
+    assert adh["interval"] == "wilson" and 0 <= adh["ciLow"] <= adh["value"] <= adh["ciHigh"] <= 1
+    assert r["interval"] == "bootstrap-centred-percentile" and r["stderr"] > 0
+    assert r["ciLow"] <= r["value"] <= r["ciHigh"]
     assert main(args) == 0  # everything present: nothing recomputed, nothing written
     assert storage.list_files(str(results)) == objects
     assert main([*args, "--force"]) == 0  # recomputed: same seeds, same numbers, no duplicates
@@ -122,7 +131,9 @@ def test_inception_fid_and_clip_score_run_in_jax_and_say_so(trained, tmp_path):
     ev = run.evaluation.model_copy(update={
         "metrics": [MetricName.fid, MetricName.clip], "fid_features": FidFeatures.inception,
         "inception_weights_uri": str(real_inception()),
-        "clip_weights_uri": str(clip_weights), "guidance_scales": [1.0], "num_samples": 6})
+        "clip_weights_uri": str(clip_weights), "guidance_scales": [1.0], "num_samples": 6,
+        # each resample is one 2048-dimensional FID: 2 keep the test to seconds (intervals: grid test)
+        "bootstrap": run.evaluation.bootstrap.model_copy(update={"resamples": 2})})
     data = run.data.model_copy(update={
         "reference_set": run.data.reference_set.model_copy(update={"stats_uri": str(stats)})})
     config = _write_config(tmp_path, run.model_copy(update={"evaluation": ev, "data": data}))
@@ -211,6 +222,8 @@ def test_in_a_cluster_results_go_to_the_experiment_status(trained, tmp_path, mon
         assert main(args) == 0
         _, obj = http.get(f"{path}/{run.experiment.name}")
         assert [r["id"] for r in obj["status"]["results"]] == ["c16-s10-ddim-n2-g1-adherence"]
+        (entry,) = obj["status"]["results"]  # the interval travels, the replicates stay out
+        assert "replicates" not in entry and entry["ciLow"] <= entry["value"] <= entry["ciHigh"]
         managers = {m["manager"] for m in obj["metadata"]["managedFields"]}
         assert any(m.startswith("ladder-evaluator-c16-") for m in managers), managers
         rv = obj["metadata"]["resourceVersion"]
@@ -249,3 +262,20 @@ def test_sizes_of_one_experiment_share_the_classifier_cache(tmp_path, monkeypatc
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     a, b = expand(tiny_experiment("one"), output_uri="gs://bucket/x").runs
     assert cache_dir(a) == cache_dir(b) == tmp_path / "xdg" / "ladder" / "default" / "one"
+
+
+def test_several_noise_seeds_give_the_mean_and_the_between_seed_spread(trained, tmp_path):
+    """evaluation.seeds: 2 on one grid point: the recorded value is the mean of the two seeds'
+    values, which differ (different starting noise), and their spread is recorded beside the
+    bootstrap interval."""
+    _, run = trained
+    two = run.model_copy(update={"evaluation": run.evaluation.model_copy(
+        update={"guidance_scales": [1.0], "metrics": ["adherence"], "seeds": 2})})
+    results = tmp_path / "results"
+    assert main(["--config", _write_config(tmp_path, two), "--checkpoint", run.paths.checkpoints,
+                 "--results", str(results), "--no-progress"]) == 0
+    (r,) = artifacts.read_results(str(results))
+    assert len(r.seed_values) == 2 and r.value == pytest.approx(sum(r.seed_values) / 2)
+    assert r.seed_spread == pytest.approx(abs(r.seed_values[0] - r.seed_values[1]) / 2 ** 0.5)
+    assert r.settings["seeds"] == "2" and r.ci_low <= r.value <= r.ci_high
+    assert len(r.replicates) == two.evaluation.bootstrap.resamples

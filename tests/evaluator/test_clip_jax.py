@@ -68,6 +68,8 @@ def test_jax_embeddings_and_score_equal_open_clip(tmp_path, model_cfg):
         assert np.linalg.norm(a - b) <= 1e-4 * np.linalg.norm(b)
     s_ref, s_ours = ref.score(images, CAPTIONS, batch_size=4), ours.score(images, CAPTIONS, batch_size=4)
     assert s_ours == pytest.approx(s_ref, rel=1e-4)
+    np.testing.assert_allclose(ours.similarities(images, CAPTIONS, 4), ref.similarities(images, CAPTIONS, 4),
+                               rtol=1e-4, atol=1e-5)  # per pair: what the score's interval resamples
     assert ours.score(images, CAPTIONS[::-1]) != pytest.approx(s_ours, rel=1e-3)  # captions matter
 
 

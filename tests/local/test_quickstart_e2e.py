@@ -59,6 +59,10 @@ def test_small_quickstart_end_to_end(tmp_path):
     assert metrics == {"fid-digits-classifier", "adherence"}
     assert len(status.results) == len(widths) * 1 * 2 * 2 * 2  # sizes x samplers x steps x guidance x metrics
     assert status.summary.fid_metric == "fid-digits-classifier" and status.summary.frontier
+    # every result has its interval; the replicates stay in the results objects, out of the status
+    assert all(r.ci_low <= r.value <= r.ci_high and r.replicates is None for r in status.results)
+    assert status.summary.confidence == 0.95
+    assert all(p.win_probability is not None and p.fid_low is not None for p in status.summary.frontier)
 
     md = (out / "report.md").read_text()
     for heading in ("## The ladder", "## FID against sampling cost", "## The frontier", "## Guidance sweeps",
@@ -66,11 +70,13 @@ def test_small_quickstart_end_to_end(tmp_path):
         assert heading in md
     assert "not comparable to Inception FID" in md.replace("Not", "not")
     assert f"The largest size (c{max(widths)}) reaches a prompt adherence of" in md
+    assert "What this run's results say, generated from them: At budget" in md  # the frontier in words
     html = (out / "report.html").read_text()
     assert html.count("data:image/png;base64,") >= 4
 
     shown = ladder("status", str(out))
     assert shown.returncode == 0 and "Succeeded" in shown.stdout and "Frontier" in shown.stdout
+    assert "DECISION" in shown.stdout and ("wins (p=" in shown.stdout or "tie with" in shown.stdout)
 
     again = ladder("run", str(spec), "-o", str(out), "--plain")
     assert again.returncode == 0

@@ -116,3 +116,19 @@ def test_the_operator_refuses_what_only_ladder_run_can_execute():
     big = experiment(ladder__widths=[32, 2048], ladder__latentSize=64, training__globalBatch=4096)
     out = reconcile(big, Observed(workloads={}), NOW)
     assert "spec.ladder.widths: width 2048 needs about" in out.status["message"]
+
+
+def test_the_sites_cost_assumptions_reach_the_status_estimate(tmp_path):
+    site = defaults.SiteDefaults.from_json({"costEstimate": {"trainMfu": 0.5, "pricePerChipHour": 1.5}})
+    assert (site.cost.train_mfu, site.cost.eval_mfu, site.cost.price_per_chip_hour) == (0.5, 0.05, 1.5)
+    status = reconcile(experiment(), Observed(), NOW, site).status
+    default = reconcile(experiment(), Observed(), NOW).status
+    cost, plain = status["cost"], default["cost"]
+    assert cost["trainMfu"] == 0.5 and cost["cost"] == pytest.approx(1.5 * cost["chipHours"], rel=1e-3)
+    assert cost["trainChipHours"] == pytest.approx(plain["trainChipHours"] * 0.35 / 0.5, rel=1e-3)
+    assert plain["trainChipHours"] > 0
+    assert plain.get("cost") is None and plain["spentChipHours"] == 0
+    path = tmp_path / "defaults.json"
+    path.write_text(json.dumps({"costEstimate": {"trainMfu": 2}}))
+    with pytest.raises(UserError, match="train_mfu must be in"):
+        defaults.load(str(path))

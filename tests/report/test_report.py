@@ -67,9 +67,10 @@ def test_frontier_table_merges_budgets_with_the_same_winner():
     runs = _runs()
     s = analysis.summary_of(_synthetic(runs), 2)
     t = analysis.frontier_table(s)
-    keys = [tuple(r[1:5]) for r in t.rows]
+    keys = [(*r[1:5], r[-1]) for r in t.rows]  # setting and decision
     assert all(a != b for a, b in zip(keys, keys[1:], strict=False))
-    assert len(t.rows) <= len(s.frontier) and t.headers[-1] == "FID (digits-classifier features)"
+    assert len(t.rows) <= len(s.frontier) and t.headers[-2:] == ["FID (digits-classifier features) [CI]",
+                                                                 "decision"]
     g = analysis.frontier_table(analysis.summary_with_guidance_cost(_synthetic(runs), 2), with_guidance=True)
     assert g.headers[5] == "cost with guidance" and g.rows
     # guided settings cost twice as much there: every budget row's cost is a with-guidance cost
@@ -85,6 +86,11 @@ def test_adherence_headline_is_about_the_largest_size():
     assert h.width == 16 and h.best == pytest.approx(0.47) and h.n_settings == 8
     assert "well above chance (10%)" in h.sentence() and "c16" in h.sentence()
     assert analysis.adherence_headline([], runs) is None
+    near = analysis.Headline(16, 0.2, "ddim", 0.15, 8, 40, interval=(0.09, 0.35), confidence=0.95)
+    assert "(95% interval 9.0% to 35.0%)" in near.sentence()
+    assert "not distinguishable from chance" in near.sentence()  # 20% on 40 samples: may be chance
+    sure = analysis.Headline(16, 0.9, "ddim", 0.8, 8, 400, interval=(0.86, 0.93), confidence=0.95)
+    assert "well above chance" in sure.sentence()
 
 
 def test_equal_cost_picks_more_steps_for_smaller_sizes():
@@ -226,3 +232,28 @@ def test_report_of_a_run_directory_is_complete_and_self_contained(tmp_path):
     assert sorted(embedded) == sorted((paths.figures / f"{n}.png").read_bytes() for n in (
         "loss_curves", "fid_vs_cost", "frontier", "guidance", "samples"))
     assert "<table>" in page and "fidFeatures" in page
+
+
+def test_intervals_and_a_clearly_labelled_prediction_for_sizes_still_training():
+    """Four sizes, three measured with intervals: FID falls with size as a power law of GFLOPs,
+    so the report predicts the fourth (labelled as a prediction) and prints the intervals."""
+    runs = expand(tiny_experiment(widths=(8, 16, 24, 32)), root="/out").runs
+    measured = []
+    for run in runs[:3]:
+        g, norm = run.model.gflops_per_forward, run.model.normalized_cost
+        for n in (2, 4):
+            fid = 50.0 * g ** -0.4 * (1 + 0.3 / n) * (1 + 0.01 * (run.width % 3))
+            r = _res(run.width, norm, "ddim", n, 1.0, "fid-digits-classifier", fid)
+            measured.append(r.model_copy(update={"gflops_per_forward": g, "ci_low": fid - 0.5,
+                                                 "ci_high": fid + 0.5, "stderr": 0.25, "confidence": 0.9}))
+    got = analysis.prediction_table(measured, runs, "fid-digits-classifier", 0.9)
+    assert got is not None
+    table, words = got
+    assert table.title.startswith("PREDICTED, not measured")
+    assert {row[1] for row in table.rows} == {"c32"} and all(row[-1] == "3" for row in table.rows)
+    assert float(table.rows[-1][4]) > 0.5  # the law says bigger is better
+    assert words[0].startswith("c32 is predicted to win budgets from")
+    assert analysis.prediction_table(measured, runs[:3], "fid-digits-classifier", 0.9) is None
+    s = analysis.summary_of(measured, 4)
+    assert s.confidence == 0.9 and "[" in analysis.frontier_table(s).rows[0][6]
+    assert "[" in analysis.best_per_size_table(measured, "fid-digits-classifier").rows[0][1]

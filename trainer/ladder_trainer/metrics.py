@@ -1,7 +1,8 @@
 """Training metrics: model FLOP utilisation (the metrics file is ladder_api.artifacts.MetricsWriter).
 
 MFU = achieved model FLOPs / peak. A step costs 3 x the analytic forward FLOPs per example
-(forward + backward, the usual convention; ladder_api.ladder counts the forward). Peak comes from
+(forward + backward, the usual convention; ladder_api.ladder counts the forward), the same count
+the study's cost estimate uses (ladder_api.estimate.train_flops_per_example). Peak comes from
 the chip's datasheet on TPU and GPU; on a CPU, which has no datasheet figure, it is the rate of a
 large float32 matmul measured in this process, so the figure is a ratio that is stable across
 machines.
@@ -14,6 +15,7 @@ import time
 import jax
 import jax.numpy as jnp
 
+from ladder_api.estimate import train_flops_per_example
 from ladder_api.tpu import V5E, V5P
 
 # Dense bf16 peak per device, by jax device_kind prefix.
@@ -48,10 +50,6 @@ def peak_flops_per_device(device=None) -> float:
         if kind.startswith(prefix):
             return peak
     return matmul_flops_per_s(1024, repeats=3)
-
-
-def train_flops_per_example(gflops_per_forward: float) -> float:
-    return 3.0 * gflops_per_forward * 1e9
 
 
 def mfu(examples_per_s: float, gflops_per_forward: float, peak_total: float) -> float:

@@ -123,6 +123,7 @@ allowlists it enforces (mounted as JSON). */}}
   "queue" .Values.defaults.queue
   "priorityClass" (default nil .Values.defaults.priorityClass)
   "outputUri" .Values.defaults.outputUri
+  "costEstimate" .Values.defaults.costEstimate
   "workloads" (dict
     "gcpServiceAccount" (default nil .Values.workloads.serviceAccount.gcpServiceAccount)
     "serviceAccountAnnotations" .Values.workloads.serviceAccount.annotations

@@ -44,9 +44,13 @@ class ClipScorer:
     model_name: str
     backend: str = "torch"
 
-    @torch.no_grad()
     def score(self, images, captions, batch_size: int = 64) -> float:
         """Mean cosine similarity of image and caption embeddings over all pairs given."""
+        return float(self.similarities(images, captions, batch_size).mean())
+
+    @torch.no_grad()
+    def similarities(self, images, captions, batch_size: int = 64) -> np.ndarray:
+        """Cosine similarity of each image with its caption (the score's interval needs them)."""
         u8 = to_uint8_rgb(images)
         if len(u8) != len(captions):
             raise ValueError(f"{len(u8)} images but {len(captions)} captions")
@@ -59,7 +63,7 @@ class ClipScorer:
             img = img / img.norm(dim=-1, keepdim=True)
             txt = txt / txt.norm(dim=-1, keepdim=True)
             sims.append((img * txt).sum(dim=-1).cpu().numpy())
-        return float(np.concatenate(sims).mean())
+        return np.concatenate(sims).astype(np.float64)
 
 
 @dataclass
@@ -82,13 +86,17 @@ class JaxClipScorer:
 
     def score(self, images, captions, batch_size: int = 64) -> float:
         """Mean cosine similarity of image and caption embeddings over all pairs given."""
+        return float(self.similarities(images, captions, batch_size).mean())
+
+    def similarities(self, images, captions, batch_size: int = 64) -> np.ndarray:
+        """Cosine similarity of each image with its caption (the score's interval needs them)."""
         sims = []
         for s in range(0, len(images), batch_size):
             img, txt = self.embeddings(images[s:s + batch_size], captions[s:s + batch_size])
             img = img / np.linalg.norm(img, axis=-1, keepdims=True)
             txt = txt / np.linalg.norm(txt, axis=-1, keepdims=True)
             sims.append(np.sum(img * txt, axis=-1))
-        return float(np.concatenate(sims).mean())
+        return np.concatenate(sims).astype(np.float64)
 
 
 def _register_sidecar(config_path: Path) -> str:

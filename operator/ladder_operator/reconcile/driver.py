@@ -75,7 +75,7 @@ def _running(
     started = admit(decisions, spec.scheduling.max_concurrent, blocked=blocked)
     sizes = [started_status(d.status, setting.kueue, setting.queue) if d.width in started else d.status
              for d in decisions]
-    status = operator_status(spec, plan, sizes, obj, refused, now, rejected)
+    status = operator_status(spec, plan, sizes, obj, refused, now, rejected, defaults.cost)
 
     creates = [] if rejected else _creates(plan, decisions, facts, started, defaults)
     new_state = _next_state(state, plan, decisions, started, shared=bool(creates))

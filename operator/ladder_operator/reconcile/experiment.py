@@ -12,7 +12,15 @@ from dataclasses import dataclass, field
 
 from pydantic import BaseModel, ValidationError
 
-from ladder_api.status import Condition, ExperimentPhase, Result, ScalingExperimentStatus, SizeStatus, Summary
+from ladder_api.status import (
+    Condition,
+    CostEstimate,
+    ExperimentPhase,
+    Result,
+    ScalingExperimentStatus,
+    SizeStatus,
+    Summary,
+)
 
 
 @dataclass(frozen=True)
@@ -66,6 +74,7 @@ def lenient_status(wire: dict) -> ScalingExperimentStatus:
         sizes=_entries(SizeStatus, wire.get("sizes")),
         results=_entries(Result, wire.get("results")),
         summary=_field(Summary, wire.get("summary"), Summary()),
+        cost=_field(CostEstimate, wire.get("cost"), None),
     )
 
 

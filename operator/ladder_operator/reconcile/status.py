@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ladder_api.conditions import Circumstances, Reason, Suspension, experiment_status
+from ladder_api.estimate import Assumptions, estimate
 from ladder_api.plan import CODE_VERSION, Plan
 from ladder_api.spec import ScalingExperimentSpec
 from ladder_api.status import ScalingExperimentStatus, SizePhase, SizeStatus
@@ -19,7 +20,7 @@ from ladder_operator.reconcile.experiment import ExperimentObject
 
 SPEC_SUSPEND = Suspension(Reason.suspended_by_spec, "spec.suspend is true: JobSets are suspended")
 OWNED = ("phase", "message", "observedGeneration", "specHash", "codeVersion", "images", "conditions",
-         "sizes", "summary")
+         "sizes", "summary", "cost")
 SIZE_OWNED = ("width", "phase", "jobset", "evalJobset", "restarts", "message")
 
 
@@ -39,15 +40,27 @@ def operator_status(
     refused: Sequence[str],
     now: str,
     rejected: str | None = None,
+    assumptions: Assumptions | None = None,
 ) -> ScalingExperimentStatus:
+    """`assumptions`: the site's utilisation and price for the cost estimate (chart defaults)."""
     circumstances = Circumstances(suspension=SPEC_SUSPEND if spec.suspend else None, refused=tuple(refused),
                                   rejected=rejected or "")
+    sizes = with_progress(sizes, exp.status.sizes)
     return experiment_status(
         sizes, exp.status.results, spec.evaluation,
         circumstances=circumstances, previous=exp.status, now=now, generation=exp.generation,
-        spec_hash=plan.spec_hash, code_version=CODE_VERSION,
+        estimate=estimate(plan, assumptions), spec_hash=plan.spec_hash, code_version=CODE_VERSION,
+        runs=plan.runs,
         images={"trainer": spec.resources.images.trainer, "evaluator": spec.resources.images.evaluator},
     )
+
+
+def with_progress(sizes: Sequence[SizeStatus], written: Sequence[SizeStatus]) -> list[SizeStatus]:
+    """The operator's sizes with the training step the trainer pods wrote (theirs to write, so
+    owned_wire leaves it out of the operator's apply): status.cost's spent share reads it."""
+    steps = {s.width: (s.step, s.total_steps) for s in written if s.step is not None}
+    return [s.model_copy(update=dict(zip(("step", "total_steps"), steps[s.width], strict=True)))
+            if s.width in steps and s.step is None else s for s in sizes]
 
 
 def size_events(

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import pytest
+
+from ladder_api.estimate import estimate
 from ladder_api.plan import expand
 from ladder_api.spec import ScalingExperiment
 from ladder_api.status import SizePhase, SizeStatus
@@ -70,3 +73,32 @@ def test_experiment_events_a_refusal_once_and_each_phase_change():
     raw["status"] = st.to_wire()
     again = status_of(raw, [SizeStatus(width=32, phase=P.training)], refused)
     assert experiment_events(read_experiment(raw), again) == []
+
+
+def test_the_status_carries_the_estimate_and_what_the_sizes_progress_spent():
+    raw = experiment()
+    exp = ScalingExperiment.model_validate({k: raw[k] for k in ("apiVersion", "kind", "metadata", "spec")})
+    study = estimate(expand(exp))
+    steps = exp.spec.training.steps
+    # The trainer pods write the step; the operator's own sizes do not carry it.
+    raw["status"] = {"phase": "Running", "sizes": [{"width": 64, "step": steps // 2, "totalSteps": steps}]}
+    sizes = [SizeStatus(width=32, phase=P.succeeded), SizeStatus(width=64, phase=P.training)]
+    st = status_of(raw, sizes)
+    cost = owned_wire(st)["cost"]
+    assert "step" not in owned_wire(st)["sizes"][1]
+    c32, c64 = study.sizes[:2]  # c96 has not started
+    assert cost["chipHours"] == pytest.approx(study.chip_hours, rel=1e-3)
+    assert cost["spentChipHours"] == pytest.approx(c32.chip_hours + c64.train_chip_hours / 2, rel=1e-3)
+    assert cost["storageBytes"] == study.storage_bytes and "pricePerChipHour" not in cost
+
+
+def test_an_invalid_edit_keeps_the_cost_it_had():
+    """The operator's apply must keep owning status.cost while the spec is Invalid: read back,
+    kept by invalid_status, applied again (an apply without it would drop it)."""
+    from ladder_operator.reconcile import Observed, reconcile
+
+    raw = experiment()
+    raw["status"] = reconcile(raw, Observed(workloads={}), NOW).status
+    raw["spec"]["ladder"]["widths"] = [32, 64, 50]
+    out = reconcile(raw, Observed(workloads={}), NOW)
+    assert out.status["phase"] == "Invalid" and out.status["cost"] == raw["status"]["cost"]

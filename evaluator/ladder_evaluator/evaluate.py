@@ -18,7 +18,7 @@ import io
 import logging
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
@@ -31,15 +31,18 @@ from ladder_api import storage
 from ladder_api.errors import UserError
 from ladder_api.frontier import sampling_cost
 from ladder_api.grid import (
+    ADHERENCE,
+    CLIP_SCORE,
     GridPoint,
     fid_features_of,
+    fid_metric,
     metric_name,
     metric_names,
     run_grid_points,
     worker_share,
 )
 from ladder_api.plan import RunConfig
-from ladder_api.spec import FidFeatures, MetricName
+from ladder_api.spec import MetricName
 from ladder_api.status import Result
 from ladder_evaluator import model, provenance
 from ladder_evaluator import prompts as prompts_mod
@@ -66,7 +69,9 @@ def cache_dir(run: RunConfig) -> Path:
 
 @dataclass
 class Scorers:
-    """Feature extractors, reference statistics and judges, built once per evaluation."""
+    """Feature extractors, reference statistics and judges, built once per evaluation; `backends`
+    says which implementation (metrics.backends: jax or torch) computes each metric, recorded in
+    every result's settings as metricsBackend."""
 
     run: RunConfig
     prompts: prompts_mod.Prompts
@@ -78,23 +83,25 @@ class Scorers:
     judge: object | None = None
     recorded: dict[str, str] | None = None  # provenance.settings, shared by every result
     stats_hash: str | None = None  # sha256 of data.referenceSet.statsUri as read
+    backends: dict[str, str] = field(default_factory=dict)  # metric -> jax or torch
 
     @classmethod
     def build(cls, run: RunConfig, prompts: prompts_mod.Prompts) -> Scorers:
-        from ladder_evaluator.metrics import bootstrap, clip_score, digits_classifier, fid
+        from ladder_evaluator.metrics import backends, bootstrap, digits_classifier
 
         self = cls(run, prompts)
         ev = run.evaluation
         cache, stats = cache_dir(run), None
         if MetricName.fid in ev.metrics:
-            if ev.fid_features == FidFeatures.inception:
-                self.fid_extractor = fid.inception_extractor(ev.inception_weights_uri)
-            else:
-                self.fid_extractor = digits_classifier.extractor(cache)
+            self.fid_extractor = backends.fid_extractor(ev.fid_features, weights_uri=ev.inception_weights_uri,
+                                                        cache_dir=cache, batch_size=ev.batch_size)
             stats = self._fid_reference()
+            self.backends[fid_metric(ev.fid_features)] = self.fid_extractor.backend
             self.fid_root = bootstrap.Reference(*self.fid_ref)
         if MetricName.clip in ev.metrics:
-            self.clip = clip_score.load(ev.clip_weights_uri, model_name=ev.clip_model)
+            self.clip = backends.clip_scorer(ev.clip_weights_uri, batch_size=ev.batch_size,
+                                             model_name=ev.clip_model)
+            self.backends[CLIP_SCORE] = self.clip.backend
         if MetricName.adherence in ev.metrics:
             if prompts.labels is None:
                 raise UserError(
@@ -102,10 +109,11 @@ class Scorers:
                     "data.referenceSet.uri builtin:digits-test, or drop adherence"
                 )
             self.judge = digits_classifier.extractor(cache)
+            self.backends[ADHERENCE] = self.judge.backend
         self.recorded = provenance.settings(
             run, sampling_dtype=model.sampling_dtype(run), prompts_sha256=prompts.sha256,
             stats=stats if self.fid_extractor is not None else None,
-            clip_model=None if self.clip is None else self.clip.model_name,
+            clip_model=self.clip_model,
         ) | self.hashes()
         return self
 
@@ -130,6 +138,10 @@ class Scorers:
             f"{ev.fid_features.value}); the reference set {run.data.reference_set.uri} "
             "ships no images"
         )
+
+    @property
+    def clip_model(self) -> str | None:
+        return getattr(self.clip, "model_name", None)
 
     def accumulator(self) -> Accumulator:
         return Accumulator(self)
@@ -279,8 +291,12 @@ def save_samples(run: RunConfig, step: int, point: GridPoint, images, labels) ->
     storage.write_bytes(storage.join(run.paths.samples, f"step-{step}", name), buf.getvalue())
 
 
-def results_for(run: RunConfig, step: int, point: GridPoint, values: dict[str, float],
-                recorded: dict[str, str] | None = None) -> list[Result]:
+def results_for(run: RunConfig, step: int, point: GridPoint, values: dict[str, dict],
+                recorded: dict[str, str] | None = None,
+                backends: dict[str, str] | None = None) -> list[Result]:
+    """One Result per metric value. Its settings say how it was measured: `recorded` (provenance:
+    schemes, dtypes, weights and reference hashes) and, per metric, metricsBackend (jax or torch:
+    the CLIP port falls back to torch for models it cannot express) and the FID's features."""
     paper, with_g = sampling_cost(run.model.normalized_cost, point.steps, point.guidance)
     ev = run.evaluation
     settings = {
@@ -300,6 +316,9 @@ def results_for(run: RunConfig, step: int, point: GridPoint, values: dict[str, f
     for name, measured in values.items():
         features = fid_features_of(name)
         extra = {"features": features} if features else {}
+        if backends and name in backends:
+            extra["metricsBackend"] = backends[name]
+        extra["metricsBackend"] = backends[name]
         out.append(Result(
             id=point.result_id(run.width, step, name),
             width=run.width, checkpoint_step=step, sampler=point.sampler, steps=point.steps,
@@ -378,7 +397,8 @@ def evaluate(run: RunConfig, checkpoint_uri: str, store: ResultStore, *, force: 
         progress.point(f"c{run.width} step {step}: {point.label}")
         sample = partial(generate, run, apply, params, point, prompts, ac, mesh, decode=decode)
         values, images, labels = measure_point(run, scorers, sample, progress)
-        results = results_for(run, step, point, values, {**scorers.recorded, **decode.hashes()})
+        results = results_for(run, step, point, values, {**scorers.recorded, **decode.hashes()},
+                              scorers.backends)
         store.write(results)
         written.extend(results)
         try:

@@ -318,7 +318,6 @@ def results_for(run: RunConfig, step: int, point: GridPoint, values: dict[str, d
         extra = {"features": features} if features else {}
         if backends and name in backends:
             extra["metricsBackend"] = backends[name]
-        extra["metricsBackend"] = backends[name]
         out.append(Result(
             id=point.result_id(run.width, step, name),
             width=run.width, checkpoint_step=step, sampler=point.sampler, steps=point.steps,

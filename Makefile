@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup test lint quickstart crd clean
+.PHONY: setup test lint quickstart demo crd clean
 
 setup: $(STAMP)
 
@@ -27,6 +27,13 @@ test: lint
 quickstart: setup
 	$(BIN)/ladder run examples/quickstart.yaml
 	@echo "report: $(CURDIR)/ladder-runs/quickstart/report.html (and report.md)"
+
+# The latent study (examples/latent-local.yaml): Fashion-MNIST (apt-get install
+# dataset-fashion-mnist), the pretrained MiniLM text encoder, an autoencoder and three U-Nets
+# trained here, samples decoded, scored, reported. Re-run after an interruption: finished steps
+# are skipped.
+demo: setup
+	$(BIN)/python hack/latent_demo.py
 
 crd: setup
 	$(BIN)/ladder crd > charts/ladder/crds/scalingexperiments.ladder.dev.yaml

@@ -57,12 +57,19 @@ RESULTS_DIR = "results"
 SAMPLES_DIR = "samples"
 LEGACY_RESULTS_FILE = "results.json"  # one rewritten list, before results/ (read, never written)
 COMMIT_MARKER = "commit_success.txt"  # what orbax writes last into a step on an object store
+# A prepared training set (data.trainUri) exists once `ladder prepare` wrote this, last.
+DATA_MANIFEST = "manifest.json"
 METRICS_MIN_INTERVAL_S = 1.0  # GCS takes about one write per second to the same object
 READ_WORKERS = 16  # result objects fetched at once from an object store (each read is a round trip)
 SIZE_DIR = re.compile(r"^c([0-9]+)$")
 
 
 # --- layout --------------------------------------------------------------------------------------
+
+
+def data_prepared(train_uri: str) -> bool:
+    """Whether data.trainUri holds a finished preparation: both backends skip preparing then."""
+    return storage.exists(storage.join(train_uri, DATA_MANIFEST))
 
 
 def size_dir(width: int) -> str:

@@ -50,6 +50,8 @@ class Reason(StrEnum):
     interrupted = "Interrupted"
     not_suspended = "NotSuspended"
     stopped = "Stopped"
+    preparing_data = "PreparingData"
+    prepare_failed = "PrepareFailed"
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,15 @@ class Suspension:
 
 
 @dataclass(frozen=True)
+class Preparation:
+    """The data preparation (spec.data.prepare) that runs before any size trains: still running
+    (phase Preparing) or failed (phase Failed); absent once the data is prepared."""
+
+    failed: bool
+    message: str
+
+
+@dataclass(frozen=True)
 class Circumstances:
     """What the sizes' phases cannot tell; each backend says what it knows."""
 
@@ -68,6 +79,7 @@ class Circumstances:
     refused: tuple[str, ...] = ()  # refused spec edits, each naming its field (operator only)
     rejected: str = ""  # what the API server refused to create, and why (operator only)
     active: bool = True  # False once the backend stopped working on it (a finished `ladder run`)
+    preparation: Preparation | None = None  # the data is still being prepared, or that failed
 
 
 # --- phase and message ---------------------------------------------------------------------------
@@ -82,8 +94,13 @@ def experiment_phase(
     phases = [s.phase for s in sizes]
     if phases and all(p is SizePhase.succeeded for p in phases):
         return ExperimentPhase.succeeded
+    preparation = circumstances.preparation
+    if preparation is not None and preparation.failed:
+        return ExperimentPhase.failed
     if circumstances.suspension is not None:
         return ExperimentPhase.suspended
+    if preparation is not None:
+        return ExperimentPhase.preparing
     stopped = not circumstances.active and not any(p in BUSY for p in phases)
     if all(p in FINISHED for p in phases) or stopped:
         return ExperimentPhase.failed if SizePhase.failed in phases else ExperimentPhase.pending
@@ -111,6 +128,10 @@ def experiment_message(
         return f"all {total} sizes trained and evaluated"
     if phase is ExperimentPhase.suspended and circumstances.suspension is not None:
         return circumstances.suspension.message
+    preparation = circumstances.preparation
+    if preparation is not None and phase in (ExperimentPhase.failed, ExperimentPhase.preparing):
+        failed = preparation.failed
+        return f"data preparation failed: {preparation.message}" if failed else preparation.message
     if phase is ExperimentPhase.failed:
         failed = len(_widths(sizes, SizePhase.failed))
         return f"{failed} of {total} sizes failed: {_failures(sizes)}"
@@ -147,7 +168,8 @@ def _held_reason(phase: ExperimentPhase, circumstances: Circumstances) -> Reason
     if phase is ExperimentPhase.succeeded:
         return Reason.all_sizes_evaluated
     if phase is ExperimentPhase.failed:
-        return Reason.size_failed
+        failed_prepare = circumstances.preparation is not None and circumstances.preparation.failed
+        return Reason.prepare_failed if failed_prepare else Reason.size_failed
     if phase is ExperimentPhase.suspended and circumstances.suspension is not None:
         return circumstances.suspension.reason
     if circumstances.refused:
@@ -165,6 +187,8 @@ def _degraded(sizes: Sequence[SizeStatus], circumstances: Circumstances) -> _Wan
         return _Want(DEGRADED, True, Reason.spec_change_refused, refusal_message(circumstances.refused))
     if circumstances.rejected:
         return _Want(DEGRADED, True, Reason.object_rejected, circumstances.rejected)
+    if circumstances.preparation is not None and circumstances.preparation.failed:
+        return _Want(DEGRADED, True, Reason.prepare_failed, circumstances.preparation.message)
     if failures := _failures(sizes):
         return _Want(DEGRADED, True, Reason.size_failed, failures)
     if circumstances.suspension is None and (held := _failures(sizes, SizePhase.suspended)):
@@ -176,16 +200,18 @@ def _wanted(
     phase: ExperimentPhase, message: str, sizes: Sequence[SizeStatus], circumstances: Circumstances
 ) -> list[_Want]:
     done = phase is ExperimentPhase.succeeded
-    progressing = phase in (ExperimentPhase.pending, ExperimentPhase.running)
+    preparing = phase is ExperimentPhase.preparing
+    progressing = phase in (ExperimentPhase.pending, ExperimentPhase.preparing, ExperimentPhase.running)
     held_back = circumstances.refused or circumstances.rejected
     progressing = progressing and circumstances.active and not held_back
     held = _held_reason(phase, circumstances)
     suspension = circumstances.suspension if phase is ExperimentPhase.suspended else None
     settled = phase in (ExperimentPhase.succeeded, ExperimentPhase.failed, ExperimentPhase.suspended)
-    ready_reason = held if settled else Reason.sizes_remaining
+    ready_reason = held if settled else Reason.preparing_data if preparing else Reason.sizes_remaining
+    running = Reason.preparing_data if preparing else Reason.sizes_running
     return [
         _Want(READY, done, ready_reason, message),
-        _Want(PROGRESSING, progressing, Reason.sizes_running if progressing else held,
+        _Want(PROGRESSING, progressing, running if progressing else held,
               ", ".join(f"c{s.width} {s.phase.value}" for s in sizes)),
         _degraded(sizes, circumstances),
         _Want(SUSPENDED, suspension is not None,

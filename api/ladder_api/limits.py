@@ -24,13 +24,14 @@ from __future__ import annotations
 
 CONFIG_MAP_LIMIT = 1024 * 1024  # bytes of data (keys and values) a ConfigMap may hold
 
-MAX_WIDTHS = 64  # sizes in one ladder (the paper: 11)
+MAX_WIDTHS = 48  # sizes in one ladder (the paper: 11)
 MAX_LEVELS = 8  # entries of channelMult and attentionLevels (SD v1.5: 4 levels)
 MAX_SLICE_RULES = 16  # resources.slices rules, and resources.overrides entries: MAX_WIDTHS
 MAX_SAMPLERS = 3  # one entry per sampler Ladder has
 MAX_GRID_LIST = 32  # evaluation.steps and evaluation.guidanceScales (the paper: 6 and 8)
 MAX_METRICS = 3  # one entry per metric Ladder has
 MAX_CHECKPOINT_STEPS = 64  # evaluation.checkpoints given as a list of steps
+MAX_SOURCES = 8  # data.prepare.webdataset entries (files, prefixes or brace patterns)
 MAX_URI = 512  # characters of any URI or path in a spec (they reach every run config, five times)
 MAX_TEXT = 253  # characters of free-form names (textEncoder, referenceSet.name)
 MAX_MEASUREMENTS = 100_000  # measurements of one experiment: widths x checkpoints x grid x metrics

@@ -30,7 +30,10 @@ if TYPE_CHECKING:  # pragma: no cover
 # Fields of each spec section that do not change the trained model (wire names, dotted).
 NOT_RECIPE: dict[str, frozenset[str]] = {
     "ladder": frozenset({"baseChannels", "params", "gflopsPerForward", "normalizedCost", "widths"}),
-    "data": frozenset({"referenceSet", "shuffleBuffer"}),
+    # Where `ladder prepare` loads the text encoder from does not change the data: its hash does.
+    # How the data is prepared (source, workers, slice) neither: trainUri and the encoders' hashes
+    # name the data, and a preparation refuses to add parts made with other settings to an output.
+    "data": frozenset({"referenceSet", "shuffleBuffer", "textEncoder.weightsUri", "prepare"}),
     "training": frozenset(
         {"sharding", "checkpoint", "logEverySteps", "compilationCacheUri", "ema.evaluateEma",
          "distributedInitTimeoutSeconds"}
@@ -42,7 +45,13 @@ NOT_RECIPE: dict[str, frozenset[str]] = {
 LEGACY: dict[str, object] = {
     "training.initialization": "lecun-normal",  # every kernel lecun-normal, no zero-init
     "training.ema.warmup": False,  # EMA decay from step 0
+    "data.autoencoder.hash": None,
+    "data.textEncoder.hash": None,
 }
+
+# Recipe paths whose field moved in the spec, recorded under the old path so the identity holds:
+# data.textEncoder was the encoder's name before it became {name, weightsUri, hash}.
+KEPT_PATHS: dict[str, str] = {"data.textEncoder.name": "data.textEncoder"}
 
 _MISSING = object()
 
@@ -60,11 +69,12 @@ def recipe_section(section: str, wire: dict) -> dict[str, object]:
     """One spec section's (wire form) recipe fields, as `section.field` paths."""
     skip = NOT_RECIPE[section]
     flat = _flatten(wire)
-    return {
+    out = {
         f"{section}.{k}": v
         for k, v in flat.items()
         if k not in skip and not any(k.startswith(f"{s}.") for s in skip)
     }
+    return {KEPT_PATHS.get(k, k): v for k, v in out.items()}
 
 
 def recipe(model: ModelConfig, data: DataSpec, training: TrainingSpec) -> dict[str, object]:

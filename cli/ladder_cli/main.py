@@ -11,7 +11,7 @@ import sys
 
 from ladder_api.errors import SpecError, UserError, print_user_error
 from ladder_api.exitcodes import USER_ERROR
-from ladder_cli import cmd_local, cmd_operator, cmd_sizes, cmd_spec
+from ladder_cli import cmd_local, cmd_operator, cmd_prepare, cmd_sizes, cmd_spec
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -20,7 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Scaling studies of latent diffusion models, on GKE TPU slices or this machine.",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (cmd_spec, cmd_sizes, cmd_operator, cmd_local):
+    for module in (cmd_spec, cmd_sizes, cmd_operator, cmd_local, cmd_prepare):
         module.register(sub)
     return parser
 

@@ -2,7 +2,7 @@
 
 Grid: checkpoints x samplers x steps x guidance scales; at each point `numSamples` images are
 generated once and every metric of `evaluation.metrics` is computed on them. Everything that can
-fail on user input (checkpoint, weights, reference statistics, prompts) is checked before the
+fail on user input (checkpoint, weights, reference statistics, prompts, autoencoder) is checked before the
 first image is sampled. Results are stored after every grid point, so an interrupted evaluation
 resumes where it stopped (ids already stored are skipped unless force).
 
@@ -13,11 +13,12 @@ sampling noise.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import logging
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
@@ -30,18 +31,22 @@ from ladder_api import storage
 from ladder_api.errors import UserError
 from ladder_api.frontier import sampling_cost
 from ladder_api.grid import (
+    ADHERENCE,
+    CLIP_SCORE,
     GridPoint,
     fid_features_of,
+    fid_metric,
     metric_name,
     metric_names,
     run_grid_points,
     worker_share,
 )
 from ladder_api.plan import RunConfig
-from ladder_api.spec import FidFeatures, MetricName
+from ladder_api.spec import MetricName
 from ladder_api.status import Result
 from ladder_evaluator import model, provenance
 from ladder_evaluator import prompts as prompts_mod
+from ladder_evaluator.decode import Decoder, decoder
 from ladder_evaluator.mesh import make_mesh, replicated, rows
 from ladder_evaluator.results import ResultStore
 from ladder_evaluator.sampling import sample
@@ -64,7 +69,9 @@ def cache_dir(run: RunConfig) -> Path:
 
 @dataclass
 class Scorers:
-    """Feature extractors, reference statistics and judges, built once per evaluation."""
+    """Feature extractors, reference statistics and judges, built once per evaluation; `backends`
+    says which implementation (metrics.backends: jax or torch) computes each metric, recorded in
+    every result's settings as metricsBackend."""
 
     run: RunConfig
     prompts: prompts_mod.Prompts
@@ -75,23 +82,26 @@ class Scorers:
     clip: object | None = None
     judge: object | None = None
     recorded: dict[str, str] | None = None  # provenance.settings, shared by every result
+    stats_hash: str | None = None  # sha256 of data.referenceSet.statsUri as read
+    backends: dict[str, str] = field(default_factory=dict)  # metric -> jax or torch
 
     @classmethod
     def build(cls, run: RunConfig, prompts: prompts_mod.Prompts) -> Scorers:
-        from ladder_evaluator.metrics import bootstrap, clip_score, digits_classifier, fid
+        from ladder_evaluator.metrics import backends, bootstrap, digits_classifier
 
         self = cls(run, prompts)
         ev = run.evaluation
         cache, stats = cache_dir(run), None
         if MetricName.fid in ev.metrics:
-            if ev.fid_features == FidFeatures.inception:
-                self.fid_extractor = fid.inception_extractor(ev.inception_weights_uri)
-            else:
-                self.fid_extractor = digits_classifier.extractor(cache)
+            self.fid_extractor = backends.fid_extractor(ev.fid_features, weights_uri=ev.inception_weights_uri,
+                                                        cache_dir=cache, batch_size=ev.batch_size)
             stats = self._fid_reference()
+            self.backends[fid_metric(ev.fid_features)] = self.fid_extractor.backend
             self.fid_root = bootstrap.Reference(*self.fid_ref)
         if MetricName.clip in ev.metrics:
-            self.clip = clip_score.load(ev.clip_weights_uri, model_name=ev.clip_model)
+            self.clip = backends.clip_scorer(ev.clip_weights_uri, batch_size=ev.batch_size,
+                                             model_name=ev.clip_model)
+            self.backends[CLIP_SCORE] = self.clip.backend
         if MetricName.adherence in ev.metrics:
             if prompts.labels is None:
                 raise UserError(
@@ -99,11 +109,12 @@ class Scorers:
                     "data.referenceSet.uri builtin:digits-test, or drop adherence"
                 )
             self.judge = digits_classifier.extractor(cache)
+            self.backends[ADHERENCE] = self.judge.backend
         self.recorded = provenance.settings(
             run, sampling_dtype=model.sampling_dtype(run), prompts_sha256=prompts.sha256,
             stats=stats if self.fid_extractor is not None else None,
-            clip_model=None if self.clip is None else self.clip.model_name,
-        )
+            clip_model=self.clip_model,
+        ) | self.hashes()
         return self
 
     def _fid_reference(self) -> str:
@@ -114,6 +125,7 @@ class Scorers:
         stats_uri = run.data.reference_set.stats_uri
         if stats_uri:
             self.fid_ref = fid.load_stats(stats_uri, self.fid_extractor.dim)
+            self.stats_hash = "sha256:" + hashlib.sha256(storage.read_bytes(stats_uri)).hexdigest()
             return f"sha256 {provenance.file_digest(stats_uri)}"
         if self.prompts.images is not None:
             images = np.asarray(self.prompts.images)
@@ -127,8 +139,18 @@ class Scorers:
             "ships no images"
         )
 
+    @property
+    def clip_model(self) -> str | None:
+        return getattr(self.clip, "model_name", None)
+
     def accumulator(self) -> Accumulator:
         return Accumulator(self)
+
+    def hashes(self) -> dict[str, str]:
+        """The reference files' hashes, for every result's settings (which prompts and which
+        statistics a number was measured against)."""
+        found = {"promptsHash": self.prompts.sha256, "statsHash": self.stats_hash}
+        return {k: v for k, v in found.items() if v}
 
 
 class Accumulator:
@@ -182,16 +204,6 @@ def combine_seeds(per_seed: list[dict[str, dict]], confidence: float) -> dict[st
     return {name: bootstrap.over_seeds([s[name] for s in per_seed], confidence) for name in per_seed[0]}
 
 
-def latents_to_images(run: RunConfig, latents: np.ndarray) -> np.ndarray:
-    if run.data.autoencoder.kind != "identity":
-        raise UserError(
-            f"data.autoencoder.kind {run.data.autoencoder.kind!r}: this evaluator decodes only the "
-            "identity autoencoder (pixel-space runs such as the digits quickstart); sd-vae decoding "
-            "is not implemented yet"
-        )
-    return np.clip(latents, -1.0, 1.0)
-
-
 def pad_to(run: RunConfig) -> int:
     """The longest step count of the run's grid: every point runs one compiled sampling loop."""
     return max(p.steps for p in run_grid_points(run))
@@ -209,8 +221,9 @@ class Batch:
 
 
 def generate(run: RunConfig, apply: Callable, params, point: GridPoint, prompts: prompts_mod.Prompts,
-             alphas_cumprod: np.ndarray, mesh: Mesh | None = None, seed_index: int = 0):
-    """Yield (images in model space, captions, prompted labels) batch by batch, numSamples in all,
+             alphas_cumprod: np.ndarray, mesh: Mesh | None = None, seed_index: int = 0,
+             decode: Decoder | None = None):
+    """Yield (decoded images in [-1, 1], captions, prompted labels) batch by batch, numSamples in all,
     from noise seed evaluation.seed + seed_index.
 
     The batch is split over every device of `mesh` (default: all local devices; `params` should
@@ -219,17 +232,18 @@ def generate(run: RunConfig, apply: Callable, params, point: GridPoint, prompts:
     handed to the caller, and b's copy to the host starts as soon as it is dispatched, so the
     metric work the caller does on batch b (host) overlaps batch b+1's sampling (devices)."""
     mesh = mesh or make_mesh(batch_size=run.evaluation.batch_size)
+    decode = decode or decoder(run)
     pending: Batch | None = None
     for batch in dispatch(run, apply, params, point, prompts, alphas_cumprod, mesh, seed_index):
         if pending is not None:
-            yield arrived(run, pending)
+            yield arrived(decode, pending)
         pending = batch
     if pending is not None:
-        yield arrived(run, pending)
+        yield arrived(decode, pending)
 
 
-def arrived(run: RunConfig, b: Batch):
-    images = latents_to_images(run, np.asarray(b.x)[: b.keep])
+def arrived(decode: Decoder, b: Batch):
+    images = decode(b.x)[: b.keep]
     return images, b.captions[: b.keep], None if b.labels is None else b.labels[: b.keep]
 
 
@@ -277,8 +291,12 @@ def save_samples(run: RunConfig, step: int, point: GridPoint, images, labels) ->
     storage.write_bytes(storage.join(run.paths.samples, f"step-{step}", name), buf.getvalue())
 
 
-def results_for(run: RunConfig, step: int, point: GridPoint, values: dict[str, float],
-                recorded: dict[str, str] | None = None) -> list[Result]:
+def results_for(run: RunConfig, step: int, point: GridPoint, values: dict[str, dict],
+                recorded: dict[str, str] | None = None,
+                backends: dict[str, str] | None = None) -> list[Result]:
+    """One Result per metric value. Its settings say how it was measured: `recorded` (provenance:
+    schemes, dtypes, weights and reference hashes) and, per metric, metricsBackend (jax or torch:
+    the CLIP port falls back to torch for models it cannot express) and the FID's features."""
     paper, with_g = sampling_cost(run.model.normalized_cost, point.steps, point.guidance)
     ev = run.evaluation
     settings = {
@@ -298,6 +316,8 @@ def results_for(run: RunConfig, step: int, point: GridPoint, values: dict[str, f
     for name, measured in values.items():
         features = fid_features_of(name)
         extra = {"features": features} if features else {}
+        if backends and name in backends:
+            extra["metricsBackend"] = backends[name]
         value = measured.get("value")
         if value is not None and not np.isfinite(value):  # Result records a failed measurement
             log.warning("c%d step %d %s: %s came out %s; recorded as a failed measurement",
@@ -358,8 +378,7 @@ def evaluate(run: RunConfig, checkpoint_uri: str, store: ResultStore, *, force: 
             progress.done_point(skipped=True)
         progress.close()
         return written
-    if run.data.autoencoder.kind != "identity":
-        latents_to_images(run, np.zeros((0,)))  # raises the UserError before any compute
+    decode = decoder(run)  # a missing or mismatched autoencoder fails before any compute
     prompts = prompts_mod.load(run)
     scorers = Scorers.build(run, prompts)
     ac = diffusion.alphas_cumprod(run.training.noise_schedule)
@@ -379,9 +398,10 @@ def evaluate(run: RunConfig, checkpoint_uri: str, store: ResultStore, *, force: 
         if params_step != step:
             params, params_step = place_params(model.load_params(run, checkpoint_uri, step), mesh), step
         progress.point(f"c{run.width} step {step}: {point.label}")
-        sample = partial(generate, run, apply, params, point, prompts, ac, mesh)
+        sample = partial(generate, run, apply, params, point, prompts, ac, mesh, decode=decode)
         values, images, labels = measure_point(run, scorers, sample, progress)
-        results = results_for(run, step, point, values, scorers.recorded)
+        results = results_for(run, step, point, values, {**scorers.recorded, **decode.hashes()},
+                              scorers.backends)
         store.write(results)
         written.extend(results)
         try:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -86,19 +87,20 @@ def training_null_context(run: RunConfig) -> np.ndarray | None:
         from ladder_trainer.data import digits
 
         return digits.null_context(dim, tokens)
-    from ladder_trainer.data.format import ShardSource, read_manifest
+    from ladder_trainer.data.format import read_manifest, read_null_context
 
     try:
-        return np.asarray(ShardSource(uri, read_manifest(uri)).null_context(), np.float32)
+        return np.asarray(read_null_context(uri, read_manifest(uri)), np.float32)
     except (OSError, KeyError, ValueError):
         return None
 
 
 def _digest(*parts: bytes) -> str:
+    """sha256:<hex>, the form `ladder prepare` prints and specs pin."""
     h = hashlib.sha256()
     for p in parts:
         h.update(p)
-    return h.hexdigest()
+    return "sha256:" + h.hexdigest()
 
 
 def _read(run: RunConfig) -> Prompts:
@@ -128,6 +130,7 @@ def _read(run: RunConfig) -> Prompts:
             context = np.asarray(z["context"], np.float32)
             uncond = np.asarray(z["uncond"], np.float32)
             labels = np.asarray(z["labels"]) if "labels" in z.files else None
+            meta = json.loads(str(z["meta"])) if "meta" in z.files else {}
     except (KeyError, ValueError, OSError) as err:
         raise UserError(
             f"reference prompts at {ref.uri} must be an .npz with arrays captions, context, uncond ({err})"
@@ -137,4 +140,17 @@ def _read(run: RunConfig) -> Prompts:
             f"reference prompts at {ref.uri}: context {context.shape} / uncond {uncond.shape} do not "
             f"match {len(captions)} captions x ladder.contextTokens {tokens} x ladder.contextDim {dim}"
         )
+    _check_encoder(meta.get("text_encoder"), run.data.text_encoder, ref.uri)
     return Prompts(captions, context, uncond, labels, None, _digest(raw))
+
+
+def _check_encoder(made: dict | None, spec, uri: str) -> None:
+    """A prompts file from `ladder prepare reference` records its encoder: it must be the spec's."""
+    if not made:
+        return
+    if made.get("name") != spec.name or (spec.hash is not None and made.get("hash") != spec.hash):
+        raise UserError(
+            f"reference prompts at {uri} were embedded with {made.get('name')} {made.get('hash')} but "
+            f"data.textEncoder is {spec.name} {spec.hash or ''}: prepare them again with this experiment's "
+            "encoder (ladder prepare reference)"
+        )

@@ -69,7 +69,7 @@ def settings(run: RunConfig, *, sampling_dtype: str, prompts_sha256: str = "",
     if weights:
         out["autoencoderWeightsSha256"] = weights
     if prompts_sha256:
-        out["referencePromptsSha256"] = prompts_sha256[:16]
+        out["referencePromptsSha256"] = prompts_sha256.removeprefix("sha256:")[:16]
     if stats:
         out["referenceStats"] = stats
     if clip_model is not None:

@@ -22,6 +22,7 @@ from ladder_api.plan import RunConfig
 
 TRAIN = "train"
 EVALUATE = "evaluate"
+PREPARE = "prepare"
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,14 @@ def evaluate_task(
     if run.evaluation.workers > 1:
         argv += ("--worker", str(worker))
     return Task(run.width, EVALUATE, argv + (("--force",) if force else ()), log, worker)
+
+
+def prepare_task(run: RunConfig, config: Path, log: Path, python: str = sys.executable) -> Task:
+    """spec.data.prepare as one worker (the cluster shards it over pods; the output is the same)."""
+    prep = run.data.prepare
+    assert prep is not None
+    argv = prep.command(str(config), run.data.train_uri)[1:] + ["--num-workers", "1", "--worker-index", "0"]
+    return Task(0, PREPARE, (python, *argv), log)
 
 
 def _die_with_parent() -> None:

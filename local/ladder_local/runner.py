@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ladder_api import artifacts, storage
+from ladder_api.conditions import Preparation
 from ladder_api.exitcodes import OK, RESTARTABLE, USER_ERROR
 from ladder_api.grid import expected_ids
 from ladder_api.plan import Plan, expand
@@ -30,7 +31,16 @@ from ladder_local import layout
 from ladder_local.decisions import SizeDecision, check_same_recipe, decide
 from ladder_local.lock import RunLock
 from ladder_local.observe import SizeObservation, SizeWatcher
-from ladder_local.processes import EVALUATE, TRAIN, Child, Task, evaluate_task, log_tail, train_task
+from ladder_local.processes import (
+    EVALUATE,
+    TRAIN,
+    Child,
+    Task,
+    evaluate_task,
+    log_tail,
+    prepare_task,
+    train_task,
+)
 from ladder_local.status_build import SizeActivity, build_status
 from ladder_local.view import NullView, Snapshot, View
 
@@ -97,6 +107,8 @@ class LocalRunner:
         self._user_error = False
         self._status: ScalingExperimentStatus | None = None
         self._written: str | None = None
+        self._preparing: Child | None = None
+        self.preparation: Preparation | None = None
 
     # --- preparation ----------------------------------------------------------------------
 
@@ -132,7 +144,7 @@ class LocalRunner:
         self._signals += 1
         self._wake.set()
         if self._signals >= 2:
-            for child in list(self.children.values()):
+            for child in [*self.children.values(), *([self._preparing] if self._preparing else [])]:
                 child.kill()
 
     def request_stop(self) -> None:
@@ -248,13 +260,49 @@ class LocalRunner:
         self.activities[width] = SizeActivity(SizePhase.succeeded, note)
         self.view.event(f"c{width}: evaluated, {note}")
 
+    def _prepare(self) -> bool:
+        """spec.data.prepare: make data.trainUri before any size trains, unless it already holds
+        a manifest. Interrupted, it keeps the committed parts and the next run goes on from
+        them. False when training must not start (failed or interrupted)."""
+        run = self.plan.runs[0]
+        if run.data.prepare is None or artifacts.data_prepared(run.data.train_uri):
+            return True
+        config = Path(artifacts.config_path(self.state_dir, run.name))
+        task = prepare_task(run, config, self.state_dir / artifacts.LOGS_DIR / "prepare.log", self.python)
+        self.preparation = Preparation(False, f"preparing data into {run.data.train_uri}; log: {task.log}")
+        self._preparing = child = Child(task, env=self._child_env())
+        self.view.event(f"data: ladder prepare started (pid {child.pid}) log: {task.log}")
+        try:
+            while (rc := child.poll()) is None:
+                if self._signals and not child.terminated:
+                    child.terminate()
+                self._refresh(active=True)
+                self._wake.wait(self.poll_s)
+                self._wake.clear()
+        finally:
+            child.kill()
+            self._preparing = None
+        if self._signals:
+            return False
+        if rc == OK:
+            self.preparation = None
+            self.view.event(f"data: prepared into {run.data.train_uri}")
+            return True
+        text = f"ladder prepare exited with code {rc}; see {task.log}:\n{log_tail(task.log)}"
+        self.preparation = Preparation(True, text.splitlines()[0][:300])
+        self.messages.append(f"data: {text}")
+        self.view.event(f"data: FAILED: {text}")
+        self._user_error = self._user_error or rc == USER_ERROR
+        return False
+
     def _observations(self) -> dict[int, SizeObservation]:
         return {w: watcher.observe() for w, watcher in self.watchers.items()}
 
     def _refresh(self, *, active: bool) -> None:
         obs = self._observations()
         status = build_status(self.plan, obs, self.activities, active=active, now=utc_now(),
-                              previous=self._status, interrupted=bool(self._signals))
+                              previous=self._status, interrupted=bool(self._signals),
+                              preparation=self.preparation)
         self._status = status
         text = json.dumps(status.to_wire(), sort_keys=True)
         if text != self._written:
@@ -316,7 +364,8 @@ class LocalRunner:
             self.view.start()
             try:
                 self._refresh(active=True)
-                self._loop()
+                if self._prepare():
+                    self._loop()
             finally:
                 for child in list(self.children.values()):
                     child.kill()

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from ladder_api import digest
-from ladder_api.conditions import Circumstances, Reason, Suspension, experiment_status
+from ladder_api.conditions import Circumstances, Preparation, Reason, Suspension, experiment_status
 from ladder_api.plan import CODE_VERSION, Plan, RunConfig
 from ladder_api.status import ScalingExperimentStatus, SizePhase, SizeStatus
 from ladder_local.observe import SizeObservation
@@ -64,17 +64,21 @@ def build_status(
     now: str,
     previous: ScalingExperimentStatus | None = None,
     interrupted: bool = False,
+    preparation: Preparation | None = None,
 ) -> ScalingExperimentStatus:
     """The whole status. `active` says the runner is still working (between two tasks a size may
     be pending while the experiment is running); `interrupted` that it was asked to stop (Ctrl-C,
-    SIGTERM): the experiment reads Suspended from then on, while its tasks save and exit."""
+    SIGTERM): the experiment reads Suspended from then on, while its tasks save and exit;
+    `preparation` that spec.data.prepare is still running (Preparing) or failed (Failed)."""
     sizes = [
         size_status(run, observations.get(run.width) or SizeObservation(run.width),
                     activities.get(run.width, SizeActivity()))
         for run in plan.runs
     ]
     results = {w: obs.results for w, obs in observations.items()}
-    circumstances = Circumstances(suspension=INTERRUPTED if interrupted else None, active=active)
+    circumstances = Circumstances(
+        suspension=INTERRUPTED if interrupted else None, active=active, preparation=preparation
+    )
     return experiment_status(
         sizes, digest.compute(plan.runs, results, digest.finished(sizes)),
         circumstances=circumstances, previous=previous, now=now,

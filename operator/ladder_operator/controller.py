@@ -66,9 +66,11 @@ from ladder_operator.reconcile import (
     reconcile,
 )
 from ladder_operator.reconcile.experiment import lenient_status
+from ladder_operator.reconcile.state import read_state
 from ladder_operator.reconcile.status import with_digest
+from ladder_operator.reconcile.validate import Invalid, validate
 from ladder_operator.results import ResultsCache, ResultsUnreadable
-from ladder_operator.storage import Missing, store_for
+from ladder_operator.storage import Missing, data_prepared, store_for
 
 log = logging.getLogger("ladder.operator")
 
@@ -158,6 +160,7 @@ class Controller:
         store_for: Callable = store_for,
         defaults: SiteDefaults | None = None,
         resync_period: float | None = 600.0,
+        data_prepared: Callable[[str], bool | None] = data_prepared,
     ):
         self.kube = kube
         self.namespaces = namespaces or []
@@ -175,6 +178,7 @@ class Controller:
         self._retry: dict[Key, float] = {}
         self._sem = asyncio.Semaphore(concurrency)
         self._store_for = store_for
+        self._data_prepared = data_prepared
         self.defaults = defaults or SiteDefaults()
         self.results = ResultsCache()
         self.primed = False  # the caches hold the initial listing (readiness)
@@ -406,12 +410,26 @@ class Controller:
         if rejection is not None and (rejection.generation != meta.get("generation") or retry):
             del self.rejected[key]
 
+    async def prepared(self, raw: dict) -> bool | None:
+        """For an experiment with spec.data.prepare whose preparation is not recorded as done:
+        whether data.trainUri already holds a manifest (one storage lookup, off the event loop)."""
+        if not ((raw.get("spec") or {}).get("data") or {}).get("prepare"):
+            return None
+        if read_state(raw).prepare == "completed":
+            return None
+        exp = validate(raw, self.defaults)
+        if isinstance(exp, Invalid) or exp.spec.data.prepare is None:
+            return None
+        return await asyncio.to_thread(self._data_prepared, exp.spec.data.train_uri)
+
     async def reconcile(self, key: Key) -> None:
         raw = self.experiments.get(key)
         if raw is None:
             return
         self._forget_stale_rejection(key, raw)
-        outcome = reconcile(raw, self.observed(key), now_rfc3339(), self.defaults)
+        observed = self.observed(key)
+        observed.data_prepared = await self.prepared(raw)
+        outcome = reconcile(raw, observed, now_rfc3339(), self.defaults)
         ns, name = key
         exp_path = EXPERIMENT.path(ns, name)
         for action in outcome.actions:
@@ -476,7 +494,7 @@ class Controller:
         counts: dict[str, int] = {}
         for phase in self.phases.values():
             counts[phase] = counts.get(phase, 0) + 1
-        for phase in ("Pending", "Running", "Succeeded", "Failed", "Suspended", "Invalid"):
+        for phase in ("Pending", "Preparing", "Running", "Succeeded", "Failed", "Suspended", "Invalid"):
             metrics.EXPERIMENTS.labels(phase=phase).set(counts.get(phase, 0))
 
     async def _execute(self, key: Key, raw: dict, exp_path: str, action) -> None:

@@ -38,6 +38,7 @@ TPU_RESOURCE = "google.com/tpu"
 class Component:
     trainer = "trainer"
     evaluator = "evaluator"
+    prepare = "prepare"
     run_config = "run-config"
     rbac = "rbac"
 

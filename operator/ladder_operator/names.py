@@ -17,6 +17,8 @@ import hashlib
 
 TRAIN_REPLICATED_JOB = "slice"  # xpk's name; pods are <jobset>-slice-<slice>-<host>
 EVAL_REPLICATED_JOB = "eval"
+PREPARE_REPLICATED_JOB = "prepare"  # pods are <jobset>-prepare-0-<worker>
+PREPARE_CONTAINER = "prepare"
 TRAIN_CONTAINER = "trainer"
 EVAL_CONTAINER = "evaluator"
 
@@ -45,6 +47,10 @@ def training_jobset(experiment: str, width: int) -> str:
 
 def evaluation_jobset(experiment: str, width: int) -> str:
     return fit(experiment, f"-c{width}-eval", JOBSET_NAME_MAX)
+
+
+def prepare_jobset(experiment: str) -> str:
+    return fit(experiment, "-prepare", JOBSET_NAME_MAX)
 
 
 def run_config_map(experiment: str) -> str:

@@ -323,7 +323,7 @@ def _job_template(
 
 def _jobset(
     plan: Plan,
-    run: RunConfig,
+    run: RunConfig | None,
     name: str,
     component: str,
     replicated_job: str,
@@ -332,11 +332,14 @@ def _jobset(
     *,
     exclusive: bool,
 ) -> dict:
-    meta = _meta(plan, name, component, run.width)
+    """A JobSet of one size (`run`), or of the whole experiment (run None: the preparation)."""
+    meta = _meta(plan, name, component, run.width if run else None)
     meta["labels"][lb.KUEUE_QUEUE] = plan.scheduling.queue
     if plan.scheduling.priority_class:
         meta["labels"][lb.KUEUE_PRIORITY] = plan.scheduling.priority_class
-    meta["annotations"] = {lb.SPEC_HASH: run.spec_hash, lb.RECIPE_HASH: run.recipe_hash}
+    meta["annotations"] = {lb.SPEC_HASH: plan.spec_hash}
+    if run is not None:
+        meta["annotations"][lb.RECIPE_HASH] = run.recipe_hash
     if exclusive:
         meta["annotations"][lb.EXCLUSIVE_TOPOLOGY] = lb.NODEPOOL_TOPOLOGY_KEY
     spec: dict = {
@@ -415,15 +418,50 @@ def evaluation_jobset(plan: Plan, width: int) -> dict:
     )
 
 
+def prepare_jobset(plan: Plan) -> dict | None:
+    """The data preparation (spec.data.prepare), or None without one: `ladder prepare
+    text-image` as one Indexed Job of `workers` single-host pods. Each pod reads its index from
+    JOB_COMPLETION_INDEX and takes parts k with k % workers == index, committing each part whole;
+    the last to finish writes the manifest. A restart (preemption, a JobSet restart, a new pod for
+    a failed index) redoes only uncommitted parts, so the data has no duplicate or missing
+    examples. It reads the first run's RunConfig: every run shares spec.data and the ladder's
+    latent and context shapes, which are all a preparation needs."""
+    first = plan.runs[0]
+    prep = first.data.prepare
+    if prep is None:
+        return None
+    request = SliceRequest(slice_type=prep.slice_type)
+    command = prep.command(names.run_config_path(first.name), first.data.train_uri)
+    command += ["--num-workers", str(prep.workers), "--staging-dir", "/tmp"]
+    env = [e for e in _base_env(first) if e["name"] != "LADDER_RUN_CONFIG"]
+    env.append({"name": "LADDER_PREPARE_WORKERS", "value": str(prep.workers)})
+    container = {
+        "name": names.PREPARE_CONTAINER,
+        "image": prep.image or plan.resources.images.trainer,
+        "command": command,
+        "env": env,
+    }
+    pod_labels = lb.common(plan.experiment.name, lb.Component.prepare)
+    pod_spec = _pod_spec(plan, request, container)
+    template = _job_template(pod_labels, pod_spec, prep.workers, names.PREPARE_CONTAINER)
+    return _jobset(
+        plan, None, names.prepare_jobset(plan.experiment.name), lb.Component.prepare,
+        names.PREPARE_REPLICATED_JOB, 1, template, exclusive=False,
+    )
+
+
 def render_size(plan: Plan, width: int) -> list[dict]:
     """The two JobSets of one size: training, then evaluation."""
     return [training_jobset(plan, width), evaluation_jobset(plan, width)]
 
 
 def render(plan: Plan) -> list[dict]:
-    """Every object of the experiment in a stable order: shared objects, then per size (in the
-    plan's start order) the training and the evaluation JobSet."""
+    """Every object of the experiment in a stable order: shared objects, the preparation JobSet
+    when spec.data.prepare asks for one, then per size (in the plan's start order) the training
+    and the evaluation JobSet."""
     out = render_shared(plan)
+    prepare = prepare_jobset(plan)
+    out += [prepare] if prepare else []
     for run in plan.runs:
         out.extend(render_size(plan, run.width))
     return out

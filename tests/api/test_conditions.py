@@ -7,6 +7,7 @@ import pytest
 
 from ladder_api.conditions import (
     Circumstances,
+    Preparation,
     Reason,
     Suspension,
     experiment_message,
@@ -140,6 +141,31 @@ def test_failed_and_held_sizes_degrade_the_experiment():
     st = experiment_status(held, now="T")
     assert st.phase is ExperimentPhase.running
     assert by_type(st)["Degraded"] == ("True", "SizeSuspended", "c32: Kueue deactivated its Workload")
+
+
+PREPARING = Preparation(failed=False, message="preparing data: JobSet sx-prepare, 4 workers")
+PREPARE_FAILED = Preparation(failed=True, message="PodFailurePolicy: worker 2 exited 2")
+
+
+def test_preparing_comes_before_any_size_and_a_failed_preparation_fails_the_experiment():
+    st = experiment_status(sizes(S.pending, S.pending), now="T",
+                           circumstances=Circumstances(preparation=PREPARING))
+    assert st.phase is ExperimentPhase.preparing and st.message == PREPARING.message
+    assert by_type(st) == {
+        "Ready": ("False", "PreparingData", PREPARING.message),
+        "Progressing": ("True", "PreparingData", "c32 Pending, c64 Pending"),
+        "Degraded": ("False", "AsExpected", ""),
+        "Suspended": ("False", "NotSuspended", ""),
+    }
+    held = Circumstances(preparation=PREPARING, suspension=SPEC_SUSPEND)
+    assert experiment_phase(sizes(S.pending), held) is ExperimentPhase.suspended
+    st = experiment_status(sizes(S.pending, S.pending), now="T",
+                           circumstances=Circumstances(preparation=PREPARE_FAILED, suspension=SPEC_SUSPEND))
+    assert st.phase is ExperimentPhase.failed
+    assert st.message == "data preparation failed: PodFailurePolicy: worker 2 exited 2"
+    assert by_type(st)["Degraded"] == ("True", "PrepareFailed", PREPARE_FAILED.message)
+    assert by_type(st)["Ready"][:2] == ("False", "PrepareFailed")
+    assert by_type(st)["Progressing"][:2] == ("False", "PrepareFailed")
 
 
 def test_transition_times_move_only_when_a_status_flips():

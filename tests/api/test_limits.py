@@ -46,10 +46,12 @@ def largest(widths: int = lim.MAX_WIDTHS) -> ScalingExperiment:
         channel_mult=list(range(1, levels + 1)), attention_levels=list(range(levels)),
         latent_size=2 ** (levels - 1), widths=[32 * (k + 1) for k in range(lim.MAX_WIDTHS)],
     ).model_copy(update={"widths": [32 * (k + 1) for k in range(widths)]})  # past the cap: unvalidated
+    sha = "sha256:" + "0" * 64
     data = DataSpec.model_validate({
-        "trainUri": uri(), "textEncoder": "t" * lim.MAX_TEXT,
-        "autoencoder": {"kind": "sd-vae", "weightsUri": uri()},
+        "trainUri": uri(), "textEncoder": {"name": "t" * lim.MAX_TEXT, "weightsUri": uri(), "hash": sha},
+        "autoencoder": {"kind": "sd-vae", "weightsUri": uri(), "hash": sha},
         "referenceSet": {"name": "r" * lim.MAX_TEXT, "uri": uri(), "statsUri": uri()},
+        "prepare": {"webdataset": [uri() for _ in range(lim.MAX_SOURCES)], "image": uri("")},
     })
     training = TrainingSpec(compilation_cache_uri=uri(), steps=999_999_999)
     evaluation = EvaluationSpec.model_validate({
@@ -160,6 +162,6 @@ def test_the_crd_carries_the_caps():
     assert spec["resources"]["properties"]["slices"]["maxItems"] == lim.MAX_SLICE_RULES
     assert spec["resources"]["properties"]["overrides"]["maxProperties"] == lim.MAX_WIDTHS
     assert spec["storage"]["properties"]["outputUri"]["maxLength"] == lim.MAX_URI
-    assert "At most 64 widths" in spec["ladder"]["properties"]["widths"]["description"]
+    assert "At most 48 widths" in spec["ladder"]["properties"]["widths"]["description"]
     summary = open_api_schema()["properties"]["status"]["properties"]["summary"]["properties"]
     assert summary["frontier"]["maxItems"] == summary["pareto"]["maxItems"] == lim.MAX_POINTS

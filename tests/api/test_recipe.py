@@ -122,3 +122,39 @@ def test_protocol_fields_keep_old_identities_and_the_new_defaults_differ(path, l
     assert current[path] == new
     assert f"spec.{path}: {json.dumps(legacy)} -> {json.dumps(new)}" in rc.recipe_diff(old, current)
     assert rc.recipe_hash(old, 32) != rc.recipe_hash(current, 32)
+
+
+def test_text_encoder_as_an_object_keeps_the_identity_of_the_name_it_replaced():
+    """data.textEncoder was a name; now {name, weightsUri, hash}. Without a hash the recipe (and
+    its hash) is what the name alone gave, so experiments started before keep resuming; a hash
+    or another name is a recipe change, a weights location is not."""
+    as_string = _run(_set("data.textEncoder", "clip-vit-l14"))
+    as_object = _run(_set("data.textEncoder", {"name": "clip-vit-l14", "weightsUri": "/w/clip"}))
+    assert as_string.recipe_hash == as_object.recipe_hash
+    recorded_before = {k: v for k, v in as_string.recipe().items()
+                       if k not in ("data.textEncoder.hash", "data.autoencoder.hash")}
+    assert recorded_before["data.textEncoder"] == "clip-vit-l14"
+    assert rc.recipe_diff(recorded_before, as_object.recipe()) == []
+    hashed = _run(_set("data.textEncoder", {"name": "clip-vit-l14", "hash": "sha256:" + "0" * 64}))
+    assert hashed.recipe_hash != as_string.recipe_hash
+    assert _run(_set("data.textEncoder", "clip-vit-h14")).recipe_hash != as_string.recipe_hash
+
+
+PREPARE = {"webdataset": ["gs://b/shards/{00000..00009}.tar"], "workers": 4}
+
+
+def test_a_prepare_section_is_not_the_recipe_and_its_absence_changes_no_hash():
+    """How the data is made (source, workers, slice) is not the recipe: trainUri and the
+    encoders' hashes name the data. A spec without the section keeps its spec hash and its run
+    configs byte for byte (operators already running it see no change)."""
+    from ladder_api.plan import spec_hash
+
+    plain, prepared = _run(), _run(_set("data.prepare", PREPARE))
+    assert prepared.recipe_hash == plain.recipe_hash
+    assert rc.recipe_diff(plain.recipe(), prepared.recipe()) == []
+    assert "prepare" not in plain.config_json()
+    assert '"workers":4' in prepared.config_json()
+    doc = copy.deepcopy(BASE)
+    without = spec_hash(parse_experiment(doc))
+    doc["spec"]["data"] = {"prepare": None}
+    assert spec_hash(parse_experiment(doc)) == without

@@ -220,3 +220,21 @@ def test_bootstrap_settings_are_bounded(field, bad):
 def test_noise_seeds_are_bounded(bad):
     (p,) = problems(doc(evaluation={"seeds": bad}))
     assert p.startswith("spec.evaluation.seeds: ")
+
+
+def test_prepare_section_needs_one_layout_and_a_single_host_slice():
+    from pydantic import ValidationError
+
+    from ladder_api.spec import PrepareSpec
+
+    assert PrepareSpec(webdataset=["a.tar"]).source_args() == ["--webdataset", "a.tar"]
+    coco = PrepareSpec(coco="c.json", images="val2014/", part_size=5)
+    assert coco.source_args() == ["--coco", "c.json", "--images", "val2014/", "--part-size", "5"]
+    for bad, named in (
+        ({}, "give one input layout"),
+        ({"webdataset": ["a.tar"], "coco": "c.json"}, "webdataset, coco"),
+        ({"captions": "c.jsonl"}, "captions needs images"),
+        ({"webdataset": ["a.tar"], "sliceType": "v5litepod-16"}, "single-host"),
+    ):
+        with pytest.raises(ValidationError, match=named):
+            PrepareSpec.model_validate(bad)

@@ -51,6 +51,20 @@ def test_missing_is_file_not_found(root):
     assert storage.list_dir(root) == [] and storage.list_files(root) == []
 
 
+def test_upload_file_and_streamed_reads(root, tmp_path):
+    """A local file uploaded in one step (no temporary left), read back as a stream in pieces."""
+    src = tmp_path / "part.bin"
+    data = bytes(range(256)) * 4099
+    src.write_bytes(data)
+    uri = storage.join(root, "parts", "p.bin")
+    storage.upload_file(src, uri)
+    assert storage.list_files(root) == [uri] and storage.size(uri) == len(data)
+    with storage.open_read(uri) as f:
+        assert f.read(1000) == data[:1000] and f.read() == data[1000:]
+    with pytest.raises(FileNotFoundError), storage.open_read(storage.join(root, "none.bin")):
+        pass
+
+
 def test_exclusive_write_never_replaces(root):
     uri = storage.join(root, "once.json")
     storage.write_text(uri, "first", exclusive=True)

@@ -58,6 +58,7 @@ def test_the_paper_examples_are_valid_for_a_cluster():
     ({"evaluation__inceptionWeightsUri": "gs://b/inception.pt"}, "spec.evaluation.inceptionWeightsUri"),
     ({"evaluation__clipWeightsUri": "weights/clip.safetensors"}, "spec.evaluation.clipWeightsUri"),
     ({"data__autoencoder__weightsUri": "./vae"}, "spec.data.autoencoder.weightsUri"),
+    ({"data__textEncoder__weightsUri": "minilm/"}, "spec.data.textEncoder.weightsUri"),
 ])
 def test_what_a_pod_cannot_reach_is_refused_on_a_cluster_only(changes, field):
     e = exp(PAPER, **changes)

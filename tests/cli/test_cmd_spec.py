@@ -167,7 +167,7 @@ def test_validate_refuses_a_grid_past_the_limits(tmp_path, capsys):
     widths = ", ".join(str(32 * (k + 1)) for k in range(520))
     code, _, err = run_main(capsys, "validate", write(tmp_path, GOOD.replace("64, 96", widths)))
     assert code == 2 and err.startswith(f"{tmp_path / 'exp.yaml'}: spec.ladder.widths: ")
-    assert "at most 64 items" in err
+    assert "at most 48 items" in err
 
 
 def test_validate_warns_of_what_only_a_cluster_refuses_and_refuses_it_with_cluster(tmp_path, capsys):

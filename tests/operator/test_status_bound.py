@@ -7,7 +7,7 @@ reporters, two evaluator processes per size: an old one and its replacement) aga
 API server, the results to a bucket of the GCS emulator. The whole object, managedFields
 included, stays under 256 KiB (etcd refuses 1.5 MiB; the results in the status alone are over
 that), and the summary is ladder_api.frontier.summarize_for over every result of record in
-storage. The largest status the caps allow (64 sizes, long messages, every frontier view and
+storage. The largest status the caps allow (48 sizes, long messages, every frontier view and
 Pareto front full, every point tied with every other width, a prediction per size) stays under
 1 MiB, well within etcd's limit."""
 
@@ -180,7 +180,7 @@ def test_the_paper_grid_with_every_checkpoint_keeps_the_object_under_256_kib(tmp
 
 
 def test_the_largest_status_the_caps_allow_fits_too(tmp_path, bucket):
-    """Worst case by the caps, written by the real writers: 64 sizes (MAX_WIDTHS), each failed
+    """Worst case by the caps, written by the real writers: 48 sizes (MAX_WIDTHS), each failed
     with a message past the clip, reported by a trainer and an evaluator and by their
     replacements, and a summary of MAX_VIEWS views whose frontiers and Pareto fronts hold
     MAX_POINTS points, each tied with every other width, and a prediction line per size."""

@@ -24,7 +24,7 @@ def test_dataset_on_gcs(bucket, tmp_path):
     uri = f"{bucket}/data/digits-like"
     lat = np.arange(20 * 64, dtype=np.float32).reshape(20, 8, 8, 1)
     write_dataset(uri, lat, np.ones((20, 4, 32)), np.zeros((4, 32)), autoencoder={"kind": "identity"},
-                  text_encoder="builtin-digits", shard_size=8)
+                  text_encoder="builtin-digits", part_size=8)
     run = make_run(tmp_path)
     data = open_data(run.data.model_copy(update={"train_uri": uri}), run.model)
     assert len(data.source) == 20

@@ -122,7 +122,7 @@ def train(
     meta_base = {
         "run": run.name, "width": run.width, "params": run.model.params, "recipe_hash": run.recipe_hash,
         "model": checkpointing.model_signature(run.model), "autoencoder": data.autoencoder,
-        "text_encoder": data.text_encoder, "data_uri": data.uri,
+        "text_encoder": data.text_encoder, "data_uri": data.uri, "data_identity": data.identity,
     }
     metrics_file = MetricsWriter(run.paths.metrics, start) if lead else None
     reporter = _status_reporter(run, status) if lead else None
@@ -160,6 +160,7 @@ def train(
                 log.warning("stop requested (signal %s): step %d is checkpointed in %s; exiting %d",
                             stop.signal, step, ckpt_uri, exitcodes.RESTARTABLE)
             mngr.close()
+            stream.close()
             return exitcodes.RESTARTABLE
         batch = sharding.put_batch(stream.batch(step), mesh)
         state, metrics = step_fn(state, batch, jax.random.fold_in(key, step))
@@ -184,6 +185,7 @@ def train(
             window_start, window_steps = time.perf_counter(), 0
     mngr.wait_until_finished()
     mngr.close()
+    stream.close()
     if lead:
         metrics_file.flush()
     if lead and reporter is not None:

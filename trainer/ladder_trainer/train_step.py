@@ -113,13 +113,15 @@ def abstract_state(run, null_context_shape, config: StepConfig | None = None) ->
 def loss_fn(params, state: TrainState, batch, rng):
     cfg = state.config
     drop_rng, loss_rng = jax.random.split(rng)
-    context = diffusion.drop_context(drop_rng, batch["context"], state.null_context, cfg.guidance_dropout)
+    # Data may be stored as float16 (ladder-latents/v2): widened here, on the device.
+    latents, context = (batch[k].astype(jnp.float32) for k in ("latents", "context"))
+    context = diffusion.drop_context(drop_rng, context, state.null_context, cfg.guidance_dropout)
 
     def apply(p, x, t, ctx):
         return cfg.model.apply({"params": p}, x, t, ctx)
 
     return diffusion.diffusion_loss(
-        apply, params, cfg.schedule, cfg.prediction_type, batch["latents"], context, loss_rng
+        apply, params, cfg.schedule, cfg.prediction_type, latents, context, loss_rng
     )
 
 

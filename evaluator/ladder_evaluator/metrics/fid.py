@@ -3,8 +3,10 @@ mean/covariance convention and its Frechet distance. Only the image source diffe
 from memory (the sampler's output), not from files, so no PNGs are written.
 
 Two feature extractors (the result's metric name says which one was used):
-- inception: clean-fid's torchscript Inception (`inception-2015-12-05.pt`, loaded from
-  evaluation.inceptionWeightsUri, never downloaded), "clean" mode resizing to 299x299; reference
+- inception: clean-fid's TorchScript Inception (inception-2015-12-05, from
+  evaluation.inceptionWeightsUri, never downloaded, checked by sha256: see inception_weights) in
+  clean-fid's InceptionV3W, "clean" mode resizing to 299x299. This torch extractor is the
+  reference; the evaluator runs the JAX port (inception_jax) by default (see backends). Reference
   statistics (mu, sigma) from data.referenceSet.statsUri in clean-fid's custom-stats layout
   (an .npz with `mu` [2048] and `sigma` [2048, 2048]);
 - digits-classifier: the penultimate layer of a small classifier trained on the digits training
@@ -17,57 +19,60 @@ import io
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 from cleanfid import fid as cleanfid_fid
+from cleanfid.inception_torchscript import InceptionV3W
 from cleanfid.resize import build_resizer
 
 from ladder_api import storage
 from ladder_api.errors import UserError
+from ladder_evaluator.metrics.host_pool import host_map
 from ladder_evaluator.metrics.images import to_uint8_rgb
 
-INCEPTION_FILE = "inception-2015-12-05.pt"
 INCEPTION_DIM = 2048
 
 
 @dataclass
 class FeatureExtractor:
-    """What clean-fid calls a feature model plus the resize it applies before it."""
+    """What clean-fid calls a feature model plus the resize it applies before it (torch: the
+    reference implementation; inception_jax.JaxFeatureExtractor has the same interface)."""
 
     name: str  # goes into the metric name: fid-<name>
     model: Callable[[torch.Tensor], torch.Tensor]  # [B, 3, H, W] in [0, 255] -> [B, dim]
     fn_resize: Callable[[np.ndarray], np.ndarray]  # HWC [0, 255] -> HWC float, as clean-fid's
     dim: int
     device: torch.device
+    backend: str = "torch"
+
+    def batch_features(self, resized: np.ndarray) -> np.ndarray:
+        """Resized images [B, H, W, 3] float in [0, 255] -> [B, dim], through clean-fid."""
+        batch = torch.from_numpy(np.ascontiguousarray(resized.transpose(0, 3, 1, 2)))
+        return cleanfid_fid.get_batch_features(batch, self.model, self.device)
 
 
 def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def inception_extractor(weights_uri: str, device: torch.device | None = None) -> FeatureExtractor:
-    """clean-fid's "clean" mode Inception, from a local file (baked into the evaluator image)."""
-    from cleanfid.inception_torchscript import InceptionV3W
+def _clean_fid_wrapper(base: torch.nn.Module) -> InceptionV3W:
+    """clean-fid's InceptionV3W around an already loaded Inception: its constructor loads by file
+    name and reads `base.layers`, which the accepted file's layout lacks (see inception_weights).
+    The forward stays clean-fid's own: (x - 128) / 128, then `layers`, as "clean" mode runs it."""
+    model = InceptionV3W.__new__(InceptionV3W)
+    torch.nn.Module.__init__(model)
+    model.base, model.layers, model.resize_inside = base, base.layers, False
+    return model
 
-    path = Path(weights_uri[len("file://"):] if weights_uri.startswith("file://") else weights_uri)
-    if path.name != INCEPTION_FILE and path.is_dir():
-        path = path / INCEPTION_FILE
-    if not path.is_file():
-        raise UserError(
-            f"Inception weights not found at {path} (evaluation.inceptionWeightsUri). FID with "
-            f"fidFeatures: inception needs clean-fid's {INCEPTION_FILE}: bake it into the evaluator "
-            "image at that path (or point inceptionWeightsUri at a local copy); nothing is "
-            "downloaded at run time. For an offline run use fidFeatures: digits-classifier."
-        )
-    if path.name != INCEPTION_FILE:
-        raise UserError(
-            f"evaluation.inceptionWeightsUri must name clean-fid's {INCEPTION_FILE} (or its "
-            f"directory); got {path}"
-        )
+
+def inception_extractor(weights_uri: str, device: torch.device | None = None) -> FeatureExtractor:
+    """clean-fid's "clean" mode Inception from a local, hash-checked file (baked into the image)."""
+    from ladder_evaluator.metrics import inception_weights
+
+    base = inception_weights.load_base(inception_weights.resolve(weights_uri))
     device = device or default_device()
-    model = InceptionV3W(str(path.parent), download=False, resize_inside=False).to(device).eval()
+    model = _clean_fid_wrapper(base).to(device).eval()
     return FeatureExtractor("inception", model, build_resizer("clean"), INCEPTION_DIM, device)
 
 
@@ -78,9 +83,8 @@ def features(images, extractor: FeatureExtractor, batch_size: int = 64) -> np.nd
     for start in range(0, len(u8), batch_size):
         chunk = u8[start:start + batch_size]
         # clean-fid's folder path: HWC uint8 -> fn_resize -> CHW float tensor in [0, 255]
-        resized = np.stack([extractor.fn_resize(img) for img in chunk]).astype(np.float32)
-        batch = torch.from_numpy(resized.transpose(0, 3, 1, 2).copy())
-        out.append(cleanfid_fid.get_batch_features(batch, extractor.model, extractor.device))
+        resized = np.stack(host_map(extractor.fn_resize, chunk)).astype(np.float32)
+        out.append(extractor.batch_features(resized))
     return np.concatenate(out) if out else np.zeros((0, extractor.dim), np.float32)
 
 

@@ -9,9 +9,10 @@ The I/O shell (controller.py) executes the actions in order and then server-side
 `Outcome.status` with the field manager `ladder-operator`. That status holds only the fields the
 operator owns; pods own results and training progress, and server-side apply keeps both.
 
-One module per step, driven by driver.py: validate, finalizer (deletion), refusal, retry, sizes
-(the per-size state machine), admission (maxConcurrent), suspension, status (ladder_api.conditions
-builds the phase and conditions, as for `ladder run`).
+One module per step, driven by driver.py: validate, finalizer (deletion), refusal, retry, prepare
+(spec.data.prepare's JobSet before any training), sizes (the per-size state machine), admission
+(maxConcurrent), suspension, status (ladder_api.conditions builds the phase and conditions, as
+for `ladder run`).
 """
 
 from ladder_operator.reconcile.actions import (

@@ -94,12 +94,15 @@ Action = (
 @dataclass
 class Observed:
     """What exists now: this experiment's JobSets by name and, when the Kueue API is served,
-    their Workloads keyed by the owning JobSet's name (None: no Kueue); and what the API server
-    refused to create for this generation of the spec (`rejected`: which object, and why)."""
+    their Workloads keyed by the owning JobSet's name (None: no Kueue); what the API server
+    refused to create for this generation of the spec (`rejected`: which object, and why); and,
+    for an experiment with spec.data.prepare, whether data.trainUri holds a prepared set's
+    manifest (None: not looked, or the storage did not answer)."""
 
     jobsets: dict[str, dict] = field(default_factory=dict)
     workloads: dict[str, dict] | None = None
     rejected: str | None = None
+    data_prepared: bool | None = None
 
 
 @dataclass

@@ -1,9 +1,10 @@
 """reconcile(experiment, observed) -> Outcome: a short driver over named, pure steps.
 
-validate -> deletion and finalizer -> refusal -> retry -> per-size phase -> admission ->
-suspension -> record -> status. Each step is a function of typed inputs (tests/operator has one
-test module per step); this module only threads them together and orders the actions: the record
-before the objects it describes, then the objects, then the Events.
+validate -> deletion and finalizer -> refusal -> retry -> data preparation -> per-size phase ->
+admission -> suspension -> record -> status. Each step is a function of typed inputs
+(tests/operator has one test module per step); this module only threads them together and orders
+the actions: the record before the objects it describes, then the objects, then the Events.
+Training is admitted only once the data preparation (spec.data.prepare, when set) is done.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import replace
 
 from ladder_api.plan import Plan, expand
 from ladder_api.spec import ScalingExperiment
+from ladder_operator import names
 from ladder_operator.defaults import SiteDefaults, decorate
 from ladder_operator.reconcile.actions import (
     Action,
@@ -30,6 +32,7 @@ from ladder_operator.reconcile.experiment import ExperimentObject, read_experime
 from ladder_operator.reconcile.facts import World, observe, size_facts
 from ladder_operator.reconcile.finalizer import deletion_outcome, finalizer_actions
 from ladder_operator.reconcile.keys import EVAL_HASH_ANNOTATION, RETRY_ANNOTATION
+from ladder_operator.reconcile.prepare import PrepareDecision, decide_prepare, prepare_facts
 from ladder_operator.reconcile.refusal import refused_edits
 from ladder_operator.reconcile.retry import Retried, retry_requested, retry_size
 from ladder_operator.reconcile.sizes import Setting, SizeDecision, SizeFacts, decide_size
@@ -37,7 +40,7 @@ from ladder_operator.reconcile.state import OperatorState, read_state, with_chil
 from ladder_operator.reconcile.status import experiment_events, operator_status, owned_wire, size_events
 from ladder_operator.reconcile.suspension import suspension_actions
 from ladder_operator.reconcile.validate import Invalid, invalid_outcome, validate
-from ladder_operator.render import evaluation_jobset, render_shared, training_jobset
+from ladder_operator.render import evaluation_jobset, prepare_jobset, render_shared, training_jobset
 
 
 def reconcile(raw: dict, observed: Observed, now: str, defaults: SiteDefaults | None = None) -> Outcome:
@@ -53,12 +56,13 @@ def reconcile(raw: dict, observed: Observed, now: str, defaults: SiteDefaults | 
     state = with_children(read_state(raw), obj.name, world.jobsets.values())
     if obj.deleting:
         return deletion_outcome(obj, checked, plan, state)
-    return _running(obj, checked, plan, world, state, now, defaults, observed.rejected)
+    return _running(obj, checked, plan, world, state, now, defaults, observed.rejected,
+                    observed.data_prepared)
 
 
 def _running(
     obj: ExperimentObject, exp: ScalingExperiment, plan: Plan, world: World, state: OperatorState,
-    now: str, defaults: SiteDefaults, rejected: str | None,
+    now: str, defaults: SiteDefaults, rejected: str | None, data_prepared: bool | None = None,
 ) -> Outcome:
     """`rejected`: the API server refused an object of this spec (422): nothing more is created
     until the spec changes, and Degraded says why, once (no retry storm)."""
@@ -70,15 +74,19 @@ def _running(
     facts = [r.facts if r else f for r, f in zip(retried, facts, strict=True)]
     kueue = world.workloads is not None
     setting = Setting(obj.name, kueue, spec.scheduling.queue, spec.suspend, bool(refused))
+    held = setting.refused or setting.suspend
+    prep = decide_prepare(prepare_facts(obj, exp, world, state, data_prepared, retrying), held=held)
     decisions = [decide_size(f, setting) for f in facts]
-    blocked = setting.refused or setting.suspend or bool(rejected)
+    blocked = held or bool(rejected) or not prep.ready
     started = admit(decisions, spec.scheduling.max_concurrent, blocked=blocked)
     sizes = [started_status(d.status, setting.kueue, setting.queue) if d.width in started else d.status
              for d in decisions]
-    status = operator_status(spec, plan, sizes, obj, refused, now, rejected, defaults.cost)
+    status = operator_status(spec, plan, sizes, obj, refused, now, rejected, defaults.cost, prep.preparation)
 
-    creates = [] if rejected else _creates(plan, decisions, facts, started, defaults)
+    creates = [] if rejected else (
+        _prepare_creates(plan, prep, defaults) + _creates(plan, decisions, facts, started, defaults))
     new_state = _next_state(state, plan, decisions, started, shared=bool(creates))
+    new_state = replace(new_state, prepare=prep.record)
     actions: list[Action] = []
     if new_state != state:
         actions.append(RecordState(new_state.to_wire()))
@@ -87,6 +95,7 @@ def _running(
     actions += finalizer_actions(obj, exp)
     actions += [RemoveAnnotation(RETRY_ANNOTATION)] if retrying else []
     actions += [a for r in retried if r for a in r.actions]
+    actions += [delete_jobset(names.prepare_jobset(obj.name))] if prep.delete else []
     actions += [delete_jobset(_eval_name(d)) for d in decisions if d.delete_evaluation and not rejected]
     actions += [c for c in creates if _is_evaluation(c)]
     actions += suspension_actions(world.jobsets, world.workloads, spec.suspend)
@@ -101,6 +110,11 @@ def _eval_name(d: SizeDecision) -> str:
 
 def _is_evaluation(c: Create) -> bool:
     return EVAL_HASH_ANNOTATION in (c.obj["metadata"].get("annotations") or {})
+
+
+def _prepare_creates(plan: Plan, prep: PrepareDecision, defaults: SiteDefaults) -> list[Create]:
+    rendered = prepare_jobset(plan) if prep.create else None
+    return [Create(decorate(rendered, defaults))] if rendered else []
 
 
 def _creates(

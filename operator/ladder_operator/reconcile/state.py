@@ -40,6 +40,7 @@ class OperatorState:
     recipe: dict | None = None
     sizes: Mapping[int, SizeRecord] = field(default_factory=dict)
     shared: str | None = None  # spec hash the shared objects (ConfigMap, RBAC) were applied for
+    prepare: str | None = None  # the data preparation's outcome once seen: completed or failed
 
     def size(self, width: int) -> SizeRecord:
         return self.sizes.get(width) or SizeRecord()
@@ -53,6 +54,8 @@ class OperatorState:
 
     def to_wire(self) -> dict:
         wire: dict = {"recipe": self.recipe, "shared": self.shared}
+        if self.prepare:  # absent without a preparation: the annotation is what it was before
+            wire["prepare"] = self.prepare
         for key in RECORDS:
             wire[key] = {str(w): getattr(r, key) for w, r in sorted(self.sizes.items()) if getattr(r, key)}
         return wire
@@ -86,11 +89,12 @@ def read_state(raw: dict) -> OperatorState:
         for width, value in (entries.items() if isinstance(entries, dict) else ()):
             if str(width).isdigit() and isinstance(value, str):
                 sizes.setdefault(int(width), {})[key] = value
-    shared = wire.get("shared")
+    shared, prepare = wire.get("shared"), wire.get("prepare")
     return OperatorState(
         recipe=recorded_recipe(wire.get("recipe")),
         sizes={w: SizeRecord(**r) for w, r in sorted(sizes.items())},
         shared=shared if isinstance(shared, str) else None,
+        prepare=prepare if prepare in ("completed", "failed") else None,
     )
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Sequence
 
-from ladder_api.conditions import Circumstances, Reason, Suspension, experiment_status
+from ladder_api.conditions import Circumstances, Preparation, Reason, Suspension, experiment_status
 from ladder_api.digest import Digest
 from ladder_api.estimate import Assumptions, estimate
 from ladder_api.plan import CODE_VERSION, Plan
@@ -66,10 +66,11 @@ def operator_status(
     now: str,
     rejected: str | None = None,
     assumptions: Assumptions | None = None,
+    preparation: Preparation | None = None,
 ) -> ScalingExperimentStatus:
     """`assumptions`: the site's utilisation and price for the cost estimate (chart defaults)."""
     circumstances = Circumstances(suspension=SPEC_SUSPEND if spec.suspend else None, refused=tuple(refused),
-                                  rejected=rejected or "")
+                                  rejected=rejected or "", preparation=preparation)
     sizes = with_progress(sizes, exp.status.sizes)
     return experiment_status(
         sizes,

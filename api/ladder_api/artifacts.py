@@ -3,6 +3,9 @@
 An experiment's outputs live under one root (`<storage.outputUri>/<name>`, or where `ladder run`
 puts them), one folder per size:
 
+    c<width>/config.json           the RunConfig the size's files are written under (written by
+                                   the operator and by `ladder run`), so the storage root alone
+                                   is enough for `ladder report`
     c<width>/checkpoints/<step>/   orbax, one folder per saved step
     c<width>/metrics.jsonl         training metrics, one JSON object per line
     c<width>/results/              evaluation results: one write-once JSON object per evaluator
@@ -30,7 +33,9 @@ import secrets
 import socket
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
 
 from pydantic import Field, ValidationError
 
@@ -39,7 +44,11 @@ from ladder_api.base import Model
 from ladder_api.errors import UserError
 from ladder_api.status import Result, ScalingExperimentStatus
 
+if TYPE_CHECKING:
+    from ladder_api.plan import RunConfig
+
 STATUS_FILE = "status.json"
+RUN_CONFIG_FILE = "config.json"
 CONFIG_DIR = "configs"
 LOGS_DIR = "logs"
 CHECKPOINTS_DIR = "checkpoints"
@@ -51,6 +60,8 @@ COMMIT_MARKER = "commit_success.txt"  # what orbax writes last into a step on an
 # A prepared training set (data.trainUri) exists once `ladder prepare` wrote this, last.
 DATA_MANIFEST = "manifest.json"
 METRICS_MIN_INTERVAL_S = 1.0  # GCS takes about one write per second to the same object
+READ_WORKERS = 16  # result objects fetched at once from an object store (each read is a round trip)
+SIZE_DIR = re.compile(r"^c([0-9]+)$")
 
 
 # --- layout --------------------------------------------------------------------------------------
@@ -71,7 +82,7 @@ class RunPaths(Model):
     metrics: str = Field(..., description="JSON-lines training metrics.")
     results: str = Field(
         ..., description="Evaluation results: a folder (prefix) of write-once JSON objects, each a list "
-        "of entries shaped like status.results, merged by id (ladder_api.artifacts)."
+        "of Result entries (ladder_api.status.Result), merged by id (ladder_api.artifacts)."
     )
     samples: str
 
@@ -89,6 +100,36 @@ class RunPaths(Model):
 
 def size_paths(experiment_root: str, width: int) -> RunPaths:
     return RunPaths.under(storage.join(experiment_root, size_dir(width)))
+
+
+def run_config_uri(size_root: str) -> str:
+    return storage.join(size_root, RUN_CONFIG_FILE)
+
+
+def write_run_config(run: RunConfig) -> None:
+    """The run's config beside its files (replaced whole: the same bytes for the same spec)."""
+    storage.write_text(run_config_uri(run.paths.root), run.config_json())
+
+
+def read_run_configs(experiment_root: str) -> list[RunConfig]:
+    """The RunConfigs recorded under an experiment's storage root (one per size folder that has
+    one), by width; their paths are re-rooted at `experiment_root`, so a copied root reads its own
+    files."""
+    from ladder_api.plan import RunConfig
+
+    runs = []
+    for name in storage.list_dir(experiment_root):
+        if not SIZE_DIR.match(name):
+            continue
+        uri = run_config_uri(storage.join(experiment_root, name))
+        try:
+            run = RunConfig.model_validate_json(storage.read_bytes(uri))
+        except FileNotFoundError:
+            continue
+        except ValueError as err:
+            raise UserError(f"{uri} is not a Ladder run config ({str(err)[:200]})") from None
+        runs.append(run.model_copy(update={"paths": size_paths(experiment_root, run.width)}))
+    return sorted(runs, key=lambda r: r.width)
 
 
 def status_path(state_dir: str | os.PathLike) -> str:
@@ -283,14 +324,35 @@ def _parse_results(uri: str, raw: bytes) -> list[Result]:
         ) from None
 
 
+_POOL: list[ThreadPoolExecutor] = []
+_POOL_LOCK = threading.Lock()
+
+
+def _read_pool() -> ThreadPoolExecutor:
+    """The threads that fetch result objects, shared by every reader of the process: they outlive
+    a poll, and with them each thread's storage client and connection (a new one costs ~40 ms, a
+    read on an open one ~2 ms)."""
+    with _POOL_LOCK:
+        if not _POOL:
+            _POOL.append(ThreadPoolExecutor(READ_WORKERS, thread_name_prefix="ladder-results-read"))
+        return _POOL[0]
+
+
 class ResultsReader:
     """The merged results under a prefix. Objects are write-once, so each is read once and kept:
-    a poll costs one listing plus the objects written since the last one."""
+    a poll costs one listing plus the objects written since the last one. `keep` maps each result
+    as it is read to what is kept of it (a long-lived reader drops what it never uses, e.g. the
+    bootstrap replicates of metrics it does not rank by)."""
 
-    def __init__(self, prefix: str):
+    def __init__(self, prefix: str, keep: Callable[[Result], Result] | None = None):
         self.prefix = prefix
+        self.keep = keep
         self._objects: dict[str, list[Result]] = {}
         self._legacy: list[Result] | None = None
+
+    def _parse(self, uri: str, raw: bytes) -> list[Result]:
+        results = _parse_results(uri, raw)
+        return results if self.keep is None else [self.keep(r) for r in results]
 
     def _read_legacy(self) -> list[Result]:
         """A size folder's results.json beside its results/ (the layout before results/)."""
@@ -300,20 +362,28 @@ class ResultsReader:
             if name == RESULTS_DIR:
                 uri = storage.join(parent, LEGACY_RESULTS_FILE)
                 with contextlib.suppress(FileNotFoundError):
-                    self._legacy = _parse_results(uri, storage.read_bytes(uri))
+                    self._legacy = self._parse(uri, storage.read_bytes(uri))
         return self._legacy
 
+    def _read(self, name: str) -> tuple[str, list[Result] | None]:
+        uri = storage.join(self.prefix, name)
+        try:
+            return name, self._parse(uri, storage.read_bytes(uri))
+        except FileNotFoundError:  # deleted since the listing
+            return name, None
+
     def poll(self) -> dict[str, Result]:
-        """Every recorded result by id; where writers disagree, the object sorting last wins."""
+        """Every recorded result by id; where writers disagree, the object sorting last wins.
+        New objects on an object store are fetched READ_WORKERS at a time (the paper's grid with
+        every checkpoint is thousands of objects, each a round trip)."""
         names = [n for n in storage.list_dir(self.prefix) if n.endswith(".json") and not n.startswith(".")]
         self._objects = {n: self._objects[n] for n in names if n in self._objects}
-        for n in names:
-            if n not in self._objects:
-                uri = storage.join(self.prefix, n)
-                try:
-                    self._objects[n] = _parse_results(uri, storage.read_bytes(uri))
-                except FileNotFoundError:  # deleted since the listing
-                    continue
+        new = [n for n in names if n not in self._objects]
+        if len(new) > 1 and storage.is_remote(self.prefix):
+            read = list(_read_pool().map(self._read, new))
+        else:
+            read = [self._read(n) for n in new]
+        self._objects.update((n, rs) for n, rs in read if rs is not None)
         merged = {r.id: r for r in self._read_legacy()}
         for n in sorted(self._objects):
             merged.update((r.id, r) for r in self._objects[n])
@@ -339,3 +409,6 @@ class ResultsStore:
 
     def write(self, results: Iterable[Result]) -> None:
         self._writer.write(results)
+
+    def flush(self) -> None:
+        """Nothing to do: every write() is stored when it returns."""

@@ -17,19 +17,14 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-from ladder_api import grid
+from ladder_api.digest import Digest, summary_of
 from ladder_api.estimate import StudyEstimate, cost_status
-from ladder_api.frontier import summarize_for
-from ladder_api.predict import unfinished_sizes
-from ladder_api.spec import EvaluationSpec, MetricName
 from ladder_api.status import (
     Condition,
     ExperimentPhase,
-    Result,
     ScalingExperimentStatus,
     SizePhase,
     SizeStatus,
-    Summary,
 )
 
 READY, PROGRESSING, DEGRADED, SUSPENDED = "Ready", "Progressing", "Degraded", "Suspended"
@@ -236,59 +231,62 @@ def _conditions(
         prev = before.get(want.type)
         kept = prev is not None and prev.status == status and prev.last_transition_time
         out.append(Condition(
-            type=want.type, status=status, reason=want.reason.value, message=want.message,
+            type=want.type, status=status, reason=want.reason.value, message=clip(want.message, MAX_MESSAGE),
             last_transition_time=prev.last_transition_time if kept else now,
             observed_generation=generation,
         ))
     return out
 
 
-# --- summary and the whole status ----------------------------------------------------------------
+# --- the whole status ----------------------------------------------------------------------------
+
+MAX_SIZE_MESSAGE = 512  # characters of one size's message the experiment's messages repeat
+MAX_MESSAGE = 4096  # characters of the experiment's message and of each condition's
 
 
-def fid_metric(evaluation: EvaluationSpec) -> str | None:
-    """The FID the summary ranks by: the one the spec's evaluation measures (its features)."""
-    if MetricName.fid not in evaluation.metrics:
-        return None
-    return grid.fid_metric(evaluation.fid_features)
+def clip(text: str | None, limit: int) -> str | None:
+    """`text` cut to `limit` characters, saying so: messages quote what failed (a JobSet's
+    condition, a pod's reason), and the status must stay bounded whatever they say."""
+    if text is None or len(text) <= limit:
+        return text
+    return text[: limit - 14] + " ... (cut)"
 
 
-def summary(results: Sequence[Result], sizes: Sequence[SizeStatus], evaluation: EvaluationSpec,
-            runs: Sequence = ()) -> Summary:
-    """The summary; with the plan's `runs`, also the predicted frontier of the sizes not done."""
-    finished = {s.width for s in sizes if s.phase is SizePhase.succeeded}
-    return summarize_for(results, len(finished), len(sizes), evaluation, fid_metric(evaluation),
-                         unfinished=unfinished_sizes(runs, finished))
+def _with_digest(size: SizeStatus, digest: Digest | None) -> SizeStatus:
+    update: dict = {"message": clip(size.message, MAX_SIZE_MESSAGE)}
+    if digest is not None:
+        update["measurements"] = digest.sizes.get(size.width)
+    return size.model_copy(update=update)
 
 
 def experiment_status(
     sizes: Sequence[SizeStatus],
-    results: Sequence[Result],
-    evaluation: EvaluationSpec,
+    digest: Digest | None = None,
     *,
     circumstances: Circumstances | None = None,
     previous: ScalingExperimentStatus | None = None,
     now: str,
     generation: int | None = None,
     estimate: StudyEstimate | None = None,
-    runs: Sequence = (),
     **identity,
 ) -> ScalingExperimentStatus:
-    """The whole status from the sizes' phases and the results. `identity` holds the fields that
-    only name what is described (spec_hash, code_version, images); `estimate`, the study's cost
+    """The whole status from the sizes' phases and the digest of the results of record
+    (ladder_api.digest; None: the summary holds progress only, and a caller that reads the
+    results later adds it, as the operator does). `identity` holds the fields that only name
+    what is described (spec_hash, code_version, images); `estimate`, the study's cost
     (ladder_api.estimate), becomes status.cost with what the sizes' progress has spent of it."""
     circumstances = circumstances or Circumstances()
+    sizes = [_with_digest(s, digest) for s in sizes]
     phase = experiment_phase(sizes, circumstances)
-    message = experiment_message(phase, sizes, circumstances)
+    message = clip(experiment_message(phase, sizes, circumstances), MAX_MESSAGE)
     wanted = _wanted(phase, message, sizes, circumstances)
     return ScalingExperimentStatus(
         phase=phase,
         message=message,
         observed_generation=generation,
         conditions=_conditions(wanted, previous.conditions if previous else [], now, generation),
-        sizes=list(sizes),
-        results=[r.in_status() for r in results],
-        summary=summary(results, sizes, evaluation, runs),
+        sizes=sizes,
+        summary=summary_of(digest.summary if digest else None, sizes),
         cost=cost_status(estimate, sizes) if estimate is not None else None,
         **identity,
     )
@@ -297,8 +295,8 @@ def experiment_status(
 def invalid_status(
     message: str, previous: ScalingExperimentStatus | None, *, now: str, generation: int | None = None
 ) -> ScalingExperimentStatus:
-    """The status of a spec that does not validate. It keeps everything already known (sizes,
-    summary, results, what was run): a short-lived bad edit must not erase the record of sizes
+    """The status of a spec that does not validate. It keeps everything already known (sizes and
+    their measurements, the summary, what was run): a short-lived bad edit must not erase the record of sizes
     that trained, nor make the backend think they never ran."""
     wanted = [
         _Want(READY, False, Reason.invalid_spec, message),
@@ -309,7 +307,7 @@ def invalid_status(
     kept = previous.model_copy() if previous is not None else ScalingExperimentStatus()
     return kept.model_copy(update={
         "phase": ExperimentPhase.invalid,
-        "message": message,
+        "message": clip(message, MAX_MESSAGE),
         "observed_generation": generation,
         "conditions": _conditions(wanted, kept.conditions, now, generation),
     })

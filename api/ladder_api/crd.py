@@ -22,7 +22,11 @@ own. pydantic's JSON Schema has all of these, so `structural()` rewrites it:
   reports a bad value as an Invalid condition naming the field.
 
 The status gets list-map markers so several writers can server-side-apply entries side by side:
-`results` keyed by `id`, `sizes` by `width`, `conditions` by `type`.
+`sizes` keyed by `width`, `conditions` by `type`. (Results are not in the status: they are in the
+experiment's storage, and the status holds a bounded digest; ladder_api.digest. An object stored
+before, with `status.results`, loses them to the API server's pruning of fields the schema does
+not declare; nothing reads them, and kubectl's printer columns read only the summary, which
+both versions have.)
 """
 
 from __future__ import annotations
@@ -43,7 +47,6 @@ HEADER = (
 )
 
 LIST_MAPS = {
-    ("status", "results"): ["id"],
     ("status", "sizes"): ["width"],
     ("status", "conditions"): ["type"],
 }
@@ -61,6 +64,12 @@ PRINTER_COLUMNS = [
         "type": "number",
         "jsonPath": ".status.summary.bestFid",
         "description": "Lowest FID measured so far.",
+    },
+    {
+        "name": "Measured",
+        "type": "string",
+        "jsonPath": ".status.summary.measured",
+        "description": "Measurements recorded / expected (the results are in storage.outputUri).",
     },
     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
 ]

@@ -12,14 +12,21 @@ Cost conventions (both recorded, because the paper does not say which one it use
 
 Which results enter the frontier: the FID results of one metric (see `pick_fid_metric`), and per
 width only its newest evaluated checkpoint, so a frontier never mixes a half-trained model with
-finished ones. Ties are broken deterministically (lower cost, then smaller width, then sampler
-name, steps, guidance), so the same results always give the same summary.
+finished ones. Failed measurements (Result.error) never enter. Ties are broken deterministically
+(lower cost, then smaller width, then sampler name, steps, guidance), so the same results always
+give the same summary.
 
 Decisions carry their confidence (ladder_api.uncertainty): at each budget the winner is the best
 point estimate, and every other width whose best setting there is not distinguishable from it (the
 interval of their FID difference, paired over the shared bootstrap resamples when both results
 have replicates, else from the two standard errors, holds 0) is listed as a tie. A width wins a
 budget in words only when its tie list is empty.
+
+The summary is bounded, because it lives in the status (etcd refuses objects over 1.5 MiB, and
+every status write is sent to every watcher): each frontier keeps one point per budget at which
+the decision changes (the winner and its ties hold until the next point, so nothing is lost), and
+every frontier and Pareto front is thinned to MAX_POINTS (see `thin`). Without the thinning they
+are bounded by the distinct sampling costs (widths x step counts), already 66 for the paper.
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ from typing import Literal
 
 from ladder_api import uncertainty
 from ladder_api.grid import fid_features_of, fid_metric
+from ladder_api.limits import MAX_POINTS
 from ladder_api.predict import Unfinished, predict_frontier, prediction_words
 from ladder_api.spec import POOLED, FidFeatures
 from ladder_api.status import FrontierPoint, FrontierView, Result, Summary
@@ -64,6 +72,11 @@ def pick_fid_metric(results: Iterable[Result], preferred: str | None = None) -> 
     if not names:
         return None
     return PREFERRED_FID if PREFERRED_FID in names else names[0]
+
+
+def measured(results: Iterable[Result]) -> list[Result]:
+    """The results that hold a value (failed measurements have an error instead)."""
+    return [r for r in results if not r.failed]
 
 
 def _cost(r: Result, kind: CostKind) -> float:
@@ -162,7 +175,7 @@ def fid_results(
     results: Iterable[Result], fid_metric: str, *, newest_checkpoint_only: bool = True
 ) -> list[Result]:
     """The results the frontier is built from: one FID metric, newest checkpoint per width."""
-    chosen = [r for r in results if r.metric == fid_metric]
+    chosen = [r for r in results if r.metric == fid_metric and not r.failed]
     if not newest_checkpoint_only:
         return chosen
     newest: dict[int, int] = {}
@@ -181,6 +194,7 @@ def frontier(
     Budgets default to the distinct costs present, which is where the frontier can change. A
     budget below every cost gets no point.
     """
+    results = measured(results)
     if budgets is None:
         budgets = sorted({_cost(r, cost) for r in results})
     ordered = sorted(results, key=lambda r: (_cost(r, cost),) + _rank(r, cost))
@@ -199,7 +213,7 @@ def pareto(results: Sequence[Result], cost: CostKind = "paper") -> list[Frontier
     """Measurements no other measurement beats on both cost and FID, by increasing cost."""
     out: list[FrontierPoint] = []
     best = float("inf")
-    for r in sorted(results, key=lambda r: (_cost(r, cost),) + _rank(r, cost)):
+    for r in sorted(measured(results), key=lambda r: (_cost(r, cost),) + _rank(r, cost)):
         if r.value < best:
             best = r.value
             out.append(_point(r, _cost(r, cost), cost))
@@ -214,7 +228,7 @@ def best_over_guidance(
     when None; the paper's Figure 9: 1.5 to 8), per sampler unless `per_sampler` is False, sorted
     by width, sampler, steps."""
     groups: dict[tuple, list[Result]] = {}
-    for r in view_results(results, POOLED, guidance):
+    for r in view_results(measured(results), POOLED, guidance):
         key = (r.width, r.sampler if per_sampler else "", r.steps)
         groups.setdefault(key, []).append(r)
     out = []
@@ -234,6 +248,31 @@ def view_results(
             if (view == POOLED or r.sampler == view) and (keep is None or float(r.guidance) in keep)]
 
 
+def _decision(p: FrontierPoint) -> tuple:
+    return (p.width, p.sampler, p.steps, p.guidance, tuple(p.ties))
+
+
+def merge_equal(points: Sequence[FrontierPoint]) -> list[FrontierPoint]:
+    """Consecutive points that make the same decision (the same setting, tied with the same
+    widths), as one: the first budget it holds at."""
+    out: list[FrontierPoint] = []
+    for p in points:
+        if not out or _decision(out[-1]) != _decision(p):
+            out.append(p)
+    return out
+
+
+def thin(points: Sequence[FrontierPoint], max_points: int | None) -> list[FrontierPoint]:
+    """At most `max_points` (>= 2) of `points`, evenly spaced by rank: the first (cheapest) and the
+    last (the best FID, on a frontier or a Pareto front) are always kept. None keeps all."""
+    if max_points is None or len(points) <= max_points:
+        return list(points)
+    if max_points < 2:
+        raise ValueError(f"max_points must be at least 2, got {max_points}")
+    step = (len(points) - 1) / (max_points - 1)
+    return [points[round(i * step)] for i in range(max_points)]
+
+
 def summarize(
     results: Iterable[Result],
     sizes_done: int,
@@ -246,9 +285,11 @@ def summarize(
     unfinished: Sequence[Unfinished] = (),
     views: Sequence[str] = (POOLED,),
     guidance: Sequence[float] | None = None,
+    max_points: int | None = MAX_POINTS,
 ) -> Summary:
     """The status summary: progress, and per view (a sampler, or pooled: the first is the
-    headline) the frontier and Pareto front over the guidance scales given (all when None); best
+    headline) the frontier (equal consecutive decisions merged) and Pareto front over the guidance
+    scales given (all when None), each at most `max_points` long (None: all, for the report); best
     FID, frontier and pareto are the headline's. Per sampler, because a point of one sampler
     (DPM-Solver++ at few steps) would otherwise decide "which size wins" in a study whose headline
     is another (DDIM)."""
@@ -264,8 +305,12 @@ def summarize(
     chosen = fid_results(results, metric)
     for view in views or (POOLED,):
         mine = view_results(chosen, view, guidance)
-        summary.views.append(FrontierView(
-            sampler=view, frontier=frontier(mine, budgets, cost, confidence), pareto=pareto(mine, cost)))
+        # Assigned, not validated: the models' maxItems bound the status (max_points), while the
+        # report asks for whole fronts (max_points None).
+        v = FrontierView(sampler=view)
+        v.frontier = thin(merge_equal(frontier(mine, budgets, cost, confidence)), max_points)
+        v.pareto = thin(pareto(mine, cost), max_points)
+        summary.views.append(v)
     head = view_results(chosen, summary.frontier_sampler, guidance)
     if not head:
         return summary
@@ -284,11 +329,12 @@ def summarize(
 
 def summarize_for(results: Iterable[Result], sizes_done: int, sizes_total: int, evaluation,
                   fid_metric: str | None = None, *, cost: CostKind = "paper",
-                  unfinished: Sequence[Unfinished] = ()) -> Summary:
+                  unfinished: Sequence[Unfinished] = (), max_points: int | None = MAX_POINTS) -> Summary:
     """summarize with the views, guidance scales and confidence an EvaluationSpec names."""
     return summarize(results, sizes_done, sizes_total, fid_metric, cost=cost,
                      views=evaluation.frontier_views(), guidance=evaluation.best_of_guidance_scales(),
-                     confidence=evaluation.bootstrap.confidence, unfinished=unfinished)
+                     confidence=evaluation.bootstrap.confidence, unfinished=unfinished,
+                     max_points=max_points)
 
 
 def fid_cell(fid: float, low: float | None, high: float | None) -> str:

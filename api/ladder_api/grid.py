@@ -30,10 +30,11 @@ from typing import TYPE_CHECKING
 from ladder_api.errors import UserError
 from ladder_api.plan import short_hash
 from ladder_api.spec import EvaluationSpec, FidFeatures, MetricName, SamplerName
-from ladder_api.status import result_id
+from ladder_api.status import Result, result_id
 
 if TYPE_CHECKING:
     from ladder_api.plan import RunConfig
+    from ladder_api.spec import TrainingSpec
 
 # --- metric names -------------------------------------------------------------------------------
 
@@ -61,6 +62,14 @@ def metric_name(metric: MetricName | str, fid_features: FidFeatures | str) -> st
 def metric_names(evaluation: EvaluationSpec) -> list[str]:
     """The Result.metric strings of the spec's metrics, in the spec's order."""
     return [metric_name(m, evaluation.fid_features) for m in evaluation.metrics]
+
+
+def ranking_fid(evaluation: EvaluationSpec) -> str | None:
+    """The FID the summary ranks by: the one the spec's evaluation measures (its features); None
+    when it measures no FID."""
+    if MetricName.fid not in evaluation.metrics:
+        return None
+    return fid_metric(evaluation.fid_features)
 
 
 def fid_features_of(metric: str) -> str | None:
@@ -230,6 +239,43 @@ def expected_ids(run: RunConfig, available: Iterable[int]) -> set[str]:
         for point in run_grid_points(run)
         for name in names
     }
+
+
+def checkpoint_count(evaluation: EvaluationSpec, training: TrainingSpec) -> int:
+    """How many checkpoints planned_checkpoints names once training is done, from the spec alone
+    (the status and the limits count before any checkpoint exists): 1 for final, the steps listed,
+    or for all those the trainer keeps (checkpoint.keep of one save per intervalSteps and the
+    final step)."""
+    sel = evaluation.checkpoints
+    if sel == "final":
+        return 1
+    if sel == "all":
+        saves = -(-training.steps // training.checkpoint.interval_steps)
+        return min(training.checkpoint.keep, saves)
+    return len(set(sel))
+
+
+def expected_count(run: RunConfig) -> int:
+    """Measurements one size's evaluation records once training is done: checkpoints x its grid
+    points (its budgets' steps included) x metrics, which is len(expected_ids) over the
+    checkpoints the trainer keeps."""
+    per_checkpoint = len(run_grid_points(run)) * len(metric_names(run.evaluation))
+    return checkpoint_count(run.evaluation, run.training) * per_checkpoint
+
+
+def counted(run: RunConfig, results: Iterable[Result]) -> list[Result]:
+    """The results of record that count towards the run's current grid (a grid that shrank leaves
+    results of record that no longer do): of its width, at one of its grid points, with one of its
+    metrics, on a checkpoint its selection covers ("all": any of this run's, up to training.steps)."""
+    ev, sel = run.evaluation, run.evaluation.checkpoints
+    points = {(p.sampler, p.steps, p.guidance) for p in run_grid_points(run)}
+    metrics = set(metric_names(ev))
+    steps = None if sel == "all" else {run.training.steps} if sel == "final" else set(sel)
+    return [
+        r for r in results
+        if r.width == run.width and (r.sampler, r.steps, r.guidance) in points and r.metric in metrics
+        and (r.checkpoint_step in steps if steps is not None else r.checkpoint_step <= run.training.steps)
+    ]
 
 
 # Evaluation fields added after the first release, with the value that reproduces what Ladder did

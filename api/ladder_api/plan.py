@@ -107,6 +107,7 @@ class Plan(Model):
     experiment: ExperimentRef
     spec_hash: str
     runs: list[RunConfig]
+    root: str = Field("", description="The experiment's storage root: every run's files are below it.")
     resources: ResourcesSpec = Field(
         default_factory=ResourcesSpec, description="Images, service account and slices (render uses them)."
     )
@@ -195,6 +196,7 @@ def expand(exp: ScalingExperiment, output_uri: str | None = None, *, root: str |
         experiment=ref,
         spec_hash=s_hash,
         runs=runs,
+        root=base,
         resources=spec.resources,
         scheduling=spec.scheduling,
         suspend=spec.suspend,

@@ -17,6 +17,7 @@ from pydantic import Field, ValidationInfo, field_validator, model_serializer, m
 
 from ladder_api import API_VERSION, KIND
 from ladder_api import kubenames as kn
+from ladder_api import limits as lim
 from ladder_api.base import Model
 from ladder_api.ladder import PAPER_CONTEXT_DIM
 from ladder_api.tpu import SLICES
@@ -27,6 +28,9 @@ MAX_NAME_LENGTH = 40
 URI_SCHEMES = ("gs://", "file://", "builtin:", "/", "./", "../")
 
 PositiveInt = Annotated[int, Field(gt=0)]
+Uri = Annotated[str, Field(max_length=lim.MAX_URI)]
+Text = Annotated[str, Field(max_length=lim.MAX_TEXT)]
+URI_LIMIT = lim.at_most(lim.MAX_URI, "characters")
 MAX_WIDTH = 8192  # keeps derived object names short; the paper stops at 768
 
 
@@ -135,12 +139,16 @@ class LadderSpec(Model):
     channel_mult: list[PositiveInt] = Field(
         default_factory=lambda: [1, 2, 4, 4],
         min_length=1,
-        description="Block widths as multiples of c, one per resolution level.",
+        max_length=lim.MAX_LEVELS,
+        description="Block widths as multiples of c, one per resolution level."
+        + lim.at_most(lim.MAX_LEVELS, "levels"),
     )
     num_res_blocks: PositiveInt = Field(2, description="Residual blocks per level.")
     attention_levels: list[Annotated[int, Field(ge=0)]] = Field(
         default_factory=lambda: [0, 1, 2],
-        description="Levels (0 = highest resolution) with a transformer block after each res-block.",
+        max_length=lim.MAX_LEVELS,
+        description="Levels (0 = highest resolution) with a transformer block after each res-block."
+        + lim.at_most(lim.MAX_LEVELS, "levels"),
     )
     num_heads: PositiveInt = Field(8, description="Attention heads.")
     transformer_depth: PositiveInt = Field(1, description="Transformer blocks per attention site.")
@@ -152,8 +160,10 @@ class LadderSpec(Model):
     widths: list[Annotated[int, Field(gt=0, le=MAX_WIDTH)]] = Field(
         default_factory=lambda: [64, 96, 128],
         min_length=1,
+        max_length=lim.MAX_WIDTHS,
         description="Base channel counts c of the U-Net, one run per width (the paper: 64 to 768). "
-        "Each c x channelMult must be divisible by normGroups and numHeads.",
+        "Each c x channelMult must be divisible by normGroups and numHeads."
+        + lim.at_most(lim.MAX_WIDTHS, "widths: each is a run config in one ConfigMap of at most 1 MiB"),
     )
 
     @field_validator("attention_levels")
@@ -217,8 +227,8 @@ class AutoencoderSpec(Model):
         description="How images map to latents. `identity` trains in pixel space (recorded as "
         "such in every result); `sd-vae` is the frozen f=8 SD VAE (250M, not counted in costs).",
     )
-    weights_uri: str | None = Field(
-        None, description="Where the autoencoder weights are baked in or stored (sd-vae only)."
+    weights_uri: Uri | None = Field(
+        None, description="Where the autoencoder weights are baked in or stored (sd-vae only)." + URI_LIMIT
     )
     scaling_factor: float = Field(0.18215, gt=0, description="Latent scaling factor.")
     hash: str | None = Field(
@@ -243,11 +253,14 @@ class TextEncoderSpec(Model):
     embedding, any width). A plain string is read as the name (older specs).
     """
 
-    name: str = Field("clip-vit-h14", min_length=1, description="Which encoder (see above).")
-    weights_uri: str | None = Field(
+    name: Text = Field(
+        "clip-vit-h14", min_length=1,
+        description="Which encoder (see above)." + lim.at_most(lim.MAX_TEXT, "characters"),
+    )
+    weights_uri: Uri | None = Field(
         None,
         description="Where `ladder prepare` loads the encoder from (a local folder or file baked "
-        "into the image, or gs://); never downloaded from a hub. Not used by the trainer.",
+        "into the image, or gs://); never downloaded from a hub. Not used by the trainer." + URI_LIMIT,
     )
     hash: str | None = Field(
         None,
@@ -275,19 +288,22 @@ DEFAULT_REFERENCE_STATS = "gs://ladder-data/coco2014-val/inception-stats.npz"
 
 
 class ReferenceSetSpec(Model):
-    name: str = Field("coco2014-val-30k", description="Name of the evaluation reference set.")
-    uri: str = Field(
+    name: Text = Field(
+        "coco2014-val-30k",
+        description="Name of the evaluation reference set." + lim.at_most(lim.MAX_TEXT, "characters"),
+    )
+    uri: Uri = Field(
         DEFAULT_REFERENCE_PROMPTS,
         description="The evaluation prompts: an .npz of captions, their text embeddings and the "
         "unconditional embedding (what `ladder prepare reference` writes), or builtin:digits-test. "
-        "Must hold at least evaluation.numSamples prompts (sample i uses prompt i).",
+        "Must hold at least evaluation.numSamples prompts (sample i uses prompt i)." + URI_LIMIT,
     )
-    stats_uri: str | None = Field(
+    stats_uri: Uri | None = Field(
         None,
         description="FID reference statistics (mu, sigma) of exactly the reference images the "
         "prompts come from (`ladder prepare reference` writes both); their hash is recorded with "
         "every result. Required unless the reference set ships its images (builtin sets); unset "
-        "with the default uri: the default set's inception-stats.npz beside it.",
+        "with the default uri: the default set's inception-stats.npz beside it." + URI_LIMIT,
     )
 
     @field_validator("uri", "stats_uri")
@@ -311,14 +327,20 @@ class PrepareSpec(Model):
     of the recipe: the data's identity is data.trainUri with the encoders' hashes, and a
     preparation refuses to add parts made with other settings to an existing output."""
 
-    webdataset: list[str] | None = Field(
-        None, description="WebDataset tar shards ({key}.jpg|png|webp + {key}.txt|json): files, "
+    webdataset: list[Uri] | None = Field(
+        None, max_length=lim.MAX_SOURCES,
+        description="WebDataset tar shards ({key}.jpg|png|webp + {key}.txt|json): files, "
         "folders/prefixes or brace patterns (shards/{00000..00099}.tar); local or gs://."
+        + lim.at_most(lim.MAX_SOURCES) + URI_LIMIT,
     )
-    coco: str | None = Field(None, description="COCO captions_*.json (with images: its image folder).")
-    images: str | None = Field(None, description="Image folder or bucket prefix (with coco or captions).")
-    captions: str | None = Field(
-        None, description='With images: a JSONL of {"file": ..., "caption": ...}, one a line.'
+    coco: Uri | None = Field(
+        None, description="COCO captions_*.json (with images: its image folder)." + URI_LIMIT
+    )
+    images: Uri | None = Field(
+        None, description="Image folder or bucket prefix (with coco or captions)." + URI_LIMIT
+    )
+    captions: Uri | None = Field(
+        None, description='With images: a JSONL of {"file": ..., "caption": ...}, one a line.' + URI_LIMIT
     )
     part_size: PositiveInt = Field(
         10_000, description="Items per part for coco / captions (a tar is one part)."
@@ -331,8 +353,9 @@ class PrepareSpec(Model):
         "v5litepod-4", description="Single-host TPU slice each worker runs on (the autoencoder "
         "encodes sharded over its chips)."
     )
-    image: str | None = Field(
-        None, description="Image with the prepare extra (torch text encoders); default: the trainer image."
+    image: Uri | None = Field(
+        None, description="Image with the prepare extra (torch text encoders); default: the trainer "
+        "image." + lim.at_most(lim.MAX_URI, "characters"),
     )
     batch_size: PositiveInt = Field(32, description="Images per autoencoder call.")
     dtype: Literal["float16", "float32"] = Field("float16", description="Stored precision of the data.")
@@ -378,10 +401,10 @@ class PrepareSpec(Model):
 
 
 class DataSpec(Model):
-    train_uri: str = Field(
+    train_uri: Uri = Field(
         "gs://ladder-data/webli-latents/",
         description="Training shards of precomputed latents and text embeddings (gs://, a local "
-        "path, or builtin:digits for the bundled handwritten-digits set).",
+        "path, or builtin:digits for the bundled handwritten-digits set)." + URI_LIMIT,
     )
     autoencoder: AutoencoderSpec = Field(
         default_factory=AutoencoderSpec, description="How images map to the latents the U-Net sees."
@@ -524,8 +547,8 @@ class TrainingSpec(Model):
         default_factory=ShardingSpec, description="Device mesh of the training slice(s)."
     )
     log_every_steps: PositiveInt = Field(100, description="Metrics cadence.")
-    compilation_cache_uri: str | None = Field(
-        None, description="JAX persistent compilation cache (local path or gs://)."
+    compilation_cache_uri: Uri | None = Field(
+        None, description="JAX persistent compilation cache (local path or gs://)." + URI_LIMIT
     )
     distributed_init_timeout_seconds: PositiveInt = Field(
         1200,
@@ -621,11 +644,15 @@ class ResourcesSpec(Model):
     slices: list[SliceRule] = Field(
         default_factory=lambda: [SliceRule()],
         min_length=1,
-        description="Training slice per size: rules in order, first match wins.",
+        max_length=lim.MAX_SLICE_RULES,
+        description="Training slice per size: rules in order, first match wins."
+        + lim.at_most(lim.MAX_SLICE_RULES, "rules"),
     )
     overrides: dict[str, SliceRequest] = Field(
         default_factory=dict,
-        description="Per-width override keyed by the width as a string, e.g. {'768': {...}}.",
+        max_length=lim.MAX_WIDTHS,
+        description="Per-width override keyed by the width as a string, e.g. {'768': {...}}."
+        + lim.at_most(lim.MAX_WIDTHS),
     )
     eval_slice: SliceRequest = Field(
         default_factory=lambda: SliceRequest(slice_type="v5litepod-4"),
@@ -767,45 +794,54 @@ class EvaluationSpec(Model):
     samplers: list[SamplerName] = Field(
         default_factory=lambda: [SamplerName.ddim, SamplerName.dpmpp_2m, SamplerName.ddpm],
         min_length=1,
-        description="Samplers to evaluate.",
+        max_length=lim.MAX_SAMPLERS,
+        description="Samplers to evaluate." + lim.at_most(lim.MAX_SAMPLERS),
     )
     steps: list[PositiveInt] = Field(
         default_factory=lambda: [4, 6, 8, 10, 20, 50],
         min_length=1,
-        description="Sampling step counts.",
+        max_length=lim.MAX_GRID_LIST,
+        description="Sampling step counts." + lim.at_most(lim.MAX_GRID_LIST),
     )
     budgets: list[Annotated[float, Field(gt=0)]] = Field(
         default_factory=list,
+        max_length=lim.MAX_GRID_LIST,
         description="Equal-cost grid: sampling budgets (normalized model cost x steps; the paper's "
         "Figure 9 ticks are 3, 6, 10, 14, 20, 28, 38, 88, 200). Each size also samples, per sampler, "
         "round(budget / its normalized cost) steps when that count is within the sampler's range "
         "(1 to the training timesteps, at most maxSteps), beside the explicit steps, so small sizes "
-        "are measured at large budgets too rather than dropping out of the comparison.",
+        "are measured at large budgets too rather than dropping out of the comparison."
+        + lim.at_most(lim.MAX_GRID_LIST),
     )
     max_steps: dict[str, PositiveInt] = Field(
         default_factory=lambda: {SamplerName.dpmpp_2m.value: 20},
+        max_length=lim.MAX_SAMPLERS,
         description="Most steps a budget derives per sampler (DPM-Solver++: 20, as in the paper). "
-        "Explicit steps are not capped.",
+        "Explicit steps are not capped." + lim.at_most(lim.MAX_SAMPLERS),
     )
     guidance_scales: list[Annotated[float, Field(ge=0)]] = Field(
         default_factory=lambda: [1.5, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 7.5, 8.0],
         min_length=1,
+        max_length=lim.MAX_GRID_LIST,
         description="Classifier-free guidance scales (1.0 = no guidance). The default is the "
-        "paper's sweep (1.5 to 8) and 7.5, the scale of its Table 1 and Figure 3.",
+        "paper's sweep (1.5 to 8) and 7.5, the scale of its Table 1 and Figure 3."
+        + lim.at_most(lim.MAX_GRID_LIST),
     )
     best_of_guidance: list[Annotated[float, Field(ge=0)]] | None = Field(
         None,
+        max_length=lim.MAX_GRID_LIST,
         description="The guidance scales the frontier, the Pareto front and 'best FID over "
         "guidance' choose from (the paper's Figure 9: 1.5, 2, 3, 4, 5, 6, 7, 8). Unset: those eight "
         "when all are evaluated (so the default grid's 7.5 does not enter Figure 9), else every "
-        "evaluated scale. Each listed scale must be evaluated.",
+        "evaluated scale. Each listed scale must be evaluated." + lim.at_most(lim.MAX_GRID_LIST),
     )
-    frontier_samplers: list[str] | None = Field(
+    frontier_samplers: list[Annotated[str, Field(max_length=16)]] | None = Field(
         None,
+        max_length=lim.MAX_VIEWS,
         description="Samplers that get their own frontier and Pareto front in the summary, the "
         "first being the headline (status.summary.frontier); `pooled` is the frontier over all "
         "samplers together, labelled as such. Unset: ddim (the paper's headline) when evaluated, "
-        "else pooled.",
+        "else pooled." + lim.at_most(lim.MAX_VIEWS),
     )
     ddim_eta: float = Field(0.0, ge=0, le=1, description="DDIM eta (0 = deterministic).")
     num_samples: PositiveInt = Field(30_000, description="Samples per measurement.")
@@ -813,40 +849,46 @@ class EvaluationSpec(Model):
     metrics: list[MetricName] = Field(
         default_factory=lambda: [MetricName.fid, MetricName.clip],
         min_length=1,
+        max_length=lim.MAX_METRICS,
         description="Metrics per measurement: fid, clip (CLIP score), adherence (prompt-class "
-        "accuracy of a classifier; digits only).",
+        "accuracy of a classifier; digits only)." + lim.at_most(lim.MAX_METRICS),
     )
     fid_features: FidFeatures = Field(
         FidFeatures.inception,
         description="Features FID uses; anything but inception is labelled as such in results.",
     )
-    inception_weights_uri: str = Field(
+    inception_weights_uri: Uri = Field(
         "/opt/ladder/weights/inception-2015-12-05.pt",
-        description="clean-fid's Inception weights, baked into the evaluator image.",
+        description="clean-fid's Inception weights, baked into the evaluator image." + URI_LIMIT,
     )
-    clip_weights_uri: str | None = Field(
+    clip_weights_uri: Uri | None = Field(
         "/opt/ladder/weights/open_clip_vit_b32.safetensors",
-        description="open_clip weights for the CLIP score.",
+        description="open_clip weights for the CLIP score." + URI_LIMIT,
     )
-    clip_model: str = Field(
+    clip_model: Text = Field(
         "ViT-B-32",
         description="open_clip architecture of clipWeightsUri, recorded with every CLIP score. "
         "The T2I literature mostly uses OpenAI's ViT-L-14; the default is the model the evaluator "
         "image bakes in (ViT-B-32, laion2b_s34b_b79k): to use ViT-L-14, bake its weights "
         "(evaluator/Dockerfile CLIP_MODEL, CLIP_PRETRAINED) and set clipModel, clipPretrained "
-        "and clipWeightsUri.",
+        "and clipWeightsUri." + lim.at_most(lim.MAX_TEXT, "characters"),
     )
-    clip_pretrained: str = Field(
+    clip_pretrained: Text = Field(
         "laion2b_s34b_b79k", description="open_clip pretrained tag of clipWeightsUri (recorded)."
+        + lim.at_most(lim.MAX_TEXT, "characters"),
     )
     sampling_dtype: Literal["training", "float32", "bfloat16"] = Field(
         "training",
         description="Dtype the U-Net computes in while sampling; training: training.computeDtype. "
         "float32 avoids bf16 rounding that guidance amplifies (g x (eps_c - eps_u) at g = 8).",
     )
-    checkpoints: Literal["final", "all"] | list[PositiveInt] = Field(
-        "final", description="Which checkpoints to evaluate: final (the one of training.steps; "
-        "evaluating before it exists is an error), all kept, or given steps."
+    checkpoints: Literal["final", "all"] | Annotated[
+        list[PositiveInt], Field(max_length=lim.MAX_CHECKPOINT_STEPS)
+    ] = Field(
+        "final",
+        description="Which checkpoints to evaluate: final (the one of training.steps; evaluating "
+        "before it exists is an error), all kept (training.checkpoint.keep), or given steps (at most "
+        f"{lim.MAX_CHECKPOINT_STEPS}, ladder_api.limits).",
     )
     seed: int = Field(0, ge=0, description="Seed for sampling noise and bootstrap resamples.")
     seeds: int = Field(
@@ -913,10 +955,10 @@ class EvaluationSpec(Model):
 
 
 class StorageSpec(Model):
-    output_uri: str = Field(
+    output_uri: Uri = Field(
         "gs://ladder-experiments/",
-        description="Where checkpoints, metrics and samples go (gs:// or a local path); each "
-        "experiment writes under <outputUri>/<name>/.",
+        description="Where checkpoints, metrics, samples and the results of record go (gs:// or a "
+        "local path); each experiment writes under <outputUri>/<name>/." + URI_LIMIT,
     )
 
     @field_validator("output_uri")
@@ -993,6 +1035,38 @@ class ScalingExperimentSpec(Model):
                     f"width {w}: sharding.data {sharding.data} x fsdp {sharding.fsdp} must equal the "
                     f"{total} chips of {req.num_slices} x {req.slice_type} (or use data: -1)"
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _grid_fits(self) -> ScalingExperimentSpec:
+        """The measurements and their bootstrap replicates stay within ladder_api.limits (the
+        operator keeps what it reads in memory; see limits.MAX_MEASUREMENTS). Counted per size:
+        evaluation.budgets add steps that depend on each size's cost."""
+        from ladder_api import grid  # grid and plan are defined over these models
+        from ladder_api.plan import model_config
+
+        ev, timesteps = self.evaluation, self.training.noise_schedule.num_timesteps
+        ckpts = grid.checkpoint_count(ev, self.training)
+        points = [len(grid.grid_points(ev, model_config(self.ladder, w).normalized_cost, timesteps))
+                  for w in self.ladder.widths]
+        total = ckpts * sum(points) * len(ev.metrics)
+        per_size = f"{min(points)}" if min(points) == max(points) else f"{min(points)} to {max(points)}"
+        shape = (f"{len(points)} widths x {ckpts} checkpoints x {per_size} sampling settings x "
+                 f"{len(ev.metrics)} metrics")
+        if total > lim.MAX_MEASUREMENTS:
+            raise ValueError(
+                f"evaluation: {total:,} measurements ({shape}), more than the {lim.MAX_MEASUREMENTS:,} "
+                "one experiment may record (ladder_api.limits); evaluate fewer checkpoints "
+                "(evaluation.checkpoints, training.checkpoint.keep), steps, budgets, guidance scales "
+                "or widths, or split the study into several experiments"
+            )
+        if total * ev.bootstrap.resamples > lim.MAX_REPLICATES:
+            raise ValueError(
+                f"evaluation.bootstrap.resamples: {total:,} measurements x {ev.bootstrap.resamples:,} "
+                f"resamples is {total * ev.bootstrap.resamples:,} replicates, more than the "
+                f"{lim.MAX_REPLICATES:,} one experiment may record (ladder_api.limits); use fewer "
+                "resamples or a smaller grid"
+            )
         return self
 
     def sharding_for(self, width: int) -> ShardingSpec:

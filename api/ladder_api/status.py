@@ -1,20 +1,30 @@
 """The ScalingExperiment status: an explicit schema, written by several writers at once.
 
-`results` is a list-map keyed by `id` (a deterministic string built from what identifies one
-measurement: width, checkpoint step, sampler, steps, guidance, metric). One string key is used
-rather than six because server-side apply matches float keys (guidance) poorly; the components
-are kept as fields beside it. Each evaluator pod applies its own entries with its own field
-manager, so concurrent writers never erase each other's entries. `sizes` is a list-map keyed by
-`width` for the same reason (the trainer and the operator both write it).
+The status is a dashboard, not a database. The results of record (one `Result` per measurement:
+3,168 for the paper's grid, five times that with `checkpoints: all`) live in the experiment's
+storage (ladder_api.artifacts: write-once objects under each size's results/ folder); the status
+holds a bounded digest of them (ladder_api.digest): per size, how many measurements are recorded
+out of how many the grid asks for, and the summary (best FID, the frontier, the Pareto front).
+
+`sizes` is a list-map keyed by `width`: the operator (phase, JobSets, measurements), the trainer
+(step, loss, checkpoint) and the evaluator (its progress report) each apply their own fields of a
+size's entry with their own field manager, so concurrent writers never erase each other's.
+
+Models stay open to additions (confidence intervals, more metrics): every field has a default or
+is optional, so a reader of a newer status or results file ignores nothing it needs and an older
+reader is not broken by what it does not know (the operator reads the status leniently).
 """
 
 from __future__ import annotations
 
+import math
 from enum import StrEnum
+from typing import Any
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from ladder_api.base import Model
+from ladder_api.limits import MAX_GRID_LIST, MAX_POINTS, MAX_VIEWS, MAX_WIDTHS
 
 
 class ExperimentPhase(StrEnum):
@@ -46,6 +56,34 @@ class Condition(Model):
     observed_generation: int | None = Field(None, description="Generation the condition describes.")
 
 
+class Measurements(Model):
+    """A size's measurements of record, counted from storage (bounded: four numbers)."""
+
+    recorded: int = Field(0, ge=0, description="Measurements of the current grid recorded in storage.")
+    expected: int | None = Field(
+        None, ge=0, description="Measurements the current grid asks for (checkpoints x samplers x "
+        "steps x guidance scales x metrics)."
+    )
+    failed: int = Field(
+        0, ge=0, description="Of the recorded, those that failed (e.g. a non-finite value): listed by "
+        "`ladder report`, never ranked."
+    )
+    best_fid: float | None = Field(
+        None, description="This size's lowest FID (the summary's metric, newest checkpoint)."
+    )
+
+
+class EvaluatorProgress(Model):
+    """What an evaluator pod reports after writing results to storage: small on purpose (the
+    results themselves are in storage); each report wakes the operator, which then reads the new
+    result objects."""
+
+    recorded: int = Field(
+        0, ge=0, description="Measurements of this size recorded, as the evaluator knows them."
+    )
+    written_at: str | None = Field(None, description="RFC 3339 time of its last results write.")
+
+
 class SizeStatus(Model):
     width: int = Field(..., description="Base channel count c (the list-map key).")
     phase: SizePhase = Field(SizePhase.pending, description="Where this size is in its life cycle.")
@@ -58,6 +96,24 @@ class SizeStatus(Model):
     checkpoint_step: int | None = Field(None, description="Newest complete checkpoint's step.")
     checkpoint_uri: str | None = Field(None, description="Newest complete checkpoint's URI.")
     message: str | None = Field(None, description="Why the size is in this phase.")
+    measurements: Measurements | None = Field(
+        None, description="This size's measurements of record (in storage), counted by the operator."
+    )
+    evaluator: EvaluatorProgress | None = Field(
+        None, description="The evaluator's own progress report (its writes wake the operator up)."
+    )
+
+
+_UNCERTAINTY = ("ciLow", "ciHigh", "stderr", "seedValues", "seedSpread", "replicates", "ci_low",
+                "ci_high", "seed_values", "seed_spread")  # wire and field names (either is accepted)
+
+
+def _finite(v: Any) -> bool:
+    if isinstance(v, float):
+        return math.isfinite(v)
+    if isinstance(v, list):
+        return all(_finite(x) for x in v)
+    return True
 
 
 class Result(Model):
@@ -73,7 +129,13 @@ class Result(Model):
         ..., description="Metric with its features, e.g. fid-inception, fid-digits-classifier, "
         "clip-score, adherence."
     )
-    value: float = Field(..., description="The measured value.")
+    value: float | None = Field(
+        None, description="The measured value (always finite); absent when the measurement failed."
+    )
+    error: str | None = Field(
+        None, description="Why the measurement failed (e.g. the metric came out NaN): recorded so "
+        "it is not retried forever, listed by the report, ignored by the frontier."
+    )
     num_samples: int = Field(..., description="Samples the metric was computed on.")
     gflops_per_forward: float = Field(..., description="Analytic GFLOPs of one U-Net forward.")
     sampling_cost: float = Field(
@@ -105,14 +167,38 @@ class Result(Model):
     )
     replicates: list[float] | None = Field(
         None, description="The value on each shared bootstrap resample, centred on the value "
-        "(kept in the results objects in storage, left out of the status): paired comparisons use "
-        "them."
+        "(in the results of record in storage): paired comparisons use them."
     )
 
-    def in_status(self) -> Result:
-        """The entry as the status carries it: without replicates, which would make a paper-scale
-        status (3,168 results x 100 resamples) too large for the API server."""
-        return self if self.replicates is None else self.model_copy(update={"replicates": None})
+    @model_validator(mode="before")
+    @classmethod
+    def _non_finite_is_a_failure(cls, data: Any) -> Any:
+        """A NaN or infinite value (a diverged model, a singular covariance) becomes a failed
+        measurement with its reason, and has no uncertainty: never a number that JSON, the API
+        server and the frontier cannot take. A finite value whose uncertainty is not (a resample
+        whose covariance was singular) keeps the value without it: it reads "no interval" and is
+        compared unpaired, never with a NaN. Results files written before this rule are read the
+        same way."""
+        if not isinstance(data, dict):
+            return data
+        value = data.get("value")
+        cleared = {k: None for k in _UNCERTAINTY if k in data}
+        if isinstance(value, float) and not math.isfinite(value):
+            reason = f"the metric came out {value}, not a finite number"
+            return {**data, **cleared, "value": None, "error": data.get("error") or reason}
+        if not all(_finite(data[k]) for k in cleared):
+            return {**data, **cleared}
+        return data
+
+    @model_validator(mode="after")
+    def _value_or_error(self) -> Result:
+        if (self.value is None) == (self.error is None):
+            raise ValueError("a result has either a value or an error (a failed measurement), not both")
+        return self
+
+    @property
+    def failed(self) -> bool:
+        return self.error is not None
 
 
 def result_id(
@@ -133,9 +219,10 @@ class FrontierPoint(Model):
     fid_low: float | None = Field(None, description="Lower end of its FID's confidence interval.")
     fid_high: float | None = Field(None, description="Upper end of its FID's confidence interval.")
     ties: list[int] = Field(
-        default_factory=list, description="Other widths whose best setting within the budget is not "
-        "distinguishable from this one (their paired FID difference's interval holds 0): the width "
-        "wins the budget only when this is empty."
+        default_factory=list, max_length=MAX_WIDTHS,
+        description="Other widths whose best setting within the budget is not distinguishable from "
+        "this one (their paired FID difference's interval holds 0): the width wins the budget only "
+        "when this is empty."
     )
     win_probability: float | None = Field(
         None, description="Share of the shared bootstrap resamples in which this width has the best "
@@ -148,8 +235,14 @@ class FrontierView(Model):
     one over every sampler (sampler `pooled`)."""
 
     sampler: str = Field(..., description="The sampler, or pooled (all samplers together).")
-    frontier: list[FrontierPoint] = Field(default_factory=list, description="Best size per budget.")
-    pareto: list[FrontierPoint] = Field(default_factory=list, description="Pareto front.")
+    frontier: list[FrontierPoint] = Field(
+        default_factory=list, max_length=MAX_POINTS,
+        description=f"Best size per budget, at most {MAX_POINTS} points (thinned like summary.frontier).",
+    )
+    pareto: list[FrontierPoint] = Field(
+        default_factory=list, max_length=MAX_POINTS,
+        description=f"Pareto front, at most {MAX_POINTS} points (thinned like summary.pareto).",
+    )
 
 
 class Summary(Model):
@@ -159,10 +252,14 @@ class Summary(Model):
     best_fid: float | None = Field(None, description="Lowest FID measured so far.")
     best_width: int | None = Field(None, description="Width that reached bestFid.")
     fid_metric: str | None = Field(None, description="Which FID the summary ranks by.")
+    measured: str | None = Field(
+        None, description="Measurements recorded / expected over all sizes, for the printer column."
+    )
     confidence: float | None = Field(None, description="Confidence level of intervals and ties.")
     predictions: list[str] = Field(
-        default_factory=list, description="PREDICTED, not measured: per size still training, the "
-        "budgets it is predicted to win and how likely (ladder_api.predict; one line per size)."
+        default_factory=list, max_length=MAX_WIDTHS,
+        description="PREDICTED, not measured: per size still training, the budgets it is predicted "
+        "to win and how likely (ladder_api.predict; one line per size)."
     )
     frontier_sampler: str | None = Field(
         None, description="Which view frontier, pareto and bestFid are of: a sampler (ddim, the "
@@ -170,18 +267,24 @@ class Summary(Model):
         "evaluation.frontierSamplers."
     )
     best_of_guidance: list[float] = Field(
-        default_factory=list,
+        default_factory=list, max_length=MAX_GRID_LIST,
         description="Guidance scales the frontier chose from (evaluation.bestOfGuidance).",
     )
     frontier: list[FrontierPoint] = Field(
-        default_factory=list, description="Best size per sampling budget (frontierSampler's view)."
+        default_factory=list, max_length=MAX_POINTS,
+        description="Best size per sampling budget (frontierSampler's view): one point per budget "
+        "at which the decision changes (it holds until the next point's budget); at most "
+        f"{MAX_POINTS} points (ladder_api.limits.MAX_POINTS: beyond, evenly spaced by rank, cheapest "
+        "and best kept)."
     )
     pareto: list[FrontierPoint] = Field(
-        default_factory=list,
-        description="Pareto front of sampling cost against FID (frontierSampler's view).",
+        default_factory=list, max_length=MAX_POINTS,
+        description="Pareto front of sampling cost against FID (frontierSampler's view), by "
+        f"increasing cost; at most {MAX_POINTS} points, thinned like the frontier (`ladder report` "
+        "has the whole front)."
     )
     views: list[FrontierView] = Field(
-        default_factory=list,
+        default_factory=list, max_length=MAX_VIEWS,
         description="The frontier of each of evaluation.frontierSamplers, the headline first.",
     )
 
@@ -213,16 +316,20 @@ class ScalingExperimentStatus(Model):
     spec_hash: str | None = Field(None, description="Hash of the spec the status describes.")
     code_version: str | None = Field(None, description="Ladder version that wrote this status.")
     images: dict[str, str] = Field(default_factory=dict, description="Images actually used.")
+    storage_root: str | None = Field(
+        None, description="Where the experiment's files are (<outputUri>/<name>): checkpoints, metrics, "
+        "samples and the results of record; `ladder report <storageRoot>` reads them."
+    )
     conditions: list[Condition] = Field(
         default_factory=list, description="Ready, Progressing, Degraded, Suspended (keyed by type)."
     )
     sizes: list[SizeStatus] = Field(
         default_factory=list, description="One entry per width (keyed by width)."
     )
-    results: list[Result] = Field(
-        default_factory=list, description="Every measurement (keyed by id; written by server-side apply)."
+    summary: Summary = Field(
+        default_factory=Summary, description="Progress and the frontier, from all results of record "
+        "(they are in storage: `ladder report` reads them)."
     )
-    summary: Summary = Field(default_factory=Summary, description="Progress and the frontier.")
     cost: CostEstimate | None = Field(
         None, description="The study's estimated chip-hours, storage and money, and what is spent."
     )

@@ -1,4 +1,6 @@
-"""`ladder run`, `ladder status`, `ladder report`: the one-machine backend and its report.
+"""`ladder run`, `ladder status`, `ladder report`: the one-machine backend and its report, and the
+same status and report of an experiment on a cluster (--experiment, through the kubeconfig; see
+cluster_experiment) or of any experiment's storage root (local or gs://).
 
 The report (ladder_report, matplotlib) is imported only inside the commands that need it, so
 `ladder validate` and `ladder status` never load matplotlib, JAX or torch.
@@ -37,14 +39,42 @@ def register(sub) -> None:
                    help="interpreter that runs the trainer and evaluator (default: the one running ladder)")
     p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser("status", help="print a run directory's status like `kubectl get sx`")
-    p.add_argument("dir", help="run directory written by `ladder run` (the one it printed as its state)")
-    p.add_argument("--json", action="store_true", help="print status.json (the resource's status shape)")
+    p = sub.add_parser("status", help="print an experiment's status like `kubectl get sx`")
+    p.add_argument("dir", nargs="?",
+                   help="run directory written by `ladder run` (the one it printed as its state)")
+    _cluster_args(p)
+    p.add_argument("--json", action="store_true", help="print the status (the resource's status shape)")
     p.set_defaults(func=cmd_status)
 
-    p = sub.add_parser("report", help="write report.md and report.html for a run directory")
-    p.add_argument("dir", help="run directory written by `ladder run`")
+    p = sub.add_parser("report", help="write report.md and report.html for an experiment")
+    p.add_argument("dir", nargs="?", metavar="DIR|URI",
+                   help="run directory written by `ladder run`, or an experiment's storage root "
+                   "(<storage.outputUri>/<name>, local or gs://)")
+    _cluster_args(p)
+    p.add_argument("-o", "--output", metavar="DIR",
+                   help="where report.md and report.html go (default: the directory itself; for gs:// "
+                   "and --experiment, ./ladder-reports/<name>)")
     p.set_defaults(func=cmd_report)
+
+
+def _cluster_args(p) -> None:
+    p.add_argument("--experiment", metavar="NAME",
+                   help="a ScalingExperiment on the cluster of the kubeconfig (instead of DIR)")
+    p.add_argument("-n", "--namespace", help="its namespace (default: the kubeconfig context's)")
+    p.add_argument("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, ~/.kube/config)")
+    p.add_argument("--context", help="kubeconfig context (default: the current one)")
+
+
+def _source(args: argparse.Namespace) -> None:
+    if bool(args.dir) == bool(args.experiment):
+        what = "a directory or URI" if args.command == "report" else "a directory"
+        raise UserError(f"ladder {args.command}: give {what} or --experiment NAME (one of them)")
+
+
+def _cluster(args: argparse.Namespace):
+    from ladder_cli.cluster_experiment import fetch
+
+    return fetch(args.experiment, args.namespace, args.kubeconfig, args.context)
 
 
 def _write_report(out_dir: Path) -> Path:
@@ -88,9 +118,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(render_status(exp.metadata.name, outcome.status, _expected(out_dir)))
     for msg in outcome.messages:
         print(f"\n{msg}", file=sys.stderr)
-    if not args.no_report and outcome.status.results:
+    measured = any(s.measurements and s.measurements.recorded for s in outcome.status.sizes)
+    if not args.no_report and measured:
         print(f"\nreport: {_write_report(out_dir)}")
-    elif not outcome.status.results:
+    elif not measured:
         print("\nno measurements yet, so no report")
     if outcome.interrupted:
         print(f"\nstopped; run `ladder run {args.file}"
@@ -125,6 +156,14 @@ def cmd_status(args: argparse.Namespace) -> int:
     from ladder_local.lock import runner_alive
     from ladder_local.tables import render_status
 
+    _source(args)
+    if args.experiment:
+        exp = _cluster(args)
+        if args.json:
+            print(json.dumps(exp.status.to_wire(), indent=1))
+        else:
+            print(render_status(exp.name, exp.status, {}) + f"\n\nfiles (and results of record): {exp.root}")
+        return 0
     out_dir, status = _load_dir(args.dir)
     if args.json:
         print(json.dumps(status.to_wire(), indent=1))
@@ -153,6 +192,15 @@ def _speeds(configs, status) -> dict[int, float | None]:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    out_dir, _ = _load_dir(args.dir)
-    print(f"report: {_write_report(out_dir)}")
+    from ladder_report import write_report  # lazy: matplotlib
+    from ladder_report.load import load_runs
+    from ladder_report.render import write
+
+    _source(args)
+    if args.experiment:
+        exp = _cluster(args)
+        out = Path(args.output or Path("ladder-reports") / exp.name)
+        print(f"report: {write(load_runs(exp.name, exp.runs(), exp.status, out)).html}")
+        return 0
+    print(f"report: {write_report(args.dir, args.output).html}")
     return 0

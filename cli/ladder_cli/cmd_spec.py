@@ -11,14 +11,17 @@ import json
 import sys
 from pathlib import Path
 
+from ladder_api import grid
 from ladder_api.crd import crd_yaml
 from ladder_api.errors import SpecError, UserError
 from ladder_api.estimate import estimate
+from ladder_api.limits import CONFIG_MAP_LIMIT, MAX_MEASUREMENTS
 from ladder_api.loading import load_experiment
 from ladder_api.plan import Plan, expand
 from ladder_api.validation import Target, problems
 from ladder_cli import estimate_view
 from ladder_operator import render as rendering
+from ladder_operator.limits import config_map_bytes, object_problems
 
 
 def register(sub) -> None:
@@ -26,9 +29,11 @@ def register(sub) -> None:
     p = sub.add_parser(
         "validate",
         help="check an experiment file; one line per problem",
-        description="Validate a ScalingExperiment file and print a one-line summary of its sizes and slices. "
-        "What only a cluster refuses (outputs or data off gs://, a batch the slice's chips do not divide) "
-        "is printed as a warning: `ladder run` can execute it, the operator sets it Invalid.",
+        description="Validate a ScalingExperiment file and print a summary of its sizes and slices and "
+        "the size of its evaluation grid (measurements per size and in all, result objects, the run "
+        "ConfigMap against its 1 MiB); refuses grids past the limits of ladder_api.limits. What only a "
+        "cluster refuses (outputs or data off gs://, a batch the slice's chips do not divide) is printed "
+        "as a warning: `ladder run` can execute it, the operator sets it Invalid.",
     )
     p.add_argument("file", help="experiment YAML")
     p.add_argument(
@@ -104,18 +109,42 @@ def summary_line(plan: Plan) -> str:
     )
 
 
+def _span(values: list[int]) -> str:
+    lo, hi = min(values), max(values)
+    return f"{lo:,}" if lo == hi else f"{lo:,}-{hi:,}"
+
+
+def grid_line(plan: Plan) -> str:
+    """How big the evaluation is: measurements per size and in all, and the objects they make
+    (ladder_api.grid: evaluation.budgets add steps that depend on each size's cost)."""
+    ev = plan.runs[0].evaluation
+    ckpts = grid.checkpoint_count(ev, plan.runs[0].training)
+    points = [len(grid.run_grid_points(run)) for run in plan.runs]
+    per_size = [grid.expected_count(run) for run in plan.runs]
+    settings, measured = _span(points), _span(per_size)
+    return (
+        f"grid: {ckpts} checkpoint{'s' if ckpts != 1 else ''} x {settings} sampling settings x "
+        f"{len(ev.metrics)} metrics = {measured} measurements per size, {sum(per_size):,} in all "
+        f"(of at most {MAX_MEASUREMENTS:,}), {ckpts * sum(points):,} result objects; "
+        f"run ConfigMap {config_map_bytes(plan) / 1024:.0f} KiB of {CONFIG_MAP_LIMIT // 1024} KiB"
+    )
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
-    """Schema first, then ladder_api.validation, the operator's own checks: the per-chip memory
-    plan always, and what can only fail in a pod as a warning (an error with --cluster)."""
+    """Schema first (with the grid's limits, ladder_api.limits), then ladder_api.validation, the
+    operator's own checks: the per-chip memory plan always, and what can only fail in a pod as a
+    warning (an error with --cluster); then whether the objects it becomes fit the API server."""
     exp = load_experiment(args.file)
     plan = expand(exp)
     found = problems(exp, Target.cluster)
     errors = [str(p) for p in found if args.cluster or not p.cluster_only] + prompt_count_problems(exp)
+    errors += [f"spec.{p}" for p in object_problems(plan)]
     if errors:
         raise SpecError(args.file, errors)
     for p in found:
         print(f"{args.file}: warning: {p} [on a cluster only: the operator sets it Invalid]", file=sys.stderr)
     print(summary_line(plan))
+    print(f"   {grid_line(plan)}")
     print(estimate_view.summary_line(estimate(plan)))
     return 0
 

@@ -318,6 +318,10 @@ def results_for(run: RunConfig, step: int, point: GridPoint, values: dict[str, d
         extra = {"features": features} if features else {}
         if backends and name in backends:
             extra["metricsBackend"] = backends[name]
+        value = measured.get("value")
+        if value is not None and not np.isfinite(value):  # Result records a failed measurement
+            log.warning("c%d step %d %s: %s came out %s; recorded as a failed measurement",
+                        run.width, step, point.label, name, value)
         out.append(Result(
             id=point.result_id(run.width, step, name),
             width=run.width, checkpoint_step=step, sampler=point.sampler, steps=point.steps,

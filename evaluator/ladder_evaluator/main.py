@@ -1,15 +1,15 @@
 """`python -m ladder_evaluator --config RUN.json --checkpoint URI`: score a size's checkpoints
 over the experiment's evaluation grid and record each measurement as a Result.
 
-Where results go: in a cluster (KUBERNETES_SERVICE_HOST set, or --status cluster) into the
-ScalingExperiment's status by server-side apply (see status_store); otherwise into the results
-folder run.paths.results (or --results), local or gs://, one new object per write (see
-ladder_api.artifacts). Ids already recorded are skipped
-unless --force. User errors (missing checkpoint, missing weights, reference statistics of the
-wrong dimension, bad config) print one message and exit 2, with no traceback; infrastructure
-faults (a transient GCS error, an API server that stays away longer than the status writes'
-retries) exit 42 so the JobSet restarts the evaluation, which skips what was already recorded;
-anything else exits 1 (ladder_api.failures).
+Where results go: into the results folder run.paths.results (or --results), local or gs://,
+one new object per write (see ladder_api.artifacts), in a cluster as outside one. In a cluster
+(KUBERNETES_SERVICE_HOST set, or --status cluster) the evaluator also reports its progress in its
+size's status entry, which wakes the operator to update the status digest (see status_store).
+Ids already recorded are skipped unless --force. User errors (missing checkpoint, missing
+weights, reference statistics of the wrong dimension, bad config, a deleted experiment) print one
+message and exit 2, with no traceback; infrastructure faults (a transient GCS error, a transient
+Kubernetes API failure that escapes) exit 42 so the JobSet restarts the evaluation, which skips
+what was already recorded; anything else exits 1 (ladder_api.failures).
 """
 
 from __future__ import annotations
@@ -35,8 +35,7 @@ def make_store(run: RunConfig, mode: str, results: str | None) -> ResultStore:
     if mode == "cluster" or (mode == "auto" and in_cluster and not results):
         from ladder_evaluator import status_store
 
-        exp = run.experiment
-        return status_store.from_environment(exp.namespace, exp.name, run.width)
+        return status_store.from_environment(run, results)
     return ResultsStore(results or run.paths.results)
 
 
@@ -87,7 +86,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="results folder, local or gs:// (default: run.paths.results)")
     parser.add_argument("--force", action="store_true", help="re-evaluate ids already recorded")
     parser.add_argument("--status", choices=["auto", "cluster", "file"], default="auto",
-                        help="where results go (auto: the experiment's status in a cluster, else the folder)")
+                        help="cluster: also report progress in the experiment's status "
+                        "(auto: when in a cluster)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.add_argument("--worker", type=int, default=None, metavar="INDEX",
                         help="which of evaluation.workers this process is (default: the Job's "
@@ -98,9 +98,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         run = load_run_config(args.config)
         store = make_store(run, args.status, args.results)
-        written = evaluate(run, args.checkpoint, store, force=args.force,
-                           progress=RichProgress(enabled=not args.no_progress),
-                           worker=worker_of_pod(os.environ) if args.worker is None else args.worker)
+        try:
+            written = evaluate(run, args.checkpoint, store, force=args.force,
+                               progress=RichProgress(enabled=not args.no_progress),
+                               worker=worker_of_pod(os.environ) if args.worker is None else args.worker)
+        finally:
+            store.flush()
         log.info("c%d: %d results written", run.width, len(written))
         return exitcodes.OK
     except ApiError as err:

@@ -1,10 +1,11 @@
-"""Where Result entries go: the run's results folder outside a cluster, the experiment's /status
-inside one.
+"""Where Result entries go: always the run's results folder (local or gs://); in a cluster the
+store also reports progress in the experiment's status.
 
 Both stores have the same semantics: `existing()` tells the evaluator which measurements to skip,
-`write(results)` records entries by id and never duplicates one. The folder store is
-ladder_api.artifacts.ResultsStore (one write-once object per write, local or gs://, merged by id
-on read, so several evaluators may write at once); the cluster store is in `status_store`.
+`write(results)` records entries by id and never duplicates one, `flush()` finishes what a write
+left pending. The folder store is ladder_api.artifacts.ResultsStore (one write-once object per
+write, local or gs://, merged by id on read, so several evaluators may write at once); the
+cluster store (`status_store`) writes through it and reports progress after.
 """
 
 from __future__ import annotations
@@ -19,3 +20,5 @@ class ResultStore(Protocol):
     def existing(self) -> dict[str, Result]: ...
 
     def write(self, results: Iterable[Result]) -> None: ...
+
+    def flush(self) -> None: ...

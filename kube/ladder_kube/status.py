@@ -1,8 +1,8 @@
 """The one status writer: a writer's share of an object's status, by server-side apply.
 
-Why server-side apply: `status.results`, `status.sizes` and `status.conditions` are list-maps
-(keyed by id, width, type; ladder_api.crd.LIST_MAPS), so the server merges each apply entry by
-entry and records which field manager owns which fields. Sixteen evaluators, the trainers and the
+Why server-side apply: `status.sizes` and `status.conditions` are list-maps (keyed by width and
+type; ladder_api.crd.LIST_MAPS), so the server merges each apply entry by entry and records which
+field manager owns which fields. The evaluators (their progress reports), the trainers and the
 operator write side by side without reading first and without resourceVersion retries. A JSON
 merge patch would replace whole lists and lose the other writers' entries: never that.
 

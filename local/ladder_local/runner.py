@@ -119,6 +119,7 @@ class LocalRunner:
             check_same_recipe(previous, run, has_ckpt, run.paths.root)
         for run in self.plan.runs:
             storage.write_text(artifacts.config_path(self.state_dir, run.name), run.config_json())
+            artifacts.write_run_config(run)  # beside its outputs too: `ladder report <outputs>`
 
     def _initial_decisions(self) -> list[SizeDecision]:
         decisions = []

@@ -2,8 +2,9 @@
 knows about each size and what is on disk. Pure: the same inputs always give the same status, so
 the status `ladder run` writes is tested without running anything.
 
-The sizes come from here (the runner's activity plus the files); the phase, message, conditions
-and summary come from ladder_api.conditions, the operator's rules too, so tooling and the report
+The sizes come from here (the runner's activity plus the files); the digest of the results of
+record (per-size measurements, the summary) from ladder_api.digest and the phase, message and
+conditions from ladder_api.conditions, the operator's rules too, so tooling and the report
 read one format and one vocabulary whichever backend produced it. What only this backend knows
 is said explicitly: whether the runner is still working and whether it was interrupted.
 """
@@ -13,9 +14,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from ladder_api import digest
 from ladder_api.conditions import Circumstances, Preparation, Reason, Suspension, experiment_status
 from ladder_api.plan import CODE_VERSION, Plan, RunConfig
-from ladder_api.status import Result, ScalingExperimentStatus, SizePhase, SizeStatus
+from ladder_api.status import ScalingExperimentStatus, SizePhase, SizeStatus
 from ladder_local.observe import SizeObservation
 
 LOCAL_IMAGES = {
@@ -73,16 +75,13 @@ def build_status(
                     activities.get(run.width, SizeActivity()))
         for run in plan.runs
     ]
-    results: dict[str, Result] = {}
-    for run in plan.runs:
-        obs = observations.get(run.width)
-        for r in obs.results if obs else []:
-            results[r.id] = r
+    results = {w: obs.results for w, obs in observations.items()}
     circumstances = Circumstances(
         suspension=INTERRUPTED if interrupted else None, active=active, preparation=preparation
     )
     return experiment_status(
-        sizes, [results[k] for k in sorted(results)], plan.runs[0].evaluation,
+        sizes, digest.compute(plan.runs, results, digest.finished(sizes)),
         circumstances=circumstances, previous=previous, now=now,
-        spec_hash=plan.spec_hash, code_version=CODE_VERSION, images=dict(LOCAL_IMAGES), runs=plan.runs,
+        spec_hash=plan.spec_hash, code_version=CODE_VERSION, images=dict(LOCAL_IMAGES),
+        storage_root=plan.root,
     )

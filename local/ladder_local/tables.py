@@ -59,14 +59,15 @@ def size_rows(
     expected: Mapping[int, int],
     examples_per_s: Mapping[int, float | None] | None = None,
 ) -> list[list[str]]:
-    """One row per size. EVAL is measurements recorded / expected for that size."""
-    recorded: dict[int, int] = {}
-    for r in status.results:
-        recorded[r.width] = recorded.get(r.width, 0) + 1
+    """One row per size. EVAL is measurements recorded / expected for that size (the digest's
+    counts; `expected` overrides the count where the caller knows better, e.g. the checkpoints
+    actually kept)."""
     rows = []
     for size in status.sizes:
-        exp = expected.get(size.width)
-        got = recorded.get(size.width, 0)
+        m = size.measurements
+        exp = expected.get(size.width) or (m.expected if m else None)
+        got = m.recorded if m else 0
+        failed = f" ({m.failed} failed)" if m and m.failed else ""
         speed = (examples_per_s or {}).get(size.width)
         rows.append([
             f"c{size.width}",
@@ -75,7 +76,7 @@ def size_rows(
             _num(size.loss, ".4f"),
             _num(speed, ".1f"),
             DASH if size.checkpoint_step is None else str(size.checkpoint_step),
-            f"{got}/{exp}" if exp else str(got),
+            (f"{got}/{exp}" if exp else str(got)) + failed,
             size.message or "",
         ])
     return rows

@@ -23,6 +23,10 @@ Refused objects: an object the API server refuses as invalid (400, 422) is refus
 retry, so it is not retried: the refusal is remembered for the experiment's generation and handed
 to reconcile(), which creates nothing more and sets Degraded (ObjectRejected) with the server's
 message, once. A spec edit (a new generation) or the retry annotation tries again.
+
+Results of record: before the status write, the digest of each experiment's results in storage is
+added to it (ladder_operator.results reads them incrementally, only when an evaluator reported
+progress or an evaluation JobSet changed).
 """
 
 from __future__ import annotations
@@ -42,7 +46,7 @@ from ladder_kube.errors import ApiError
 from ladder_kube.ownership import STATUS_LIST_KEYS
 from ladder_kube.resources import EXPERIMENT, JOBSET, WORKLOAD, resource_path
 from ladder_operator import labels as lb
-from ladder_operator import metrics
+from ladder_operator import metrics, names
 from ladder_operator.defaults import SiteDefaults
 from ladder_operator.reconcile import (
     FIELD_MANAGER,
@@ -61,8 +65,11 @@ from ladder_operator.reconcile import (
     event_name,
     reconcile,
 )
+from ladder_operator.reconcile.experiment import lenient_status
 from ladder_operator.reconcile.state import read_state
+from ladder_operator.reconcile.status import with_digest
 from ladder_operator.reconcile.validate import Invalid, validate
+from ladder_operator.results import ResultsCache, ResultsUnreadable
 from ladder_operator.storage import Missing, data_prepared, store_for
 
 log = logging.getLogger("ladder.operator")
@@ -173,6 +180,7 @@ class Controller:
         self._store_for = store_for
         self._data_prepared = data_prepared
         self.defaults = defaults or SiteDefaults()
+        self.results = ResultsCache()
         self.primed = False  # the caches hold the initial listing (readiness)
         self.resync_period = resync_period
         self._resyncs_wanted: set[str | None] = set()
@@ -278,6 +286,7 @@ class Controller:
                 self.experiments.pop(key, None)
                 self.phases.pop(key, None)
                 self.applied.pop(key, None)
+                self.results.forget(key)
                 self.rejected.pop(key, None)
                 self._update_phase_gauge()
             return
@@ -433,7 +442,7 @@ class Controller:
                 return
         raw = self.experiments.get(key, raw)
         if outcome.status:
-            desired = _drop_none(outcome.status)
+            desired = _drop_none(await self._with_digest(key, raw, outcome))
             if not covers(raw.get("status") or {}, desired) or self.applied.get(key) not in (None, desired):
                 try:
                     updated = await self.kube.apply_status(ns, name, desired, manager=FIELD_MANAGER)
@@ -445,6 +454,41 @@ class Controller:
             self.applied[key] = desired
         self.phases[key] = outcome.phase
         self._update_phase_gauge()
+
+    def _triggers(self, key: Key, raw: dict, runs) -> dict[int, tuple]:
+        """Per width, what changes when new results may be in storage: the evaluator's progress
+        report in the size's status entry and the evaluation JobSet's resourceVersion."""
+        status = raw.get("status") if isinstance(raw.get("status"), dict) else {}
+        sizes = [s for s in status.get("sizes") or [] if isinstance(s, dict)]
+        reports = {s.get("width"): s.get("evaluator") for s in sizes}
+        jobsets = self.jobsets.get(key, {})
+        out = {}
+        for run in runs:
+            js = jobsets.get(names.evaluation_jobset(key[1], run.width)) or {}
+            rv = (js.get("metadata") or {}).get("resourceVersion")
+            out[run.width] = (json.dumps(reports.get(run.width), sort_keys=True), rv)
+        return out
+
+    async def _with_digest(self, key: Key, raw: dict, outcome) -> dict:
+        """The outcome's status with the digest of the results of record (ladder_api.digest)."""
+        if not outcome.runs:
+            return outcome.status
+        status = raw.get("status") if isinstance(raw.get("status"), dict) else {}
+        uid = (raw.get("metadata") or {}).get("uid") or ""
+        done = {s.get("width") for s in outcome.status.get("sizes") or [] if s.get("phase") == "Succeeded"}
+        try:
+            digest = await asyncio.to_thread(
+                self.results.digest, key, outcome.runs, self._triggers(key, raw, outcome.runs),
+                done=done, uid=uid, legacy=status.get("results"),
+            )
+        except ResultsUnreadable as err:
+            digest = None
+            await self.post_event(raw, PostEvent(
+                "Warning", "ResultsUnreadable",
+                f"{err}; the summary keeps what it said. Give the operator's identity read access "
+                "to storage.outputUri (it reads the evaluators' results there)",
+            ))
+        return with_digest(outcome.status, digest, lenient_status(status))
 
     def _update_phase_gauge(self) -> None:
         counts: dict[str, int] = {}

@@ -116,13 +116,15 @@ def summary_of(results: Sequence[Result], sizes_total: int, evaluation=None, *,
     headline first); all_views adds every evaluated sampler and the pooled view (Figure 11)."""
     widths = {r.width for r in results}
     if evaluation is None:
-        return summarize(results, len(widths), sizes_total, cost=cost, confidence=confidence_of(results))
+        return summarize(results, len(widths), sizes_total, cost=cost, confidence=confidence_of(results),
+                         max_points=None)  # the whole front
     views = evaluation.frontier_views()
     if all_views:
         views += [str(s) for s in evaluation.samplers if str(s) not in views]
         views += [POOLED] if POOLED not in views else []
     return summarize(results, len(widths), sizes_total, cost=cost, views=views,
-                     guidance=evaluation.best_of_guidance_scales(), confidence=confidence_of(results))
+                     guidance=evaluation.best_of_guidance_scales(), confidence=confidence_of(results),
+                     max_points=None)
 
 
 def summary_with_guidance_cost(results: Sequence[Result], sizes_total: int, evaluation=None) -> Summary:
@@ -180,6 +182,19 @@ def _by_setting(results: Sequence[Result]) -> dict[tuple, dict[str, Result]]:
     for r in results:
         out.setdefault((r.width, r.sampler, r.steps, r.guidance), {})[r.metric] = r
     return out
+
+
+def failed_table(failed: Sequence[Result]) -> Table:
+    """The measurements that failed (e.g. the metric came out NaN), each with its reason."""
+    rows = [[f"c{r.width}", str(r.checkpoint_step), r.sampler, str(r.steps), f"{r.guidance:g}", r.metric,
+             r.error or ""] for r in sorted(failed, key=lambda r: r.id)]
+    return Table(
+        "Failed measurements",
+        ["size", "checkpoint", "sampler", "steps", "guidance", "metric", "why"],
+        rows,
+        "Recorded as failed rather than as a number, and left out of every table, plot and frontier "
+        "above; `python -m ladder_evaluator ... --force` measures them again.",
+    )
 
 
 def results_table(results: Sequence[Result]) -> Table:

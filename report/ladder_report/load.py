@@ -1,8 +1,13 @@
-"""Read a run directory (what `ladder run` and the pods wrote) into plain data for the report.
+"""Read what `ladder run` and the pods wrote into plain data for the report.
 
-The report trusts the pods' files, read through ladder_api.artifacts wherever the outputs are
-(local or gs://): results are each size's results merged by id with status.json's, training
-curves come from metrics.jsonl, sample images from the evaluator's sample files.
+Two sources, one reading: a `ladder run` state directory (status.json and configs/), or an
+experiment's storage root (`<outputUri>/<name>`, local or gs://, as the cluster's pods and
+`ladder run` both lay it out: each size's config.json, results, metrics and samples). Either way
+the report trusts the pods' files, read through ladder_api.artifacts: the results of record are
+each size's result objects merged by id, training curves come from metrics.jsonl, sample images
+from the evaluator's sample files. A cluster experiment is the storage root plus the status the
+API server holds (the CLI reads it through the kubeconfig), so local and cluster runs report
+identically.
 """
 
 from __future__ import annotations
@@ -42,8 +47,9 @@ class ReportData:
     status: ScalingExperimentStatus | None
     runs: list[RunConfig]
     metrics: dict[int, list[dict]] = field(default_factory=dict)
-    results: list[Result] = field(default_factory=list)
+    results: list[Result] = field(default_factory=list)  # measured (a finite value each)
     samples: list[SampleSet] = field(default_factory=list)
+    failed: list[Result] = field(default_factory=list)  # failed measurements, with their reasons
 
 
 def to_unit(images: np.ndarray) -> np.ndarray:
@@ -101,16 +107,40 @@ def _relocated(run: RunConfig, run_dir: Path) -> RunConfig:
     return run.model_copy(update={"paths": artifacts.RunPaths.under(str(root))})
 
 
-def load(out_dir: str | Path) -> ReportData:
-    d = Path(out_dir)
+def load(source: str | Path, out_dir: str | Path | None = None,
+         status: ScalingExperimentStatus | None = None) -> ReportData:
+    """A `ladder run` state directory, or an experiment's storage root (local or gs://). The
+    report goes to `out_dir`: by default the directory itself, or ./ladder-reports/<name> for
+    a gs:// root. `status`: the status to describe, when the source holds none (a cluster's)."""
+    src = str(source)
+    if not storage.is_remote(src) and artifacts.read_status(src) is not None:
+        return _load_state_dir(Path(src), out_dir)
+    runs = artifacts.read_run_configs(src)
+    if not runs:
+        raise UserError(
+            f"{src} is neither a `ladder run` directory (no {artifacts.STATUS_FILE}) nor an experiment's "
+            f"storage root (no c<width>/{artifacts.RUN_CONFIG_FILE}): pass the directory `ladder run` "
+            "printed, or <storage.outputUri>/<experiment name>"
+        )
+    name = runs[0].experiment.name
+    if out_dir is None:
+        out_dir = Path("ladder-reports") / name if storage.is_remote(src) else Path(src)
+    return load_runs(name, runs, status, Path(out_dir))
+
+
+def _load_state_dir(d: Path, out_dir: str | Path | None) -> ReportData:
     status = artifacts.read_status(d)
-    if status is None:
-        raise UserError(f"{d} has no {artifacts.STATUS_FILE}: pass the run directory `ladder run` wrote")
     runs = load_run_configs(d)
     if not runs:
         raise UserError(f"{d / artifacts.CONFIG_DIR} holds no run configs; was {d} written by `ladder run`?")
     runs = [_relocated(run, d) for run in runs]
-    merged: dict[str, Result] = {r.id: r for r in status.results}
+    return load_runs(runs[0].experiment.name, runs, status, Path(out_dir or d))
+
+
+def load_runs(name: str, runs: list[RunConfig], status: ScalingExperimentStatus | None,
+              out_dir: Path) -> ReportData:
+    """Everything the report shows, from each run's files."""
+    merged: dict[str, Result] = {}
     metrics: dict[int, list[dict]] = {}
     samples: list[SampleSet] = []
     for run in runs:
@@ -120,12 +150,14 @@ def load(out_dir: str | Path) -> ReportData:
             s = _sample_set(uri, run.width) if uri.endswith(".npz") else None
             if s is not None:
                 samples.append(s)
+    results = [merged[k] for k in sorted(merged)]
     return ReportData(
-        name=runs[0].experiment.name,
-        out_dir=d,
+        name=name,
+        out_dir=out_dir,
         status=status,
         runs=runs,
         metrics=metrics,
-        results=[merged[k] for k in sorted(merged)],
+        results=[r for r in results if not r.failed],
         samples=samples,
+        failed=[r for r in results if r.failed],
     )

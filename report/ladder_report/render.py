@@ -53,7 +53,9 @@ def build_sections(data: ReportData) -> list[Section]:
     head = Section("Summary")
     head.paragraphs.append(
         f"Experiment **{data.name}**: {phase}, {done} of {len(data.runs)} sizes trained and evaluated, "
-        f"{len(results)} measurements recorded. Run directory: `{data.out_dir}`."
+        f"{len(results)} measurements recorded"
+        + (f" ({len(data.failed)} more failed: see Failed measurements)" if data.failed else "")
+        + f". Run directory: `{data.out_dir}`."
     )
     headline = analysis.adherence_headline(results, data.runs)
     if headline is not None:
@@ -129,6 +131,8 @@ def build_sections(data: ReportData) -> list[Section]:
     sections.append(_settings_section(data))
     if results:
         sections.append(Section("All measurements", tables=[analysis.results_table(results)]))
+    if data.failed:
+        sections.append(Section("Failed measurements", tables=[analysis.failed_table(data.failed)]))
     return sections
 
 

@@ -205,7 +205,8 @@ def test_status_round_trip_and_a_corrupt_one_is_named(tmp_path):
     from ladder_api.status import ScalingExperimentStatus
 
     assert artifacts.read_status(tmp_path) is None
-    status = ScalingExperimentStatus.model_validate({"phase": "Running", "results": [res(8, 0).to_wire()]})
+    status = ScalingExperimentStatus.model_validate(
+        {"phase": "Running", "sizes": [{"width": 8, "measurements": {"recorded": 3, "expected": 4}}]})
     artifacts.write_status(tmp_path, status)
     assert artifacts.read_status(tmp_path) == status
     (tmp_path / artifacts.STATUS_FILE).write_text("{")

@@ -101,15 +101,17 @@ def test_crd_shape():
         "Phase": ".status.phase",
         "Sizes": ".status.summary.progress",
         "Best FID": ".status.summary.bestFid",
+        "Measured": ".status.summary.measured",
         "Age": ".metadata.creationTimestamp",
     }
 
 
 def test_status_lists_are_keyed_for_server_side_apply():
     status = open_api_schema()["properties"]["status"]["properties"]
-    for field, key in (("results", "id"), ("sizes", "width"), ("conditions", "type")):
+    for field, key in (("sizes", "width"), ("conditions", "type")):
         assert status[field]["x-kubernetes-list-type"] == "map"
         assert status[field]["x-kubernetes-list-map-keys"] == [key]
+    assert "results" not in status, "results of record live in storage; the status has a digest"
 
 
 def test_descriptions_and_conversions():
@@ -162,16 +164,16 @@ def test_a_full_status_validates(object_schema):
         phase=st.ExperimentPhase.running,
         observed_generation=3,
         conditions=[st.Condition(type="Ready", status="False", reason="Training")],
-        sizes=[st.SizeStatus(width=64, phase=st.SizePhase.training, step=100, total_steps=1000)],
-        results=[
-            st.Result(
-                id=st.result_id(64, 1000, "ddim", 50, 7.5, "fid-inception"),
-                width=64, checkpoint_step=1000, sampler="ddim", steps=50, guidance=7.5,
-                metric="fid-inception", value=25.3, num_samples=30000, gflops_per_forward=53.0,
-                sampling_cost=3.5, sampling_cost_with_guidance=7.0, settings={"eta": "0"},
-            )
-        ],
-        summary=st.Summary(sizes_done=0, sizes_total=11, progress="0/11", best_fid=25.3, best_width=64),
+        sizes=[st.SizeStatus(
+            width=64, phase=st.SizePhase.evaluating, step=100, total_steps=1000,
+            measurements=st.Measurements(recorded=10, expected=288, failed=1, best_fid=25.3),
+            evaluator=st.EvaluatorProgress(recorded=11, written_at="2026-01-01T00:00:00Z"),
+        )],
+        summary=st.Summary(sizes_done=0, sizes_total=11, progress="0/11", best_fid=25.3, best_width=64,
+                           measured="10/3168", frontier=[st.FrontierPoint(
+                               budget=3.5, width=64, sampler="ddim", steps=50, guidance=7.5, fid=25.3,
+                               cost=3.5)]),
+        storage_root="gs://b/x",
     )
     obj = {"apiVersion": "ladder.dev/v1alpha1", "kind": "ScalingExperiment", "metadata": {"name": "x"},
            "spec": {}, "status": status.to_wire(exclude_none=False)}

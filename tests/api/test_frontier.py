@@ -11,10 +11,12 @@ from ladder_api.frontier import (
     frontier,
     frontier_rows,
     frontier_words,
+    merge_equal,
     pareto,
     pick_fid_metric,
     sampling_cost,
     summarize,
+    thin,
 )
 from ladder_api.status import Result, result_id
 
@@ -107,13 +109,50 @@ def test_summarize_fills_progress_metric_frontier_and_pareto():
     assert s.progress == "2/3" and s.sizes_done == 2 and s.sizes_total == 3
     assert s.fid_metric == "fid-inception"
     assert s.best_fid == 22.0 and s.best_width == 128
-    assert len(s.frontier) == 6 and len(s.pareto) == 5
+    # the frontier's two budgets won by c64@20 g4 (1.4 and 2.0) are one point, at the first
+    assert [p.budget for p in s.frontier] == pytest.approx([0.7, 1.3, 1.4, 2.6, 4.0])
+    assert s.frontier == merge_equal(frontier(fid_results(results, "fid-inception")))
+    assert len(s.pareto) == 5
     offline = summarize(results, 2, 3, fid_metric="fid-digits-classifier")
     assert offline.best_fid == 1.0 and offline.fid_metric == "fid-digits-classifier"
     empty = summarize([], 0, 3)
     assert empty.best_fid is None and empty.frontier == [] and empty.fid_metric is None
     # the summary serialises on the wire like the status expects
     assert s.to_wire()["fidMetric"] == "fid-inception"
+
+
+def test_failed_measurements_never_enter_the_frontier():
+    failed = Result.model_validate({**res(64, 4, 2.0, 1.0).to_wire(), "value": float("nan")})
+    assert failed.failed and failed.value is None and "nan" in failed.error
+    assert fid_results(_grid() + [failed], "fid-inception") == fid_results(_grid(), "fid-inception")
+    assert frontier(_grid() + [failed]) == frontier(_grid())
+    assert pareto(_grid() + [failed]) == pareto(_grid())
+    assert summarize(_grid() + [failed], 3, 3) == summarize(_grid(), 3, 3)
+
+
+def test_a_result_has_a_value_or_an_error():
+    wire = res(64, 4, 2.0, 1.0).to_wire()
+    with pytest.raises(ValueError, match="either a value or an error"):
+        Result.model_validate({**wire, "error": "both"})
+    with pytest.raises(ValueError, match="either a value or an error"):
+        Result.model_validate({**wire, "value": None})
+    minus = Result.model_validate({**wire, "value": float("-inf")})
+    assert minus.error.startswith("the metric came out -inf")
+
+
+def test_thin_keeps_the_ends_and_spreads_the_rest_evenly():
+    pts = pareto([res(64, n, 2.0, 1000.0 - n) for n in range(1, 201)])
+    assert len(pts) == 200
+    kept = thin(pts, 64)
+    assert len(kept) == 64 and kept[0] == pts[0] and kept[-1] == pts[-1]
+    assert len({p.steps for p in kept}) == 64, "no point kept twice"
+    gaps = [b.steps - a.steps for a, b in zip(kept, kept[1:], strict=False)]
+    assert max(gaps) - min(gaps) <= 1, "evenly spaced by rank"
+    assert thin(pts[:10], 64) == pts[:10] and thin(pts, None) == pts
+    s = summarize([res(64, n, 2.0, 1000.0 - n) for n in range(1, 201)], 1, 1)
+    assert len(s.frontier) == len(s.pareto) == 64 and s.best_fid == 800.0
+    whole = summarize([res(64, n, 2.0, 1000.0 - n) for n in range(1, 201)], 1, 1, max_points=None)
+    assert len(whole.pareto) == 200
 
 
 def _with_reps(r: Result, reps: list[float]) -> Result:
@@ -204,8 +243,9 @@ def test_per_sampler_frontiers_differ_where_the_samplers_disagree():
     assert s.frontier_sampler == "ddim" and s.frontier == ddim.frontier
     assert [(p.budget, p.width, p.sampler) for p in ddim.frontier] == [
         (pytest.approx(0.52), 96, "ddim"), (pytest.approx(0.56), 64, "ddim")]
-    assert [(p.width, p.sampler) for p in dpmpp.frontier] == [(96, "dpmpp_2m"), (96, "dpmpp_2m")]
-    assert [(p.width, p.fid) for p in pooled.frontier] == [(96, 20.0), (96, 20.0)]
+    # the same decision at both budgets: one point (it holds until the next one)
+    assert [(p.width, p.sampler) for p in dpmpp.frontier] == [(96, "dpmpp_2m")]
+    assert [(p.width, p.fid) for p in pooled.frontier] == [(96, 20.0)]
     assert (s.best_fid, s.best_width) == (30.0, 64), "the headline's best, not the pooled one"
     assert [p.width for p in ddim.pareto] == [96, 64] and [p.width for p in dpmpp.pareto] == [96]
     assert summarize(results, 2, 2).frontier_sampler == "pooled", "the default of a bare call"

@@ -11,7 +11,7 @@ from ladder_api import grid
 from ladder_api.errors import UserError
 from ladder_api.plan import expand, short_hash
 from ladder_api.spec import EvaluationSpec, SamplerName
-from ladder_api.status import result_id
+from ladder_api.status import Result, result_id
 from tests.local.conftest import tiny_experiment
 
 
@@ -105,6 +105,46 @@ def test_a_field_added_later_at_its_legacy_value_keeps_the_hash_earlier_versions
     recorded = short_hash(before_the_field, 12)
     assert grid.evaluation_hash(ev, legacy) == recorded
     assert grid.evaluation_hash(ev.model_copy(update={"ddim_eta": 0.5}), legacy) != recorded
+
+
+@pytest.mark.parametrize(("sel", "kept"), [("final", [6]), ("all", [4, 6]), ([2, 4, 4], [2, 4])])
+def test_expected_count_is_the_ids_over_the_checkpoints_the_trainer_keeps(sel, kept):
+    """The status and the limits count from the spec alone, before any checkpoint exists; the
+    count is what expected_ids names once training is done (checkpoint.keep 2 of one save every
+    2 steps of 6: steps 4 and 6)."""
+    run = expand(tiny_experiment(checkpoints=sel)).runs[0]
+    assert grid.checkpoint_count(run.evaluation, run.training) == len(kept)
+    assert grid.expected_count(run) == len(grid.expected_ids(run, kept))
+    cost = run.model.normalized_cost  # budgets of 3 and 7 of its steps: two more steps per sampler
+    with_budgets = expand(tiny_experiment(checkpoints=sel, budgets=[3 * cost, 7 * cost])).runs[0]
+    assert grid.expected_count(with_budgets) == len(grid.expected_ids(with_budgets, kept))
+    assert grid.expected_count(with_budgets) > grid.expected_count(run), "budgets add steps per size"
+
+
+def test_counted_keeps_the_results_of_the_current_grid():
+    """A grid that shrank, another width, a checkpoint past training.steps or not selected, a
+    metric no longer measured: results of record that no longer count towards the grid."""
+    run = expand(tiny_experiment(checkpoints="final")).runs[0]  # width 8, steps 6
+
+    def r(width=8, checkpoint_step=6, sampler="ddim", steps=2, guidance=3.0, metric="adherence"):
+        return Result(
+            id=result_id(width, checkpoint_step, sampler, steps, guidance, metric), width=width,
+            checkpoint_step=checkpoint_step, sampler=sampler, steps=steps, guidance=guidance,
+            metric=metric, value=0.5, num_samples=10, gflops_per_forward=1.0, sampling_cost=1.0,
+            sampling_cost_with_guidance=2.0,
+        )
+
+    inside = [r(), r(sampler="dpmpp_2m", steps=4, guidance=1.0, metric="fid-digits-classifier")]
+    outside = [r(width=16), r(checkpoint_step=4), r(steps=8), r(guidance=2.0), r(sampler="ddpm"),
+               r(metric="clip-score"), r(metric="fid-inception")]
+    assert grid.counted(run, inside + outside) == inside
+    every = expand(tiny_experiment(checkpoints="all")).runs[0]
+    assert grid.counted(every, [r(checkpoint_step=2), r(checkpoint_step=8)]) == [r(checkpoint_step=2)]
+
+
+def test_the_summary_ranks_by_the_fid_the_spec_measures():
+    assert grid.ranking_fid(_ev()) == "fid-digits-classifier"
+    assert grid.ranking_fid(_ev(metrics=["adherence"])) is None
 
 
 FIGURE_9_BUDGETS = [3, 6, 10, 14, 20, 28, 38, 88, 200]

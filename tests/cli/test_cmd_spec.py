@@ -9,8 +9,10 @@ import sys
 import pytest
 import yaml
 
+from ladder_api import grid
 from ladder_api.crd import crd_yaml
-from ladder_api.plan import RunConfig
+from ladder_api.loading import load_experiment
+from ladder_api.plan import RunConfig, expand
 from ladder_cli.main import main
 from tests.conftest import EXAMPLES, REPO_ROOT
 
@@ -48,9 +50,16 @@ def run_main(capsys, *args) -> tuple[int, str, str]:
 def test_validate_prints_one_ok_line_and_the_estimate(capsys):
     code, out, err = run_main(capsys, "validate", PAPER)
     assert code == 0 and err == ""
-    line, cost = out.splitlines()
+    line, grid_size, cost = out.splitlines()
     assert line.startswith("OK ladder/paper-v5e: 11 sizes (c64 c96")
     assert "2x v5litepod-256 for c768" in line and "evaluation: v5litepod-8-1host" in line
+    runs = expand(load_experiment(PAPER)).runs  # budgets add steps that depend on each size's cost
+    points = [len(grid.run_grid_points(run)) for run in runs]
+    assert grid_size.strip().startswith(
+        f"grid: 1 checkpoint x {min(points)}-{max(points)} sampling settings x 2 metrics = "
+        f"{2 * min(points)}-{2 * max(points)} measurements per size, {2 * sum(points):,} in all "
+        f"(of at most 100,000), {sum(points):,} result objects")
+    assert grid_size.endswith("KiB of 1024 KiB")
     assert cost.startswith("estimate: ") and "chip-hours (training " in cost and "storage " in cost
 
 
@@ -150,6 +159,15 @@ def test_validate_accepts_the_same_sizes_on_a_slice_that_holds_them(tmp_path, ca
     )
     code, out, _ = run_main(capsys, "validate", write(tmp_path, spec))
     assert code == 0 and out.startswith("OK default/small: 2 sizes")
+
+
+def test_validate_refuses_a_grid_past_the_limits(tmp_path, capsys):
+    """520 widths rendered a 1.1 MB run ConfigMap (past a ConfigMap's 1 MiB); now the spec's cap
+    refuses them, naming the field and the limit."""
+    widths = ", ".join(str(32 * (k + 1)) for k in range(520))
+    code, _, err = run_main(capsys, "validate", write(tmp_path, GOOD.replace("64, 96", widths)))
+    assert code == 2 and err.startswith(f"{tmp_path / 'exp.yaml'}: spec.ladder.widths: ")
+    assert "at most 48 items" in err
 
 
 def test_validate_warns_of_what_only_a_cluster_refuses_and_refuses_it_with_cluster(tmp_path, capsys):

@@ -51,6 +51,7 @@ def test_latent_demo_miniature(tmp_path):
 
 def check_outputs(out: Path) -> None:
     """What each step handed the next, read from the files."""
+    from ladder_api.artifacts import read_results, size_paths
     from ladder_api.status import ScalingExperimentStatus
 
     run = out / "latent-mini"
@@ -66,8 +67,9 @@ def check_outputs(out: Path) -> None:
 
     status = ScalingExperimentStatus.model_validate(json.loads((run / "status.json").read_text()))
     assert status.phase.value == "Succeeded" and sorted(s.width for s in status.sizes) == [8, 16]
-    assert len(status.results) == 2  # widths x one grid point x one metric
-    assert all(r.settings["autoencoderHash"] == spec["autoencoder"]["hash"] for r in status.results)
+    results = [r for w in (8, 16) for r in read_results(size_paths(status.storage_root, w).results)]
+    assert len(results) == 2 and status.summary.measured == "2/2"  # widths x one grid point x one metric
+    assert all(r.settings["autoencoderHash"] == spec["autoencoder"]["hash"] for r in results)
     samples = sorted(run.rglob("samples/**/*.npz"))
     assert samples
     with np.load(samples[0]) as z:

@@ -233,9 +233,10 @@ def test_bad_config_exits_2(tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_in_a_cluster_results_go_to_the_experiment_status(trained, tmp_path, monkeypatch):
-    """--status cluster: the same evaluation lands in status.results on the local API server,
-    applied by this size's field manager; a re-run skips what the status already holds."""
+def test_in_a_cluster_results_go_to_storage_and_progress_to_the_status(trained, tmp_path, monkeypatch):
+    """--status cluster: the results land in the run's results folder, as outside a cluster; the
+    status gets only this size's progress report, applied by its own field manager; a re-run
+    skips what storage holds and writes nothing."""
     from ladder_testing.apiserver.client import Http
     from ladder_testing.apiserver.fixture import running_apiserver
 
@@ -252,34 +253,42 @@ def test_in_a_cluster_results_go_to_the_experiment_status(trained, tmp_path, mon
         args = ["--config", config, "--checkpoint", run.paths.checkpoints, "--status", "cluster",
                 "--no-progress"]
         assert main(args) == 0
+        assert [r.id for r in artifacts.read_results(run.paths.results)] == ["c16-s10-ddim-n2-g1-adherence"]
         _, obj = http.get(f"{path}/{run.experiment.name}")
-        assert [r["id"] for r in obj["status"]["results"]] == ["c16-s10-ddim-n2-g1-adherence"]
-        (entry,) = obj["status"]["results"]  # the interval travels, the replicates stay out
-        assert "replicates" not in entry and entry["ciLow"] <= entry["value"] <= entry["ciHigh"]
+        assert "results" not in obj["status"]
+        (size,) = obj["status"]["sizes"]
+        assert size["width"] == 16 and size["evaluator"]["recorded"] == 1 and size["evaluator"]["writtenAt"]
+        (entry,) = artifacts.read_results(run.paths.results)  # of record: interval and replicates
+        assert entry.ci_low <= entry.value <= entry.ci_high and entry.replicates
         managers = {m["manager"] for m in obj["metadata"]["managedFields"]}
         assert any(m.startswith("ladder-evaluator-c16-") for m in managers), managers
         rv = obj["metadata"]["resourceVersion"]
-        assert main(args) == 0  # already there: nothing applied
+        objects = storage.list_files(run.paths.results)
+        assert main(args) == 0  # already there: nothing written, nothing applied
         assert http.get(f"{path}/{run.experiment.name}")[1]["metadata"]["resourceVersion"] == rv
+        assert storage.list_files(run.paths.results) == objects
 
 
-def test_an_api_server_that_stays_away_exits_restartable(trained, tmp_path, monkeypatch, caplog):
-    """No API server behind the kubeconfig: the status read is retried with backoff (shortened
-    here), then the evaluator exits 42, which the JobSet's podFailurePolicy restarts, not 1."""
-    from ladder_api import exitcodes
+def test_an_api_server_that_stays_away_does_not_stop_the_evaluation(trained, tmp_path, monkeypatch, caplog):
+    """No API server behind the kubeconfig: the progress report is retried with backoff
+    (shortened here) and then given up, the evaluation finishes and its results are in storage
+    (the evaluation JobSet's completion wakes the operator)."""
     from ladder_evaluator import status_store
     from ladder_kube.retry import Backoff
     from ladder_testing.apiserver.fixture import free_port, write_kubeconfig
 
     _, run = trained
-    config = _write_config(tmp_path, run)
+    one = run.model_copy(update={"evaluation": run.evaluation.model_copy(
+        update={"guidance_scales": [1.0], "metrics": ["adherence"]})})
+    config = _write_config(tmp_path, one)
     monkeypatch.setenv("KUBECONFIG", str(write_kubeconfig(tmp_path / "kc", f"http://127.0.0.1:{free_port()}")))
     monkeypatch.setattr(status_store, "RETRY", Backoff(first_s=0.01, max_s=0.02, budget_s=0.1))
     code = main(["--config", config, "--checkpoint", run.paths.checkpoints, "--status", "cluster",
-                 "--no-progress"])
-    assert code == exitcodes.RESTARTABLE
+                 "--no-progress", "--force"])
+    assert code == 0
+    assert "c16-s10-ddim-n2-g1-adherence" in {r.id for r in artifacts.read_results(run.paths.results)}
     retries = [r for r in caplog.records if "retrying in" in r.getMessage()]
-    assert len(retries) >= 3 and "unreachable" in caplog.text
+    assert len(retries) >= 3 and "progress report to the experiment's status failed" in caplog.text
 
 
 def test_sizes_of_one_experiment_share_the_classifier_cache(tmp_path, monkeypatch):

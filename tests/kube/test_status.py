@@ -1,5 +1,6 @@
 """The status writer against the local API server, which enforces server-side apply's ownership:
-an apply removes what its manager applied before and now leaves out."""
+an apply removes what its manager applied before and now leaves out. The list-map written is
+status.sizes (keyed by width), the one the trainers and evaluators share with the operator."""
 
 from __future__ import annotations
 
@@ -26,21 +27,9 @@ from ladder_testing.apiserver.fixture import free_port, running_apiserver, write
 from tests.kube.conftest import new_experiment
 
 
-def entry(i: int, width: int = 16, value: float = 1.0) -> dict:
-    return {
-        "id": f"c{width}-r{i}",
-        "width": width,
-        "checkpointStep": 10,
-        "sampler": "ddim",
-        "steps": i + 1,
-        "guidance": 1.0,
-        "metric": "m",
-        "value": value,
-        "numSamples": 4,
-        "gflopsPerForward": 1.0,
-        "samplingCost": 1.0,
-        "samplingCostWithGuidance": 1.0,
-    }
+def entry(i: int, value: float = 1.0) -> dict:
+    """Size entry i (width 16 (i + 1)) as a trainer reports it."""
+    return {"width": 16 * (i + 1), "step": i + 1, "totalSteps": 100, "loss": value}
 
 
 def status(url: str, name: str) -> dict:
@@ -49,19 +38,20 @@ def status(url: str, name: str) -> dict:
     return obj.get("status") or {}
 
 
-def result_ids(url: str, name: str) -> set[str]:
-    return {r["id"] for r in status(url, name).get("results") or []}
+def widths(url: str, name: str) -> set[int]:
+    return {s["width"] for s in status(url, name).get("sizes") or []}
 
 
 def test_merge_fragment_merges_list_maps_by_key_and_maps_by_field():
-    owned = {"results": [entry(0), entry(1)], "sizes": [{"width": 16, "step": 5, "loss": 0.5}]}
-    out = merge_fragment(
-        owned, {"results": [entry(1, value=9.0), entry(2)], "sizes": [{"width": 16, "step": 7}]}
-    )
-    assert [r["id"] for r in out["results"]] == ["c16-r0", "c16-r1", "c16-r2"]
-    assert out["results"][1]["value"] == 9.0
-    assert out["sizes"] == [{"width": 16, "step": 7, "loss": 0.5}], "a field left out is kept"
-    assert owned["sizes"] == [{"width": 16, "step": 5, "loss": 0.5}], "pure"
+    ready = {"type": "Ready", "status": "False", "reason": "SizesRemaining"}
+    owned = {"sizes": [entry(0), entry(1)], "conditions": [ready]}
+    fragment = {"sizes": [{"width": 32, "loss": 9.0}, entry(2)],
+                "conditions": [{"type": "Ready", "status": "True"}]}
+    out = merge_fragment(owned, fragment)
+    assert [s["width"] for s in out["sizes"]] == [16, 32, 48]
+    assert out["sizes"][1] == {**entry(1), "loss": 9.0}, "a field left out is kept"
+    assert out["conditions"] == [{**ready, "status": "True"}]
+    assert owned["sizes"] == [entry(0), entry(1)] and owned["conditions"] == [ready], "pure"
 
 
 def test_managers_are_per_process_and_sort_by_start_time():
@@ -79,28 +69,28 @@ def test_managers_are_per_process_and_sort_by_start_time():
 
 
 def test_non_finite_numbers_are_refused_before_they_poison_the_share(client, experiment):
-    w = StatusWriter(client, "default", experiment, "ladder-evaluator-c16")
-    with pytest.raises(ValueError, match=r"status.results\[0\].value is nan"):
-        w.apply({"results": [entry(0, value=math.nan)]})
-    w.apply({"results": [entry(1)]})  # the refused fragment is not in the share
-    assert result_ids(client.creds.server, experiment) == {"c16-r1"}
+    w = StatusWriter(client, "default", experiment, "ladder-trainer-c16")
+    with pytest.raises(ValueError, match=r"status.sizes\[0\].loss is nan"):
+        w.apply({"sizes": [entry(0, value=math.nan)]})
+    w.apply({"sizes": [entry(1)]})  # the refused fragment is not in the share
+    assert widths(client.creds.server, experiment) == {32}
 
 
 def test_a_restarted_writer_and_the_old_one_applying_late_lose_nothing(client, experiment):
     """A JobSet restart: the new pod starts while the old one, in its grace period, still writes."""
     old_pod, new_pod = new_incarnation(now=1_800_000_000), new_incarnation(now=1_800_000_600)
-    old = StatusWriter(client, "default", experiment, "ladder-evaluator-c16", incarnation=old_pod)
-    old.apply({"results": [entry(0), entry(1)]})
-    new = StatusWriter(client, "default", experiment, "ladder-evaluator-c16", incarnation=new_pod)
-    assert {r["id"] for r in new.read()["status"]["results"]} == {"c16-r0", "c16-r1"}
-    new.apply({"results": [entry(2)]})
-    old.apply({"results": [entry(3)]})  # late
-    new.apply({"results": [entry(4), entry(1, value=5.0)]})  # and a re-measurement of an old entry
-    old.apply({"results": [entry(5)]})  # late again: must not revert the re-measurement
+    old = StatusWriter(client, "default", experiment, "ladder-writer", incarnation=old_pod)
+    old.apply({"sizes": [entry(0), entry(1)]})
+    new = StatusWriter(client, "default", experiment, "ladder-writer", incarnation=new_pod)
+    assert {s["width"] for s in new.read()["status"]["sizes"]} == {16, 32}
+    new.apply({"sizes": [entry(2)]})
+    old.apply({"sizes": [entry(3)]})  # late
+    new.apply({"sizes": [entry(4), entry(1, value=5.0)]})  # and a new value in an old entry
+    old.apply({"sizes": [entry(5)]})  # late again: must not revert the new value
     server = client.creds.server
-    assert result_ids(server, experiment) == {f"c16-r{i}" for i in range(6)}
-    values = {r["id"]: r["value"] for r in status(server, experiment)["results"]}
-    assert values == {**{f"c16-r{i}": 1.0 for i in range(6)}, "c16-r1": 5.0}
+    assert widths(server, experiment) == {16 * (i + 1) for i in range(6)}
+    values = {s["width"]: s["loss"] for s in status(server, experiment)["sizes"]}
+    assert values == {**{16 * (i + 1): 1.0 for i in range(6)}, 32: 5.0}
 
 
 def test_a_restarted_trainer_and_the_old_one_never_remove_or_revert_each_others_fields(client, experiment):
@@ -129,20 +119,20 @@ def test_a_restarted_trainer_and_the_old_one_never_remove_or_revert_each_others_
 def test_control_one_manager_shared_by_two_processes_loses_entries(client, experiment):
     """What the writer avoids really loses entries on this server, so the test above could fail:
     the old scheme (one manager per width, each pod applying what it knows) after a restart."""
-    shared = "ladder-evaluator-c16"
-    apply_status(client, "default", experiment, {"results": [entry(0), entry(1)]}, manager=shared)
-    apply_status(client, "default", experiment, {"results": [entry(0), entry(1), entry(2)]}, manager=shared)
-    apply_status(client, "default", experiment, {"results": [entry(0), entry(1), entry(3)]}, manager=shared)
-    assert "c16-r2" not in result_ids(client.creds.server, experiment)
+    shared = "ladder-writer"
+    apply_status(client, "default", experiment, {"sizes": [entry(0), entry(1)]}, manager=shared)
+    apply_status(client, "default", experiment, {"sizes": [entry(0), entry(1), entry(2)]}, manager=shared)
+    apply_status(client, "default", experiment, {"sizes": [entry(0), entry(1), entry(3)]}, manager=shared)
+    assert 48 not in widths(client.creds.server, experiment)
 
 
 def test_the_operators_complete_share_removes_what_it_no_longer_sets(client, experiment):
     conds = [{"type": "Ready", "status": "False"}, {"type": "Degraded", "status": "True"}]
     apply_status(client, "default", experiment, {"phase": "Running", "conditions": conds}, manager="op")
-    StatusWriter(client, "default", experiment, "ladder-evaluator-c16").apply({"results": [entry(0)]})
+    StatusWriter(client, "default", experiment, "ladder-trainer-c16").apply({"sizes": [entry(0)]})
     apply_status(client, "default", experiment, {"phase": "Running", "conditions": conds[:1]}, manager="op")
     got = status(client.creds.server, experiment)
-    assert [c["type"] for c in got["conditions"]] == ["Ready"] and got["results"][0]["id"] == "c16-r0"
+    assert [c["type"] for c in got["conditions"]] == ["Ready"] and got["sizes"] == [entry(0)]
 
 
 def test_a_writer_waits_out_an_api_server_that_comes_back(tmp_path):
@@ -167,23 +157,24 @@ def test_a_writer_waits_out_an_api_server_that_comes_back(tmp_path):
             client,
             "default",
             "sx-outage",
-            "ladder-evaluator-c16",
+            "ladder-trainer-c16",
             backoff=Backoff(first_s=0.5, max_s=4, budget_s=30),
             sleep=sleep,
             rng=random.Random(0),
         )
-        w.apply({"results": [entry(0)]})
-        assert len(slept) == 3 and result_ids(f"http://127.0.0.1:{port}", "sx-outage") == {"c16-r0"}
+        w.apply({"sizes": [entry(0)]})
+        assert len(slept) == 3 and widths(f"http://127.0.0.1:{port}", "sx-outage") == {16}
 
 
 def test_yield_to_newer_reads_a_real_servers_managed_fields():
     """fieldsV1 as kube-apiserver writes it: the newer writer's fields leave the share, the entry
     and its key stay, an older or unrelated manager takes nothing."""
-    me = "ladder-evaluator-c16-" + new_incarnation(now=1_800_000_000)
-    newer = "ladder-evaluator-c16-" + new_incarnation(now=1_800_000_060)
-    older = "ladder-evaluator-c16-" + new_incarnation(now=1_700_000_000)
-    share = {"results": [entry(0), entry(1)], "sizes": [{"width": 16, "step": 3, "loss": 0.1}]}
-    owned = {".": {}, "f:id": {}, "f:value": {}, "f:steps": {}}
+    me = "ladder-trainer-c16-" + new_incarnation(now=1_800_000_000)
+    newer = "ladder-trainer-c16-" + new_incarnation(now=1_800_000_060)
+    older = "ladder-trainer-c16-" + new_incarnation(now=1_700_000_000)
+    ready = {"type": "Ready", "status": "False", "message": "m"}
+    share = {"sizes": [entry(0), entry(1)], "conditions": [ready]}
+    owned = {".": {}, "f:width": {}, "f:loss": {}, "f:step": {}}
     managed = [
         {
             "manager": newer,
@@ -191,8 +182,8 @@ def test_yield_to_newer_reads_a_real_servers_managed_fields():
             "subresource": "status",
             "fieldsV1": {
                 "f:status": {
-                    "f:results": {'k:{"id":"c16-r1"}': owned},
-                    "f:sizes": {'k:{"width":16}': {".": {}, "f:loss": {}}},
+                    "f:sizes": {'k:{"width":32}': owned},
+                    "f:conditions": {'k:{"type":"Ready"}': {".": {}, "f:message": {}}},
                 }
             },
         },
@@ -200,7 +191,7 @@ def test_yield_to_newer_reads_a_real_servers_managed_fields():
             "manager": older,
             "operation": "Apply",
             "subresource": "status",
-            "fieldsV1": {"f:status": {"f:results": {'k:{"id":"c16-r0"}': owned}}},
+            "fieldsV1": {"f:status": {"f:sizes": {'k:{"width":16}': owned}}},
         },
         {
             "manager": "ladder-operator",
@@ -210,8 +201,8 @@ def test_yield_to_newer_reads_a_real_servers_managed_fields():
         },
     ]
     out = yield_to_newer(share, managed, me)
-    r0, r1 = out["results"]
-    assert r0 == entry(0) and r1["id"] == "c16-r1" and "value" not in r1 and "steps" not in r1
-    assert r1["metric"] == "m", "fields the newer writer does not own stay in the share"
-    assert out["sizes"] == [{"width": 16, "step": 3}]
-    assert share["results"][1] == entry(1), "pure"
+    s16, s32 = out["sizes"]
+    assert s16 == entry(0) and s32["width"] == 32 and "loss" not in s32 and "step" not in s32
+    assert s32["totalSteps"] == 100, "fields the newer writer does not own stay in the share"
+    assert out["conditions"] == [{"type": "Ready", "status": "False"}]
+    assert share["sizes"][1] == entry(1) and share["conditions"] == [ready], "pure"

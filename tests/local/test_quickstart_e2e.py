@@ -13,6 +13,7 @@ import jsonschema
 import pytest
 import yaml
 
+from ladder_api.artifacts import read_results, size_paths
 from ladder_api.status import ScalingExperimentStatus
 from tests.local.test_status_build import crd_status_schema
 
@@ -55,12 +56,16 @@ def test_small_quickstart_end_to_end(tmp_path):
     widths = [s.width for s in status.sizes]
     assert status.phase.value == "Succeeded" and status.summary.progress == f"{len(widths)}/{len(widths)}"
     assert all(s.checkpoint_step == 30 and s.step == 30 for s in status.sizes)
-    metrics = {r.metric for r in status.results}
-    assert metrics == {"fid-digits-classifier", "adherence"}
-    assert len(status.results) == len(widths) * 1 * 2 * 2 * 2  # sizes x samplers x steps x guidance x metrics
+    results = [r for w in widths for r in read_results(size_paths(status.storage_root, w).results)]
+    assert {r.metric for r in results} == {"fid-digits-classifier", "adherence"}
+    per_size = 1 * 2 * 2 * 2  # samplers x steps x guidance x metrics
+    assert len(results) == len(widths) * per_size
+    counts = [(s.measurements.recorded, s.measurements.expected) for s in status.sizes]
+    assert counts == [(per_size, per_size)] * len(widths)
+    assert status.summary.measured == f"{len(results)}/{len(results)}"
     assert status.summary.fid_metric == "fid-digits-classifier" and status.summary.frontier
-    # every result has its interval; the replicates stay in the results objects, out of the status
-    assert all(r.ci_low <= r.value <= r.ci_high and r.replicates is None for r in status.results)
+    # every result of record has its interval and its replicates (the status has none of them)
+    assert all(r.ci_low <= r.value <= r.ci_high and r.replicates for r in results)
     assert status.summary.confidence == 0.95
     assert all(p.win_probability is not None and p.fid_low is not None for p in status.summary.frontier)
 

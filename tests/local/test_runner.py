@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from ladder_api import artifacts
+from ladder_api.artifacts import size_paths
 from ladder_api.errors import UserError
 from ladder_api.status import ScalingExperimentStatus
 from ladder_local.lock import RunLock, runner_alive
@@ -36,7 +38,11 @@ def test_full_run_then_rerun_does_nothing_twice(tmp_path, fake_python):
     assert outcome.exit_code == 0, outcome.messages
     st = ScalingExperimentStatus.model_validate_json((out / "status.json").read_text())
     assert st.phase.value == "Succeeded" and st.summary.progress == "2/2"
-    assert len(st.results) == 2 * 16 and st.summary.frontier
+    assert [(s.measurements.recorded, s.measurements.expected) for s in st.sizes] == [(16, 16), (16, 16)]
+    assert "results" not in st.to_wire() and st.summary.frontier and st.summary.measured == "32/32"
+    # the storage root alone describes the run: each size's config beside its files
+    from ladder_api.artifacts import read_run_configs
+    assert [r.width for r in read_run_configs(str(out))] == [8, 16]
     assert [s.checkpoint_step for s in st.sizes] == [6, 6]
     assert _calls(log) == ["ladder_trainer c8 start=0", "ladder_evaluator c8 start=0",
                            "ladder_trainer c16 start=0", "ladder_evaluator c16 start=0"]
@@ -45,7 +51,8 @@ def test_full_run_then_rerun_does_nothing_twice(tmp_path, fake_python):
 
     again = _runner(exp, out, fake_python, log).run()
     assert again.exit_code == 0 and len(_calls(log)) == 4  # nothing started again
-    assert again.status.results == st.results
+    assert again.status.summary == st.summary
+    assert [s.measurements for s in again.status.sizes] == [s.measurements for s in st.sizes]
 
 
 def test_force_eval_measures_again_without_retraining(tmp_path, fake_python):
@@ -54,7 +61,7 @@ def test_force_eval_measures_again_without_retraining(tmp_path, fake_python):
     runner = _runner(tiny_experiment(), out, fake_python, log)
     runner.force_eval = True
     outcome = runner.run()
-    assert outcome.exit_code == 0 and len(outcome.status.results) == 2 * 16
+    assert outcome.exit_code == 0 and [s.measurements.recorded for s in outcome.status.sizes] == [16, 16]
     assert _calls(log)[4:] == ["ladder_evaluator c8 start=0 force", "ladder_evaluator c16 start=0 force"]
 
 
@@ -65,7 +72,8 @@ def test_new_grid_points_are_evaluated_without_retraining(tmp_path, fake_python)
     outcome = _runner(wider, out, fake_python, log).run()
     assert outcome.exit_code == 0
     assert _calls(log)[4:] == ["ladder_evaluator c8 start=0", "ladder_evaluator c16 start=0"]
-    assert len(outcome.status.results) == 2 * 24
+    counts = [(s.measurements.recorded, s.measurements.expected) for s in outcome.status.sizes]
+    assert counts == [(24, 24)] * 2
 
 
 def test_interrupt_saves_and_rerun_resumes_from_the_checkpoint(tmp_path, fake_python):
@@ -118,7 +126,11 @@ def test_evaluation_workers_run_as_processes_whose_union_is_one_workers_results(
         assert workers == [f"ladder_evaluator c{width} start=0 worker={i}" for i in range(3)]
         assert all((many_out / f"c{width}" / "logs" / f"evaluate-{i}.log").exists() for i in range(3))
     assert many.status.phase.value == "Succeeded" and many.status.summary.progress == "2/2"
-    assert {r.id: r.value for r in many.status.results} == {r.id: r.value for r in one.status.results}
+    def recorded(outcome):
+        return {r.id: r.value for w in (8, 16)
+                for r in artifacts.read_results(size_paths(outcome.status.storage_root, w).results)}
+
+    assert recorded(many) == recorded(one) and recorded(one)
     again = _runner(tiny_experiment(workers=3), many_out, fake_python, tmp_path / "many.log").run()
     assert again.exit_code == 0 and _calls(tmp_path / "many.log") == calls  # nothing started again
 

@@ -39,7 +39,9 @@ def test_running_status_has_sizes_results_and_the_frontier():
     c8, c16 = st.sizes
     assert (c8.step, c8.checkpoint_step, c8.checkpoint_uri) == (6, 6, "/out/c8/checkpoints/6")
     assert (c16.step, c16.total_steps, c16.loss) == (3, 6, 0.5)
-    assert [r.id for r in st.results] == sorted(r.id for r in obs[8].results)
+    assert (c8.measurements.recorded, c8.measurements.expected, c8.measurements.best_fid) == (2, 16, 7.0)
+    assert (c16.measurements.recorded, c16.measurements.best_fid) == (0, None)
+    assert st.summary.measured == "2/32" and st.storage_root == "/out"
     assert st.summary.progress == "1/2" and st.summary.best_width == 8 and st.summary.best_fid == 7.0
     assert [(p.budget, p.steps) for p in st.summary.frontier] == [(0.1, 2), (0.2, 4)]
     assert st.spec_hash == plan.spec_hash

@@ -18,7 +18,14 @@ def apiserver(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def operator_process(apiserver, gcs, tmp_path_factory):
+def bucket(gcs):
+    """The experiments' storage (storage.outputUri) for the module: a bucket of the GCS emulator,
+    which the operator process reads (STORAGE_EMULATOR_HOST is in its environment)."""
+    return gcs.bucket("ladder-operator-tests")
+
+
+@pytest.fixture(scope="module")
+def operator_process(apiserver, bucket, tmp_path_factory):
     """One `ladder operator` process for the module; tests isolate themselves by namespace. Its
     gs:// is the module's GCS emulator (outputs must be on gs:// for the operator to accept them)."""
     log = Path(tmp_path_factory.mktemp("operator")) / "operator.log"
@@ -28,7 +35,7 @@ def operator_process(apiserver, gcs, tmp_path_factory):
 
 
 @pytest.fixture
-def cluster(apiserver):
-    c = Cluster(apiserver.url, unique_ns())
+def cluster(apiserver, bucket):
+    c = Cluster(apiserver.url, unique_ns(), kubeconfig=apiserver.kubeconfig, storage=bucket)
     c.create_namespace()
     return c

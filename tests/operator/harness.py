@@ -9,6 +9,7 @@ last state seen, never a fixed sleep standing in for an assertion.
 from __future__ import annotations
 
 import copy
+import itertools
 import os
 import signal
 import subprocess
@@ -20,7 +21,8 @@ from pathlib import Path
 
 import yaml
 
-from ladder_api.status import result_id
+from ladder_api import artifacts, storage
+from ladder_api.status import Result, result_id
 from ladder_testing.apiserver.client import Http
 
 REPO = Path(__file__).resolve().parents[2]
@@ -109,12 +111,27 @@ class OperatorProcess:
         return self.log_path.read_text(errors="replace")[-4000:]
 
 
-class Cluster:
-    """Reads and writes over HTTP, plus the parts of JobSet and Kueue the test plays."""
+PLACEHOLDER_BUCKETS = ("gs://ladder-test/", "gs://ladder-experiments/")  # tiny.yaml's, the examples'
 
-    def __init__(self, url: str, namespace: str):
+
+class Cluster:
+    """Reads and writes over HTTP, plus the parts of JobSet and Kueue the test plays, and the
+    evaluators' writes (results to the experiment's storage, progress to its status) done by the
+    evaluator's own store. With `storage` (a gs:// bucket of the GCS emulator), experiments
+    created here write under `output_uri`, its folder for this namespace, instead of where the
+    examples point (no outputUri, or a placeholder bucket): tests sharing a bucket never see
+    each other's results."""
+
+    def __init__(self, url: str, namespace: str, *, kubeconfig: Path | None = None,
+                 storage: str | None = None):
         self.http = Http(url)
         self.ns = namespace
+        self.kubeconfig = kubeconfig
+        self.storage = storage
+
+    @property
+    def output_uri(self) -> str | None:
+        return f"{storage.join(self.storage, self.ns)}/" if self.storage else None
 
     # --- setup ---------------------------------------------------------------------------------
 
@@ -123,6 +140,9 @@ class Cluster:
         assert code in (201, 409), body
 
     def create(self, exp: dict) -> dict:
+        out = (exp.get("spec") or {}).get("storage", {}).get("outputUri")
+        if self.storage and (out is None or out.startswith(("./", *PLACEHOLDER_BUCKETS))):
+            exp = with_changes(exp, **{"storage.outputUri": self.output_uri})
         code, body = self.http.post(f"{SX}/namespaces/{self.ns}/scalingexperiments", exp)
         assert code == 201, body
         return body
@@ -286,19 +306,108 @@ class Cluster:
         )
         assert code == 200, out
 
-    def evaluator_writes(self, exp: str, width: int, results: list[dict], manager: str | None = None) -> None:
-        body = {
-            "apiVersion": "ladder.dev/v1alpha1",
-            "kind": "ScalingExperiment",
-            "metadata": {"name": exp},
-            "status": {"results": results},
-        }
-        code, out = self.http.apply(
-            f"{SX}/namespaces/{self.ns}/scalingexperiments/{exp}/status",
-            body,
-            manager or f"ladder-evaluator-c{width}",
-        )
-        assert code == 200, out
+    def results_prefix(self, exp: str, width: int) -> str:
+        spec = self.experiment(exp)["spec"]
+        return artifacts.size_paths(storage.join(spec["storage"]["outputUri"], exp), width).results
+
+    def evaluator_writes(self, exp: str, width: int, results: list[dict]) -> None:
+        """What an evaluator pod does after a grid point: its results to storage, then its
+        progress report into the status (ladder_evaluator.status_store, a process of its own)."""
+        from ladder_evaluator.status_store import ClusterStore, manager_base
+        from ladder_kube.client import Client
+        from ladder_kube.credentials import load_credentials
+        from ladder_kube.status import StatusWriter
+
+        client = Client(load_credentials(str(self.kubeconfig)), user_agent="ladder-evaluator/test")
+        writer = StatusWriter(client, self.ns, exp, manager_base(width))
+        store = ClusterStore(artifacts.ResultsStore(self.results_prefix(exp, width)), writer, width,
+                             report_every_s=0.0)
+        store.existing()
+        store.write([Result.model_validate(r) for r in results])
+        store.flush()
+        client.close()
+
+    def summary_of_record(self, exp: str) -> dict:
+        """The summary the status should show: ladder_api.frontier.summarize_for over every result
+        of record in storage (the spec's FID, views and guidance scales; the sizes not done
+        predicted), with the progress of the phases."""
+        from ladder_api.frontier import summarize_for
+        from ladder_api.grid import ranking_fid
+        from ladder_api.plan import expand
+        from ladder_api.predict import unfinished_sizes
+        from ladder_api.spec import ScalingExperiment
+
+        obj = self.experiment(exp)
+        keys = ("apiVersion", "kind", "metadata", "spec")
+        spec = ScalingExperiment.model_validate({k: obj[k] for k in keys})
+        sizes = self.status(exp).get("sizes") or []
+        done = {s["width"] for s in sizes if s.get("phase") == "Succeeded"}
+        ev = spec.spec.evaluation
+        wire = summarize_for(self.recorded(exp), len(done), len(sizes), ev, ranking_fid(ev),
+                             unfinished=unfinished_sizes(expand(spec).runs, done)).to_wire()
+        wire.pop("measured", None)
+        return wire
+
+    def recorded(self, exp: str) -> list[Result]:
+        """Every result of record of the experiment, from its storage."""
+        widths = [s["width"] for s in self.status(exp).get("sizes") or []]
+        return [r for w in widths for r in artifacts.read_results(self.results_prefix(exp, w))]
+
+
+class InProcess:
+    """The API server, the operator's Controller in this process fed by hand (what the watches
+    would deliver), and the pods' writers (trainer reports, evaluator stores). `bucket`: a gs://
+    bucket of the GCS emulator (the operator accepts outputs on gs:// only)."""
+
+    def __init__(self, api, bucket: str):
+        from ladder_kube.aio import AsyncClient
+        from ladder_kube.client import Client
+        from ladder_kube.credentials import load_credentials
+        from ladder_operator.controller import Controller
+
+        self.api = api
+        self.cluster = Cluster(api.url, unique_ns(), kubeconfig=api.kubeconfig, storage=bucket)
+        self.cluster.create_namespace()
+        self.kube = AsyncClient(Client(load_credentials(str(api.kubeconfig)), user_agent="ladder-operator/t"))
+        self.controller = Controller(self.kube, namespaces=[self.cluster.ns], kueue_version=None)
+        self._evaluations = itertools.count(int(time.time()))
+
+    def client(self):
+        from ladder_kube.client import Client
+        from ladder_kube.credentials import load_credentials
+
+        return Client(load_credentials(str(self.api.kubeconfig)), user_agent="pod/t")
+
+    async def deliver(self) -> None:
+        """What the watches bring: every experiment and JobSet of the namespace, then the reconciles."""
+        ns = self.cluster.ns
+        for obj in self.cluster.objects(SX + "/namespaces/{ns}/scalingexperiments"):
+            self.controller.on_experiment("MODIFIED", obj)
+        for obj in self.cluster.objects(JS + "/namespaces/{ns}/jobsets"):
+            obj["metadata"].setdefault("namespace", ns)
+            self.controller.on_jobset("MODIFIED", obj)
+        await self.controller.idle()
+
+    def evaluator(self, name: str, width: int, *, every_s: float = 0.0, incarnation: str | None = None):
+        """One evaluator process's store (ladder_evaluator.status_store)."""
+        from ladder_evaluator.status_store import ClusterStore, manager_base
+        from ladder_kube.status import StatusWriter
+
+        writer = StatusWriter(self.client(), self.cluster.ns, name, manager_base(width),
+                              incarnation=incarnation)
+        return ClusterStore(artifacts.ResultsStore(self.cluster.results_prefix(name, width)), writer, width,
+                            report_every_s=every_s)
+
+    def evaluate(self, name: str, width: int, results: list[dict]) -> None:
+        """One evaluator process that writes `results`; each call a process started later than
+        the one before (a second apart, as the status writers order them)."""
+        from ladder_kube.ownership import new_incarnation
+
+        store = self.evaluator(name, width, incarnation=new_incarnation(now=next(self._evaluations)))
+        store.existing()
+        store.write([Result.model_validate(r) for r in results])
+        store.flush()
+
 
 
 def pod_sets(jobset: dict) -> list[dict]:

@@ -53,21 +53,20 @@ def test_quickstart_runs_to_the_frontier(operator_process, cluster):
     wait_for("eval JobSet", lambda: f"{js[w[0]]}-eval" in cluster.jobsets(name))
     wait_for("third started", lambda: js[w[2]] in cluster.jobsets(name))
     assert cluster.sizes(name)[w[0]]["step"] == 200, "the trainer's fields survive the operator's writes"
-    # Results from many writers at once, all kept; then the frontier.
+    # Results from many writers at once (two evaluator processes per size), all kept in storage;
+    # the status holds only their progress reports and the operator's digest.
     threads = []
     for width in w:
-        for i, sampler in enumerate(("ddim", "dpmpp_2m")):
-            rs = results_for(width, 600, 100.0 * 64 / width, samplers=(sampler,))
-            threads.append(
-                threading.Thread(
-                    target=cluster.evaluator_writes, args=(name, width, rs, f"ladder-evaluator-c{width}-{i}")
-                )
-            )
+        for sampler in ("ddim", "dpmpp_2m"):
+            rs = results_for(width, 300, 100.0 * 64 / width, samplers=(sampler,))  # the final step
+            threads.append(threading.Thread(target=cluster.evaluator_writes, args=(name, width, rs)))
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert len(cluster.status(name)["results"]) == 3 * 2 * 2 * 2
+    assert len(cluster.recorded(name)) == 3 * 2 * 2 * 2
+    wait_for("the digest counts them", lambda: [
+        (s.get("measurements") or {}).get("recorded") for s in cluster.status(name)["sizes"]] == [8, 8, 8])
     for width in w[1:]:
         cluster.kueue_admit(admit={js[width]})
         cluster.set_jobset(js[width], "completed")
@@ -77,9 +76,12 @@ def test_quickstart_runs_to_the_frontier(operator_process, cluster):
         cluster.set_jobset(f"{js[width]}-eval", "completed")
     wait_for("Succeeded", lambda: cluster.status(name).get("phase") == "Succeeded")
     status = cluster.status(name)
-    assert len(status["results"]) == 24
+    assert "results" not in status
     summary = status["summary"]
     assert summary["progress"] == "3/3" and summary["frontier"] and summary["bestWidth"] == max(w)
+    assert {k: v for k, v in summary.items() if k != "measured"} == cluster.summary_of_record(name)
+    per_size = status["sizes"][0]["measurements"]["expected"]
+    assert summary["measured"] == f"24/{3 * per_size}"
     assert cluster.condition(name, "Ready")["status"] == "True"
     assert cluster.condition(name, "Progressing")["status"] == "False"
     assert cluster.events("ExperimentSucceeded")

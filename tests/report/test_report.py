@@ -253,6 +253,60 @@ def test_report_of_a_run_directory_is_complete_and_self_contained(tmp_path):
     assert "<table>" in page and "fidFeatures" in page
 
 
+def _storage_root(root: str, failed: bool = True) -> list[Result]:
+    """An experiment's storage root as the cluster's pods leave it: each size's config.json (the
+    operator records it), result objects, metrics; no status.json, no configs/ folder."""
+    from ladder_api import storage
+
+    plan = expand(tiny_experiment(), root=root)
+    results = _synthetic(plan.runs)
+    if failed:  # a measurement that came out NaN: recorded as failed, with its reason
+        bad = results[0].to_wire()
+        results[0] = Result.model_validate({**bad, "value": float("nan")})
+    for run in plan.runs:
+        artifacts.write_run_config(run)
+        mine = [r for r in results if r.width == run.width]
+        for i in range(0, len(mine), 5):
+            artifacts.ResultsWriter(run.paths.results).write(mine[i:i + 5])
+        metrics = artifacts.MetricsWriter(run.paths.metrics, resume_step=0, min_interval_s=0)
+        for i in range(1, 7):
+            metrics.write({"step": i, "loss": 1.0 / i})
+        metrics.flush()
+    assert storage.list_dir(root)
+    return results
+
+
+def _comparable(md: str) -> str:
+    """The report without the lines that name where it was read or when."""
+    return "\n".join(ln for ln in md.splitlines() if "Run directory" not in ln and "Generated" not in ln
+                     and "generated" not in ln)
+
+
+def test_a_storage_root_reports_alone_and_lists_failed_measurements(tmp_path):
+    results = _storage_root(str(tmp_path / "root"))
+    paths = write_report(str(tmp_path / "root"), tmp_path / "out")
+    md = paths.markdown.read_text()
+    assert f"{len(results) - 1} measurements recorded (1 more failed" in md
+    assert "## Failed measurements" in md and "the metric came out nan" in md
+    assert "## The frontier" in md and paths.html.is_file()
+
+
+def test_a_gs_storage_root_reports_like_a_local_one(tmp_path, gcs):
+    _storage_root(str(tmp_path / "root"))
+    bucket = gcs.bucket("ladder-report")
+    _storage_root(f"{bucket}/exp/tiny")
+    local = write_report(str(tmp_path / "root"), tmp_path / "local").markdown.read_text()
+    remote = write_report(f"{bucket}/exp/tiny", tmp_path / "remote").markdown.read_text()
+    assert _comparable(local) == _comparable(remote)
+
+
+def test_a_folder_that_is_neither_is_a_user_error(tmp_path):
+    from ladder_api.errors import UserError
+
+    with pytest.raises(UserError, match="neither a `ladder run` directory"):
+        write_report(str(tmp_path))
+
+
 def test_intervals_and_a_clearly_labelled_prediction_for_sizes_still_training():
     """Four sizes, three measured with intervals: FID falls with size as a power law of GFLOPs,
     so the report predicts the fourth (labelled as a prediction) and prints the intervals."""

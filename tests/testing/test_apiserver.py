@@ -143,32 +143,13 @@ def test_noop_write_keeps_resource_version(http):
     assert again["metadata"]["resourceVersion"] == obj["metadata"]["resourceVersion"]
 
 
-def _result(rid: str, value: float = 1.0) -> dict:
-    """A result the CRD schema accepts (every required field set)."""
-    return {
-        "id": rid,
-        "width": 32,
-        "checkpointStep": 100,
-        "sampler": "ddim",
-        "steps": 4,
-        "guidance": 2.0,
-        "metric": "fid",
-        "value": value,
-        "numSamples": 64,
-        "gflopsPerForward": 1.5,
-        "samplingCost": 6.0,
-        "samplingCostWithGuidance": 12.0,
-    }
+def _sizes(manager_index: int, n: int, step: int = 1) -> list[dict]:
+    """n entries of status.sizes (a list-map keyed by width) that only one manager writes."""
+    return [{"width": 1000 * (manager_index + 1) + i, "step": step} for i in range(n)]
 
 
-def _results(manager_index: int, n: int, value: float = 1.0) -> list[dict]:
-    return [_result(f"w{manager_index}-r{i}", value) for i in range(n)]
-
-
-def _apply_status(name, results=None, sizes=None):
+def _apply_status(name, sizes=None):
     status = {}
-    if results is not None:
-        status["results"] = results
     if sizes is not None:
         status["sizes"] = sizes
     return {
@@ -193,7 +174,7 @@ def test_server_side_apply_keeps_every_managers_list_entries(api_client, http):
                     "default",
                     SX[2],
                     name,
-                    _apply_status(name, _results(i, 4)),
+                    _apply_status(name, sizes=_sizes(i, 4)),
                     field_manager=f"ladder-evaluator-c{i}",
                     _content_type="application/apply-patch+yaml",
                 )
@@ -207,20 +188,20 @@ def test_server_side_apply_keeps_every_managers_list_entries(api_client, http):
         t.join()
     assert not errors
     _, obj = http.get(sx_path(name=name))
-    ids = sorted(r["id"] for r in obj["status"]["results"])
-    assert ids == sorted(f"w{i}-r{j}" for i in range(16) for j in range(4))
+    widths = sorted(s["width"] for s in obj["status"]["sizes"])
+    assert widths == sorted(1000 * (i + 1) + j for i in range(16) for j in range(4))
     managers = {m["manager"] for m in obj["metadata"]["managedFields"]}
     assert {f"ladder-evaluator-c{i}" for i in range(16)} <= managers
     # A manager applying a new value updates its own entry; dropping one removes only its own.
     code, obj = http.apply(
         sx_path(name=name, sub="status"),
-        _apply_status(name, _results(0, 2, value=9.0)),
+        _apply_status(name, sizes=_sizes(0, 2, step=9)),
         "ladder-evaluator-c0",
     )
     assert code == 200
-    by_id = {r["id"]: r for r in obj["status"]["results"]}
-    assert by_id["w0-r0"]["value"] == 9.0 and "w0-r3" not in by_id and "w1-r3" in by_id
-    assert len(by_id) == 16 * 4 - 2
+    by_width = {s["width"]: s for s in obj["status"]["sizes"]}
+    assert by_width[1000]["step"] == 9 and 1003 not in by_width and 2003 in by_width
+    assert len(by_width) == 16 * 4 - 2
 
 
 def test_server_side_apply_shares_keyed_entries_between_managers(http):
@@ -267,9 +248,9 @@ def test_merge_patch_replaces_lists_whole(http):
     """The behaviour that makes merge patches unsafe for shared lists, reproduced on purpose."""
     name = new_name()
     http.post(sx_path(), sx_body(name))
-    http.apply(sx_path(name=name, sub="status"), _apply_status(name, _results(1, 2)), "a")
-    _, obj = http.merge(sx_path(name=name, sub="status"), {"status": {"results": _results(2, 1)}})
-    assert [r["id"] for r in obj["status"]["results"]] == ["w2-r0"]
+    http.apply(sx_path(name=name, sub="status"), _apply_status(name, sizes=_sizes(1, 2)), "a")
+    _, obj = http.merge(sx_path(name=name, sub="status"), {"status": {"sizes": _sizes(2, 1)}})
+    assert [s["width"] for s in obj["status"]["sizes"]] == [3000]
 
 
 def test_apply_creates_missing_objects(http):

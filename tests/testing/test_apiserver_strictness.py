@@ -77,9 +77,10 @@ def test_schema_violations_are_422_naming_the_field(http):
     assert causes(body)["spec.training.computeDtype"].startswith(
         'Unsupported value: "float16": supported values:'
     )
-    code, body = http.merge(f"{SX}/{name}/status", {"status": {"results": [{"id": "a", "width": 32}]}})
-    assert code == 422 and "status.results[0].value" in causes(body)
-    assert causes(body)["status.results[0].value"] == "Required value"
+    point = {"summary": {"frontier": [{"budget": 1.0, "sampler": "ddim"}]}}
+    code, body = http.merge(f"{SX}/{name}/status", {"status": point})
+    assert code == 422 and "status.summary.frontier[0].width" in causes(body)
+    assert causes(body)["status.summary.frontier[0].width"] == "Required value"
     code, live = http.get(f"{SX}/{name}")
     assert live["metadata"]["resourceVersion"] == obj["metadata"]["resourceVersion"], "nothing was written"
 
@@ -270,14 +271,15 @@ def test_dry_run_validates_and_answers_without_storing(http):
 
 def test_tables_carry_the_crd_printer_columns(http):
     name = created(http)["metadata"]["name"]
-    status = {"phase": "Running", "summary": {"progress": "1/2", "bestFid": 12.5}}
+    status = {"phase": "Running", "summary": {"progress": "1/2", "bestFid": 12.5, "measured": "10/20"}}
     assert http.merge(f"{SX}/{name}/status", {"status": status})[0] == 200
     code, table = http.request("GET", f"{SX}/{name}", accept=TABLE)
     assert (code, table["kind"], table["apiVersion"]) == (200, "Table", "meta.k8s.io/v1")
-    assert [c["name"] for c in table["columnDefinitions"]] == ["Name", "Phase", "Sizes", "Best FID", "Age"]
+    columns = [c["name"] for c in table["columnDefinitions"]]
+    assert columns == ["Name", "Phase", "Sizes", "Best FID", "Measured", "Age"]
     (row,) = table["rows"]
-    assert row["cells"][:4] == [name, "Running", "1/2", 12.5]
-    assert row["cells"][4].endswith("s") and row["object"]["kind"] == "PartialObjectMetadata"
+    assert row["cells"][:5] == [name, "Running", "1/2", 12.5, "10/20"]
+    assert row["cells"][5].endswith("s") and row["object"]["kind"] == "PartialObjectMetadata"
     _, listed = http.request("GET", f"{SX}?includeObject=None", accept=TABLE)
     assert name in [r["cells"][0] for r in listed["rows"]] and "object" not in listed["rows"][0]
     _, cms = http.request("GET", CM, accept=TABLE)

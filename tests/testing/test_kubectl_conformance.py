@@ -99,11 +99,12 @@ def test_client_side_apply_validates_with_the_schema_and_get_prints_the_columns(
     assert "unchanged" in kubectl.run("apply", "-f", "-", stdin=experiment("cols")).stdout
     kubectl.run(
         "patch", "sx", "cols", "--subresource=status", "--type=merge",
-        "-p", json.dumps({"status": {"phase": "Running", "summary": {"progress": "1/3", "bestFid": 12.5}}}),
+        "-p", json.dumps({"status": {"phase": "Running", "summary": {"progress": "1/3", "bestFid": 12.5,
+                                                                     "measured": "7/9"}}}),
     )  # fmt: skip
     header, row = kubectl.run("get", "sx", "cols").stdout.splitlines()
-    assert header.split() == ["NAME", "PHASE", "SIZES", "BEST", "FID", "AGE"]
-    assert row.split()[:4] == ["cols", "Running", "1/3", "12.5"]
+    assert header.split() == ["NAME", "PHASE", "SIZES", "BEST", "FID", "MEASURED", "AGE"]
+    assert row.split()[:5] == ["cols", "Running", "1/3", "12.5", "7/9"]
     live = kubectl.obj("cols")
     assert live["spec"]["training"]["steps"] == 300 and live["status"]["summary"]["bestFid"] == 12.5
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ladder_api.plan import RunConfig
 from ladder_kube.resources import JOBSET
 
 
@@ -109,3 +110,7 @@ class Outcome:
     actions: list[Action]
     status: dict  # the operator-owned part of .status, wire form
     phase: str
+    # The runs whose results of record the controller reads to add the digest (per-size
+    # measurements, the summary's results part) to `status`; empty: `status` already holds the
+    # digest it should keep (an invalid spec keeps what is known).
+    runs: tuple[RunConfig, ...] = ()

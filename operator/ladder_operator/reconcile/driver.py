@@ -101,7 +101,7 @@ def _running(
     actions += suspension_actions(world.jobsets, world.workloads, spec.suspend)
     actions += [c for c in creates if not _is_evaluation(c)]
     actions += _events(obj, facts, retried, status.sizes, started) + experiment_events(obj, status)
-    return Outcome(actions, owned_wire(status), status.phase.value)
+    return Outcome(actions, owned_wire(status), status.phase.value, runs=tuple(plan.runs))
 
 
 def _eval_name(d: SizeDecision) -> str:

@@ -16,7 +16,6 @@ from ladder_api.status import (
     Condition,
     CostEstimate,
     ExperimentPhase,
-    Result,
     ScalingExperimentStatus,
     SizeStatus,
     Summary,
@@ -58,7 +57,9 @@ def _field(model: type[BaseModel], value, default):
 
 
 def lenient_status(wire: dict) -> ScalingExperimentStatus:
-    """The status, each list entry validated on its own."""
+    """The status, each list entry validated on its own. Fields this version does not know are
+    ignored: `results`, which operators before the digest kept in the status (the results of
+    record are in storage now; ladder_operator.results copies such old entries there once)."""
     try:
         phase = ExperimentPhase(wire.get("phase") or ExperimentPhase.pending)
     except ValueError:
@@ -69,10 +70,10 @@ def lenient_status(wire: dict) -> ScalingExperimentStatus:
         message=wire.get("message") if isinstance(wire.get("message"), str) else None,
         spec_hash=wire.get("specHash") if isinstance(wire.get("specHash"), str) else None,
         code_version=wire.get("codeVersion") if isinstance(wire.get("codeVersion"), str) else None,
+        storage_root=wire.get("storageRoot") if isinstance(wire.get("storageRoot"), str) else None,
         images={k: v for k, v in images.items() if isinstance(v, str)} if isinstance(images, dict) else {},
         conditions=_entries(Condition, wire.get("conditions")),
         sizes=_entries(SizeStatus, wire.get("sizes")),
-        results=_entries(Result, wire.get("results")),
         summary=_field(Summary, wire.get("summary"), Summary()),
         cost=_field(CostEstimate, wire.get("cost"), None),
     )

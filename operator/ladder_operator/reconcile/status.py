@@ -2,15 +2,19 @@
 `ladder run` uses too), and the Events that narrate its transitions.
 
 The operator applies only the fields it owns (server-side apply, field manager ladder-operator):
-the trainer pods own each size's progress (step, loss, checkpoint) and the evaluator pods the
-results, and an apply without them leaves them alone.
+the trainer pods own each size's progress (step, loss, checkpoint) and the evaluator pods their
+progress reports, and an apply without them leaves them alone. The digest of the results of
+record (ladder_api.digest) is the operator's too: reconcile() leaves it out (it reads no
+storage) and the controller adds it with `with_digest` before applying.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 
 from ladder_api.conditions import Circumstances, Preparation, Reason, Suspension, experiment_status
+from ladder_api.digest import Digest
 from ladder_api.estimate import Assumptions, estimate
 from ladder_api.plan import CODE_VERSION, Plan
 from ladder_api.spec import ScalingExperimentSpec
@@ -19,9 +23,10 @@ from ladder_operator.reconcile.actions import PostEvent
 from ladder_operator.reconcile.experiment import ExperimentObject
 
 SPEC_SUSPEND = Suspension(Reason.suspended_by_spec, "spec.suspend is true: JobSets are suspended")
-OWNED = ("phase", "message", "observedGeneration", "specHash", "codeVersion", "images", "conditions",
-         "sizes", "summary", "cost")
-SIZE_OWNED = ("width", "phase", "jobset", "evalJobset", "restarts", "message")
+OWNED = ("phase", "message", "observedGeneration", "specHash", "codeVersion", "images", "storageRoot",
+         "conditions", "sizes", "summary", "cost")
+SIZE_OWNED = ("width", "phase", "jobset", "evalJobset", "restarts", "message", "measurements")
+PROGRESS = ("sizesDone", "sizesTotal", "progress")  # the summary's fields that come from the phases
 
 
 def owned_wire(status: ScalingExperimentStatus) -> dict:
@@ -29,6 +34,26 @@ def owned_wire(status: ScalingExperimentStatus) -> dict:
     wire = status.to_wire()
     out = {k: wire[k] for k in OWNED if k in wire}
     out["sizes"] = [{k: s[k] for k in SIZE_OWNED if k in s} for s in wire.get("sizes") or []]
+    return out
+
+
+def with_digest(owned: dict, digest: Digest | None, previous: ScalingExperimentStatus) -> dict:
+    """`owned` (owned_wire) with the digest of the results of record: each size's measurements
+    and the summary's results part. Without one (storage could not be read) what the status
+    already says is kept: the operator applies its whole share each time, and a share without
+    them would erase them."""
+    out = copy.deepcopy(owned)
+    if digest is not None:
+        measured = {w: m.to_wire() for w, m in digest.sizes.items()}
+        summary = digest.summary.to_wire()
+    else:
+        measured = {s.width: s.measurements.to_wire() for s in previous.sizes if s.measurements}
+        summary = previous.summary.to_wire()
+    for size in out.get("sizes") or []:
+        if size["width"] in measured:
+            size["measurements"] = measured[size["width"]]
+    progress = {k: v for k, v in (out.get("summary") or {}).items() if k in PROGRESS}
+    out["summary"] = {**{k: v for k, v in summary.items() if k not in PROGRESS}, **progress}
     return out
 
 
@@ -48,10 +73,10 @@ def operator_status(
                                   rejected=rejected or "", preparation=preparation)
     sizes = with_progress(sizes, exp.status.sizes)
     return experiment_status(
-        sizes, exp.status.results, spec.evaluation,
+        sizes,
         circumstances=circumstances, previous=exp.status, now=now, generation=exp.generation,
         estimate=estimate(plan, assumptions), spec_hash=plan.spec_hash, code_version=CODE_VERSION,
-        runs=plan.runs,
+        storage_root=plan.root,
         images={"trainer": spec.resources.images.trainer, "evaluator": spec.resources.images.evaluator},
     )
 

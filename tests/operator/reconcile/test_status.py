@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import pytest
 
+from ladder_api.digest import compute
 from ladder_api.estimate import estimate
 from ladder_api.plan import expand
 from ladder_api.spec import ScalingExperiment
-from ladder_api.status import SizePhase, SizeStatus
+from ladder_api.status import Result, SizePhase, SizeStatus
 from ladder_operator.reconcile.actions import PostEvent
 from ladder_operator.reconcile.experiment import read_experiment
-from ladder_operator.reconcile.status import experiment_events, operator_status, owned_wire, size_events
+from ladder_operator.reconcile.status import (
+    experiment_events,
+    operator_status,
+    owned_wire,
+    size_events,
+    with_digest,
+)
 from tests.operator.test_reconcile import NOW, experiment
 
 P = SizePhase
@@ -21,24 +28,47 @@ def status_of(raw, sizes, refused=()):
     return operator_status(exp.spec, expand(exp), sizes, read_experiment(raw), list(refused), NOW)
 
 
-def test_the_status_ranks_by_the_specs_fid_and_applies_only_operator_fields():
+RESULT = {"id": "c32-s600-ddim-n4-g1-fid-digits-classifier", "width": 32, "checkpointStep": 600,
+          "sampler": "ddim", "steps": 4, "guidance": 1.0, "metric": "fid-digits-classifier", "value": 9.5,
+          "numSamples": 10, "gflopsPerForward": 1.0, "samplingCost": 4.0, "samplingCostWithGuidance": 4.0}
+
+
+def test_the_operator_applies_only_its_fields_and_an_old_status_with_results_is_ignored():
     raw = experiment()
-    result = {"id": "c32-s600-ddim-n4-g1-fid-digits-classifier", "width": 32, "checkpointStep": 600,
-              "sampler": "ddim", "steps": 4, "guidance": 1.0, "metric": "fid-digits-classifier", "value": 9.5,
-              "numSamples": 10, "gflopsPerForward": 1.0, "samplingCost": 4.0, "samplingCostWithGuidance": 4.0}
-    raw["status"] = {"phase": "Running", "results": [result, {"id": "broken"}],
+    raw["status"] = {"phase": "Running", "results": [RESULT, {"id": "broken"}],
                      "sizes": [{"width": 32, "step": 600, "phase": "Evaluating"}]}
     sizes = [SizeStatus(width=32, phase=P.succeeded, jobset="quickstart-c32", step=600),
              SizeStatus(width=64, phase=P.training, jobset="quickstart-c64")]
     st = status_of(raw, sizes)
     assert (st.phase.value, st.message) == ("Running", "1/2 sizes done; training c64")
-    assert st.observed_generation == 1
-    summary = st.summary
-    assert (summary.fid_metric, summary.best_fid, summary.progress) == ("fid-digits-classifier", 9.5, "1/2")
+    assert st.observed_generation == 1 and st.storage_root.endswith("/quickstart")
+    assert (st.summary.best_fid, st.summary.progress) == (None, "1/2"), "the digest comes from storage"
     wire = owned_wire(st)
     assert "results" not in wire
     assert wire["sizes"][0] == {"width": 32, "phase": "Succeeded", "jobset": "quickstart-c32", "restarts": 0}
     assert wire["images"] == {"trainer": st.images["trainer"], "evaluator": st.images["evaluator"]}
+
+
+def test_with_digest_adds_the_results_part_and_keeps_the_old_one_without_a_digest():
+    raw = experiment()
+    exp = ScalingExperiment.model_validate({k: raw[k] for k in ("apiVersion", "kind", "metadata", "spec")})
+    plan = expand(exp)
+    sizes = [SizeStatus(width=32, phase=P.succeeded), SizeStatus(width=64, phase=P.training)]
+    owned = owned_wire(status_of(raw, sizes))
+    digest = compute(plan.runs, {32: [Result.model_validate(RESULT)]})
+    full = with_digest(owned, digest, read_experiment(raw).status)
+    assert full["summary"]["fidMetric"] == "fid-digits-classifier" and full["summary"]["bestFid"] == 9.5
+    assert full["summary"]["progress"] == "1/2", "progress stays the phases'"
+    expected = plan.run(32).evaluation
+    per_size = len(expected.samplers) * len(expected.steps) * len(expected.guidance_scales) * 2
+    want = {"recorded": 1, "expected": per_size, "failed": 0, "bestFid": 9.5}
+    assert full["sizes"][0]["measurements"] == want
+    assert full["summary"]["measured"] == f"1/{3 * per_size}"
+    # storage unreadable: what the status says is kept, since an apply without it would erase it
+    raw["status"] = full
+    kept = with_digest(owned, None, read_experiment(raw).status)
+    assert kept["summary"] == full["summary"]
+    assert kept["sizes"][0]["measurements"] == full["sizes"][0]["measurements"]
 
 
 def test_spec_suspend_is_the_reason_the_experiment_is_suspended():

@@ -7,30 +7,37 @@ embedding and (for digits) the prompted label.
   `captions` [N] (str), `context` [N, contextTokens, contextDim] (float) and `uncond`
   [contextTokens, contextDim]; embeddings are precomputed with the frozen text encoder, as the
   training shards are, so the evaluator never runs a text encoder.
-Sample i uses prompt i (load refuses fewer prompts than evaluation.numSamples: wrapping around
-would score repeated prompts), so every measurement sees the same prompts in the same order. The
-unconditional embedding must be the training data's null context: guidance extrapolates away from
-the embedding the model learned as "no prompt", and any other one is a different model input.
+At the paper's scale the embeddings are 30,000 x 77 x 1024 (4.7 GB in float16): the file is read
+once to a local file (hashed as it streams) and `context` is a memory map of it, so an evaluator
+holds only the rows of the batch in flight, never the whole set. Sample i uses prompt i (load
+refuses fewer prompts than evaluation.numSamples: wrapping around would score repeated prompts),
+so every measurement sees the same prompts in the same order. The unconditional embedding must be
+the training data's null context: guidance extrapolates away from the embedding the model learned
+as "no prompt", and any other one is a different model input.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import json
+import os
+import struct
+import tempfile
+import zipfile
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
+from ladder_api import storage
 from ladder_api.errors import UserError
 from ladder_api.plan import RunConfig
-from ladder_api.storage import read_bytes
 
 
 @dataclass(frozen=True)
 class Prompts:
     captions: tuple[str, ...]
-    context: np.ndarray  # [N, T, D] float32
+    context: np.ndarray  # [N, T, D], float16 or float32; a memory map for a prompts file
     uncond: np.ndarray  # [T, D] float32
     labels: np.ndarray | None  # [N] prompted digit, digits only
     images: np.ndarray | None  # reference images in model space, when the set ships them
@@ -42,7 +49,8 @@ class Prompts:
     def take(self, start: int, n: int) -> tuple[np.ndarray, tuple[str, ...], np.ndarray | None]:
         idx = np.arange(start, start + n) % len(self)
         labels = None if self.labels is None else self.labels[idx]
-        return self.context[idx], tuple(self.captions[i] for i in idx), labels
+        context = np.asarray(self.context[idx], np.float32)
+        return context, tuple(self.captions[i] for i in idx), labels
 
 
 def is_builtin_digits(uri: str) -> bool:
@@ -118,20 +126,20 @@ def _read(run: RunConfig) -> Prompts:
     if ref.uri.startswith("builtin:"):
         raise UserError(f"data.referenceSet.uri {ref.uri!r}: known builtin sets are builtin:digits-test")
     try:
-        raw = read_bytes(ref.uri)
+        path, sha = _local_copy(ref.uri)
     except FileNotFoundError:
         raise UserError(
             f"reference prompts not found at {ref.uri} (data.referenceSet.uri): it must be an .npz "
             "with captions, context and uncond arrays (`ladder prepare reference` writes one)"
         ) from None
     try:
-        with np.load(io.BytesIO(raw), allow_pickle=False) as z:
-            captions = tuple(str(c) for c in z["captions"])
-            context = np.asarray(z["context"], np.float32)
-            uncond = np.asarray(z["uncond"], np.float32)
-            labels = np.asarray(z["labels"]) if "labels" in z.files else None
-            meta = json.loads(str(z["meta"])) if "meta" in z.files else {}
-    except (KeyError, ValueError, OSError) as err:
+        with zipfile.ZipFile(path) as z:
+            captions = tuple(str(c) for c in _member(z, path, "captions"))
+            context = _member(z, path, "context", mapped=True)
+            uncond = np.asarray(_member(z, path, "uncond"), np.float32)
+            labels = _member(z, path, "labels") if "labels.npy" in z.namelist() else None
+            meta = json.loads(str(_member(z, path, "meta"))) if "meta.npy" in z.namelist() else {}
+    except (KeyError, ValueError, OSError, zipfile.BadZipFile) as err:
         raise UserError(
             f"reference prompts at {ref.uri} must be an .npz with arrays captions, context, uncond ({err})"
         ) from None
@@ -141,7 +149,67 @@ def _read(run: RunConfig) -> Prompts:
             f"match {len(captions)} captions x ladder.contextTokens {tokens} x ladder.contextDim {dim}"
         )
     _check_encoder(meta.get("text_encoder"), run.data.text_encoder, ref.uri)
-    return Prompts(captions, context, uncond, labels, None, _digest(raw))
+    return Prompts(captions, context, uncond, labels, None, sha)
+
+
+_CHUNK = 1 << 20
+
+
+def _local_copy(uri: str) -> tuple[Path, str]:
+    """A local file holding `uri` and its sha256:<hex>. A gs:// object is streamed once into the
+    temporary folder (a copy already there, of the same size and hash, is reused), never held in
+    memory."""
+    if not storage.is_remote(uri):
+        path = storage.local_path(uri)
+        with path.open("rb") as f:
+            return path, _digest_stream(f)
+    folder = Path(tempfile.gettempdir()) / "ladder-prompts"
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / (hashlib.sha256(uri.encode()).hexdigest()[:32] + ".npz")
+    part = target.with_suffix(".part")
+    with storage.open_read(uri) as src, part.open("wb") as out:
+        h = hashlib.sha256()
+        while chunk := src.read(_CHUNK):
+            h.update(chunk)
+            out.write(chunk)
+    os.replace(part, target)
+    return target, "sha256:" + h.hexdigest()
+
+
+def _digest_stream(f) -> str:
+    """sha256:<hex> of a file read through one reused buffer."""
+    h, buf = hashlib.sha256(), memoryview(bytearray(_CHUNK))
+    while n := f.readinto(buf):
+        h.update(buf[:n])
+    return "sha256:" + h.hexdigest()
+
+
+def _member(z: zipfile.ZipFile, path: Path, name: str, *, mapped: bool = False) -> np.ndarray:
+    """An array of the .npz; `mapped`: a read-only memory map of an uncompressed member (what
+    np.savez writes), read whole only when the member is compressed."""
+    info = z.getinfo(name + ".npy")
+    with z.open(info) as f:
+        if not mapped or info.compress_type != zipfile.ZIP_STORED:
+            return np.lib.format.read_array(f, allow_pickle=False)
+        version = np.lib.format.read_magic(f)
+        read_header = {(1, 0): np.lib.format.read_array_header_1_0}.get(
+            version, np.lib.format.read_array_header_2_0)
+        shape, fortran, dtype = read_header(f)
+        header_len = f.tell()
+    if dtype.hasobject:
+        raise ValueError(f"{name} holds Python objects")
+    offset = _data_offset(path, info) + header_len
+    return np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape, order="F" if fortran else "C")
+
+
+def _data_offset(path: Path, info: zipfile.ZipInfo) -> int:
+    """Where a stored member's bytes start: after its local header, whose name and extra field
+    lengths can differ from the central directory's."""
+    with path.open("rb") as f:
+        f.seek(info.header_offset)
+        local = f.read(30)
+    name_len, extra_len = struct.unpack("<HH", local[26:30])
+    return info.header_offset + 30 + name_len + extra_len
 
 
 def _check_encoder(made: dict | None, spec, uri: str) -> None:

@@ -17,10 +17,11 @@ in the seeded order taken, so N stays N; which were passed over is recorded.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
+import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -112,9 +113,15 @@ def prepare(
 
 
 def write_npz(uri: str, arrays: dict) -> str:
-    """Write an .npz; returns sha256:<hex> of exactly the bytes written (what the evaluator hashes)."""
-    buf = io.BytesIO()
-    np.savez(buf, **arrays)
-    data = buf.getvalue()
-    storage.write_bytes(uri, data)
-    return "sha256:" + hashlib.sha256(data).hexdigest()
+    """Write an uncompressed .npz (the evaluator memory-maps its context) through a local file, so
+    gigabytes of embeddings are never copied into one bytes object; returns sha256:<hex> of
+    exactly the bytes written (what the evaluator hashes)."""
+    with tempfile.TemporaryDirectory(prefix="ladder-npz-") as tmp:
+        path = Path(tmp) / "prompts.npz"
+        np.savez(path, **arrays)
+        h = hashlib.sha256()
+        with path.open("rb") as f:
+            while chunk := f.read(16 << 20):
+                h.update(chunk)
+        storage.upload_file(path, uri)
+    return "sha256:" + h.hexdigest()

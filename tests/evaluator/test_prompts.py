@@ -42,7 +42,8 @@ def _shards(tmp_path, null):
     from ladder_trainer.data.format import write_dataset
 
     uri = str(tmp_path / "shards")
-    write_dataset(uri, np.zeros((2, 8, 8, 1), np.float32), np.ones((2, 4, 8), np.float32), null,
+    null = np.asarray(null, np.float32)
+    write_dataset(uri, np.zeros((2, 8, 8, 1), np.float32), np.ones((2, *null.shape), np.float32), null,
                   autoencoder={"kind": "identity"}, text_encoder="t")
     return uri
 
@@ -84,3 +85,51 @@ def test_the_unconditional_embedding_must_be_the_training_null_context(tmp_path)
         prompts.load(_run(str(path), train_uri=other))
     with pytest.raises(UserError, match="null context"):
         prompts.load(_run(str(path)))  # digits' null context is not zeros
+
+
+def _big_prompts(path, n=600, tokens=77, dim=256):
+    """30 MB of float16 embeddings (the paper's file is 4.7 GB: 30k x 77 x 1024)."""
+    rng = np.random.default_rng(0)
+    context = rng.standard_normal((n, tokens, dim)).astype(np.float16)
+    np.savez(path, captions=np.array([f"caption {i}" for i in range(n)]), context=context,
+             uncond=np.zeros((tokens, dim), np.float32))
+    return context
+
+
+def test_prompts_are_memory_mapped_not_read_whole(tmp_path):
+    """An evaluator holds the batch in flight, never the whole set: loading a 30 MB prompts file
+    allocates a small fraction of it, and each batch reads exactly its rows."""
+    import tracemalloc
+
+    path = tmp_path / "p.npz"
+    context = _big_prompts(path)
+    run = _run(str(path), dim=256, tokens=77, train_uri=_shards(tmp_path, np.zeros((77, 256))))
+    tracemalloc.start()
+    p = prompts.load(run)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert peak < context.nbytes / 10, f"loading allocated {peak} bytes of a {context.nbytes}-byte set"
+    assert isinstance(p.context, np.memmap)
+    ctx, caps, _ = p.take(598, 4)  # wraps around
+    assert ctx.dtype == np.float32 and caps == ("caption 598", "caption 599", "caption 0", "caption 1")
+    np.testing.assert_array_equal(ctx, context[[598, 599, 0, 1]].astype(np.float32))
+
+
+def test_compressed_and_remote_prompts_read_the_same(tmp_path, gcs):
+    """A compressed .npz is read whole (it cannot be mapped); a gs:// one is streamed to a local
+    file and mapped. Both give the same rows and the hash of the file's bytes."""
+    from ladder_api import storage
+
+    plain, packed = tmp_path / "p.npz", tmp_path / "c.npz"
+    context = _big_prompts(plain, n=40, tokens=4, dim=8)
+    with np.load(plain) as z:
+        np.savez_compressed(packed, **{k: z[k] for k in z.files})
+    remote = gcs.bucket("prompts-test") + "/ref/p.npz"
+    storage.upload_file(plain, remote)
+    train = _shards(tmp_path, np.zeros((4, 8)))
+    local = prompts.load(_run(str(plain), train_uri=train))
+    loaded = {uri: prompts.load(_run(uri, train_uri=train)) for uri in (str(packed), remote)}
+    for p in loaded.values():
+        np.testing.assert_array_equal(p.take(0, 40)[0], context.astype(np.float32))
+        assert p.captions == local.captions
+    assert loaded[remote].sha256 == local.sha256 != loaded[str(packed)].sha256

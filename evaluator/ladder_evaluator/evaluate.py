@@ -13,7 +13,6 @@ sampling noise.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import logging
 import os
@@ -82,11 +81,12 @@ class Scorers:
     clip: object | None = None
     judge: object | None = None
     recorded: dict[str, str] | None = None  # provenance.settings, shared by every result
-    stats_hash: str | None = None  # sha256 of data.referenceSet.statsUri as read
     backends: dict[str, str] = field(default_factory=dict)  # metric -> jax or torch
 
     @classmethod
-    def build(cls, run: RunConfig, prompts: prompts_mod.Prompts) -> Scorers:
+    def build(cls, run: RunConfig, prompts: prompts_mod.Prompts,
+              autoencoder_sha256: str | None = None) -> Scorers:
+        """autoencoder_sha256: the decoder's weights hash (decode.Decoder.weights_hash), recorded."""
         from ladder_evaluator.metrics import backends, bootstrap, digits_classifier
 
         self = cls(run, prompts)
@@ -112,9 +112,9 @@ class Scorers:
             self.backends[ADHERENCE] = self.judge.backend
         self.recorded = provenance.settings(
             run, sampling_dtype=model.sampling_dtype(run), prompts_sha256=prompts.sha256,
-            stats=stats if self.fid_extractor is not None else None,
-            clip_model=self.clip_model,
-        ) | self.hashes()
+            text_encoder_sha256=prompts.text_encoder_sha256, autoencoder_sha256=autoencoder_sha256,
+            stats=stats if self.fid_extractor is not None else None, clip_model=self.clip_model,
+        )
         return self
 
     def _fid_reference(self) -> str:
@@ -125,8 +125,7 @@ class Scorers:
         stats_uri = run.data.reference_set.stats_uri
         if stats_uri:
             self.fid_ref = fid.load_stats(stats_uri, self.fid_extractor.dim)
-            self.stats_hash = "sha256:" + hashlib.sha256(storage.read_bytes(stats_uri)).hexdigest()
-            return f"sha256 {provenance.file_digest(stats_uri)}"
+            return provenance.file_digest(stats_uri) or f"read from {stats_uri}"
         if self.prompts.images is not None:
             images = np.asarray(self.prompts.images)
             self.fid_ref_feats = fid.features(images, self.fid_extractor, ev.batch_size)  # resampled too
@@ -145,12 +144,6 @@ class Scorers:
 
     def accumulator(self) -> Accumulator:
         return Accumulator(self)
-
-    def hashes(self) -> dict[str, str]:
-        """The reference files' hashes, for every result's settings (which prompts and which
-        statistics a number was measured against)."""
-        found = {"promptsHash": self.prompts.sha256, "statsHash": self.stats_hash}
-        return {k: v for k, v in found.items() if v}
 
 
 class Accumulator:
@@ -380,7 +373,7 @@ def evaluate(run: RunConfig, checkpoint_uri: str, store: ResultStore, *, force: 
         return written
     decode = decoder(run)  # a missing or mismatched autoencoder fails before any compute
     prompts = prompts_mod.load(run)
-    scorers = Scorers.build(run, prompts)
+    scorers = Scorers.build(run, prompts, decode.weights_hash)
     ac = diffusion.alphas_cumprod(run.training.noise_schedule)
     apply = model.make_apply(run)
     todo_set = set(todo)
@@ -400,8 +393,7 @@ def evaluate(run: RunConfig, checkpoint_uri: str, store: ResultStore, *, force: 
         progress.point(f"c{run.width} step {step}: {point.label}")
         sample = partial(generate, run, apply, params, point, prompts, ac, mesh, decode=decode)
         values, images, labels = measure_point(run, scorers, sample, progress)
-        results = results_for(run, step, point, values, {**scorers.recorded, **decode.hashes()},
-                              scorers.backends)
+        results = results_for(run, step, point, values, scorers.recorded, scorers.backends)
         store.write(results)
         written.extend(results)
         try:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -35,6 +35,7 @@ class Prompts:
     labels: np.ndarray | None  # [N] prompted digit, digits only
     images: np.ndarray | None  # reference images in model space, when the set ships them
     sha256: str = field(default="")  # of the prompts file (builtin: of its arrays), recorded
+    text_encoder_sha256: str | None = None  # the weights that embedded them, recorded (see load)
 
     def __len__(self) -> int:
         return len(self.captions)
@@ -60,13 +61,29 @@ def load(run: RunConfig) -> Prompts:
             f"evaluation.numSamples is {n}: each sample needs its own prompt (make the set with at "
             f"least {n}, e.g. `ladder prepare reference --num {n}`, or lower numSamples)"
         )
-    check_null_context(run, prompts.uncond)
-    return prompts
+    manifest = training_manifest(run)
+    check_null_context(run, prompts.uncond, manifest)
+    trained = None if manifest is None else manifest.text_encoder.get("hash")
+    return replace(prompts, text_encoder_sha256=text_encoder_hash(run, prompts.text_encoder_sha256, trained))
 
 
-def check_null_context(run: RunConfig, uncond: np.ndarray) -> None:
+def text_encoder_hash(run: RunConfig, made: str | None, trained: str | None) -> str | None:
+    """The hash of the text encoder weights behind the prompts' embeddings, recorded with every
+    result: as the prompts file records it, else as the training data does (the null-context
+    check has tied the two files to one encoder), else data.textEncoder.hash. Both files
+    recording different weights is refused: the model would be prompted in another embedding."""
+    if made and trained and made != trained:
+        raise UserError(
+            f"data.referenceSet.uri {run.data.reference_set.uri} was embedded with text-encoder weights "
+            f"{made} but data.trainUri {run.data.train_uri} with {trained}: prepare the prompts again "
+            "with the training set's encoder (ladder prepare reference)"
+        )
+    return made or trained or run.data.text_encoder.hash
+
+
+def check_null_context(run: RunConfig, uncond: np.ndarray, manifest=None) -> None:
     """The prompts' unconditional embedding must equal the training data's null context."""
-    train = training_null_context(run)
+    train = training_null_context(run, manifest)
     if train is None:
         return
     if train.shape != uncond.shape or not np.allclose(train, uncond, rtol=1e-4, atol=1e-5):
@@ -78,19 +95,36 @@ def check_null_context(run: RunConfig, uncond: np.ndarray) -> None:
         )
 
 
-def training_null_context(run: RunConfig) -> np.ndarray | None:
+def training_manifest(run: RunConfig):
+    """The training data's manifest (ladder_trainer.data.format.Manifest), or None for builtin
+    data or when it cannot be read here (the trainer has refused unreadable data already)."""
+    uri = run.data.train_uri
+    if uri.startswith("builtin:"):
+        return None
+    from ladder_trainer.data.format import read_manifest
+
+    try:
+        return read_manifest(uri)
+    except (OSError, KeyError, ValueError, TypeError):
+        return None
+
+
+def training_null_context(run: RunConfig, manifest=None) -> np.ndarray | None:
     """The null context the model trained with (None when the training data cannot be read here:
-    the evaluator then has nothing to compare with, which the trainer has already refused)."""
+    the evaluator then has nothing to compare with). manifest: training_manifest(run), if read."""
     uri = run.data.train_uri
     dim, tokens = run.model.context_dim, run.model.context_tokens
     if uri.startswith("builtin:"):
         from ladder_trainer.data import digits
 
         return digits.null_context(dim, tokens)
-    from ladder_trainer.data.format import read_manifest, read_null_context
+    from ladder_trainer.data.format import read_null_context
 
+    manifest = manifest or training_manifest(run)
+    if manifest is None:
+        return None
     try:
-        return np.asarray(read_null_context(uri, read_manifest(uri)), np.float32)
+        return np.asarray(read_null_context(uri, manifest), np.float32)
     except (OSError, KeyError, ValueError):
         return None
 
@@ -140,8 +174,9 @@ def _read(run: RunConfig) -> Prompts:
             f"reference prompts at {ref.uri}: context {context.shape} / uncond {uncond.shape} do not "
             f"match {len(captions)} captions x ladder.contextTokens {tokens} x ladder.contextDim {dim}"
         )
-    _check_encoder(meta.get("text_encoder"), run.data.text_encoder, ref.uri)
-    return Prompts(captions, context, uncond, labels, None, _digest(raw))
+    made = meta.get("text_encoder") or {}
+    _check_encoder(made, run.data.text_encoder, ref.uri)
+    return Prompts(captions, context, uncond, labels, None, _digest(raw), made.get("hash"))
 
 
 def _check_encoder(made: dict | None, spec, uri: str) -> None:

@@ -110,7 +110,9 @@ def test_grid_results_skip_and_force(trained, tmp_path):
                                           "referenceStats")} == {
         "initialization": "compvis", "ema": "decay 0.9999, warm-up (1+n)/(10+n)", "samplingDtype": "float32",
         "textEncoder": "builtin-digits", "referenceStats": "computed from the reference set's images"}
-    assert r["settings"]["referencePromptsSha256"] == load_prompts(run).sha256.removeprefix("sha256:")[:16]
+    assert r["settings"]["referencePromptsSha256"] == load_prompts(run).sha256
+    gone = {"promptsHash", "statsHash", "autoencoderHash"}  # the old second set, merged into provenance
+    assert not (gone | {"textEncoderWeightsSha256"}) & set(r["settings"])  # builtin encoder: no weights
     assert main(args) == 0  # everything present: nothing recomputed, nothing written
     assert storage.list_files(str(results)) == objects
     assert main([*args, "--force"]) == 0  # recomputed: same seeds, same numbers, no duplicates

@@ -71,7 +71,7 @@ def test_sd_vae_decoder_is_the_autoencoders_decode_clipped_and_padding_changes_n
     assert images.shape == (5, 8, 8, 3)
     np.testing.assert_allclose(images, want, rtol=1e-5, atol=1e-5)
     assert np.abs(images).max() <= 1.0
-    assert decode.hashes() == {"autoencoderHash": _hash(vae_dir)}
+    assert decode.weights_hash == _hash(vae_dir)
 
 
 def test_identity_is_unchanged(tmp_path):
@@ -81,7 +81,7 @@ def test_identity_is_unchanged(tmp_path):
     x = np.array([[-3.0, -0.5], [0.25, 7.0]], np.float32)
     decode = decoder(run)
     np.testing.assert_array_equal(decode(x), np.clip(x, -1, 1))
-    assert decode.hashes() == {}
+    assert decode.weights_hash is None
 
 
 @pytest.mark.parametrize(("changes", "words"), [
@@ -133,8 +133,8 @@ def test_latent_samples_are_decoded_scored_saved_and_shown(checkpoint, vae_dir, 
     found = {r.metric: r for r in artifacts.read_results(str(results))}
     assert sorted(found) == ["adherence", "fid-digits-classifier"]
     assert found["fid-digits-classifier"].value > 0
-    assert all(r.settings["autoencoder"] == "sd-vae" and r.settings["autoencoderHash"] == _hash(vae_dir)
-               for r in found.values())
+    assert all(r.settings["autoencoder"] == "sd-vae"
+               and r.settings["autoencoderWeightsSha256"] == _hash(vae_dir) for r in found.values())
 
     [saved] = sorted(Path(run.paths.samples).rglob("*.npz"))
     with np.load(saved) as z:

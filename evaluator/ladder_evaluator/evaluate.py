@@ -46,10 +46,10 @@ from ladder_api.status import Result
 from ladder_evaluator import model, provenance
 from ladder_evaluator import prompts as prompts_mod
 from ladder_evaluator.decode import Decoder, decoder
-from ladder_evaluator.mesh import make_mesh, replicated, rows
 from ladder_evaluator.results import ResultStore
 from ladder_evaluator.sampling import sample
 from ladder_trainer import diffusion
+from ladder_trainer.data_mesh import data_mesh, replicated, rows
 
 log = logging.getLogger(__name__)
 SAMPLES_KEPT = 64  # images per grid point saved for the report's sample grids
@@ -224,7 +224,7 @@ def generate(run: RunConfig, apply: Callable, params, point: GridPoint, prompts:
     noise and prompts are prepared and its sampling loop dispatched before batch b's images are
     handed to the caller, and b's copy to the host starts as soon as it is dispatched, so the
     metric work the caller does on batch b (host) overlaps batch b+1's sampling (devices)."""
-    mesh = mesh or make_mesh(batch_size=run.evaluation.batch_size)
+    mesh = mesh or data_mesh(batch_size=run.evaluation.batch_size)
     decode = decode or decoder(run)
     pending: Batch | None = None
     for batch in dispatch(run, apply, params, point, prompts, alphas_cumprod, mesh, seed_index):
@@ -377,7 +377,7 @@ def evaluate(run: RunConfig, checkpoint_uri: str, store: ResultStore, *, force: 
     ac = diffusion.alphas_cumprod(run.training.noise_schedule)
     apply = model.make_apply(run)
     todo_set = set(todo)
-    mesh = make_mesh(batch_size=run.evaluation.batch_size)
+    mesh = data_mesh(batch_size=run.evaluation.batch_size)
     log.info("sampling on %d device(s): %s", mesh.devices.size, mesh.devices[0].device_kind)
     if mesh.devices.size < jax.local_device_count():
         log.warning("evaluation.batchSize %d splits evenly over %d of the %d devices: make it a multiple "

@@ -5,11 +5,8 @@ sharded over several devices equals one device's: tests/prepare/test_sharded_enc
 
 from __future__ import annotations
 
-import shutil
-import types
 from pathlib import Path
 
-import jax
 import numpy as np
 import pytest
 
@@ -22,6 +19,8 @@ from ladder_evaluator.main import main
 from ladder_trainer.models import autoencoder as ae
 from ladder_trainer.weights import save_autoencoder
 from ladder_trainer.weights.hashing import weights_hash
+
+from .conftest import evaluable
 
 # f = 2: 4x4x4 latents decode to 8x8 RGB images.
 AE = ae.AutoencoderConfig(block_out_channels=(8, 16), layers_per_block=1, norm_num_groups=4,
@@ -103,21 +102,8 @@ def test_latent_channels_other_than_the_ladders_are_refused(vae_dir, tmp_path):
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory, vae_dir, classifier_cache, digits_extractor):
-    """A latent U-Net checkpoint at step 10 (initial weights: the pipeline, not quality)."""
-    from ladder_evaluator.evaluate import cache_dir
-    from ladder_trainer import checkpointing
-    from ladder_trainer.models import init_params
-
-    run = _run(tmp_path_factory.mktemp("vaerun"), vae_dir)
-    cache_dir(run).mkdir(parents=True)
-    for trained_classifier in Path(classifier_cache).glob("digits-classifier-*.npz"):
-        shutil.copy(trained_classifier, cache_dir(run))
-    params = init_params(run.model, jax.random.key(0))
-    mngr = checkpointing.manager(run.paths.checkpoints, async_save=False)
-    state = types.SimpleNamespace(params=params, ema_params=params, opt_state={"count": jax.numpy.zeros(())})
-    checkpointing.save(mngr, 10, state, {"model": run.model.model_dump()}, force=True)
-    mngr.wait_until_finished()
-    return run
+    """A latent U-Net checkpoint at step 10 (conftest.evaluable)."""
+    return evaluable(_run(tmp_path_factory.mktemp("vaerun"), vae_dir), classifier_cache)
 
 
 def test_latent_samples_are_decoded_scored_saved_and_shown(checkpoint, vae_dir, tmp_path):

@@ -94,7 +94,7 @@ def test_reference_prompts_and_statistics_of_the_same_drawn_images(tmp_path, cap
     np.testing.assert_allclose(got_sigma, sigma, rtol=1e-6, atol=1e-9)
 
     # The evaluator reads the file as written and records both hashes in every result.
-    run = expand(load_experiment(spec)).runs[0]
+    run = expand(load_experiment(spec), output_uri=str(tmp_path / "runs")).runs[0]  # a local cache_dir
     loaded = prompts_mod.load(run)
     assert list(loaded.captions) == captions and loaded.context.shape == (3, 4, 32)
     assert loaded.sha256 == record["prompts"]["sha256"]

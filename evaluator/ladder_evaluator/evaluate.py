@@ -111,9 +111,9 @@ class Scorers:
             self.judge = digits_classifier.extractor(cache)
             self.backends[ADHERENCE] = self.judge.backend
         self.recorded = provenance.settings(
-            run, sampling_dtype=model.sampling_dtype(run), prompts_sha256=prompts.sha256,
-            text_encoder_sha256=prompts.text_encoder_sha256, autoencoder_sha256=autoencoder_sha256,
-            stats=stats if self.fid_extractor is not None else None, clip_model=self.clip_model,
+            run, sampling_dtype=model.sampling_dtype(run), prompts=prompts,
+            autoencoder_sha256=autoencoder_sha256, clip_model=self.clip_model,
+            stats=stats if self.fid_extractor is not None else None,
         )
         return self
 

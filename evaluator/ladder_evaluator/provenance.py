@@ -52,22 +52,25 @@ def text_encoder_name(run: RunConfig) -> str:
     return str(getattr(te, "name", te))
 
 
-def settings(run: RunConfig, *, sampling_dtype: str, prompts_sha256: str = "",
-             text_encoder_sha256: str | None = None, autoencoder_sha256: str | None = None,
+def settings(run: RunConfig, *, sampling_dtype: str, prompts=None, autoencoder_sha256: str | None = None,
              stats: str | None = None, clip_model: str | None = None) -> dict[str, str]:
     """The recorded settings shared by every result of one evaluation (strings, as
-    Result.settings holds). The hashes are of what the evaluation read: the prompts file, the
-    text encoder weights its embeddings were made with (prompts.Prompts), the autoencoder weights
-    that decoded the samples (decode.Decoder); stats: the reference statistics' hash or how they
-    were made."""
+    Result.settings holds). The hashes are of what the evaluation read: the prompts file and the
+    text encoder weights its embeddings were made with (prompts: a prompts.Prompts), the
+    autoencoder weights that decoded the samples (decode.Decoder.weights_hash); stats: the
+    reference statistics' hash or how they were made."""
     out = {
         "initialization": run.training.initialization.value,
         "ema": ema_scheme(run),
         "samplingDtype": sampling_dtype,
         "textEncoder": text_encoder_name(run),
     }
-    found = {"textEncoderWeightsSha256": text_encoder_sha256, "autoencoderWeightsSha256": autoencoder_sha256,
-             "referencePromptsSha256": prompts_sha256, "referenceStats": stats}
+    found = {
+        "textEncoderWeightsSha256": getattr(prompts, "text_encoder_sha256", None),
+        "autoencoderWeightsSha256": autoencoder_sha256,
+        "referencePromptsSha256": getattr(prompts, "sha256", None),
+        "referenceStats": stats,
+    }
     out |= {k: v for k, v in found.items() if v}
     ev = run.evaluation
     if clip_model is not None:

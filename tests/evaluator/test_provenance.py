@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import hashlib
 
+import numpy as np
+
 from ladder_api.plan import expand
 from ladder_api.spec import InitScheme
 from ladder_evaluator import provenance
 from ladder_evaluator.model import sampling_dtype
+from ladder_evaluator.prompts import Prompts
 from tests.local.conftest import tiny_experiment
 
 
@@ -26,14 +29,16 @@ def test_settings_name_the_schemes_the_dtype_and_the_inputs_by_content(tmp_path)
     weights.write_bytes(b"clip weights")
     run = _run(samplingDtype="float32", clipWeightsUri=str(weights), clipModel="ViT-L-14",
                clipPretrained="openai")
-    prompts, stats = "sha256:" + "ab" * 32, "sha256:" + "01" * 32
-    text, vae = "sha256:" + "7e" * 32, "sha256:" + "ae" * 32
-    s = provenance.settings(run, sampling_dtype=sampling_dtype(run), prompts_sha256=prompts, stats=stats,
-                            text_encoder_sha256=text, autoencoder_sha256=vae, clip_model="ViT-L-14")
+    prompts = Prompts((), np.zeros((0, 2, 8)), np.zeros((2, 8)), None, None, sha256="sha256:" + "ab" * 32,
+                      text_encoder_sha256="sha256:" + "7e" * 32)
+    stats, vae = "sha256:" + "01" * 32, "sha256:" + "ae" * 32
+    s = provenance.settings(run, sampling_dtype=sampling_dtype(run), prompts=prompts, stats=stats,
+                            autoencoder_sha256=vae, clip_model="ViT-L-14")
     assert s == {
         "initialization": "compvis", "ema": "decay 0.9999, warm-up (1+n)/(10+n)",
-        "samplingDtype": "float32", "textEncoder": "builtin-digits", "textEncoderWeightsSha256": text,
-        "autoencoderWeightsSha256": vae, "referencePromptsSha256": prompts, "referenceStats": stats,
+        "samplingDtype": "float32", "textEncoder": "builtin-digits",
+        "textEncoderWeightsSha256": prompts.text_encoder_sha256, "autoencoderWeightsSha256": vae,
+        "referencePromptsSha256": prompts.sha256, "referenceStats": stats,
         "clipModel": "ViT-L-14", "clipPretrained": "openai",
         "clipWeightsSha256": "sha256:" + hashlib.sha256(b"clip weights").hexdigest(),
     }
@@ -75,3 +80,30 @@ def test_recorded_settings_do_not_name_a_result():
     new = results_for(run, 10, point, values, {"referencePromptsSha256": "sha256:" + "ab" * 32})
     assert [r.id for r in old] == [r.id for r in new] == [f"c{run.width}-s10-ddim-n2-g3-adherence"]
     assert old[0].settings != new[0].settings
+
+
+def test_the_text_encoder_weights_that_embedded_the_prompts_reach_every_result(tmp_path):
+    """Issue 16: the prompts file `ladder prepare reference` writes names its encoder's weights;
+    loaded, they are in the settings every result of the evaluation carries."""
+    import json
+
+    from ladder_api.grid import GridPoint
+    from ladder_evaluator import prompts as prompts_mod
+    from ladder_evaluator.evaluate import results_for
+
+    weights = "sha256:" + "5e" * 32
+    path = tmp_path / "prompts.npz"
+    np.savez(path, captions=np.array([f"digit {i}" for i in range(10)]),
+             context=np.ones((10, 2, 8), np.float32), uncond=np.zeros((2, 8), np.float32),
+             meta=np.array(json.dumps({"text_encoder": {"name": "builtin-digits", "hash": weights}})))
+    run = _run()
+    run = run.model_copy(update={"data": run.data.model_copy(update={
+        "reference_set": run.data.reference_set.model_copy(update={"uri": str(path)}),
+        "train_uri": str(tmp_path / "no-training-data-here")})})
+    loaded = prompts_mod.load(run)
+    recorded = provenance.settings(run, sampling_dtype="float32", prompts=loaded)
+    [result] = results_for(run, 10, GridPoint("ddim", 2, 3.0), {"adherence": {"value": 0.5}}, recorded)
+    assert result.settings["textEncoder"] == "builtin-digits"
+    assert result.settings["textEncoderWeightsSha256"] == weights
+    assert result.settings["referencePromptsSha256"] == loaded.sha256 == "sha256:" + hashlib.sha256(
+        path.read_bytes()).hexdigest()

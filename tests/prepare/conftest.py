@@ -40,6 +40,26 @@ def digit_images(n: int, offset: int = 0):
     return out
 
 
+class KilledError(Exception):
+    """The worker dies (preempted, OOM-killed) in the middle of a part."""
+
+
+class DiesInPart:
+    """A real source, except that part `k` dies after `after` items (a killed worker)."""
+
+    def __init__(self, inner, k: int, after: int):
+        self.inner, self.k, self.after = inner, k, after
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def items(self, k):
+        for n, item in enumerate(self.inner.items(k)):
+            if k == self.k and n == self.after:
+                raise KilledError
+            yield item
+
+
 def write_tar(path, samples):
     """samples: (key, {ext: bytes}) in order."""
     with tarfile.open(path, "w") as tar:

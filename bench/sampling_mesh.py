@@ -172,7 +172,7 @@ def main() -> None:
     import jax.numpy as jnp
 
     from ladder_api.frontier import forwards_per_step
-    from ladder_evaluator.mesh import make_mesh
+    from ladder_trainer.data_mesh import data_mesh
     from ladder_trainer.metrics import PEAK_FLOPS, matmul_flops_per_s
     from ladder_trainer.models import init_params
 
@@ -180,7 +180,7 @@ def main() -> None:
     params = init_params(run.model, jax.random.key(0))
     prompts = fake_prompts(run)
     dev = jax.local_devices()
-    everyone, first = make_mesh(dev, batch_size=a.batch), make_mesh(dev[:1])
+    everyone, first = data_mesh(dev, batch_size=a.batch), data_mesh(dev[:1])
     matmul = matmul_flops_per_s(2048, repeats=3, dtype=jnp.bfloat16 if a.dtype == "bfloat16" else jnp.float32)
     peak = next((v for k, v in PEAK_FLOPS.items() if dev[0].device_kind.startswith(k)), None)
     flops_per_image = run.model.gflops_per_forward * 1e9 * a.steps * forwards_per_step(a.guidance)

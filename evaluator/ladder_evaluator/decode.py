@@ -30,9 +30,11 @@ class Decoder:
             return np.clip(np.asarray(latents, np.float32), -1.0, 1.0)
         return self.vae.decode(latents, pad_to=self.pad_to)
 
-    def hashes(self) -> dict[str, str]:
-        """The decoder's weights hash for every result's settings (which autoencoder made the images)."""
-        return {"autoencoderHash": self.vae.hash} if self.vae is not None else {}
+    @property
+    def weights_hash(self) -> str | None:
+        """sha256:<hex> of the autoencoder weights that decode the samples (None in pixel space),
+        recorded in every result's settings by provenance."""
+        return None if self.vae is None else self.vae.hash
 
 
 def decoder(run: RunConfig) -> Decoder:

@@ -13,7 +13,6 @@ sampling noise.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import logging
 import os
@@ -47,10 +46,10 @@ from ladder_api.status import Result
 from ladder_evaluator import model, provenance
 from ladder_evaluator import prompts as prompts_mod
 from ladder_evaluator.decode import Decoder, decoder
-from ladder_evaluator.mesh import make_mesh, replicated, rows
 from ladder_evaluator.results import ResultStore
 from ladder_evaluator.sampling import sample
 from ladder_trainer import diffusion
+from ladder_trainer.data_mesh import data_mesh, replicated, rows
 
 log = logging.getLogger(__name__)
 SAMPLES_KEPT = 64  # images per grid point saved for the report's sample grids
@@ -82,11 +81,12 @@ class Scorers:
     clip: object | None = None
     judge: object | None = None
     recorded: dict[str, str] | None = None  # provenance.settings, shared by every result
-    stats_hash: str | None = None  # sha256 of data.referenceSet.statsUri as read
     backends: dict[str, str] = field(default_factory=dict)  # metric -> jax or torch
 
     @classmethod
-    def build(cls, run: RunConfig, prompts: prompts_mod.Prompts) -> Scorers:
+    def build(cls, run: RunConfig, prompts: prompts_mod.Prompts,
+              autoencoder_sha256: str | None = None) -> Scorers:
+        """autoencoder_sha256: the decoder's weights hash (decode.Decoder.weights_hash), recorded."""
         from ladder_evaluator.metrics import backends, bootstrap, digits_classifier
 
         self = cls(run, prompts)
@@ -111,10 +111,10 @@ class Scorers:
             self.judge = digits_classifier.extractor(cache)
             self.backends[ADHERENCE] = self.judge.backend
         self.recorded = provenance.settings(
-            run, sampling_dtype=model.sampling_dtype(run), prompts_sha256=prompts.sha256,
+            run, sampling_dtype=model.sampling_dtype(run), prompts=prompts,
+            autoencoder_sha256=autoencoder_sha256, clip_model=self.clip_model,
             stats=stats if self.fid_extractor is not None else None,
-            clip_model=self.clip_model,
-        ) | self.hashes()
+        )
         return self
 
     def _fid_reference(self) -> str:
@@ -125,8 +125,7 @@ class Scorers:
         stats_uri = run.data.reference_set.stats_uri
         if stats_uri:
             self.fid_ref = fid.load_stats(stats_uri, self.fid_extractor.dim)
-            self.stats_hash = "sha256:" + hashlib.sha256(storage.read_bytes(stats_uri)).hexdigest()
-            return f"sha256 {provenance.file_digest(stats_uri)}"
+            return provenance.file_digest(stats_uri) or f"read from {stats_uri}"
         if self.prompts.images is not None:
             images = np.asarray(self.prompts.images)
             self.fid_ref_feats = fid.features(images, self.fid_extractor, ev.batch_size)  # resampled too
@@ -145,12 +144,6 @@ class Scorers:
 
     def accumulator(self) -> Accumulator:
         return Accumulator(self)
-
-    def hashes(self) -> dict[str, str]:
-        """The reference files' hashes, for every result's settings (which prompts and which
-        statistics a number was measured against)."""
-        found = {"promptsHash": self.prompts.sha256, "statsHash": self.stats_hash}
-        return {k: v for k, v in found.items() if v}
 
 
 class Accumulator:
@@ -231,7 +224,7 @@ def generate(run: RunConfig, apply: Callable, params, point: GridPoint, prompts:
     noise and prompts are prepared and its sampling loop dispatched before batch b's images are
     handed to the caller, and b's copy to the host starts as soon as it is dispatched, so the
     metric work the caller does on batch b (host) overlaps batch b+1's sampling (devices)."""
-    mesh = mesh or make_mesh(batch_size=run.evaluation.batch_size)
+    mesh = mesh or data_mesh(batch_size=run.evaluation.batch_size)
     decode = decode or decoder(run)
     pending: Batch | None = None
     for batch in dispatch(run, apply, params, point, prompts, alphas_cumprod, mesh, seed_index):
@@ -380,11 +373,11 @@ def evaluate(run: RunConfig, checkpoint_uri: str, store: ResultStore, *, force: 
         return written
     decode = decoder(run)  # a missing or mismatched autoencoder fails before any compute
     prompts = prompts_mod.load(run)
-    scorers = Scorers.build(run, prompts)
+    scorers = Scorers.build(run, prompts, decode.weights_hash)
     ac = diffusion.alphas_cumprod(run.training.noise_schedule)
     apply = model.make_apply(run)
     todo_set = set(todo)
-    mesh = make_mesh(batch_size=run.evaluation.batch_size)
+    mesh = data_mesh(batch_size=run.evaluation.batch_size)
     log.info("sampling on %d device(s): %s", mesh.devices.size, mesh.devices[0].device_kind)
     if mesh.devices.size < jax.local_device_count():
         log.warning("evaluation.batchSize %d splits evenly over %d of the %d devices: make it a multiple "
@@ -400,8 +393,7 @@ def evaluate(run: RunConfig, checkpoint_uri: str, store: ResultStore, *, force: 
         progress.point(f"c{run.width} step {step}: {point.label}")
         sample = partial(generate, run, apply, params, point, prompts, ac, mesh, decode=decode)
         values, images, labels = measure_point(run, scorers, sample, progress)
-        results = results_for(run, step, point, values, {**scorers.recorded, **decode.hashes()},
-                              scorers.backends)
+        results = results_for(run, step, point, values, scorers.recorded, scorers.backends)
         store.write(results)
         written.extend(results)
         try:

@@ -24,7 +24,7 @@ import os
 import struct
 import tempfile
 import zipfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +42,7 @@ class Prompts:
     labels: np.ndarray | None  # [N] prompted digit, digits only
     images: np.ndarray | None  # reference images in model space, when the set ships them
     sha256: str = field(default="")  # of the prompts file (builtin: of its arrays), recorded
+    text_encoder_sha256: str | None = None  # the weights that embedded them, recorded (see load)
 
     def __len__(self) -> int:
         return len(self.captions)
@@ -68,13 +69,29 @@ def load(run: RunConfig) -> Prompts:
             f"evaluation.numSamples is {n}: each sample needs its own prompt (make the set with at "
             f"least {n}, e.g. `ladder prepare reference --num {n}`, or lower numSamples)"
         )
-    check_null_context(run, prompts.uncond)
-    return prompts
+    manifest = training_manifest(run)
+    check_null_context(run, prompts.uncond, manifest)
+    trained = None if manifest is None else manifest.text_encoder.get("hash")
+    return replace(prompts, text_encoder_sha256=text_encoder_hash(run, prompts.text_encoder_sha256, trained))
 
 
-def check_null_context(run: RunConfig, uncond: np.ndarray) -> None:
+def text_encoder_hash(run: RunConfig, made: str | None, trained: str | None) -> str | None:
+    """The hash of the text encoder weights behind the prompts' embeddings, recorded with every
+    result: as the prompts file records it, else as the training data does (the null-context
+    check has tied the two files to one encoder), else data.textEncoder.hash. Both files
+    recording different weights is refused: the model would be prompted in another embedding."""
+    if made and trained and made != trained:
+        raise UserError(
+            f"data.referenceSet.uri {run.data.reference_set.uri} was embedded with text-encoder weights "
+            f"{made} but data.trainUri {run.data.train_uri} with {trained}: prepare the prompts again "
+            "with the training set's encoder (ladder prepare reference)"
+        )
+    return made or trained or run.data.text_encoder.hash
+
+
+def check_null_context(run: RunConfig, uncond: np.ndarray, manifest=None) -> None:
     """The prompts' unconditional embedding must equal the training data's null context."""
-    train = training_null_context(run)
+    train = training_null_context(run, manifest)
     if train is None:
         return
     if train.shape != uncond.shape or not np.allclose(train, uncond, rtol=1e-4, atol=1e-5):
@@ -86,19 +103,36 @@ def check_null_context(run: RunConfig, uncond: np.ndarray) -> None:
         )
 
 
-def training_null_context(run: RunConfig) -> np.ndarray | None:
+def training_manifest(run: RunConfig):
+    """The training data's manifest (ladder_trainer.data.format.Manifest), or None for builtin
+    data or when it cannot be read here (the trainer has refused unreadable data already)."""
+    uri = run.data.train_uri
+    if uri.startswith("builtin:"):
+        return None
+    from ladder_trainer.data.format import read_manifest
+
+    try:
+        return read_manifest(uri)
+    except (OSError, KeyError, ValueError, TypeError):
+        return None
+
+
+def training_null_context(run: RunConfig, manifest=None) -> np.ndarray | None:
     """The null context the model trained with (None when the training data cannot be read here:
-    the evaluator then has nothing to compare with, which the trainer has already refused)."""
+    the evaluator then has nothing to compare with). manifest: training_manifest(run), if read."""
     uri = run.data.train_uri
     dim, tokens = run.model.context_dim, run.model.context_tokens
     if uri.startswith("builtin:"):
         from ladder_trainer.data import digits
 
         return digits.null_context(dim, tokens)
-    from ladder_trainer.data.format import read_manifest, read_null_context
+    from ladder_trainer.data.format import read_null_context
 
+    manifest = manifest or training_manifest(run)
+    if manifest is None:
+        return None
     try:
-        return np.asarray(read_null_context(uri, read_manifest(uri)), np.float32)
+        return np.asarray(read_null_context(uri, manifest), np.float32)
     except (OSError, KeyError, ValueError):
         return None
 
@@ -148,17 +182,17 @@ def _read(run: RunConfig) -> Prompts:
             f"reference prompts at {ref.uri}: context {context.shape} / uncond {uncond.shape} do not "
             f"match {len(captions)} captions x ladder.contextTokens {tokens} x ladder.contextDim {dim}"
         )
-    _check_encoder(meta.get("text_encoder"), run.data.text_encoder, ref.uri)
-    return Prompts(captions, context, uncond, labels, None, sha)
+    made = meta.get("text_encoder") or {}
+    _check_encoder(made, run.data.text_encoder, ref.uri)
+    return Prompts(captions, context, uncond, labels, None, sha, made.get("hash"))
 
 
 _CHUNK = 1 << 20
 
 
 def _local_copy(uri: str) -> tuple[Path, str]:
-    """A local file holding `uri` and its sha256:<hex>. A gs:// object is streamed once into the
-    temporary folder (a copy already there, of the same size and hash, is reused), never held in
-    memory."""
+    """A local file holding `uri` and its sha256:<hex>. A gs:// object is streamed into the
+    temporary folder once per load, never held in memory."""
     if not storage.is_remote(uri):
         path = storage.local_path(uri)
         with path.open("rb") as f:

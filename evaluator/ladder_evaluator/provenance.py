@@ -4,28 +4,30 @@ identity of every frozen input that scores it (text encoder, autoencoder, CLIP m
 the reference prompts and statistics). Two results with equal settings are comparable; a
 difference here is the first thing to look at when two runs of "the same" study disagree.
 
-Hashes are SHA-256 (16 hex digits) of the bytes read, so they name the content, not the path.
+The one place these are recorded (keys ending in Sha256, plus referenceStats): every hash is
+``sha256:<hex>`` of the bytes read, the form ``ladder prepare`` prints, its manifests and
+reference.json record and data.*.hash pins, so a result's settings compare to those as they are.
+None of these keys feeds a result's id or the evaluation hash (ladder_api.grid): they describe a
+measurement, they do not name it.
 """
 
 from __future__ import annotations
 
 import functools
-import hashlib
 import os
 
 from ladder_api import storage
 from ladder_api.plan import RunConfig
-
-CHUNK = 1 << 22
+from ladder_trainer.weights.hashing import PREFIX, file_sha256
 
 
 def file_digest(uri: str | None) -> str | None:
-    """SHA-256 (16 hex digits) of a file, or None when it is unset or cannot be read here."""
+    """sha256:<hex> of a file (streamed), or None when it is unset or cannot be read here."""
     if not uri:
         return None
     try:
         if storage.is_remote(uri):
-            return hashlib.sha256(storage.read_bytes(uri)).hexdigest()[:16]
+            return PREFIX + file_sha256(uri)
         path = str(storage.local_path(uri.removeprefix("file://")))
         st = os.stat(path)
         return _local_digest(path, st.st_size, st.st_mtime_ns)
@@ -35,11 +37,7 @@ def file_digest(uri: str | None) -> str | None:
 
 @functools.lru_cache(maxsize=32)
 def _local_digest(path: str, size: int, mtime_ns: int) -> str:  # size/mtime: the cache key
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(CHUNK):
-            h.update(chunk)
-    return h.hexdigest()[:16]
+    return PREFIX + file_sha256(path)
 
 
 def ema_scheme(run: RunConfig) -> str:
@@ -54,24 +52,27 @@ def text_encoder_name(run: RunConfig) -> str:
     return str(getattr(te, "name", te))
 
 
-def settings(run: RunConfig, *, sampling_dtype: str, prompts_sha256: str = "",
+def settings(run: RunConfig, *, sampling_dtype: str, prompts=None, autoencoder_sha256: str | None = None,
              stats: str | None = None, clip_model: str | None = None) -> dict[str, str]:
     """The recorded settings shared by every result of one evaluation (strings, as
-    Result.settings holds). stats: the reference statistics' digest or how they were made."""
-    ev, data = run.evaluation, run.data
+    Result.settings holds). The hashes are of what the evaluation read: the prompts file and the
+    text encoder weights its embeddings were made with (prompts: a prompts.Prompts), the
+    autoencoder weights that decoded the samples (decode.Decoder.weights_hash); stats: the
+    reference statistics' hash or how they were made."""
     out = {
         "initialization": run.training.initialization.value,
         "ema": ema_scheme(run),
         "samplingDtype": sampling_dtype,
         "textEncoder": text_encoder_name(run),
     }
-    weights = file_digest(data.autoencoder.weights_uri) if data.autoencoder.kind != "identity" else None
-    if weights:
-        out["autoencoderWeightsSha256"] = weights
-    if prompts_sha256:
-        out["referencePromptsSha256"] = prompts_sha256.removeprefix("sha256:")[:16]
-    if stats:
-        out["referenceStats"] = stats
+    found = {
+        "textEncoderWeightsSha256": getattr(prompts, "text_encoder_sha256", None),
+        "autoencoderWeightsSha256": autoencoder_sha256,
+        "referencePromptsSha256": getattr(prompts, "sha256", None),
+        "referenceStats": stats,
+    }
+    out |= {k: v for k, v in found.items() if v}
+    ev = run.evaluation
     if clip_model is not None:
         out["clipModel"] = clip_model
         out["clipPretrained"] = ev.clip_pretrained

@@ -64,7 +64,7 @@ class SdVae(ImageEncoder):
 
         self.vae = MeshVae(spec, latent_channels)
         self.config, self.hash = self.vae.config, self.vae.hash
-        self.mesh, self.batch_sharding, self.params = self.vae.mesh, self.vae.batch_sharding, self.vae.params
+        self.mesh, self.params = self.vae.mesh, self.vae.params
         self.image_size, self.channels = latent_size * self.vae.factor, self.config.in_channels
         self.latent_shape = (latent_size, latent_size, latent_channels)
 

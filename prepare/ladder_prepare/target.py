@@ -21,15 +21,14 @@ class Target:
     stats_uri: str | None
 
     @classmethod
-    def from_run_config(cls, run) -> Target:
-        """run: a RunConfig (ladder_api.plan), what a pod of the preparation JobSet is given; its
-        model holds the ladder's latent and context shapes and its data is spec.data."""
-        model, data = run.model, run.data
+    def of(cls, shape, data) -> Target:
+        """shape: what holds the ladder's latent and context shapes (the spec's LadderSpec or a
+        run's ModelConfig: the same fields); data: spec.data."""
         return cls(
-            latent_size=model.latent_size,
-            latent_channels=model.latent_channels,
-            context_dim=model.context_dim,
-            context_tokens=model.context_tokens,
+            latent_size=shape.latent_size,
+            latent_channels=shape.latent_channels,
+            context_dim=shape.context_dim,
+            context_tokens=shape.context_tokens,
             autoencoder=data.autoencoder,
             text_encoder=data.text_encoder,
             train_uri=data.train_uri,
@@ -38,17 +37,11 @@ class Target:
         )
 
     @classmethod
+    def from_run_config(cls, run) -> Target:
+        """run: a RunConfig (ladder_api.plan), what a pod of the preparation JobSet is given."""
+        return cls.of(run.model, run.data)
+
+    @classmethod
     def from_spec(cls, spec) -> Target:
         """spec: a ScalingExperiment's .spec (ladder_api.spec)."""
-        lad, data = spec.ladder, spec.data
-        return cls(
-            latent_size=lad.latent_size,
-            latent_channels=lad.latent_channels,
-            context_dim=lad.context_dim,
-            context_tokens=lad.context_tokens,
-            autoencoder=data.autoencoder,
-            text_encoder=data.text_encoder,
-            train_uri=data.train_uri,
-            reference_uri=data.reference_set.uri,
-            stats_uri=data.reference_set.stats_uri,
-        )
+        return cls.of(spec.ladder, spec.data)

@@ -124,72 +124,76 @@ def _offline():
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 
-class ClipL(TextEncoder):
-    def __init__(self, folder: Path, tokens: int):
+class HuggingFace(TextEncoder):
+    """A transformers text model and its tokenizer from local folders (nothing downloaded): the
+    loading, its one error and the tokenization every such encoder shares."""
+
+    def _load(self, folder: Path, model_dir: Path, what: str, load, tokens: int) -> None:
+        """load() -> (model, tokenizer); what: the folder it needs, for the error."""
+        from safetensors import SafetensorError
+
         _offline()
+        self.files = _weight_files(model_dir)
+        try:
+            model, self.tokenizer = load()
+        except (OSError, ValueError, SafetensorError) as err:  # missing, mismatched, corrupt
+            raise UserError(f"data.textEncoder.weightsUri {folder}: not {what}: {err}") from None
+        self.model = model.eval()
+        self.width = self.model.config.hidden_size
+        self.max_tokens = self.model.config.max_position_embeddings
+        self.tokens = tokens
+
+    def _tokenize(self, captions):
+        return self.tokenizer(
+            captions, padding="max_length", max_length=self.tokens, truncation=True, return_tensors="pt"
+        )
+
+
+class ClipL(HuggingFace):
+    """SD v1.5's conditioning: the last hidden state over all tokens, ids only (no mask), as
+    the SD pipelines call CLIP's text model."""
+
+    def __init__(self, folder: Path, tokens: int):
         from transformers import CLIPTextModel, CLIPTokenizer
 
         model_dir = folder / "text_encoder" if (folder / "text_encoder").is_dir() else folder
         tok_dir = folder / "tokenizer" if (folder / "tokenizer").is_dir() else folder
-        self.files = _weight_files(model_dir)
-        try:
-            self.model = CLIPTextModel.from_pretrained(model_dir, local_files_only=True).eval()
-            self.tokenizer = CLIPTokenizer.from_pretrained(tok_dir, local_files_only=True)
-        except (OSError, ValueError) as err:
-            raise UserError(
-                f"data.textEncoder.weightsUri {folder}: not a CLIP text model folder "
-                f"(config.json, model.safetensors, vocab.json, merges.txt): {err}"
-            ) from None
-        self.width = self.model.config.hidden_size
-        self.max_tokens = self.model.config.max_position_embeddings
-        self.tokens = tokens
+        def load():
+            return (CLIPTextModel.from_pretrained(model_dir, local_files_only=True),
+                    CLIPTokenizer.from_pretrained(tok_dir, local_files_only=True))
+
+        what = "a CLIP text model folder (config.json, model.safetensors, vocab.json, merges.txt)"
+        self._load(folder, model_dir, what, load, tokens)
 
     def _encode(self, captions):
         import torch
 
-        ids = self.tokenizer(
-            captions, padding="max_length", max_length=self.tokens, truncation=True, return_tensors="pt"
-        ).input_ids
         with torch.no_grad():
-            return self.model(input_ids=ids).last_hidden_state.float().numpy()
+            return self.model(input_ids=self._tokenize(captions).input_ids).last_hidden_state.float().numpy()
 
 
-class MiniLM(TextEncoder):
+class MiniLM(HuggingFace):
+    """A BERT encoder: the last hidden state with the attention mask and token types it was
+    trained with."""
+
     def __init__(self, folder: Path, tokens: int):
-        _offline()
         from transformers import AutoTokenizer, BertModel
 
-        self.files = _weight_files(folder)
-        try:
-            self.model = BertModel.from_pretrained(
-                folder, local_files_only=True, add_pooling_layer=False
-            ).eval()
-            self.tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
-        except (OSError, ValueError) as err:
-            raise UserError(
-                f"data.textEncoder.weightsUri {folder}: not a BERT model folder "
-                f"(config.json, model.safetensors, tokenizer.json): {err}"
-            ) from None
-        self.width = self.model.config.hidden_size
-        self.max_tokens = self.model.config.max_position_embeddings
-        self.tokens = tokens
+        def load():
+            return (BertModel.from_pretrained(folder, local_files_only=True, add_pooling_layer=False),
+                    AutoTokenizer.from_pretrained(folder, local_files_only=True))
+
+        what = "a BERT model folder (config.json, model.safetensors, tokenizer.json)"
+        self._load(folder, folder, what, load, tokens)
 
     def _encode(self, captions):
         import torch
 
-        batch = self.tokenizer(
-            captions, padding="max_length", max_length=self.tokens, truncation=True, return_tensors="pt"
-        )
+        batch = self._tokenize(captions)
         with torch.no_grad():
-            return (
-                self.model(
-                    input_ids=batch.input_ids,
-                    attention_mask=batch.attention_mask,
-                    token_type_ids=batch.get("token_type_ids"),
-                )
-                .last_hidden_state.float()
-                .numpy()
-            )
+            out = self.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
+                             token_type_ids=batch.get("token_type_ids"))
+        return out.last_hidden_state.float().numpy()
 
 
 class OpenClipH(TextEncoder):

@@ -69,7 +69,8 @@ def check_outputs(out: Path) -> None:
     assert status.phase.value == "Succeeded" and sorted(s.width for s in status.sizes) == [8, 16]
     results = [r for w in (8, 16) for r in read_results(size_paths(status.storage_root, w).results)]
     assert len(results) == 2 and status.summary.measured == "2/2"  # widths x one grid point x one metric
-    assert all(r.settings["autoencoderHash"] == spec["autoencoder"]["hash"] for r in results)
+    assert all(r.settings["autoencoderWeightsSha256"] == spec["autoencoder"]["hash"] for r in results)
+    assert all(r.settings["textEncoderWeightsSha256"] == spec["textEncoder"]["hash"] for r in results)
     samples = sorted(run.rglob("samples/**/*.npz"))
     assert samples
     with np.load(samples[0]) as z:

@@ -4,11 +4,8 @@ with a clear message for each user error."""
 
 from __future__ import annotations
 
-import shutil
-import types
 from pathlib import Path
 
-import jax
 import numpy as np
 import pytest
 
@@ -18,6 +15,8 @@ from ladder_api.plan import RunConfig, expand
 from ladder_api.spec import FidFeatures, MetricName
 from ladder_evaluator.main import main
 from ladder_evaluator.metrics import fid
+
+from .conftest import evaluable
 
 
 def _experiment(out: Path, **evaluation):
@@ -50,24 +49,9 @@ def _write_config(tmp: Path, run: RunConfig, name="run.json") -> str:
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, classifier_cache, digits_extractor):
-    """A run config and a checkpoint at step 10 (initial weights: the pipeline, not quality). The
-    run's evaluation cache holds the session's digits classifier (its training is tested in
-    test_metrics): the evaluator loads it instead of training it again."""
-    from ladder_evaluator.evaluate import cache_dir
-    from ladder_trainer import checkpointing
-    from ladder_trainer.models import init_params
-
+    """A run config and a checkpoint at step 10 (conftest.evaluable)."""
     out = tmp_path_factory.mktemp("evrun")
-    run = expand(_experiment(out)).runs[0]
-    cache_dir(run).mkdir(parents=True)
-    for trained_classifier in Path(classifier_cache).glob("digits-classifier-*.npz"):
-        shutil.copy(trained_classifier, cache_dir(run))
-    params = init_params(run.model, jax.random.key(0))
-    mngr = checkpointing.manager(run.paths.checkpoints, async_save=False)
-    state = types.SimpleNamespace(params=params, ema_params=params, opt_state={"count": jax.numpy.zeros(())})
-    checkpointing.save(mngr, 10, state, {"model": run.model.model_dump()}, force=True)
-    mngr.wait_until_finished()
-    return out, run
+    return out, evaluable(expand(_experiment(out)).runs[0], classifier_cache)
 
 
 def _results(folder) -> dict[str, dict]:
@@ -110,7 +94,9 @@ def test_grid_results_skip_and_force(trained, tmp_path):
                                           "referenceStats")} == {
         "initialization": "compvis", "ema": "decay 0.9999, warm-up (1+n)/(10+n)", "samplingDtype": "float32",
         "textEncoder": "builtin-digits", "referenceStats": "computed from the reference set's images"}
-    assert r["settings"]["referencePromptsSha256"] == load_prompts(run).sha256.removeprefix("sha256:")[:16]
+    assert r["settings"]["referencePromptsSha256"] == load_prompts(run).sha256
+    gone = {"promptsHash", "statsHash", "autoencoderHash"}  # the old second set, merged into provenance
+    assert not (gone | {"textEncoderWeightsSha256"}) & set(r["settings"])  # builtin encoder: no weights
     assert main(args) == 0  # everything present: nothing recomputed, nothing written
     assert storage.list_files(str(results)) == objects
     assert main([*args, "--force"]) == 0  # recomputed: same seeds, same numbers, no duplicates

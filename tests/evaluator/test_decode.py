@@ -5,11 +5,8 @@ sharded over several devices equals one device's: tests/prepare/test_sharded_enc
 
 from __future__ import annotations
 
-import shutil
-import types
 from pathlib import Path
 
-import jax
 import numpy as np
 import pytest
 
@@ -22,6 +19,8 @@ from ladder_evaluator.main import main
 from ladder_trainer.models import autoencoder as ae
 from ladder_trainer.weights import save_autoencoder
 from ladder_trainer.weights.hashing import weights_hash
+
+from .conftest import evaluable
 
 # f = 2: 4x4x4 latents decode to 8x8 RGB images.
 AE = ae.AutoencoderConfig(block_out_channels=(8, 16), layers_per_block=1, norm_num_groups=4,
@@ -71,7 +70,7 @@ def test_sd_vae_decoder_is_the_autoencoders_decode_clipped_and_padding_changes_n
     assert images.shape == (5, 8, 8, 3)
     np.testing.assert_allclose(images, want, rtol=1e-5, atol=1e-5)
     assert np.abs(images).max() <= 1.0
-    assert decode.hashes() == {"autoencoderHash": _hash(vae_dir)}
+    assert decode.weights_hash == _hash(vae_dir)
 
 
 def test_identity_is_unchanged(tmp_path):
@@ -81,7 +80,7 @@ def test_identity_is_unchanged(tmp_path):
     x = np.array([[-3.0, -0.5], [0.25, 7.0]], np.float32)
     decode = decoder(run)
     np.testing.assert_array_equal(decode(x), np.clip(x, -1, 1))
-    assert decode.hashes() == {}
+    assert decode.weights_hash is None
 
 
 @pytest.mark.parametrize(("changes", "words"), [
@@ -103,21 +102,8 @@ def test_latent_channels_other_than_the_ladders_are_refused(vae_dir, tmp_path):
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory, vae_dir, classifier_cache, digits_extractor):
-    """A latent U-Net checkpoint at step 10 (initial weights: the pipeline, not quality)."""
-    from ladder_evaluator.evaluate import cache_dir
-    from ladder_trainer import checkpointing
-    from ladder_trainer.models import init_params
-
-    run = _run(tmp_path_factory.mktemp("vaerun"), vae_dir)
-    cache_dir(run).mkdir(parents=True)
-    for trained_classifier in Path(classifier_cache).glob("digits-classifier-*.npz"):
-        shutil.copy(trained_classifier, cache_dir(run))
-    params = init_params(run.model, jax.random.key(0))
-    mngr = checkpointing.manager(run.paths.checkpoints, async_save=False)
-    state = types.SimpleNamespace(params=params, ema_params=params, opt_state={"count": jax.numpy.zeros(())})
-    checkpointing.save(mngr, 10, state, {"model": run.model.model_dump()}, force=True)
-    mngr.wait_until_finished()
-    return run
+    """A latent U-Net checkpoint at step 10 (conftest.evaluable)."""
+    return evaluable(_run(tmp_path_factory.mktemp("vaerun"), vae_dir), classifier_cache)
 
 
 def test_latent_samples_are_decoded_scored_saved_and_shown(checkpoint, vae_dir, tmp_path):
@@ -133,8 +119,8 @@ def test_latent_samples_are_decoded_scored_saved_and_shown(checkpoint, vae_dir, 
     found = {r.metric: r for r in artifacts.read_results(str(results))}
     assert sorted(found) == ["adherence", "fid-digits-classifier"]
     assert found["fid-digits-classifier"].value > 0
-    assert all(r.settings["autoencoder"] == "sd-vae" and r.settings["autoencoderHash"] == _hash(vae_dir)
-               for r in found.values())
+    assert all(r.settings["autoencoder"] == "sd-vae"
+               and r.settings["autoencoderWeightsSha256"] == _hash(vae_dir) for r in found.values())
 
     [saved] = sorted(Path(run.paths.samples).rglob("*.npz"))
     with np.load(saved) as z:

@@ -127,7 +127,8 @@ def test_jax_features_and_fid_equal_clean_fids(weights, image_sets, clean_fid_ru
 SHARDED = r"""
 import sys, jax, numpy as np
 from ladder_evaluator.metrics import clip_score, inception_jax, inception_weights
-from ladder_evaluator.metrics.jax_batches import ShardedBatches, data_mesh
+from ladder_evaluator.metrics.jax_batches import ShardedBatches
+from ladder_trainer.data_mesh import data_mesh
 assert len(jax.devices()) == 8, jax.devices()
 one_device = data_mesh(jax.devices()[:1])
 base = inception_weights.load_base(inception_weights.bundled_path())

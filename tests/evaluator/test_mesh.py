@@ -15,7 +15,7 @@ import sys
 import numpy as np
 import pytest
 
-from ladder_evaluator.mesh import make_mesh, usable_devices
+from ladder_trainer.data_mesh import data_mesh, usable_devices
 from tests.trainer.conftest import trainer_env
 
 SCRIPT = r"""
@@ -24,7 +24,7 @@ import jax, numpy as np
 from ladder_api.grid import GridPoint
 from ladder_api.plan import expand
 from ladder_evaluator import evaluate as E, model, prompts as P, sampling
-from ladder_evaluator.mesh import make_mesh, rows
+from ladder_trainer.data_mesh import data_mesh, rows
 from ladder_trainer import diffusion
 from ladder_trainer.models import init_params
 from tests.evaluator.test_cli import _experiment
@@ -38,14 +38,14 @@ params = init_params(run.model, jax.random.key(0))
 point = GridPoint("ddpm", 2, 3.0)  # noise inside the loop too: the same on any mesh
 out, labels = {}, None
 for n in (1, 8):
-    mesh = make_mesh(jax.devices()[:n])
+    mesh = data_mesh(jax.devices()[:n])
     batches = list(E.generate(run, apply, E.place_params(params, mesh), point, prompts, ac, mesh))
     out[n] = np.concatenate([b[0] for b in batches])
     labels = np.concatenate([b[2] for b in batches])
 
 # the compiled loop on 8 devices: 8 rows per batch, cond+uncond = 16 rows per forward, of which
 # each device's program holds 2
-mesh = make_mesh()
+mesh = data_mesh()
 x = jax.device_put(np.zeros((8, 8, 8, 1), np.float32), rows(mesh))
 ctx = jax.device_put(np.zeros((8, 4, 8), np.float32), rows(mesh))
 hlo = sampling.program(model.eps_fn(apply, E.place_params(params, mesh)), x, sampler="ddim", steps=2,
@@ -82,7 +82,7 @@ def test_eight_devices_sample_the_images_and_metrics_of_one(tmp_path, digits_ext
 def test_a_batch_is_split_over_the_most_devices_that_divide_it():
     assert usable_devices(64, 8) == 8
     assert usable_devices(6, 8) == 6 and usable_devices(12, 8) == 6 and usable_devices(7, 4) == 1
-    assert make_mesh(batch_size=5).devices.size == 1  # this process has one device
+    assert data_mesh(batch_size=5).devices.size == 1  # this process has one device
 
 
 def test_the_next_batch_is_dispatched_before_the_previous_one_is_handed_over(monkeypatch):

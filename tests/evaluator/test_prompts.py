@@ -38,13 +38,13 @@ def test_builtin_digits_prompts_match_the_trainer_embeddings():
     assert caps[1] == split.captions[0] and labels[1] == split.labels[0] and ctx.shape == (3, 4, 8)
 
 
-def _shards(tmp_path, null):
+def _shards(tmp_path, null, text_encoder: dict | str = "t"):
     from ladder_trainer.data.format import write_dataset
 
     uri = str(tmp_path / "shards")
     null = np.asarray(null, np.float32)
     write_dataset(uri, np.zeros((2, 8, 8, 1), np.float32), np.ones((2, *null.shape), np.float32), null,
-                  autoencoder={"kind": "identity"}, text_encoder="t")
+                  autoencoder={"kind": "identity"}, text_encoder=text_encoder)
     return uri
 
 
@@ -133,3 +133,32 @@ def test_compressed_and_remote_prompts_read_the_same(tmp_path, gcs):
         np.testing.assert_array_equal(p.take(0, 40)[0], context.astype(np.float32))
         assert p.captions == local.captions
     assert loaded[remote].sha256 == local.sha256 != loaded[str(packed)].sha256
+
+
+def test_the_text_encoder_weights_behind_the_embeddings_are_known_from_either_file(tmp_path):
+    """What provenance records as textEncoderWeightsSha256: the prompts file's encoder hash (as
+    `ladder prepare reference` writes it in meta), else the training manifest's; two different
+    ones refused."""
+    import json
+
+    made, other = "sha256:" + "a" * 64, "sha256:" + "b" * 64
+
+    def npz(name, encoder):
+        path = tmp_path / name
+        meta = {"text_encoder": {"name": "t", "hash": encoder}} if encoder else {}
+        np.savez(path, captions=np.array(["a", "b"]), context=np.ones((2, 4, 8), np.float32),
+                 uncond=np.zeros((4, 8), np.float32), meta=np.array(json.dumps(meta)))
+        return str(path)
+
+    def load(prompts_uri, trained):
+        run = _run(prompts_uri, train_uri=_shards(tmp_path, np.zeros((4, 8)), {"name": "t", "hash": trained}))
+        run.data.text_encoder.name = "t"
+        return prompts.load(run)
+
+    assert load(npz("made.npz", made), None).text_encoder_sha256 == made
+    assert load(npz("plain.npz", None), other).text_encoder_sha256 == other  # hand-made prompts
+    assert load(npz("plain.npz", None), None).text_encoder_sha256 is None
+    assert load(npz("made.npz", made), made).text_encoder_sha256 == made
+    with pytest.raises(UserError, match=f"text-encoder weights {made} but data.trainUri .* with {other}"):
+        load(npz("made.npz", made), other)
+    assert prompts.load(_run("builtin:digits-test")).text_encoder_sha256 is None  # no weights

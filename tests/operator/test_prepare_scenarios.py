@@ -17,29 +17,9 @@ import pytest
 
 from ladder_api import storage
 from tests.operator.harness import OperatorProcess, tiny, wait_for, with_changes
-from tests.prepare.conftest import AE, webdataset_shards
+from tests.prepare.conftest import AE, DiesInPart, KilledError, webdataset_shards
 
 COUNTS = (4, 3, 5)  # examples per tar shard: one part each
-
-
-class KilledError(Exception):
-    """The pod dies (preempted, OOM-killed) in the middle of a part."""
-
-
-class DiesInPart:
-    """The real source, except that part `k` dies after `after` items."""
-
-    def __init__(self, inner, k: int, after: int):
-        self.inner, self.k, self.after = inner, k, after
-
-    def __getattr__(self, name):
-        return getattr(self.inner, name)
-
-    def items(self, k):
-        for n, item in enumerate(self.inner.items(k)):
-            if k == self.k and n == self.after:
-                raise KilledError
-            yield item
 
 
 @pytest.fixture(scope="module")

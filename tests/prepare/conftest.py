@@ -4,6 +4,7 @@ captions JSON. Plus a small AutoencoderKL in diffusers' layout and a spec that u
 
 from __future__ import annotations
 
+import copy
 import io
 import json
 import tarfile
@@ -11,6 +12,8 @@ import tarfile
 import numpy as np
 import pytest
 import yaml
+
+from tests.trainer.conftest import QUICKSTART_LIKE
 
 WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 AE = dict(
@@ -35,6 +38,26 @@ def digit_images(n: int, offset: int = 0):
             (buf.getvalue(), "jpg" if i % 2 == 0 else "png", f"a handwritten digit {WORDS[d.target[i]]}")
         )
     return out
+
+
+class KilledError(Exception):
+    """The worker dies (preempted, OOM-killed) in the middle of a part."""
+
+
+class DiesInPart:
+    """A real source, except that part `k` dies after `after` items (a killed worker)."""
+
+    def __init__(self, inner, k: int, after: int):
+        self.inner, self.k, self.after = inner, k, after
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def items(self, k):
+        for n, item in enumerate(self.inner.items(k)):
+            if k == self.k and n == self.after:
+                raise KilledError
+            yield item
 
 
 def write_tar(path, samples):
@@ -111,33 +134,20 @@ def small_autoencoder(tmp_path_factory):
 
 
 def spec_file(path, *, autoencoder, text_encoder=None, ladder=None, data=None) -> str:
-    doc = {
-        "apiVersion": "ladder.dev/v1alpha1",
-        "kind": "ScalingExperiment",
-        "metadata": {"name": "prep"},
-        "spec": {
-            "ladder": {
-                "widths": [16],
-                "contextDim": 32,
-                "contextTokens": 4,
-                "channelMult": [1, 2],
-                "numResBlocks": 1,
-                "attentionLevels": [1],
-                "numHeads": 4,
-                "normGroups": 8,
-                "latentChannels": 4,
-                "latentSize": 8,
-                **(ladder or {}),
-            },
-            "data": {
-                "trainUri": str(path.parent / "train"),
-                "autoencoder": autoencoder,
-                "textEncoder": text_encoder or {"name": "builtin-digits"},
-                **(data or {}),
-            },
-            "training": {"steps": 4, "globalBatch": 4, "lrSchedule": {"warmupSteps": 0}},
-        },
+    """The trainer tests' tiny experiment (tests/trainer/conftest.py) with an sd-vae's 4 latent
+    channels, its data prepared beside `path` and a short training; written to path."""
+    doc = copy.deepcopy(QUICKSTART_LIKE)
+    doc["metadata"]["name"] = "prep"
+    spec = doc["spec"]
+    spec["ladder"].update({"latentChannels": 4, **(ladder or {})})
+    spec["data"] = {
+        "trainUri": str(path.parent / "train"),
+        "autoencoder": autoencoder,
+        "textEncoder": text_encoder or {"name": "builtin-digits"},
+        **(data or {}),
     }
+    spec["training"] = {"steps": 4, "globalBatch": 4, "lrSchedule": {"warmupSteps": 0}}
+    del spec["storage"]  # the default: no test here writes a run
     path.write_text(yaml.safe_dump(doc))
     return str(path)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 
 import numpy as np
 
@@ -93,17 +94,17 @@ def test_reference_prompts_and_statistics_of_the_same_drawn_images(tmp_path, cap
     np.testing.assert_allclose(got_sigma, sigma, rtol=1e-6, atol=1e-9)
 
     # The evaluator reads the file as written and records both hashes in every result.
-    run = expand(load_experiment(spec)).runs[0]
+    run = expand(load_experiment(spec), output_uri=str(tmp_path / "runs")).runs[0]  # a local cache_dir
     loaded = prompts_mod.load(run)
     assert list(loaded.captions) == captions and loaded.context.shape == (3, 4, 32)
     assert loaded.sha256 == record["prompts"]["sha256"]
-    hashes = {"promptsHash": loaded.sha256, "statsHash": record["stats"]["sha256"]}
+    shutil.copytree(cache, evaluate.cache_dir(run), dirs_exist_ok=True)  # the classifier prepare trained
+    scorers = evaluate.Scorers.build(run, loaded)
     result = evaluate.results_for(
-        run, 4, GridPoint("ddim", 2, 1.0), {"fid-digits-classifier": {"value": 1.0}}, hashes
+        run, 4, GridPoint("ddim", 2, 1.0), {"fid-digits-classifier": {"value": 1.0}}, scorers.recorded
     )[0]
-    assert result.settings["promptsHash"] == loaded.sha256 and result.settings["statsHash"].startswith(
-        "sha256:"
-    )
+    assert result.settings["referencePromptsSha256"] == record["prompts"]["sha256"]
+    assert result.settings["referenceStats"] == record["stats"]["sha256"]
 
     # Same seed, same bytes; another seed, another draw.
     assert ladder(args) == 0

@@ -14,6 +14,7 @@ import sys, jax, numpy as np
 from ladder_api.loading import load_experiment
 from ladder_prepare import autoencoding
 from ladder_prepare.target import Target
+from ladder_trainer import data_mesh
 from ladder_trainer.models.autoencoder import codec
 
 assert len(jax.local_devices()) == 4, jax.local_devices()
@@ -26,7 +27,7 @@ x = jax.device_put(u8.astype(np.float32) / 127.5 - 1, jax.local_devices()[0])
 single = np.asarray(codec(enc.config).encode(one, x))
 assert sharded.shape == (6, 8, 8, 4), sharded.shape
 np.testing.assert_allclose(sharded, single, rtol=1e-5, atol=1e-5)
-zeros = jax.device_put(np.zeros((8, 16, 16, 3), np.float32), enc.batch_sharding)
+zeros = jax.device_put(np.zeros((8, 16, 16, 3), np.float32), data_mesh.rows(enc.mesh))
 out = codec(enc.config).encode(enc.params, zeros)
 assert len(out.sharding.device_set) == 4
 # The evaluator decodes with the same object: sharded and padded, equal to one device.

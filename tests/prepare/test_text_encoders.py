@@ -81,6 +81,13 @@ def test_width_and_hash_mismatches_are_user_errors_naming_the_field(tmp_path):
         text_encoders.load(TextEncoderSpec(name="clip-vit-l14"), 768, 77)
     with pytest.raises(UserError, match="known encoders are"):
         text_encoders.load(TextEncoderSpec(name="t5-xxl"), 768, 77)
+    junk = tmp_path / "junk"  # a weights file but no model folder around it
+    junk.mkdir()
+    (junk / "model.safetensors").write_bytes(b"not weights")
+    for name, width, what in [("all-minilm-l6-v2", 384, "a BERT model folder"),
+                              ("clip-vit-l14", 768, "a CLIP text model folder")]:
+        with pytest.raises(UserError, match=f"data.textEncoder.weightsUri {junk}: not {what} "):
+            text_encoders.load(TextEncoderSpec(name=name, weights_uri=str(junk)), width, 77)
 
 
 def clip_tokenizer_files(folder):

@@ -19,7 +19,7 @@ from ladder_trainer.data.builtin_text import BuiltinTextEncoder
 from ladder_trainer.data.format import read_manifest
 from ladder_trainer.data.reader import open_data
 
-from .conftest import coco, image_folder, spec_file, webdataset_shards
+from .conftest import DiesInPart, KilledError, coco, image_folder, spec_file, webdataset_shards
 
 
 def opened(spec_path, uri):
@@ -78,26 +78,6 @@ def test_webdataset_by_two_workers_then_the_trainer_reads_it(tmp_path, vae_spec,
     np.testing.assert_allclose(data.null_context, BuiltinTextEncoder(32, 4).null(), rtol=1e-6)
 
 
-class KilledError(Exception):
-    pass
-
-
-class FailingSource:
-    """The real source, except that part `k` dies after `after` items (a killed worker)."""
-
-    def __init__(self, inner, k, after):
-        self.inner, self.k, self.after = inner, k, after
-
-    def __getattr__(self, name):
-        return getattr(self.inner, name)
-
-    def items(self, k):
-        for n, item in enumerate(self.inner.items(k)):
-            if k == self.k and n == self.after:
-                raise KilledError
-            yield item
-
-
 def test_an_interrupted_worker_resumes_without_duplicates_or_gaps(tmp_path, vae_spec):
     shards = webdataset_shards(tmp_path / "shards", counts=(4, 3, 5), bad=False)
     target = Target.from_spec(load_experiment(vae_spec).spec)
@@ -109,7 +89,7 @@ def test_an_interrupted_worker_resumes_without_duplicates_or_gaps(tmp_path, vae_
     text_image.run(src, enc, text, text_image.Options(clean, batch_size=2))
     out = str(tmp_path / "resumed")
     with pytest.raises(KilledError):
-        text_image.run(FailingSource(src, 1, 2), enc, text, text_image.Options(out, batch_size=2))
+        text_image.run(DiesInPart(src, 1, 2), enc, text, text_image.Options(out, batch_size=2))
     assert (tmp_path / "resumed" / "parts" / "part-000000.json").exists()
     assert not (tmp_path / "resumed" / "parts" / "part-000001.json").exists()
     assert not (tmp_path / "resumed" / "manifest.json").exists()

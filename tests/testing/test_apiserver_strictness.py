@@ -387,3 +387,18 @@ def test_ages_read_as_kubectl_prints_them(seconds, shown):
     from ladder_testing.apiserver.tables import human_duration
 
     assert human_duration(seconds) == shown
+
+
+def test_openapi_operation_ids_are_unique_and_name_the_status_subresource():
+    """As kube-apiserver's: readNamespacedPod for the object, readNamespacedPodStatus for its status,
+    listPodForAllNamespaces across namespaces (a document with one id twice is not valid OpenAPI)."""
+    from ladder_testing.apiserver import openapi, registry
+
+    doc = openapi.v2_document(registry.builtin_resources())
+    ops = [op for item in doc["paths"].values() for op in item.values() if isinstance(op, dict)]
+    ids = [op["operationId"] for op in ops]
+    assert len(ids) == len(set(ids))
+    status = doc["paths"]["/api/v1/namespaces/{name}/status"]
+    assert [status[v]["operationId"] for v in ("get", "put", "patch")] == [
+        "readCoreV1NamespaceStatus", "replaceCoreV1NamespaceStatus", "patchCoreV1NamespaceStatus"]
+    assert doc["paths"]["/api/v1/pods"]["get"]["operationId"] == "listCoreV1PodForAllNamespaces"

@@ -23,6 +23,7 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from ladder_api.errors import TransientError, UserError
+from ladder_trainer.data_mesh import replicated
 
 AXES = ("data", "fsdp")
 
@@ -129,10 +130,6 @@ def tree_shardings(tree, mesh: Mesh):
 
 def batch_sharding(mesh: Mesh) -> NamedSharding:
     return NamedSharding(mesh, P(AXES))
-
-
-def replicated(mesh: Mesh) -> NamedSharding:
-    return NamedSharding(mesh, P())
 
 
 def sharded_train_step(step_fn, state_shardings, mesh: Mesh):

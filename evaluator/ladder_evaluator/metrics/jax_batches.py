@@ -1,22 +1,18 @@
-"""Run a metric network over host batches on every local accelerator: the batch is split over a
-one-axis `data` mesh, the parameters are replicated, and every call has the same padded batch
-shape, so each network compiles once per evaluation however many samples a grid point has.
+"""Run a metric network over host batches on every local accelerator: the batch is split over
+ladder_trainer.data_mesh's one-axis `data` mesh, the parameters are replicated, and every call has
+the same padded batch shape, so each network compiles once per evaluation however many samples a
+grid point has.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import jax
 import numpy as np
-from jax.sharding import Mesh, NamedSharding
-from jax.sharding import PartitionSpec as P
+from jax.sharding import Mesh
 
-AXIS = "data"
-
-
-def data_mesh(devices: Sequence[jax.Device] | None = None) -> Mesh:
-    return Mesh(np.array(list(jax.devices() if devices is None else devices)), (AXIS,))
+from ladder_trainer.data_mesh import data_mesh, pad, padded_rows, replicated, rows
 
 
 class ShardedBatches:
@@ -26,11 +22,11 @@ class ShardedBatches:
 
     def __init__(self, fn: Callable, params, batch: int, mesh: Mesh | None = None):
         self.mesh = mesh or data_mesh()
-        n = self.mesh.devices.size
-        self.batch = -(-max(batch, 1) // n) * n
-        replicated, rows = NamedSharding(self.mesh, P()), NamedSharding(self.mesh, P(AXIS))
-        self.params = jax.device_put(params, replicated)
-        self._fn = jax.jit(lambda p, xs: fn(p, *xs), in_shardings=(replicated, rows), out_shardings=rows)
+        self.batch = padded_rows(batch, self.mesh)
+        on_rows = rows(self.mesh)
+        self.params = jax.device_put(params, replicated(self.mesh))
+        self._fn = jax.jit(lambda p, xs: fn(p, *xs), in_shardings=(replicated(self.mesh), on_rows),
+                           out_shardings=on_rows)
 
     def programs(self) -> int:
         """Programs compiled so far: one per batch shape, so 1 however many calls were made."""
@@ -43,8 +39,6 @@ class ShardedBatches:
         for start in range(0, total, self.batch):
             chunk = [a[start:start + self.batch] for a in arrays]
             k = len(chunk[0])
-            if k < self.batch:
-                chunk = [np.concatenate([c, np.zeros((self.batch - k, *c.shape[1:]), c.dtype)])
-                         for c in chunk]
+            chunk = [pad(c, self.batch) for c in chunk]
             out.append(np.asarray(self._fn(self.params, tuple(chunk)))[:k])
         return np.concatenate(out) if out else np.zeros((0,), np.float32)

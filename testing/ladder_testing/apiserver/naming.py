@@ -25,43 +25,34 @@ def _full(pattern: str, text: str) -> bool:
     return re.fullmatch(pattern, text) is not None
 
 
-def dns1123_subdomain(value: str) -> list[str]:
-    errs = []
-    if len(value) > 253:
-        errs.append("must be no more than 253 characters")
-    if not _full(DNS1123_SUBDOMAIN, value):
-        errs.append(
-            "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or "
-            "'.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used "
-            f"for validation is '{DNS1123_SUBDOMAIN}')"
-        )
-    return errs
+def _pattern_rule(limit: int, pattern: str, message: str):
+    """A name rule as apimachinery writes each: at most `limit` characters, matching `pattern`;
+    message: its wording up to the regex it quotes."""
+
+    def check(value: str) -> list[str]:
+        errs = [f"must be no more than {limit} characters"] if len(value) > limit else []
+        if not _full(pattern, value):
+            errs.append(f"{message}regex used for validation is '{pattern}')")
+        return errs
+
+    return check
 
 
-def dns1123_label(value: str) -> list[str]:
-    errs = []
-    if len(value) > 63:
-        errs.append("must be no more than 63 characters")
-    if not _full(DNS1123_LABEL, value):
-        errs.append(
-            "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and "
-            "must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used "
-            f"for validation is '{DNS1123_LABEL}')"
-        )
-    return errs
-
-
-def dns1035_label(value: str) -> list[str]:
-    errs = []
-    if len(value) > 63:
-        errs.append("must be no more than 63 characters")
-    if not _full(DNS1035_LABEL, value):
-        errs.append(
-            "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an "
-            "alphabetic character, and end with an alphanumeric character (e.g. 'my-name',  or 'abc-123', "
-            f"regex used for validation is '{DNS1035_LABEL}')"
-        )
-    return errs
+dns1123_subdomain = _pattern_rule(
+    253, DNS1123_SUBDOMAIN,
+    "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and "
+    "must start and end with an alphanumeric character (e.g. 'example.com', ",
+)
+dns1123_label = _pattern_rule(
+    63, DNS1123_LABEL,
+    "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start "
+    "and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', ",
+)
+dns1035_label = _pattern_rule(
+    63, DNS1035_LABEL,
+    "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic "
+    "character, and end with an alphanumeric character (e.g. 'my-name',  or 'abc-123', ",
+)
 
 
 def path_segment(value: str) -> list[str]:
@@ -108,17 +99,11 @@ def qualified_name(value: str) -> list[str]:
     return errs
 
 
-def label_value(value: str) -> list[str]:
-    errs = []
-    if len(value) > 63:
-        errs.append("must be no more than 63 characters")
-    if not _full(LABEL_VALUE, value):
-        errs.append(
-            "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or "
-            "'.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  "
-            f"or '12345', regex used for validation is '{LABEL_VALUE}')"
-        )
-    return errs
+label_value = _pattern_rule(
+    63, LABEL_VALUE,
+    "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and "
+    "must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', ",
+)
 
 
 def _string_map(meta: dict, key: str) -> tuple[dict, list[FieldError]]:

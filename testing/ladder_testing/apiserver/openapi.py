@@ -231,9 +231,10 @@ def _param(name: str, flavor: str, where: str = "query", required: bool = False)
     return p
 
 
-def _operation(verb, action, rdef, version, scope, flavor, kind, params=(), body=None, consumes=None) -> dict:
+def _operation(verb, action, rdef, version, scope, flavor, kind, params=(), body=None, consumes=None,
+               subresource="") -> dict:
     op = {
-        "operationId": _op_id(verb, rdef, version, scope),
+        "operationId": _op_id(verb, rdef, version, scope) + subresource,
         "tags": [f"{rdef.group or 'core'}_{version}"],
         "description": f"{verb} {rdef.kind}",
         "parameters": [_param(p, flavor) for p in params],
@@ -275,6 +276,21 @@ def paths(rdef: ResourceDef, version: str, flavor: str) -> dict[str, dict]:
     ns = [_param("namespace", flavor, "path", True)] if rdef.namespaced else []
     name = [_param("name", flavor, "path", True)]
     listing = ("labelSelector", "fieldSelector", "limit", "continue", "resourceVersion", "watch")
+
+    def one_object(subresource: str = "") -> dict:
+        """Read, replace and patch of one object or of its subresource (ids as kube-apiserver's:
+        readNamespacedPod, readNamespacedPodStatus)."""
+        def one(verb, action, **kw):
+            return op(verb, action, kind=rdef.kind, subresource=subresource, **kw)
+
+        return {
+            "parameters": ns + name,
+            "get": one("read", "get"),
+            "put": one("replace", "put", params=write, body=kind_name),
+            "patch": one("patch", "patch", params=(*write, "force"), body=META + "Patch",
+                         consumes=patch_types),
+        }
+
     out = {
         scoped: {
             "parameters": ns,
@@ -283,36 +299,16 @@ def paths(rdef: ResourceDef, version: str, flavor: str) -> dict[str, dict]:
             "delete": op("deletecollection", "deletecollection", kind=rdef.list_kind),
         },
         f"{scoped}/{{name}}": {
-            "parameters": ns + name,
-            "get": op("read", "get", kind=rdef.kind),
-            "put": op("replace", "put", kind=rdef.kind, params=write, body=kind_name),
-            "patch": op(
-                "patch",
-                "patch",
-                kind=rdef.kind,
-                params=(*write, "force"),
-                body=META + "Patch",
-                consumes=patch_types,
-            ),
+            **one_object(),
             "delete": op("delete", "delete", kind=rdef.kind, params=("dryRun",)),
         },
     }
     if rdef.status:
-        out[f"{scoped}/{{name}}/status"] = {
-            "parameters": ns + name,
-            "get": op("read", "get", kind=rdef.kind),
-            "put": op("replace", "put", kind=rdef.kind, params=write, body=kind_name),
-            "patch": op(
-                "patch",
-                "patch",
-                kind=rdef.kind,
-                params=(*write, "force"),
-                body=META + "Patch",
-                consumes=patch_types,
-            ),
-        }
-    if rdef.namespaced:
-        out[f"{base}/{rdef.plural}"] = {"get": op("list", "list", kind=rdef.list_kind, params=listing)}
+        out[f"{scoped}/{{name}}/status"] = one_object("Status")
+    if rdef.namespaced:  # listCoreV1PodForAllNamespaces
+        every = _operation("list", "list", rdef=rdef, version=version, scope="", flavor=flavor,
+                           kind=rdef.list_kind, params=listing, subresource="ForAllNamespaces")
+        out[f"{base}/{rdef.plural}"] = {"get": every}
     return out
 
 

@@ -5,8 +5,8 @@ One object for both, so both check the same things the same way before any image
 the weights (data.autoencoder.weightsUri, a diffusers AutoencoderKL folder) against
 data.autoencoder.hash when set, the autoencoder's latent channels against ladder.latentChannels,
 its scaling factor against data.autoencoder.scalingFactor. It runs jitted on every local
-accelerator: a batch is sharded over a one-axis ``data`` mesh of ``jax.local_devices()`` (padded
-to a fixed size that their number divides, so every call has one shape and compiles once), the
+accelerator: a batch is sharded over ladder_trainer.data_mesh's ``data`` mesh (padded to a fixed
+size that the device count divides, so every call has one shape and compiles once), the
 parameters replicated.
 """
 
@@ -16,10 +16,9 @@ import dataclasses
 
 import jax
 import numpy as np
-from jax.sharding import Mesh, NamedSharding
-from jax.sharding import PartitionSpec as P
 
 from ladder_api.errors import UserError
+from ladder_trainer import data_mesh
 
 FIELD = "data.autoencoder.weightsUri"
 
@@ -61,9 +60,8 @@ class SdVae:
 
         self.config, params, self.hash = load_checked(spec, latent_channels)
         self.weights_uri = spec.weights_uri
-        self.mesh = Mesh(np.array(jax.local_devices()), ("data",))
-        self.batch_sharding = NamedSharding(self.mesh, P("data"))
-        self.params = jax.device_put(params, NamedSharding(self.mesh, P()))
+        self.mesh = data_mesh.data_mesh()
+        self.params = jax.device_put(params, data_mesh.replicated(self.mesh))
         self.codec = codec(self.config, compute_dtype)
 
     @property
@@ -72,12 +70,8 @@ class SdVae:
 
     def _sharded(self, x, pad_to: int):
         """x padded with zeros to max(len, pad_to) rounded up to the mesh size, on the mesh."""
-        n, d = len(x), self.mesh.size
-        total = max(n, pad_to)
-        total += (-total) % d
-        if total > n:
-            x = np.concatenate([np.asarray(x), np.zeros((total - n, *x.shape[1:]), x.dtype)])
-        return jax.device_put(x, self.batch_sharding)
+        total = data_mesh.padded_rows(len(x), self.mesh, pad_to)
+        return jax.device_put(data_mesh.pad(x, total), data_mesh.rows(self.mesh))
 
     def encode(self, images, pad_to: int = 0) -> np.ndarray:
         """Images in [-1, 1] [n, S, S, 3] -> diffusion latents [n, S/f, S/f, C] (the mean, scaled)."""

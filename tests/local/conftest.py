@@ -36,10 +36,14 @@ def tiny_experiment(name: str = "tiny", widths=(8, 16), steps: int = 6, **evalua
     })
 
 
-@pytest.fixture
-def fake_python(tmp_path) -> str:
+def write_fake_python(folder: Path) -> str:
     """An executable that behaves like `python` for `-m ladder_trainer` / `-m ladder_evaluator`."""
-    launcher = tmp_path / "fake-python"
+    launcher = folder / "fake-python"
     launcher.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{FAKE}" "$@"\n')
     launcher.chmod(launcher.stat().st_mode | stat.S_IXUSR)
     return str(launcher)
+
+
+@pytest.fixture
+def fake_python(tmp_path) -> str:
+    return write_fake_python(tmp_path)

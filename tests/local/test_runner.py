@@ -4,6 +4,7 @@ the newest checkpoint after an interruption, skip recorded measurements, report 
 from __future__ import annotations
 
 import json
+import shutil
 import threading
 import time
 from pathlib import Path
@@ -16,7 +17,7 @@ from ladder_api.errors import UserError
 from ladder_api.status import ScalingExperimentStatus
 from ladder_local.lock import RunLock, runner_alive
 from ladder_local.runner import LocalRunner
-from tests.local.conftest import tiny_experiment
+from tests.local.conftest import tiny_experiment, write_fake_python
 
 DEADLINE_S = 60
 
@@ -32,32 +33,50 @@ def _runner(exp, out, fake_python, log, **env):
     return LocalRunner(exp, out, python=fake_python, poll_s=0.05, env=full_env)
 
 
-def test_full_run_then_rerun_does_nothing_twice(tmp_path, fake_python):
-    exp, out, log = tiny_experiment(), tmp_path / "run", tmp_path / "calls.log"
-    outcome = _runner(exp, out, fake_python, log).run()
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    """One full run of tiny_experiment() for the module: (outcome, its folder, its calls log).
+    Tests that go on from a finished run work on a copy (`_copy_of`)."""
+    root = tmp_path_factory.mktemp("finished")
+    out, log = root / "run", root / "calls.log"
+    return _runner(tiny_experiment(), out, write_fake_python(root), log).run(), out, log
+
+
+def _copy_of(finished, tmp_path) -> tuple[Path, Path]:
+    """The finished run moved to tmp_path/run (the runner derives every path from its folder)."""
+    _, out, log = finished
+    shutil.copytree(out, tmp_path / "run")
+    shutil.copy(log, tmp_path / "calls.log")
+    return tmp_path / "run", tmp_path / "calls.log"
+
+
+def test_full_run_then_rerun_does_nothing_twice(tmp_path, fake_python, finished):
+    exp = tiny_experiment()
+    outcome, first_out, first_log = finished
     assert outcome.exit_code == 0, outcome.messages
-    st = ScalingExperimentStatus.model_validate_json((out / "status.json").read_text())
+    st = ScalingExperimentStatus.model_validate_json((first_out / "status.json").read_text())
     assert st.phase.value == "Succeeded" and st.summary.progress == "2/2"
     assert [(s.measurements.recorded, s.measurements.expected) for s in st.sizes] == [(16, 16), (16, 16)]
     assert "results" not in st.to_wire() and st.summary.frontier and st.summary.measured == "32/32"
     # the storage root alone describes the run: each size's config beside its files
     from ladder_api.artifacts import read_run_configs
-    assert [r.width for r in read_run_configs(str(out))] == [8, 16]
+    assert [r.width for r in read_run_configs(str(first_out))] == [8, 16]
     assert [s.checkpoint_step for s in st.sizes] == [6, 6]
-    assert _calls(log) == ["ladder_trainer c8 start=0", "ladder_evaluator c8 start=0",
-                           "ladder_trainer c16 start=0", "ladder_evaluator c16 start=0"]
+    assert _calls(first_log) == ["ladder_trainer c8 start=0", "ladder_evaluator c8 start=0",
+                                 "ladder_trainer c16 start=0", "ladder_evaluator c16 start=0"]
     # configs are the exact RunConfig bytes the subprocesses read
-    assert json.loads((out / "configs" / "tiny-c8.json").read_text())["paths"]["root"] == str(out / "c8")
+    config = json.loads((first_out / "configs" / "tiny-c8.json").read_text())
+    assert config["paths"]["root"] == str(first_out / "c8")
 
+    out, log = _copy_of(finished, tmp_path)
     again = _runner(exp, out, fake_python, log).run()
     assert again.exit_code == 0 and len(_calls(log)) == 4  # nothing started again
     assert again.status.summary == st.summary
     assert [s.measurements for s in again.status.sizes] == [s.measurements for s in st.sizes]
 
 
-def test_force_eval_measures_again_without_retraining(tmp_path, fake_python):
-    out, log = tmp_path / "run", tmp_path / "calls.log"
-    assert _runner(tiny_experiment(), out, fake_python, log).run().exit_code == 0
+def test_force_eval_measures_again_without_retraining(tmp_path, fake_python, finished):
+    out, log = _copy_of(finished, tmp_path)
     runner = _runner(tiny_experiment(), out, fake_python, log)
     runner.force_eval = True
     outcome = runner.run()
@@ -65,9 +84,8 @@ def test_force_eval_measures_again_without_retraining(tmp_path, fake_python):
     assert _calls(log)[4:] == ["ladder_evaluator c8 start=0 force", "ladder_evaluator c16 start=0 force"]
 
 
-def test_new_grid_points_are_evaluated_without_retraining(tmp_path, fake_python):
-    out, log = tmp_path / "run", tmp_path / "calls.log"
-    assert _runner(tiny_experiment(), out, fake_python, log).run().exit_code == 0
+def test_new_grid_points_are_evaluated_without_retraining(tmp_path, fake_python, finished):
+    out, log = _copy_of(finished, tmp_path)
     wider = tiny_experiment(steps=6, guidanceScales=[1.0, 3.0, 5.0])
     outcome = _runner(wider, out, fake_python, log).run()
     assert outcome.exit_code == 0
@@ -110,12 +128,12 @@ def test_interrupt_saves_and_rerun_resumes_from_the_checkpoint(tmp_path, fake_py
     assert steps == [1, 2, 3, 4, 5, 6]  # no step trained twice
 
 
-def test_evaluation_workers_run_as_processes_whose_union_is_one_workers_results(tmp_path, fake_python):
+def test_evaluation_workers_run_as_processes_whose_union_is_one_workers_results(tmp_path, fake_python,
+                                                                                 finished):
     """evaluation.workers = 3: three evaluator processes per size (`--worker i`, run side by side
     under -j), each scoring its share; together they record exactly the ids and values one
     evaluator records, and the size is evaluated only when all three are done."""
-    one_out, many_out = tmp_path / "one", tmp_path / "many"
-    one = _runner(tiny_experiment(), one_out, fake_python, tmp_path / "one.log").run()
+    one, many_out = finished[0], tmp_path / "many"
     runner = _runner(tiny_experiment(workers=3), many_out, fake_python, tmp_path / "many.log")
     runner.max_parallel = 4
     many = runner.run()
@@ -179,7 +197,7 @@ def test_children_save_when_the_runner_is_killed(tmp_path, fake_python):
     out = tmp_path / "run"
     script = (
         "import sys; from pathlib import Path\n"
-        "from tests.local.conftest import tiny_experiment\n"
+        "from tests.local.conftest import tiny_experiment, write_fake_python\n"
         "from ladder_local.runner import LocalRunner\n"
         f"LocalRunner(tiny_experiment(widths=(8,)), Path({str(out)!r}), python={fake_python!r},\n"
         "            poll_s=0.05).run()\n"
@@ -199,9 +217,9 @@ def test_children_save_when_the_runner_is_killed(tmp_path, fake_python):
             runner.kill()
 
 
-def test_after_start_a_sharding_edit_resumes_and_a_recipe_edit_is_refused(tmp_path, fake_python):
-    exp, out, log = tiny_experiment(), tmp_path / "run", tmp_path / "calls.log"
-    assert _runner(exp, out, fake_python, log).run().exit_code == 0
+def test_after_start_a_sharding_edit_resumes_and_a_recipe_edit_is_refused(tmp_path, fake_python, finished):
+    exp = tiny_experiment()
+    out, log = _copy_of(finished, tmp_path)
     sharded = exp.model_copy(deep=True)
     sharded.spec.training.sharding.fsdp = 2
     assert _runner(sharded, out, fake_python, log).run().exit_code == 0

@@ -37,15 +37,34 @@ def _save_steps(run, steps):
     return mngr
 
 
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    """Checkpoints as the trainer writes them, saved once for the module (each orbax save costs
+    seconds): {steps: folder} for steps (2,) and (2, 4). Tests work on copies (`_checkpoints`)."""
+    root = tmp_path_factory.mktemp("saved")
+    run = make_run(root)
+    ckpt = root / "tiny" / "c16" / "checkpoints"
+    _save_steps(run, [2])
+    shutil.copytree(ckpt, root / "steps-2")
+    _save_steps(run, [4])
+    return {(2,): root / "steps-2", (2, 4): ckpt}
+
+
+def _checkpoints(saved, tmp_path, steps):
+    """The tiny run at tmp_path with the module's checkpoints of `steps` copied into its folder."""
+    run = make_run(tmp_path)
+    ckpt = tmp_path / "tiny" / "c16" / "checkpoints"
+    shutil.copytree(saved[tuple(steps)], ckpt)
+    return run, ckpt
+
+
 def _targets(run):
     a = abstract_state(run, (run.model.context_tokens, run.model.context_dim))
     return {k: getattr(a, k) for k in checkpointing.ARRAY_ITEMS}
 
 
-def test_corrupt_newest_falls_back_to_previous(tmp_path):
-    run = make_run(tmp_path)
-    _save_steps(run, [2, 4])
-    ckpt = tmp_path / "tiny" / "c16" / "checkpoints"
+def test_corrupt_newest_falls_back_to_previous(saved, tmp_path):
+    run, ckpt = _checkpoints(saved, tmp_path, [2, 4])
     for f in (ckpt / "4" / "params").rglob("*"):
         if f.is_file() and "ocdbt" not in f.name and f.stat().st_size > 0:
             f.write_bytes(b"garbage")
@@ -59,10 +78,8 @@ def test_corrupt_newest_falls_back_to_previous(tmp_path):
     np.testing.assert_array_equal(np.asarray(leaf), np.asarray(ref))
 
 
-def test_no_readable_checkpoint_is_an_error_not_a_fresh_start(tmp_path):
-    run = make_run(tmp_path)
-    _save_steps(run, [2])
-    ckpt = tmp_path / "tiny" / "c16" / "checkpoints"
+def test_no_readable_checkpoint_is_an_error_not_a_fresh_start(saved, tmp_path):
+    run, ckpt = _checkpoints(saved, tmp_path, [2])
     shutil.rmtree(ckpt / "2" / "params")
     shutil.rmtree(ckpt / "2" / "meta")
     mngr = checkpointing.manager(run.paths.checkpoints)
@@ -70,9 +87,9 @@ def test_no_readable_checkpoint_is_an_error_not_a_fresh_start(tmp_path):
         checkpointing.restore_latest(mngr, _targets(run), uri=run.paths.checkpoints)
 
 
-def test_a_step_already_saved_is_not_saved_again(tmp_path):
-    run = make_run(tmp_path)
-    mngr = _save_steps(run, [2])
+def test_a_step_already_saved_is_not_saved_again(saved, tmp_path):
+    run, _ = _checkpoints(saved, tmp_path, [2])
+    mngr = checkpointing.manager(run.paths.checkpoints, keep=5)  # as a restarted trainer's
     meta = {"model": checkpointing.model_signature(run.model), "data_position": 2}
     assert checkpointing.save(mngr, 2, _state(run, bump=9.0), meta, force=True) is False
     mngr.wait_until_finished()
@@ -81,26 +98,22 @@ def test_a_step_already_saved_is_not_saved_again(tmp_path):
     np.testing.assert_array_equal(np.asarray(jax.tree_util.tree_leaves(restored.items["params"])[0]), ref)
 
 
-def test_unfinished_save_is_not_listed(tmp_path):
-    run = make_run(tmp_path)
-    _save_steps(run, [2])
-    ckpt = tmp_path / "tiny" / "c16" / "checkpoints"
+def test_unfinished_save_is_not_listed(saved, tmp_path):
+    run, ckpt = _checkpoints(saved, tmp_path, [2])
     (ckpt / "4.orbax-checkpoint-tmp-123").mkdir()
     assert checkpointing.list_steps(run.paths.checkpoints) == [2]
 
 
-def test_checkpoint_of_another_size_is_refused_before_compute(tmp_path):
-    small = make_run(tmp_path)
-    _save_steps(small, [2])
+def test_checkpoint_of_another_size_is_refused_before_compute(saved, tmp_path):
+    small, _ = _checkpoints(saved, tmp_path, [2])
     big = make_run(tmp_path, ladder={"widths": [32]})
     big = big.model_copy(update={"paths": small.paths})
     with pytest.raises(UserError, match="base_channels: checkpoint 16 vs run 32"):
         train(big, status="off")
 
 
-def test_evaluator_restore_of_ema_and_raw_params(tmp_path):
-    run = make_run(tmp_path)
-    _save_steps(run, [2, 4])
+def test_evaluator_restore_of_ema_and_raw_params(saved, tmp_path):
+    run, _ = _checkpoints(saved, tmp_path, [2, 4])
     ema, step = checkpointing.restore_params(run.paths.checkpoints, model_config=run.model)
     assert step == 4
     raw, _ = checkpointing.restore_params(run.paths.checkpoints, step=2, ema=False)

@@ -11,13 +11,21 @@ from ladder_trainer.models import build_unet, init_params, param_count
 
 from .conftest import make_run
 
+# Tracing the module costs seconds per width. Its layout is the same at every width (only channel
+# counts change), so both counts are quadratics in the width: equal at three widths (the smallest,
+# SD's and the largest), they are equal at all of them. The other widths run with the slow tests.
+FAST_WIDTHS = (64, 320, 768)
 
-@pytest.mark.parametrize("width", PAPER_WIDTHS)
+
+@pytest.mark.parametrize("width", [
+    w if w in FAST_WIDTHS else pytest.param(w, marks=pytest.mark.slow) for w in PAPER_WIDTHS])
 def test_real_module_has_the_analytic_param_count(width):
     shape = UNetShape(base_channels=width, context_dim=1024)
     assert param_count(shape) == analytic_count(shape)
 
 
+# In the fast suite tensor by tensor: test_weights_loading.py::test_sd15_unet_layout_maps_every_tensor.
+@pytest.mark.slow
 def test_sd_v15_count():
     assert param_count(UNetShape(base_channels=320, context_dim=768)) == 859_520_964
 

@@ -64,7 +64,8 @@ def test_vae_folder_loads_with_diffusers_outputs(vae_dir):
     torch_vae, folder = vae_dir
     config, params = load_autoencoder(str(folder))
     assert config == ae.AutoencoderConfig(**ref.SMALL_VAE)
-    x = np.random.default_rng(0).uniform(-1, 1, (2, 16, 24, 3)).astype(np.float32)
+    # test_autoencoder.py's image shape: the same config and shape reuse its compiled encode/decode
+    x = np.random.default_rng(0).uniform(-1, 1, (2, 24, 32, 3)).astype(np.float32)
     with torch.no_grad():
         mean = torch_vae.encode(ref.nchw(x)).latent_dist.mean
         decoded = torch_vae.decode(mean).sample

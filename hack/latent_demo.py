@@ -11,7 +11,7 @@
 Each step is skipped when its output exists (run it again after an interruption). `--mini` is the
 CI-sized version (tests/demo): fewer images, steps, sizes and samples, same path.
 
-    python hack/latent_demo.py [--out ladder-runs] [--mini] [--fashion DIR]
+    python hack/latent_demo.py [--out ladder-runs] [--mini] [--fashion DIR] [--prepare-only]
 """
 
 from __future__ import annotations
@@ -133,7 +133,7 @@ def ladder(*args: str) -> None:
         sys.exit(f"ladder {args[0]} {args[1]} failed (exit {code})")
 
 
-def run(out: Path, mini: bool, source: Path = FASHION) -> Path:
+def run(out: Path, mini: bool, source: Path = FASHION, prepare_only: bool = False) -> Path:
     sizes = MINI if mini else FULL
     # One persistent XLA cache for every process of the demo (the runner passes it on): the
     # evaluators compile Inception and the decoder once between them, and a re-run compiles nothing.
@@ -156,6 +156,8 @@ def run(out: Path, mini: bool, source: Path = FASHION) -> Path:
     if not (data / "reference" / "stats.npz").exists():  # its classifier cached where the evaluator looks
         ladder("prepare", "reference", str(spec), "--images", str(ref_img), "--captions", str(ref_cap),
                "--num", str(sizes["ref_images"]), "--cache-dir", str(result / "eval-cache"))
+    if prepare_only:
+        return spec
     ladder("run", str(spec), "-o", str(result), "--plain")
     return result
 
@@ -165,8 +167,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default=str(ROOT / "ladder-runs"), help="where data, runs and the report go")
     p.add_argument("--mini", action="store_true", help="the CI-sized version")
     p.add_argument("--fashion", default=str(FASHION), help="the folder of Fashion-MNIST's four .gz IDX files")
+    p.add_argument("--prepare-only", action="store_true", help="stop before `ladder run`")
     args = p.parse_args(argv)
-    result = run(Path(args.out).resolve(), args.mini, Path(args.fashion))
+    result = run(Path(args.out).resolve(), args.mini, Path(args.fashion), args.prepare_only)
+    if args.prepare_only:
+        print(f"spec: {result}")
+        return 0
     print(f"report: {result / 'report.html'} (and report.md)")
     return 0
 

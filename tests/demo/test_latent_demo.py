@@ -21,6 +21,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -55,29 +56,40 @@ def fashion_subset(folder: Path) -> Path:
     return folder
 
 
-def test_latent_demo_miniature(tmp_path):
+def run_demo(tmp_path: Path, *flags: str) -> tuple[Path, str]:
     source = fashion_subset(tmp_path / "fashion")
     out = tmp_path / "out"
     # XLA's unoptimised backend: compiling (of the autoencoder, trainers, evaluators) is nearly all
     # the miniature costs, and the computation is the same.
     env = {**os.environ, "XLA_FLAGS": "--xla_backend_optimization_level=0"}
     cmd = [sys.executable, str(ROOT / "hack" / "latent_demo.py"), "--mini", "--out", str(out),
-           "--fashion", str(source)]
+           "--fashion", str(source), *flags]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=840, cwd=ROOT, env=env)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert f"report: {out / 'latent-mini' / 'report.html'}" in proc.stdout
+    return out, proc.stdout
+
+
+def test_latent_demo_data_path(tmp_path):
+    """make test's part: IDX -> folders -> train-autoencoder -> text-image -> reference -> the spec
+    naming what was made (a trainer and evaluator per size are minutes of compiling: below)."""
+    out, stdout = run_demo(tmp_path, "--prepare-only")
+    assert f"spec: {out / 'latent-mini-data' / 'latent-mini.yaml'}" in stdout
+    check_data(out / "latent-mini-data")
+    assert not (out / "latent-mini" / "status.json").exists()  # nothing trained (only the classifier cache)
+
+
+@pytest.mark.slow
+def test_latent_demo_miniature(tmp_path):
+    """The whole path: two U-Nets trained on the latents, samples decoded, FID, the report."""
+    out, stdout = run_demo(tmp_path)
+    assert f"report: {out / 'latent-mini' / 'report.html'}" in stdout
     check_outputs(out)
 
 
-def check_outputs(out: Path) -> None:
-    """What each step handed the next, read from the files."""
-    from ladder_api.artifacts import read_results, size_paths
-    from ladder_api.status import ScalingExperimentStatus
-
-    run = out / "latent-mini"
-    data = out / "latent-mini-data"
+def check_data(data: Path) -> None:
+    """What the preparation handed `ladder run`, read from the files."""
     doc = yaml.safe_load((data / "latent-mini.yaml").read_text())["spec"]
-    spec, ev = doc["data"], doc["evaluation"]
+    spec = doc["data"]
     vae = json.loads((data / "vae" / "config.json").read_text())
     assert vae["block_out_channels"] == [8, 16] and vae["latent_channels"] == 4
     assert spec["autoencoder"]["scalingFactor"] == vae["scaling_factor"] != 1.0  # set from the trained one
@@ -87,6 +99,21 @@ def check_outputs(out: Path) -> None:
     assert manifest["autoencoder"]["hash"] == spec["autoencoder"]["hash"]
     with np.load(data / "reference" / "prompts.npz") as z:
         assert z["context"].shape == (latent_demo.MINI["ref_images"], 8, 384)
+        assert set(z["captions"]) <= {latent_demo.caption(k) for k in range(10)}
+    with np.load(data / "reference" / "stats.npz") as z:
+        assert np.all(np.isfinite(z["mu"])) and z["sigma"].shape == (len(z["mu"]),) * 2
+
+
+def check_outputs(out: Path) -> None:
+    """What each step handed the next, read from the files."""
+    from ladder_api.artifacts import read_results, size_paths
+    from ladder_api.status import ScalingExperimentStatus
+
+    run = out / "latent-mini"
+    data = out / "latent-mini-data"
+    check_data(data)
+    doc = yaml.safe_load((data / "latent-mini.yaml").read_text())["spec"]
+    spec, ev = doc["data"], doc["evaluation"]
 
     status = ScalingExperimentStatus.model_validate(json.loads((run / "status.json").read_text()))
     assert status.phase.value == "Succeeded" and sorted(s.width for s in status.sizes) == [8, 16]

@@ -35,7 +35,7 @@ quickstart: setup
 
 # The latent study (examples/latent-local.yaml): Fashion-MNIST (apt-get install
 # dataset-fashion-mnist), the pretrained MiniLM text encoder, an autoencoder and three U-Nets
-# trained here, samples decoded, scored, reported. Re-run after an interruption: finished steps
+# trained here, samples decoded, scored by FID on the pretrained Inception network, reported. Re-run after an interruption: finished steps
 # are skipped.
 demo: setup
 	$(BIN)/python hack/latent_demo.py

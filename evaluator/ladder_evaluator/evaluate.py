@@ -172,7 +172,7 @@ class Accumulator:
 
     def values(self) -> dict[str, dict]:
         """Per metric name, the Result fields of its measurement: value, interval, replicates."""
-        from ladder_evaluator.metrics import bootstrap, fid
+        from ladder_evaluator.metrics import bootstrap
 
         ev, out = self.s.run.evaluation, {}
         bs = dict(seed=ev.seed, resamples=ev.bootstrap.resamples, confidence=ev.bootstrap.confidence)
@@ -180,7 +180,7 @@ class Accumulator:
             name = metric_name(m, ev.fid_features)
             if m == MetricName.fid:
                 feats = np.concatenate(self.feats)
-                value = fid.frechet(*fid.statistics(feats), *self.s.fid_ref)
+                value = bootstrap.point_fid(feats, self.s.fid_root)
                 out[name] = bootstrap.fid_measurement(value, feats, self.s.fid_root,
                                                       ref_feats=self.s.fid_ref_feats, **bs)
             elif m == MetricName.clip:

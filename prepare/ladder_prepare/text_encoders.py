@@ -63,8 +63,16 @@ class TextEncoder:
     weights_uri: str | None
 
     def encode(self, captions: list[str]) -> np.ndarray:
-        out = [self._encode(list(captions[i : i + BATCH])) for i in range(0, len(captions), BATCH)]
-        return np.concatenate(out) if out else np.zeros((0, self.tokens, self.width), np.float32)
+        """Each distinct caption once: class-name captions (the demo's 6,000 images have 10) and
+        datasets' repeated captions cost one encoder pass each, not one per image."""
+        index: dict[str, int] = {}
+        for c in captions:
+            index.setdefault(c, len(index))
+        unique = list(index)
+        out = [self._encode(unique[i : i + BATCH]) for i in range(0, len(unique), BATCH)]
+        if not out:
+            return np.zeros((0, self.tokens, self.width), np.float32)
+        return np.concatenate(out)[[index[c] for c in captions]]
 
     def _encode(self, captions: list[str]) -> np.ndarray:
         raise NotImplementedError

@@ -18,6 +18,7 @@ against hours of sampling for 30,000 images.
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Iterator
 
 import numpy as np
@@ -66,8 +67,12 @@ class Reference:
     def __init__(self, mu: np.ndarray, sigma: np.ndarray):
         self.mu = np.asarray(mu, np.float64)
         self.sigma = np.asarray(sigma, np.float64)
-        self.root = sym_sqrt(self.sigma)
         self.trace = float(np.trace(self.sigma))
+
+    @functools.cached_property
+    def root(self) -> np.ndarray:
+        """sqrt(S_ref), computed on first use: the low-rank path below never needs it."""
+        return sym_sqrt(self.sigma)
 
     def frechet(self, mu: np.ndarray, sigma: np.ndarray) -> float:
         m = self.root @ sigma @ self.root
@@ -75,6 +80,31 @@ class Reference:
         tr_root = float(np.sum(np.sqrt(np.clip(lam, 0.0, None))))
         diff = mu - self.mu
         return float(diff @ diff + np.trace(sigma) + self.trace - 2.0 * tr_root)
+
+    def frechet_low_rank(self, feats: np.ndarray, w: np.ndarray) -> float:
+        """The same FID as frechet(*weighted_statistics(feats, w)), exactly, in N x N instead of
+        d x d: S = A A^T with A's columns the centred samples scaled by sqrt(w / (n - 1)), so
+        R S R = (R A)(R A)^T has the nonzero eigenvalues of A^T S_ref A. Used when N < d."""
+        n = w.sum()
+        mu = w @ feats / n
+        a = (feats - mu) * np.sqrt(w / (n - 1))[:, None]  # [N, d]: A^T
+        lam = np.linalg.eigvalsh(a @ self.sigma @ a.T)
+        tr_root = float(np.sum(np.sqrt(np.clip(lam, 0.0, None))))
+        diff = mu - self.mu
+        return float(diff @ diff + np.sum(a * a) + self.trace - 2.0 * tr_root)
+
+
+def point_fid(feats: np.ndarray, ref: Reference) -> float:
+    """FID of all samples against a fixed reference. With fewer samples than feature dimensions
+    (a few hundred images under Inception's 2,048) the exact low-rank form: clean-fid's sqrtm of a
+    2048 x 2048 product takes minutes on 2 CPU cores, this an N x N eigvalsh (tests hold the two
+    equal). Otherwise clean-fid's own frechet_distance, the definition the paper's FIDs use."""
+    from ladder_evaluator.metrics import fid
+
+    feats = np.asarray(feats, np.float64)
+    if len(feats) < feats.shape[1]:
+        return ref.frechet_low_rank(feats, np.ones(len(feats)))
+    return fid.frechet(*fid.statistics(feats), ref.mu, ref.sigma)
 
 
 def fid_replicates(feats: np.ndarray, ref: Reference, seed: int, resamples: int,
@@ -90,6 +120,9 @@ def fid_replicates(feats: np.ndarray, ref: Reference, seed: int, resamples: int,
     out = []
     with threadpool_limits(1) if small else contextlib.nullcontext():
         for w in gen:
+            if refs is None and len(feats) < feats.shape[1]:
+                out.append(ref.frechet_low_rank(feats, w))
+                continue
             r = ref if refs is None else Reference(*weighted_statistics(ref_feats, next(refs)))
             out.append(r.frechet(*weighted_statistics(feats, w)))
     return out

@@ -74,8 +74,7 @@ def _images(out: Path) -> dict[str, np.ndarray]:
     images = {}
     for path in sorted((out / "c16" / "samples").rglob("*.npz")):
         with np.load(path) as z:
-            for key in z.files:
-                images[f"{path.name}:{key}"] = z[key]
+            images[path.name] = z["images"]
     return images
 
 

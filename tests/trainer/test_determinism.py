@@ -1,6 +1,7 @@
 """Training on one machine is bit-identical from run to run (docs/determinism.md): the same spec
 (seeds included) gives the same initial parameters, data order, noise, losses and parameters,
-bit for bit. Two trainings of two steps from a fresh state each, in one process: no tolerance."""
+bit for bit. Two trainings of two steps from a fresh state each, in one process: no tolerance.
+(That the seed changes the run is tested with the data order and initialisation.)"""
 
 from __future__ import annotations
 
@@ -33,5 +34,3 @@ def test_two_trainings_of_one_spec_are_bit_identical():
     assert losses_a == losses_b
     for a, b in zip(leaves_a, leaves_b, strict=True):
         np.testing.assert_array_equal(a, b)
-    other_seed = make_run(ladder=ONE_LEVEL, seed=1)
-    assert _train(other_seed)[0] != losses_a, "the seed is in the spec and changes the run"

@@ -9,7 +9,8 @@ and a CLIP score from a tiny random open_clip model): A and B on 1 device in sep
 C with XLA_FLAGS=--xla_force_host_platform_device_count=8 (training sharded over 8 devices,
 sampling over a mesh of 8). Compared: the training metrics (loss per logged step), the final
 checkpoint's parameters, the sampled images, and every result (value and bootstrap replicates).
-Minutes of CPU; not a test (tests/test_determinism.py checks the statements quickly).
+Minutes of CPU; not a test (tests/trainer/test_determinism.py and tests/evaluator/test_determinism.py
+check the same-machine statements; the sharding tests bound the 1 vs 8 device differences).
 """
 
 from __future__ import annotations

@@ -20,7 +20,10 @@ Decisions carry their confidence (ladder_api.uncertainty): at each budget the wi
 point estimate, and every other width whose best setting there is not distinguishable from it (the
 interval of their FID difference, paired over the shared bootstrap resamples when both results
 have replicates, else from the two standard errors, holds 0) is listed as a tie. A width wins a
-budget in words only when its tie list is empty.
+budget in words only when its tie list is empty. Each point also lists the settings (any size,
+sampler, steps and guidance within the budget, the winner's size included) not distinguishable
+from the winning one, best first, and how many there are: the intervals are computed once per
+(setting, winner) pair, so the cost grows with the distinct winners, not with the budgets.
 
 The summary is bounded, because it lives in the status (etcd refuses objects over 1.5 MiB, and
 every status write is sent to every watcher): each frontier keeps one point per budget at which
@@ -36,10 +39,10 @@ from typing import Literal
 
 from ladder_api import uncertainty
 from ladder_api.grid import fid_features_of, fid_metric
-from ladder_api.limits import MAX_POINTS
+from ladder_api.limits import MAX_POINTS, MAX_TIE_SETTINGS
 from ladder_api.predict import Unfinished, predict_frontier, prediction_words
 from ladder_api.spec import POOLED, FidFeatures
-from ladder_api.status import FrontierPoint, FrontierView, Result, Summary
+from ladder_api.status import FrontierPoint, FrontierView, Result, Summary, TieSetting
 
 PREFERRED_FID = fid_metric(FidFeatures.inception)
 CostKind = Literal["paper", "with_guidance"]
@@ -125,6 +128,7 @@ class _Within:
         self.best: dict[int, Result] = {}
         self.mins: dict[int, list[float]] = {}
         self.first: Result | None = None
+        self.seen: list[Result] = []  # every result within the budget, in the order added
         self.paired = True
         self._diffs: dict[tuple[str, str], tuple[float, float] | None] = {}
         self.top: list[float] = []  # per resample, the lowest value within the budget
@@ -132,6 +136,7 @@ class _Within:
 
     def add(self, r: Result) -> None:
         self.first = self.first or r
+        self.seen.append(r)
         if r.width not in self.best or _rank(r, self.kind) < _rank(self.best[r.width], self.kind):
             self.best[r.width] = r
         self.paired = self.paired and _paired(self.first, r)
@@ -153,19 +158,25 @@ class _Within:
             elif v == self.top[i]:
                 self.leaders[i].add(width)
 
+    def _tied(self, rival: Result, best: Result, confidence: float) -> bool:
+        key = (rival.id, best.id)
+        if key not in self._diffs:  # best settings change rarely from budget to budget
+            self._diffs[key] = difference_interval(rival, best, confidence)
+        interval = self._diffs[key]
+        return interval is not None and interval[0] <= 0.0
+
     def decide(self, budget: float, confidence: float) -> FrontierPoint:
-        """The best setting at this budget, the widths tied with it, its win probability."""
+        """The best setting at this budget, the widths and settings tied with it, its win
+        probability."""
         best = min(self.best.values(), key=lambda r: _rank(r, self.kind))
         point = _point(best, budget, self.kind)
-        for width in sorted(self.best):
-            if width != best.width:
-                rival = self.best[width]
-                key = (rival.id, best.id)
-                if key not in self._diffs:  # best settings change rarely from budget to budget
-                    self._diffs[key] = difference_interval(rival, best, confidence)
-                interval = self._diffs[key]
-                if interval is not None and interval[0] <= 0.0:
-                    point.ties.append(width)
+        point.ties = [w for w in sorted(self.best)
+                      if w != best.width and self._tied(self.best[w], best, confidence)]
+        tied = sorted((r for r in self.seen if r is not best and self._tied(r, best, confidence)),
+                      key=lambda r: _rank(r, self.kind))
+        point.tie_settings = [TieSetting(width=r.width, sampler=r.sampler, steps=r.steps, guidance=r.guidance,
+                                         fid=r.value) for r in tied]
+        point.tie_settings_total = len(tied)
         if self.paired:
             point.win_probability = sum(1.0 / len(k) for k in self.leaders if best.width in k) / len(self.top)
         return point
@@ -249,7 +260,17 @@ def view_results(
 
 
 def _decision(p: FrontierPoint) -> tuple:
-    return (p.width, p.sampler, p.steps, p.guidance, tuple(p.ties))
+    settings = tuple((t.width, t.sampler, t.steps, t.guidance) for t in p.tie_settings)
+    return (p.width, p.sampler, p.steps, p.guidance, tuple(p.ties), settings)
+
+
+def bound_ties(points: Sequence[FrontierPoint], max_settings: int | None) -> list[FrontierPoint]:
+    """Each point with at most `max_settings` tied settings listed (the best; the count stays):
+    the status's bound. None keeps all, for the report."""
+    if max_settings is None:
+        return list(points)
+    return [p if len(p.tie_settings) <= max_settings else
+            p.model_copy(update={"tie_settings": p.tie_settings[:max_settings]}) for p in points]
 
 
 def merge_equal(points: Sequence[FrontierPoint]) -> list[FrontierPoint]:
@@ -309,6 +330,7 @@ def summarize(
         # report asks for whole fronts (max_points None).
         v = FrontierView(sampler=view)
         v.frontier = thin(merge_equal(frontier(mine, budgets, cost, confidence)), max_points)
+        v.frontier = bound_ties(v.frontier, None if max_points is None else MAX_TIE_SETTINGS)
         v.pareto = thin(pareto(mine, cost), max_points)
         summary.views.append(v)
     head = view_results(chosen, summary.frontier_sampler, guidance)
@@ -351,20 +373,32 @@ def decision(p: FrontierPoint) -> str:
     return "wins" + ("" if p.win_probability is None else f" (p={p.win_probability:.2f})")
 
 
-def frontier_rows(summary: Summary, points: Sequence[FrontierPoint] | None = None) -> list[list[str]]:
+def tie_settings_cell(p: FrontierPoint, max_listed: int | None = None) -> str:
+    """The settings tied with the point, best first ("-" when none), at most `max_listed` named."""
+    if not p.tie_settings_total:
+        return "-"
+    shown = p.tie_settings if max_listed is None else p.tie_settings[:max_listed]
+    text = ", ".join(f"c{t.width} {t.sampler} {t.steps} steps g{t.guidance:g} ({t.fid:.3f})" for t in shown)
+    more = p.tie_settings_total - len(shown)
+    return text + (f" (+{more} more)" if more else "")
+
+
+def frontier_rows(summary: Summary, points: Sequence[FrontierPoint] | None = None,
+                  max_listed: int | None = 3) -> list[list[str]]:
     """The frontier (the headline's, or `points`: another view's) as table rows (budget, size,
-    sampler, steps, guidance, cost, FID with its interval, decision), with consecutive budgets that
-    pick the same setting with the same tie set merged into one row. `ladder status` and the report
-    both print it, so they always agree."""
+    sampler, steps, guidance, cost, FID with its interval, decision, the tied settings: at most
+    `max_listed` named, None: all), with consecutive budgets that make the same decision merged
+    into one row. `ladder status` and the report both print it, so they always agree."""
     rows: list[list[str]] = []
     last = None
     for p in summary.frontier if points is None else points:
-        key = (p.width, p.sampler, p.steps, p.guidance, tuple(p.ties))
+        key = _decision(p)
         if key == last:
             continue
         last = key
         rows.append([f"{p.budget:.4g}", f"c{p.width}", p.sampler, str(p.steps), f"{p.guidance:g}",
-                     f"{p.cost:.4g}", fid_cell(p.fid, p.fid_low, p.fid_high), decision(p)])
+                     f"{p.cost:.4g}", fid_cell(p.fid, p.fid_low, p.fid_high), decision(p),
+                     tie_settings_cell(p, max_listed)])
     return rows
 
 

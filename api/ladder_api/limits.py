@@ -8,8 +8,9 @@ What a spec becomes, and what bounds it:
   builds that spec and renders it). 520 widths rendered 1.1 MB before these caps.
 - The status holds a bounded digest (ladder_api.digest): a few numbers per width (so
   MAX_WIDTHS bounds it) and a summary of at most MAX_VIEWS frontier views, each frontier and
-  Pareto front at most MAX_POINTS points (whose ties list at most MAX_WIDTHS widths), and one
-  prediction line per width.
+  Pareto front at most MAX_POINTS points (whose ties list at most MAX_WIDTHS widths and the best
+  MAX_TIE_SETTINGS of the settings tied with the point, with their count), and one prediction
+  line per width.
 - The results of record are in storage, not in etcd, but the operator keeps what it has read in
   memory and reads it all again when it restarts: MAX_MEASUREMENTS bounds one experiment's
   results (about three times the paper's grid with every kept checkpoint, 34,380), and
@@ -37,6 +38,7 @@ MAX_TEXT = 253  # characters of free-form names (textEncoder, referenceSet.name)
 MAX_MEASUREMENTS = 100_000  # measurements of one experiment: widths x checkpoints x grid x metrics
 MAX_REPLICATES = 4_000_000  # measurements x bootstrap.resamples (paper, all checkpoints: 3.4M)
 MAX_POINTS = 64  # frontier and Pareto points in the status summary (about 150 bytes each)
+MAX_TIE_SETTINGS = 6  # tied settings listed per frontier point in the status (about 70 bytes each)
 MAX_VIEWS = MAX_SAMPLERS + 1  # frontier views: each sampler and the pooled one
 
 

@@ -12,9 +12,14 @@ reference set, whether EMA weights are scored). Those can change while sizes tra
 Stable across Ladder versions: a field added to the recipe later is recorded in LEGACY with the
 value that reproduces what Ladder did before the field existed. A recipe that holds a field at its
 legacy value has the same identity (hash) as one recorded before the field existed, so upgrading
-the operator never refuses experiments it started. A field whose new default differs from the old
-behaviour does change the identity of an experiment that leaves it unset: that edit is then
-refused and named like any other, and setting the legacy value in the spec resumes it.
+the operator never refuses experiments it started.
+
+Defaults are versioned the same way: a field whose new default differs from the old behaviour
+(the paper's initialisation and EMA warm-up) keeps, in an experiment started before the field
+existed, the value it started with. `keep_started_defaults` gives such an experiment the legacy
+value of every recipe field its recorded recipe lacks and its spec leaves unset, so an upgrade
+continues old experiments with their original math while new experiments get the new defaults;
+both backends apply it to the recipe they recorded when the first size started.
 """
 
 from __future__ import annotations
@@ -23,9 +28,11 @@ import hashlib
 import json
 from typing import TYPE_CHECKING
 
+from pydantic import BaseModel, TypeAdapter
+
 if TYPE_CHECKING:  # pragma: no cover
     from ladder_api.plan import ModelConfig
-    from ladder_api.spec import DataSpec, TrainingSpec
+    from ladder_api.spec import DataSpec, ScalingExperiment, TrainingSpec
 
 # Fields of each spec section that do not change the trained model (wire names, dotted).
 NOT_RECIPE: dict[str, frozenset[str]] = {
@@ -122,3 +129,63 @@ def recipe_diff(old: dict[str, object], new: dict[str, object]) -> list[str]:
         if a != b:
             out.append(f"spec.{key}: {json.dumps(a)} -> {json.dumps(b)}")
     return out
+
+
+def _field_name(model: BaseModel, wire: str) -> str | None:
+    for name, info in type(model).model_fields.items():
+        if wire in (name, info.alias):
+            return name
+    return None
+
+
+def _user_set(model: BaseModel, path: list[str]) -> bool:
+    """Whether the spec (as written, not defaulted) sets the field at `path` (wire names)."""
+    name = _field_name(model, path[0])
+    if name is None or name not in model.model_fields_set:
+        return False
+    return len(path) == 1 or _user_set(getattr(model, name), path[1:])
+
+
+def _value(model: BaseModel, path: list[str]):
+    value = getattr(model, _field_name(model, path[0]) or "", None)
+    if len(path) == 1 or not isinstance(value, BaseModel):
+        return getattr(value, "value", value)  # an enum as its wire value
+    return _value(value, path[1:])
+
+
+def _with_value(model: BaseModel, path: list[str], value) -> BaseModel:
+    name = _field_name(model, path[0])
+    if len(path) == 1:
+        typed = TypeAdapter(type(model).model_fields[name].annotation).validate_python(value)
+        return model.model_copy(update={name: typed})
+    return model.model_copy(update={name: _with_value(getattr(model, name), path[1:], value)})
+
+
+_SECTIONS = {"ladder": "ladder", "data": "data", "training": "training"}  # recipe section -> spec field
+
+
+def started_defaults(exp: ScalingExperiment, recorded: dict[str, object] | None) -> dict[str, object]:
+    """The recipe fields (path -> legacy value) the experiment keeps at their old defaults: those
+    its recorded recipe (None: nothing started) lacks, because it was recorded before they
+    existed, and its spec leaves unset. Empty for a new experiment."""
+    if not recorded:
+        return {}
+    out = {}
+    for path, value in LEGACY.items():
+        section, *rest = path.split(".")
+        if path in recorded or not rest:
+            continue
+        part = getattr(exp.spec, _SECTIONS[section])
+        if not _user_set(part, rest) and _value(part, rest) != value:
+            out[path] = value
+    return out
+
+
+def keep_started_defaults(exp: ScalingExperiment, recorded: dict[str, object] | None) -> ScalingExperiment:
+    """`exp` with started_defaults applied: what both backends plan a started experiment with."""
+    spec = exp.spec
+    for path, value in started_defaults(exp, recorded).items():
+        section, *rest = path.split(".")
+        part = _SECTIONS[section]
+        spec = spec.model_copy(update={part: _with_value(getattr(spec, part), rest, value)})
+    return exp if spec is exp.spec else exp.model_copy(update={"spec": spec})

@@ -24,7 +24,7 @@ from typing import Any
 from pydantic import Field, model_validator
 
 from ladder_api.base import Model
-from ladder_api.limits import MAX_GRID_LIST, MAX_POINTS, MAX_VIEWS, MAX_WIDTHS
+from ladder_api.limits import MAX_GRID_LIST, MAX_POINTS, MAX_TIE_SETTINGS, MAX_VIEWS, MAX_WIDTHS
 
 
 class ExperimentPhase(StrEnum):
@@ -208,6 +208,16 @@ def result_id(
     return f"c{width}-s{checkpoint_step}-{sampler}-n{steps}-g{guidance:g}-{metric}"
 
 
+class TieSetting(Model):
+    """A setting (of any size, the winner's included) not distinguishable from a frontier point's."""
+
+    width: int = Field(..., description="Base channel count c.")
+    sampler: str = Field(..., description="Sampler.")
+    steps: int = Field(..., description="Sampling steps.")
+    guidance: float = Field(..., description="Guidance scale.")
+    fid: float = Field(..., description="Its FID.")
+
+
 class FrontierPoint(Model):
     budget: float = Field(..., description="Sampling-cost budget (normalized cost x steps).")
     width: int = Field(..., description="Base channel count c of the best model at this budget.")
@@ -227,6 +237,15 @@ class FrontierPoint(Model):
     win_probability: float | None = Field(
         None, description="Share of the shared bootstrap resamples in which this width has the best "
         "FID within the budget (present when every result there has replicates)."
+    )
+    tie_settings: list[TieSetting] = Field(
+        default_factory=list, max_length=MAX_TIE_SETTINGS,
+        description="Settings within the budget (sizes, samplers, steps, guidance; the winner's own "
+        "size included) whose FID is not distinguishable from this one's (paired difference's "
+        f"interval holds 0), best first: in the status at most {MAX_TIE_SETTINGS}, all in the report.",
+    )
+    tie_settings_total: int = Field(
+        0, ge=0, description="How many settings are tied with this one (tieSettings lists the best)."
     )
 
 

@@ -130,12 +130,27 @@ BUILTIN_REFERENCE_SETS = ("builtin:digits", "builtin:digits-test")
 
 
 def evaluation_problems(spec: ScalingExperimentSpec) -> list[tuple[str, str]]:
-    """What the evaluator would refuse only after training: a reference set it cannot read (it
-    reads the prompts .npz `ladder prepare reference` writes, or a builtin set), and Inception FID
-    without reference statistics for a set that ships no images to compute them from."""
+    """What the evaluator would refuse only after training (each check mirrors a UserError of
+    ladder_evaluator, named beside it): a reference set it cannot read (it reads the prompts .npz
+    `ladder prepare reference` writes, or a builtin set), FID without reference statistics for a
+    set that ships no images to compute them from, the CLIP score without CLIP weights, the sd-vae
+    decoder without its weights. A prompts file's contents (its count, shapes, encoder and, for
+    adherence, its digit labels) are checked where they can be read cheaply: by `ladder validate`
+    and `ladder run` for a local file (ladder_cli.cmd_spec), by the evaluator always."""
     ref, ev = spec.data.reference_set, spec.evaluation
+    metrics = [str(m) for m in ev.metrics]
     out = []
     builtin = ref.uri in BUILTIN_REFERENCE_SETS
+    if "clip" in metrics and not ev.clip_weights_uri:  # ladder_evaluator.metrics.clip_score.load
+        out.append(("spec.evaluation.clipWeightsUri",
+                    "metrics include clip but no CLIP weights are set: point clipWeightsUri at the "
+                    "open_clip weights baked into the evaluator image, or drop clip from evaluation.metrics"))
+    ae = spec.data.autoencoder
+    if ae.kind == "sd-vae" and not ae.weights_uri:  # ladder_trainer.models.sd_vae.load_checked
+        out.append(("spec.data.autoencoder.weightsUri",
+                    "the sd-vae autoencoder needs its weights (a diffusers AutoencoderKL folder) to decode "
+                    "samples into images: set weightsUri, or use kind: identity for a pixel-space study"))
+
     if not builtin and not ref.uri.endswith(".npz"):
         out.append(("spec.data.referenceSet.uri",
                     f"{ref.uri}: the evaluator reads reference prompts from an .npz (captions, context, "

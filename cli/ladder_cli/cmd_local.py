@@ -13,7 +13,7 @@ import json
 import sys
 from pathlib import Path
 
-from ladder_api.errors import UserError
+from ladder_api.errors import SpecError, UserError
 
 
 def register(sub) -> None:
@@ -95,6 +95,17 @@ def where_lines(loc) -> list[str]:
     return lines
 
 
+def _refuse_what_the_evaluator_cannot_run(exp, source: str) -> None:
+    """What `ladder validate` refuses of the evaluation, refused before any training here too."""
+    from ladder_api.validation import evaluation_problems
+    from ladder_cli.cmd_spec import prompt_count_problems
+
+    found = [f"{field}: {message}" for field, message in evaluation_problems(exp.spec)]
+    found += prompt_count_problems(exp)
+    if found:
+        raise SpecError(source, found)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from ladder_api.loading import load_experiment
     from ladder_local.layout import run_location
@@ -103,6 +114,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from ladder_local.view import PlainView, default_view
 
     exp = load_experiment(args.file)
+    _refuse_what_the_evaluator_cannot_run(exp, args.file)
     if args.parallel is not None and args.parallel < 1:
         raise UserError(f"-j/--parallel must be at least 1, got {args.parallel}")
     loc = run_location(exp, args.output)

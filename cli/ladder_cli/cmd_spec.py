@@ -150,24 +150,45 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def prompt_count_problems(exp) -> list[str]:
-    """A local prompts .npz with fewer prompts than evaluation.numSamples (the evaluator would
-    refuse it after training). Only its captions are read; a set on gs:// is checked by the
-    evaluator before it samples, as reading 30K embeddings here would cost gigabytes."""
+    """What the evaluator (ladder_evaluator.prompts) would refuse of a local prompts .npz, found
+    after training otherwise: fewer prompts than evaluation.numSamples, an unconditional embedding
+    not ladder.contextTokens x ladder.contextDim, another text encoder than data.textEncoder, and
+    no digit labels when metrics include adherence. Only the small arrays are read (captions,
+    uncond, labels' presence, meta); a set on gs:// is checked by the evaluator before it samples,
+    as reading 30K embeddings here would cost gigabytes."""
     import numpy as np
 
-    uri, n = exp.spec.data.reference_set.uri, exp.spec.evaluation.num_samples
+    spec = exp.spec
+    uri, n = spec.data.reference_set.uri, spec.evaluation.num_samples
     path = Path(uri.removeprefix("file://"))
     if uri.startswith(("gs://", "builtin:")) or path.suffix != ".npz" or not path.is_file():
         return []
+    field = "spec.data.referenceSet.uri"
     try:
         with np.load(path, allow_pickle=False) as z:
-            count = len(z["captions"])
+            count, uncond = len(z["captions"]), z["uncond"].shape
+            labelled, meta = "labels" in z.files, json.loads(str(z["meta"])) if "meta" in z.files else {}
     except (KeyError, ValueError, OSError) as err:
-        return [f"spec.data.referenceSet.uri: {uri} is not a prompts .npz with captions ({err})"]
+        return [f"{field}: {uri} is not a prompts .npz with captions and uncond ({err})"]
+    out = []
     if count < n:
-        return [f"spec.data.referenceSet.uri: {uri} holds {count} prompts but evaluation.numSamples is "
-                f"{n}: each sample needs its own prompt (prepare at least {n}, or lower numSamples)"]
-    return []
+        out.append(f"{field}: {uri} holds {count} prompts but evaluation.numSamples is {n}: each sample "
+                   f"needs its own prompt (prepare at least {n}, or lower numSamples)")
+    tokens, dim = spec.ladder.context_tokens, spec.ladder.context_dim
+    if tuple(uncond) != (tokens, dim):
+        out.append(f"{field}: {uri} has an unconditional embedding of shape {tuple(uncond)}, but "
+                   f"ladder.contextTokens x ladder.contextDim is ({tokens}, {dim}): prepare the prompts "
+                   "with this experiment's text encoder")
+    made, enc = (meta.get("text_encoder") if isinstance(meta, dict) else None), spec.data.text_encoder
+    if isinstance(made, dict) and (made.get("name") != enc.name
+                                   or (enc.hash is not None and made.get("hash") != enc.hash)):
+        out.append(f"{field}: {uri} was embedded with {made.get('name')} {made.get('hash') or ''} but "
+                   f"data.textEncoder is {enc.name} {enc.hash or ''}: prepare them again with this "
+                   "experiment's encoder (ladder prepare reference)")
+    if "adherence" in [str(m) for m in spec.evaluation.metrics] and not labelled:
+        out.append(f"spec.evaluation.metrics: adherence needs prompts with known digits, and {uri} has no "
+                   "labels: use data.referenceSet.uri builtin:digits-test, or drop adherence")
+    return out
 
 
 def cmd_render(args: argparse.Namespace) -> int:

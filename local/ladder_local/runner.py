@@ -25,6 +25,7 @@ from ladder_api.conditions import Preparation
 from ladder_api.exitcodes import OK, RESTARTABLE, USER_ERROR
 from ladder_api.grid import expected_ids
 from ladder_api.plan import Plan, expand
+from ladder_api.recipe import keep_started_defaults, recipe_from_config
 from ladder_api.spec import ScalingExperiment
 from ladder_api.status import ScalingExperimentStatus, SizePhase
 from ladder_local import layout
@@ -94,6 +95,7 @@ class LocalRunner:
         self.stop_grace_s = stop_grace_s
         self.env = env
         self.plan: Plan = expand(exp, root=self.outputs)
+        self.remote_poll_s = remote_poll_s
         self.watchers = {run.width: SizeWatcher(run, remote_poll_s) for run in self.plan.runs}
         self.activities: dict[int, SizeActivity] = {}
         self.stage: dict[int, str] = {}  # "train", "evaluate", "done", "failed"
@@ -113,10 +115,18 @@ class LocalRunner:
     # --- preparation ----------------------------------------------------------------------
 
     def _write_configs(self) -> None:
+        started = {}
         for run in self.plan.runs:
             previous = layout.read_previous_config(artifacts.config_path(self.state_dir, run.name))
-            has_ckpt = bool(self.watchers[run.width].observe(fresh=True).checkpoint_steps)
-            check_same_recipe(previous, run, has_ckpt, run.paths.root)
+            if previous is not None and self.watchers[run.width].observe(fresh=True).checkpoint_steps:
+                started[run.width] = previous
+        if started:  # a started experiment keeps the defaults it started with (ladder_api.recipe)
+            recorded = recipe_from_config(next(iter(started.values())))
+            self.exp = keep_started_defaults(self.exp, recorded)
+            self.plan = expand(self.exp, root=self.outputs)
+            self.watchers = {run.width: SizeWatcher(run, self.remote_poll_s) for run in self.plan.runs}
+        for run in self.plan.runs:
+            check_same_recipe(started.get(run.width), run, run.width in started, run.paths.root)
         for run in self.plan.runs:
             storage.write_text(artifacts.config_path(self.state_dir, run.name), run.config_json())
             artifacts.write_run_config(run)  # beside its outputs too: `ladder report <outputs>`

@@ -82,7 +82,8 @@ def size_rows(
     return rows
 
 
-FRONTIER_HEADERS = ("BUDGET", "WIDTH", "SAMPLER", "STEPS", "GUIDANCE", "COST", "FID [CI]", "DECISION")
+FRONTIER_HEADERS = ("BUDGET", "WIDTH", "SAMPLER", "STEPS", "GUIDANCE", "COST", "FID [CI]", "DECISION",
+                    "TIED SETTINGS")
 
 
 def _view(sampler: str | None) -> str:

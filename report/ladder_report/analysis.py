@@ -140,7 +140,7 @@ def view_label(view: str | None) -> str:
 
 def frontier_table(summary: Summary, *, with_guidance: bool = False, view=None) -> Table:
     """The headline frontier, or one view's (a FrontierView of summary.views)."""
-    rows = frontier_rows(summary, None if view is None else view.frontier)
+    rows = frontier_rows(summary, None if view is None else view.frontier, max_listed=None)
     name = view.sampler if view is not None else summary.frontier_sampler
     metric = summary.fid_metric or "fid"
     scales = ", ".join(f"{g:g}" for g in summary.best_of_guidance) or "all evaluated"
@@ -148,7 +148,7 @@ def frontier_table(summary: Summary, *, with_guidance: bool = False, view=None) 
         return Table(
             f"The frontier ({view_label(name)}), counting guidance's second forward pass",
             ["budget ≤", "best size", "sampler", "steps", "guidance", "cost with guidance",
-             f"{label(metric).short} [CI]", "decision"],
+             f"{label(metric).short} [CI]", "decision", "settings not distinguishable from it"],
             rows,
             "The same question with cost = normalized model cost x steps x forwards per step (2 when "
             "guidance needs the unconditional pass too): the paper does not say which convention it used.",
@@ -156,7 +156,7 @@ def frontier_table(summary: Summary, *, with_guidance: bool = False, view=None) 
     return Table(
         f"The frontier ({view_label(name)}): best size per sampling budget",
         ["budget ≤", "best size", "sampler", "steps", "guidance", "cost", f"{label(metric).short} [CI]",
-         "decision"],
+         "decision", "settings not distinguishable from it"],
         rows,
         f"For each sampling budget (normalized model cost x sampling steps, the paper's cost; guidance's "
         f"second forward pass not counted), the setting with the lowest {label(metric).short} among all "
@@ -164,7 +164,9 @@ def frontier_table(summary: Summary, *, with_guidance: bool = False, view=None) 
         "holds until the next budget at which the winner changes. [CI] is the bootstrap interval at the "
         "experiment's confidence level; a size wins a budget only when the paired bootstrap of its FID "
         "difference with every other size's best setting there excludes 0, else the sizes it cannot "
-        "be told apart from are listed as a tie; p is the share of resamples in which it is best.",
+        "be told apart from are listed as a tie; p is the share of resamples in which it is best. The "
+        "last column lists every setting within the budget (any size, the winner's included) whose "
+        "paired FID difference with the winning setting does not exclude 0 at that level.",
     )
 
 

@@ -21,6 +21,7 @@ from ladder_api.frontier import (
 from ladder_api.status import Result, result_id
 
 COST = {64: 0.07, 96: 0.13, 128: 0.20}
+DECISION = 7  # frontier_rows' column: budget, size, sampler, steps, guidance, cost, FID, decision, ties
 
 
 def res(width, steps, guidance, fid, metric="fid-inception", sampler="ddim", step=1000) -> Result:
@@ -194,7 +195,7 @@ def test_without_replicates_ties_come_from_standard_errors():
     (bare,) = frontier([res(64, 10, 2.0, 10.0), res(96, 10, 2.0, 10.01)], budgets=[3.0])
     assert bare.ties == []  # no uncertainty recorded: nothing to call a tie, and rows say so
     s = summarize([res(64, 10, 2.0, 10.0), res(96, 10, 2.0, 10.01)], 2, 2)
-    assert frontier_rows(s)[0][-1] == "no interval"
+    assert frontier_rows(s)[0][DECISION] == "no interval"
 
 
 def test_rows_and_words_say_tie_or_win():
@@ -203,8 +204,8 @@ def test_rows_and_words_say_tie_or_win():
     tie = _with_reps(res(96, 20, 2.0, 10.02), [10.02 + c + rng.gauss(0, 0.5) for c in common])
     s = summarize([a, tie], 2, 2, confidence=0.9)
     rows = frontier_rows(s)
-    assert rows[0][-1].startswith("wins (p=1.00)") and rows[0][-2].startswith("10.000 [")
-    assert rows[1][-1] == "tie with c96"
+    assert rows[0][DECISION].startswith("wins (p=1.00)") and rows[0][DECISION - 1].startswith("10.000 [")
+    assert rows[1][DECISION] == "tie with c96"
     words = frontier_words(s)
     assert words[0] == "At budget 0.7, c64 is best at 90%."
     assert words[1].startswith("At budget 2.6, c64, c96 are not distinguishable at 90%")
@@ -260,3 +261,38 @@ def test_best_over_guidance_keeps_to_the_named_scales():
     s = summarize(results, 1, 1, views=["ddim"], guidance=paper)
     assert [p.guidance for p in s.frontier] == [7.0] and s.best_fid == 30.0
     assert s.best_of_guidance == paper
+
+
+def test_each_point_lists_the_settings_not_distinguishable_from_the_winner():
+    """Worked by hand with standard errors 0.1 (an unpaired difference's half-width at 95% is
+    1.96 x 0.141 = 0.277): at budget 3, c64 at 10 steps (10.0) wins; c64 at 20 steps (10.2, its
+    own size) and c96 at 10 steps (10.25) are within 0.277, c128 at 10 steps (10.5) is not. The
+    width ties still compare each width's best setting only: c96 is tied, c128 is not."""
+    se = {"stderr": 0.1}
+    results = [res(64, 10, 2.0, 10.0).model_copy(update=se), res(64, 20, 2.0, 10.2).model_copy(update=se),
+               res(96, 10, 2.0, 10.25).model_copy(update=se), res(128, 10, 2.0, 10.5).model_copy(update=se)]
+    (p,) = frontier(results, budgets=[3.0])
+    assert (p.width, p.steps, p.ties) == (64, 10, [96])
+    assert [(t.width, t.steps, t.fid) for t in p.tie_settings] == [(64, 20, 10.2), (96, 10, 10.25)]
+    assert p.tie_settings_total == 2
+    (cheap,) = frontier(results, budgets=[1.35])  # c96 at 10 steps costs 1.3, c64 at 20 steps 1.4
+    assert [(t.width, t.steps) for t in cheap.tie_settings] == [(96, 10)]
+    row = frontier_rows(summarize(results, 3, 3, budgets=[3.0]))[0]
+    assert row[-1] == "c64 ddim 20 steps g2 (10.200), c96 ddim 10 steps g2 (10.250)"
+
+
+def test_the_status_lists_at_most_max_tie_settings_and_the_report_all():
+    """The status summary is bounded (ladder_api.limits.MAX_TIE_SETTINGS listed, the count kept);
+    the report (max_points None) lists every tied setting."""
+    from ladder_api.limits import MAX_TIE_SETTINGS
+
+    n = MAX_TIE_SETTINGS + 3
+    results = [res(64, 10, 2.0, 10.0).model_copy(update={"stderr": 0.1})]
+    results += [res(64, 10, float(g), 10.0 + g / 100).model_copy(update={"stderr": 0.1})
+                for g in range(3, 3 + n)]
+    status = summarize(results, 1, 1).frontier[-1]
+    report = summarize(results, 1, 1, max_points=None).frontier[-1]
+    assert status.tie_settings_total == report.tie_settings_total == n
+    assert len(status.tie_settings) == MAX_TIE_SETTINGS and len(report.tie_settings) == n
+    assert status.tie_settings == report.tie_settings[:MAX_TIE_SETTINGS]
+    assert frontier_rows(summarize(results, 1, 1), max_listed=2)[-1][-1].endswith(f"(+{n - 2} more)")

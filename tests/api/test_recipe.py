@@ -158,3 +158,43 @@ def test_a_prepare_section_is_not_the_recipe_and_its_absence_changes_no_hash():
     without = spec_hash(parse_experiment(doc))
     doc["spec"]["data"] = {"prepare": None}
     assert spec_hash(parse_experiment(doc)) == without
+
+
+def _experiment(edit=None):
+    doc = copy.deepcopy(BASE)
+    if edit:
+        edit(doc["spec"])
+    return parse_experiment(doc)
+
+
+def _old_recipe() -> dict:
+    """The recipe an experiment started before the protocol fields recorded: it lacks them."""
+    return {k: v for k, v in _run(_pin_legacy).recipe().items() if k not in rc.LEGACY}
+
+
+def test_a_started_experiment_keeps_the_defaults_it_started_with():
+    """Versioned defaults: an experiment whose recorded recipe predates the protocol fields and
+    whose spec leaves them unset plans with their legacy values, so its identity is the one it
+    started with; a new experiment (nothing recorded) gets the paper's defaults."""
+    exp = _experiment()
+    assert rc.started_defaults(exp, None) == {}
+    assert rc.keep_started_defaults(exp, None) is exp
+    old = _old_recipe()
+    legacy = {"training.initialization": "lecun-normal", "training.ema.warmup": False}
+    assert rc.started_defaults(exp, old) == legacy
+    kept = expand(rc.keep_started_defaults(exp, old)).run(32)
+    assert rc.recipe_diff(old, kept.recipe()) == []
+    assert kept.recipe_hash == rc.recipe_hash(old, 32)
+    assert exp.spec.training.initialization == "compvis", "the spec itself is not changed"
+    assert expand(exp).run(32).recipe_hash != kept.recipe_hash
+
+
+def test_a_value_the_spec_sets_or_the_record_holds_is_never_replaced():
+    """Set explicitly (even to the new default), a field is the user's choice: the refusal names it
+    as a change. Recorded (the experiment started after the field existed), its default stays."""
+    explicit = _experiment(_set("training.initialization", "compvis"))
+    assert rc.started_defaults(explicit, _old_recipe()) == {"training.ema.warmup": False}
+    kept = expand(rc.keep_started_defaults(explicit, _old_recipe())).run(32)
+    assert rc.recipe_diff(_old_recipe(), kept.recipe()) == [
+        'spec.training.initialization: "lecun-normal" -> "compvis"']
+    assert rc.started_defaults(_experiment(), _run().recipe()) == {}

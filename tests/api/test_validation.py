@@ -160,3 +160,17 @@ def test_a_reference_set_the_evaluator_cannot_read_is_refused_before_training(ta
     builtin = exp(PAPER, data__trainUri="builtin:digits", data__referenceSet__uri="builtin:digits-test",
                   data__referenceSet__statsUri=None)
     assert not {k for k in fields(problems(builtin, target)) if k.startswith("spec.data.referenceSet")}
+
+
+@pytest.mark.parametrize("target", [Target.local, Target.cluster])
+def test_metrics_and_decoders_without_their_weights_are_refused_before_training(target):
+    """The evaluator refuses the CLIP score without CLIP weights and the sd-vae decoder without
+    its weights only after every size trained: validation names the field for every target."""
+    no_clip = fields(problems(exp(PAPER, evaluation__metrics=["fid", "clip"],
+                                  evaluation__clipWeightsUri=None), target))
+    assert "clip" in no_clip["spec.evaluation.clipWeightsUri"]
+    no_vae = exp(PAPER, data__autoencoder={"kind": "sd-vae"})
+    assert "sd-vae" in fields(problems(no_vae, target))["spec.data.autoencoder.weightsUri"]
+    assert "spec.data.autoencoder.weightsUri" not in fields(problems(exp(PAPER), target))
+    pixels = exp(PAPER, data__autoencoder={"kind": "identity"})
+    assert "spec.data.autoencoder.weightsUri" not in fields(problems(pixels, target))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import yaml
@@ -38,6 +39,7 @@ kind: ScalingExperiment
 metadata: {name: small}
 spec:
   ladder: {widths: [64, 96]}
+  data: {autoencoder: {weightsUri: /opt/ladder/weights/sd-vae}}
 """
 
 
@@ -193,12 +195,49 @@ def test_validate_refuses_a_local_prompt_set_smaller_than_num_samples(tmp_path, 
     import numpy as np
 
     prompts = tmp_path / "prompts.npz"
-    np.savez(prompts, captions=np.array(["a", "b", "c"]), context=np.zeros((3, 2, 4), np.float32),
-             uncond=np.zeros((2, 4), np.float32))
-    spec = GOOD + (f"  data: {{referenceSet: {{uri: {prompts}, statsUri: {tmp_path / 's.npz'}}}}}\n"
-                   "  evaluation: {numSamples: 4}\n")
+    np.savez(prompts, captions=np.array(["a", "b", "c"]), context=np.zeros((3, 77, 1024), np.float16),
+             uncond=np.zeros((77, 1024), np.float32))
+    reference = f"referenceSet: {{uri: {prompts}, statsUri: {tmp_path / 's.npz'}}}"
+    spec = GOOD.replace("data: {", f"data: {{{reference}, ") + "  evaluation: {numSamples: 4}\n"
     code, out, err = run_main(capsys, "validate", write(tmp_path, spec))
     assert code == 2 and "holds 3 prompts but evaluation.numSamples is 4" in err
     enough = spec.replace("numSamples: 4", "numSamples: 3")
     code, out, err = run_main(capsys, "validate", write(tmp_path, enough))
     assert "prompts" not in err, err  # (GOOD's sizes need a larger slice: that is all it reports)
+
+
+def test_validate_refuses_what_the_evaluator_cannot_run_naming_the_field(tmp_path, capsys):
+    """Each a UserError of the evaluator after training otherwise (ladder_evaluator.prompts,
+    metrics.clip_score, trainer models.sd_vae): refused here with the field named."""
+    import json as _json
+
+    import numpy as np
+
+    prompts = tmp_path / "prompts.npz"
+    meta = _json.dumps({"text_encoder": {"name": "clip-vit-l14", "hash": None}})
+    np.savez(prompts, captions=np.array(["a", "b"]), context=np.zeros((2, 4, 8), np.float16),
+             uncond=np.zeros((4, 8), np.float32), meta=np.array(meta))
+    spec = (GOOD.replace("ladder: {widths: [64, 96]}", "ladder: {widths: [64, 96], contextTokens: 77}")
+            .replace("data: {autoencoder: {weightsUri: /opt/ladder/weights/sd-vae}}",
+                     f"data: {{referenceSet: {{uri: {prompts}, statsUri: /s.npz}}}}")
+            + "  evaluation: {numSamples: 2, metrics: [fid, clip, adherence], clipWeightsUri: null}\n")
+    code, out, err = run_main(capsys, "validate", write(tmp_path, spec))
+    assert code == 2 and out == ""
+    lines = [line.split(": ", 1)[1] for line in err.splitlines() if "widths" not in line]
+    by_field = {line.split(": ", 1)[0]: line.split(": ", 1)[1] for line in lines}
+    assert set(by_field) == {"spec.data.autoencoder.weightsUri", "spec.evaluation.clipWeightsUri",
+                             "spec.data.referenceSet.uri", "spec.evaluation.metrics"}, err
+    assert "sd-vae" in by_field["spec.data.autoencoder.weightsUri"]
+    assert "adherence" in by_field["spec.evaluation.metrics"]
+    uri_lines = [line for line in lines if line.startswith("spec.data.referenceSet.uri")]
+    assert any("(4, 8), but ladder.contextTokens x ladder.contextDim is (77, 1024)" in x for x in uri_lines)
+    assert any("embedded with clip-vit-l14" in x and "clip-vit-h14" in x for x in uri_lines)
+
+
+def test_ladder_run_refuses_it_before_training(tmp_path, capsys):
+    """The same checks stop `ladder run` before any size trains (nothing written)."""
+    spec = Path(QUICKSTART).read_text().replace("kind: identity", "kind: sd-vae")
+    assert "kind: sd-vae" in spec
+    code, out, err = run_main(capsys, "run", write(tmp_path, spec), "-o", str(tmp_path / "out"))
+    assert code == 2 and "spec.data.autoencoder.weightsUri: the sd-vae autoencoder needs its weights" in err
+    assert not (tmp_path / "out").exists()

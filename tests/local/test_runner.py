@@ -228,3 +228,24 @@ def test_after_start_a_sharding_edit_resumes_and_a_recipe_edit_is_refused(tmp_pa
     faster.spec.training.learning_rate = 0.5
     with pytest.raises(UserError, match=r"spec.training.learningRate: 0.0001 -> 0.5"):
         _runner(faster, out, fake_python, log).run()
+
+
+def test_an_experiment_started_before_the_protocol_defaults_resumes_with_its_own(tmp_path, fake_python):
+    """An upgrade: configs written before `training.initialization` / `training.ema.warmup` existed
+    (stripped here from the first run's) resume under the legacy values, nothing retrained and
+    nothing refused, while a new experiment gets the paper's defaults. The operator applies the
+    same rule (tests/operator/test_reconcile.py)."""
+    exp, out, log = tiny_experiment(), tmp_path / "run", tmp_path / "calls.log"
+    assert _runner(exp, out, fake_python, log).run().exit_code == 0
+    for width in (8, 16):
+        path = artifacts.config_path(out, f"tiny-c{width}")
+        old = json.loads(Path(path).read_text())
+        del old["training"]["initialization"], old["training"]["ema"]["warmup"]
+        Path(path).write_text(json.dumps(old))
+    runner = _runner(exp, out, fake_python, log)
+    assert runner.run().exit_code == 0
+    assert len(_calls(log)) == 4, "nothing retrained"
+    training = runner.plan.run(8).training
+    assert (training.initialization, training.ema.warmup) == ("lecun-normal", False)
+    new = _runner(exp, tmp_path / "new", fake_python, log).plan.run(8).training  # nothing started there
+    assert (new.initialization, new.ema.warmup) == ("compvis", True)

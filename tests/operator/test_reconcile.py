@@ -287,8 +287,7 @@ def test_sharding_edits_after_start_are_accepted_as_ladder_run_accepts_them():
 def test_a_recipe_recorded_by_an_older_operator_is_not_refused_after_an_upgrade():
     """Operators before ladder_api.recipe recorded nested wire sections, non-recipe fields
     included; the upgraded operator compares only the recipe fields. (A recipe field added since
-    whose new default differs from the old behaviour is a recipe change, named in the refusal: an
-    experiment started before pins the old value, as here, to resume.)"""
+    keeps its legacy value in such an experiment unless the spec sets it: see the test below.)"""
     exp, obs = _started_with_slots(experiment(training__initialization="lecun-normal",
                                               training__ema__warmup=False))
     state = json.loads(exp["metadata"]["annotations"][STATE_ANNOTATION])
@@ -631,3 +630,22 @@ def test_without_the_section_the_state_annotation_is_unchanged():
     out = run_once(experiment())
     state = next(a.state for a in out.actions if isinstance(a, RecordState))
     assert "prepare" not in state
+
+
+def test_an_experiment_started_before_the_protocol_defaults_keeps_them_after_an_upgrade():
+    """Its recorded recipe lacks `training.initialization` / `training.ema.warmup` and its spec
+    leaves them unset: the upgraded operator plans it with their legacy values (its original math,
+    not refused), while a new experiment gets the paper's defaults. `ladder run` applies the same
+    rule (tests/local/test_runner.py)."""
+    exp, obs = _started_with_slots(experiment())
+    assert run_once(experiment()).runs[0].training.initialization == "compvis"
+    state = json.loads(exp["metadata"]["annotations"][STATE_ANNOTATION])
+    state["recipe"] = {k: v for k, v in state["recipe"].items() if k not in LEGACY}
+    exp["metadata"]["annotations"][STATE_ANNOTATION] = json.dumps(state)
+    out = run_once(exp, obs)
+    assert not _refused(out)
+    training = out.runs[0].training
+    assert (training.initialization, training.ema.warmup) == ("lecun-normal", False)
+    exp["spec"]["training"]["initialization"] = "compvis"  # set explicitly: a named recipe change
+    degraded = next(c for c in run_once(exp, obs).status["conditions"] if c["type"] == "Degraded")
+    assert 'spec.training.initialization: "lecun-normal" -> "compvis"' in degraded["message"]

@@ -183,12 +183,21 @@ def test_the_largest_status_the_caps_allow_fits_too(tmp_path, bucket):
     """Worst case by the caps, written by the real writers: 48 sizes (MAX_WIDTHS), each failed
     with a message past the clip, reported by a trainer and an evaluator and by their
     replacements, and a summary of MAX_VIEWS views whose frontiers and Pareto fronts hold
-    MAX_POINTS points, each tied with every other width, and a prediction line per size."""
+    MAX_POINTS points, each tied with every other width and listing MAX_TIE_SETTINGS tied settings,
+    and a prediction line per size."""
     from ladder_api import limits as lim
     from ladder_api.conditions import experiment_status
     from ladder_api.digest import Digest
     from ladder_api.estimate import estimate
-    from ladder_api.status import FrontierPoint, FrontierView, Measurements, SizePhase, SizeStatus, Summary
+    from ladder_api.status import (
+        FrontierPoint,
+        FrontierView,
+        Measurements,
+        SizePhase,
+        SizeStatus,
+        Summary,
+        TieSetting,
+    )
     from ladder_kube.status import apply_status
     from ladder_operator.reconcile.status import OWNED, owned_wire, with_digest
 
@@ -208,7 +217,10 @@ def test_the_largest_status_the_caps_allow_fits_too(tmp_path, bucket):
         point = FrontierPoint(budget=123.456789, width=2048, sampler="dpmpp_2m", steps=50,
                               guidance=7.123456789, fid=12.3456789, cost=123.456789,
                               fid_low=11.3456789, fid_high=13.3456789, win_probability=0.123456789,
-                              ties=[w for w in widths if w != 2048])
+                              ties=[w for w in widths if w != 2048],
+                              tie_settings=[TieSetting(width=1536, sampler="dpmpp_2m", steps=50,
+                                                       guidance=7.123456789, fid=12.3456789)]
+                              * lim.MAX_TIE_SETTINGS, tie_settings_total=99_999)
         points = [point] * lim.MAX_POINTS
         views = [FrontierView(sampler=v, frontier=points, pareto=points)
                  for v in ("dpmpp_2m", "ddim", "ddpm", "pooled")]

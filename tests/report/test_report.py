@@ -67,10 +67,11 @@ def test_frontier_table_merges_budgets_with_the_same_winner():
     runs = _runs()
     s = analysis.summary_of(_synthetic(runs), 2)
     t = analysis.frontier_table(s)
-    keys = [(*r[1:5], r[-1]) for r in t.rows]  # setting and decision
+    keys = [(*r[1:5], r[-2], r[-1]) for r in t.rows]  # setting, decision and tied settings
     assert all(a != b for a, b in zip(keys, keys[1:], strict=False))
-    assert len(t.rows) <= len(s.frontier) and t.headers[-2:] == ["FID (digits-classifier features) [CI]",
-                                                                 "decision"]
+    assert len(t.rows) <= len(s.frontier)
+    assert t.headers[-3:] == ["FID (digits-classifier features) [CI]", "decision",
+                              "settings not distinguishable from it"]
     g = analysis.frontier_table(analysis.summary_with_guidance_cost(_synthetic(runs), 2), with_guidance=True)
     assert g.headers[5] == "cost with guidance" and g.rows
     # guided settings cost twice as much there: every budget row's cost is a with-guidance cost

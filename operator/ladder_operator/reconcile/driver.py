@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from ladder_api.plan import Plan, expand
+from ladder_api.recipe import keep_started_defaults
 from ladder_api.spec import ScalingExperiment
 from ladder_operator import names
 from ladder_operator.defaults import SiteDefaults, decorate
@@ -51,9 +52,11 @@ def reconcile(raw: dict, observed: Observed, now: str, defaults: SiteDefaults | 
     checked = validate(raw, defaults)
     if isinstance(checked, Invalid):
         return invalid_outcome(obj, checked, now)
-    plan = expand(checked)
     world = observe(observed)
     state = with_children(read_state(raw), obj.name, world.jobsets.values())
+    # A started experiment keeps the defaults it started with (ladder_api.recipe).
+    checked = keep_started_defaults(checked, state.recipe)
+    plan = expand(checked)
     if obj.deleting:
         return deletion_outcome(obj, checked, plan, state)
     return _running(obj, checked, plan, world, state, now, defaults, observed.rejected,

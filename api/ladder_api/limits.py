@@ -38,7 +38,7 @@ MAX_TEXT = 253  # characters of free-form names (textEncoder, referenceSet.name)
 MAX_MEASUREMENTS = 100_000  # measurements of one experiment: widths x checkpoints x grid x metrics
 MAX_REPLICATES = 4_000_000  # measurements x bootstrap.resamples (paper, all checkpoints: 3.4M)
 MAX_POINTS = 64  # frontier and Pareto points in the status summary (about 150 bytes each)
-MAX_TIE_SETTINGS = 6  # tied settings listed per frontier point in the status (about 70 bytes each)
+MAX_TIE_SETTINGS = 3  # tied settings listed per frontier point in the status (about 70 bytes each)
 MAX_VIEWS = MAX_SAMPLERS + 1  # frontier views: each sampler and the pooled one
 
 

@@ -119,6 +119,7 @@ def overlap(run, params, prompts, mesh, device_s: float) -> dict:
     import jax
 
     from ladder_api.grid import grid_points
+    from ladder_evaluator.decode import decoder
     from ladder_evaluator.evaluate import arrived, dispatch, generate, place_params
     from ladder_evaluator.model import make_apply
     from ladder_trainer.diffusion import alphas_cumprod
@@ -138,7 +139,7 @@ def overlap(run, params, prompts, mesh, device_s: float) -> dict:
     t0 = time.perf_counter()
     for batch in dispatch(run, apply, placed, point, prompts, ac, mesh):
         jax.block_until_ready(batch.x)  # wait: nothing else is queued while the host works
-        host_stage(arrived(run, batch)[0])
+        host_stage(arrived(decoder(run), batch)[0])
     serial = time.perf_counter() - t0
     batches = run.evaluation.num_samples // run.evaluation.batch_size
     busy = device_s * batches

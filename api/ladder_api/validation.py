@@ -4,7 +4,8 @@
 Invalid is one `ladder validate --cluster` refuses, with the same words:
 
 - for every target: the per-chip memory plan (ladder_api.memory): a size its TPU slice cannot
-  hold is refused here rather than running out of memory after TPU admission;
+  hold is refused here rather than running out of memory after TPU admission, and so is an eval
+  slice whose chips cannot decode a batch of evaluation.batchSize (ladder_api.eval_memory);
 - on a cluster (Target.cluster) also what can only fail in a pod, after it waited for a slice:
   outputs anywhere but gs:// (a pod's filesystem is read-only but for a scratch /tmp that dies
   with it, and the results must outlive it), data anywhere but gs:// or a builtin: set (the
@@ -23,6 +24,7 @@ import json
 from dataclasses import dataclass
 from enum import StrEnum
 
+from ladder_api.eval_memory import decode_memory_problems
 from ladder_api.memory import memory_problems
 from ladder_api.policy import Policy, violations
 from ladder_api.spec import ScalingExperiment, ScalingExperimentSpec
@@ -52,6 +54,7 @@ def problems(
     found = [Problem(f"spec.{field}", message) for field, message in
              (p.split(": ", 1) for p in _memory_problems(spec))]
     found += [Problem(f, m) for f, m in evaluation_problems(spec)]
+    found += [Problem(f, m) for f, m in decode_memory_problems(spec)]
     if target is Target.cluster:
         found += [Problem(f, m, cluster_only=True) for f, m in _cluster_problems(spec)]
         if policy is not None:

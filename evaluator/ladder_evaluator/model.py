@@ -41,7 +41,8 @@ def uses_ema(run: RunConfig) -> bool:
 def load_params(run: RunConfig, checkpoint_uri: str, step: int):
     from ladder_trainer import checkpointing
 
-    params, _ = checkpointing.restore_params(checkpoint_uri, step, ema=uses_ema(run), model_config=run.model)
+    params, _ = checkpointing.restore_params(checkpoint_uri, step, ema=uses_ema(run), model_config=run.model,
+                                             compute_dtype=sampling_dtype(run))
     return params
 
 

@@ -21,7 +21,8 @@ from ladder_api.ladder import UNetShape
 from ladder_trainer.models.unet import UNet, timestep_embedding
 
 __all__ = [
-    "UNet", "build_unet", "dummy_inputs", "init_params", "make_apply", "param_count", "timestep_embedding",
+    "UNet", "build_unet", "dummy_inputs", "held_dtypes", "init_params", "make_apply", "param_count",
+    "timestep_embedding",
     "unet_shape",
 ]
 
@@ -157,6 +158,22 @@ def _abstract_params(shape: UNetShape, param_dtype: str):
     model = build_unet(shape, param_dtype=param_dtype)
     x, t, ctx = dummy_inputs(shape, context_tokens=1)
     return jax.eval_shape(model.init, jax.random.key(0), x, t, ctx)["params"]
+
+
+def held_dtypes(abstract, compute_dtype: str):
+    """The parameter shapes with every convolution and dense weight (kernel, bias) in
+    compute_dtype, norm scales and offsets as they are: what a model computing in compute_dtype
+    needs to hold. Exact: Flax's Conv and Dense cast their kernel and bias to the compute dtype
+    before use (promote_dtype), while GroupNorm and LayerNorm use theirs in the stored dtype."""
+    dtype = _dtype(compute_dtype)
+
+    def held(path, leaf):
+        norm = any(getattr(k, "key", "").startswith("norm") for k in path)
+        if norm or not jnp.issubdtype(leaf.dtype, jnp.floating):
+            return leaf
+        return jax.ShapeDtypeStruct(leaf.shape, dtype)
+
+    return jax.tree_util.tree_map_with_path(held, abstract)
 
 
 def param_count(cfg) -> int:

@@ -15,13 +15,14 @@ from ladder_evaluator import prompts as prompts_mod
 from ladder_evaluator.metrics import fid
 from ladder_trainer import diffusion
 from ladder_trainer.data import digits
+from ladder_trainer.data_mesh import data_mesh
 from ladder_trainer.models import init_params
 from tests.evaluator.test_cli import _experiment
 
 
 def _sample(run, params, prompts, point):
     ac = diffusion.alphas_cumprod(run.training.noise_schedule)
-    placed = evaluate.place_params(params, evaluate.make_mesh(batch_size=run.evaluation.batch_size))
+    placed = evaluate.place_params(params, data_mesh(batch_size=run.evaluation.batch_size))
     batches = list(evaluate.generate(run, model.make_apply(run), placed, point, prompts, ac))
     return np.concatenate([b[0] for b in batches])
 

@@ -60,6 +60,12 @@ class TransientError(Exception):
     from the last checkpoint (ladder_api.failures classifies the library errors of this kind)."""
 
 
+class UnreachableError(TransientError, UserError):
+    """Storage or an API that did not answer (5xx, 429, timeouts, refused connections): in a pod an
+    infrastructure fault (exit RESTARTABLE, the JobSet restarts), at a command line a user error
+    printed as one line naming the location (a wrong endpoint or a network down)."""
+
+
 def print_user_error(err: SpecError | UserError) -> None:
     """The one way every entry point (the CLI, the trainer, the evaluator) shows a user error:
     one line per problem on stderr, no traceback. Callers then exit with exitcodes.USER_ERROR."""

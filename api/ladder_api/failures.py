@@ -83,10 +83,10 @@ def _grpc_status(exc: BaseException, types: set[str]) -> str | None:
 
 def _one(exc: BaseException) -> str | None:
     """'user', 'transient' or None (undecided) for one exception, ignoring its causes."""
+    if isinstance(exc, TransientError):  # before UserError: UnreachableError is both
+        return "transient"
     if isinstance(exc, (UserError, SpecError)):
         return "user"
-    if isinstance(exc, TransientError):
-        return "transient"
     types = _types(exc)
     if types & CREDENTIALS_TYPES:
         return "user"

@@ -25,7 +25,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-from ladder_api.errors import UserError
+from ladder_api.errors import UnreachableError, UserError
 
 GS = "gs://"
 FILE = "file://"
@@ -298,9 +298,9 @@ def _gcs_errors(uri: str) -> Iterator[None]:
         raise _unreachable(uri, err) from None
 
 
-def _unreachable(uri: str, err: BaseException) -> UserError:
+def _unreachable(uri: str, err: BaseException) -> UnreachableError:
     where = os.environ.get("STORAGE_EMULATOR_HOST") or "storage.googleapis.com"
-    return UserError(
+    return UnreachableError(
         f"{uri}: cannot reach Cloud Storage at {where} ({err.__class__.__name__}: {str(err)[:200]}); "
         "check the network (and STORAGE_EMULATOR_HOST if you use an emulator)"
     )

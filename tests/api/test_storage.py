@@ -117,16 +117,23 @@ def test_a_missing_bucket_is_a_user_error_naming_it(gcs, call):
         call("gs://no-such-bucket/x/y")
 
 
-def test_an_unreachable_endpoint_is_a_user_error_naming_the_uri(monkeypatch):
+def test_an_unreachable_endpoint_is_a_user_error_naming_the_uri_and_restartable_in_a_pod(monkeypatch):
+    """At a command line one line naming the URI (UserError); in a trainer or evaluator pod an
+    infrastructure fault, so the JobSet restarts instead of failing the experiment."""
     import socket
+
+    from ladder_api import exitcodes
+    from ladder_api.failures import classify
 
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     monkeypatch.setenv("STORAGE_EMULATOR_HOST", f"http://127.0.0.1:{port}")
     monkeypatch.setattr(storage, "RETRY_DEADLINE_S", 0.5)
-    with pytest.raises(UserError, match=rf"gs://bkt/x: cannot reach Cloud Storage at http://127.0.0.1:{port}"):
+    where = rf"gs://bkt/x: cannot reach Cloud Storage at http://127.0.0.1:{port}"
+    with pytest.raises(UserError, match=where) as err:
         storage.read_bytes("gs://bkt/x")
+    assert classify(err.value).exit_code == exitcodes.RESTARTABLE
 
 
 class _Refusing(http.server.BaseHTTPRequestHandler):

@@ -7,6 +7,7 @@ server that is away, against the local API server (which enforces SSA list-map o
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 
@@ -128,9 +129,14 @@ def test_sixteen_concurrent_evaluators_lose_nothing_and_the_status_holds_only_pr
 
     # A restarted pod of one size (a fresh writer) finds what is recorded in storage, measures
     # one again and a new one; its report replaces its predecessor's, nobody else's moves.
-    again = _store(api, experiment, 16, tmp_path)
+    # Incarnations are ordered by their start second: the replacement starts a second later, as a
+    # restarted pod does (within one second the order would be the random suffix's).
+    from ladder_kube.ownership import new_incarnation
+
+    again = _store(api, experiment, 16, tmp_path, incarnation=new_incarnation(time.time() + 1))
     assert set(again.existing()) == {res(16, i).id for i in range(6)}
     again.write([res(16, 0, value=42.0), res(16, 6)])
+    again.flush()  # progress is reported at most every report_every_s: the end of a pod flushes
     merged = {r.id: r for r in artifacts.read_results(str(tmp_path / "c16" / "results"))}
     assert len(merged) == 7 and merged[res(16, 0).id].value == 42.0
     after = _reports(api, experiment)

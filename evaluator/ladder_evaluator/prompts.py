@@ -200,13 +200,19 @@ def _local_copy(uri: str) -> tuple[Path, str]:
     folder = Path(tempfile.gettempdir()) / "ladder-prompts"
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / (hashlib.sha256(uri.encode()).hexdigest()[:32] + ".npz")
-    part = target.with_suffix(".part")
-    with storage.open_read(uri) as src, part.open("wb") as out:
-        h = hashlib.sha256()
-        while chunk := src.read(_CHUNK):
-            h.update(chunk)
-            out.write(chunk)
-    os.replace(part, target)
+    # A part file of this process's own: evaluator workers on one machine (`ladder run -j`) may
+    # copy the same object at once; each maps the file it renamed, which a later rename leaves intact.
+    fd, name = tempfile.mkstemp(dir=folder, prefix=target.stem + ".", suffix=".part")
+    part = Path(name)
+    try:
+        with storage.open_read(uri) as src, os.fdopen(fd, "wb") as out:
+            h = hashlib.sha256()
+            while chunk := src.read(_CHUNK):
+                h.update(chunk)
+                out.write(chunk)
+        os.replace(part, target)
+    finally:
+        part.unlink(missing_ok=True)
     return target, "sha256:" + h.hexdigest()
 
 

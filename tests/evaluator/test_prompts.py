@@ -162,3 +162,25 @@ def test_the_text_encoder_weights_behind_the_embeddings_are_known_from_either_fi
     with pytest.raises(UserError, match=f"text-encoder weights {made} but data.trainUri .* with {other}"):
         load(npz("made.npz", made), other)
     assert prompts.load(_run("builtin:digits-test")).text_encoder_sha256 is None  # no weights
+
+
+def test_workers_on_one_machine_copy_the_same_remote_prompts_at_once(tmp_path, gcs):
+    """`ladder run -j`: several evaluator workers load one gs:// prompts file together; each gets
+    the whole file, and no part file is left behind."""
+    import tempfile
+    from concurrent.futures import ThreadPoolExecutor
+    from pathlib import Path
+
+    from ladder_api import storage
+
+    plain = tmp_path / "p.npz"
+    context = _big_prompts(plain, n=40, tokens=4, dim=8)
+    remote = gcs.bucket("prompts-workers") + "/ref/p.npz"
+    storage.upload_file(plain, remote)
+    run = _run(remote, train_uri=_shards(tmp_path, np.zeros((4, 8))))
+    with ThreadPoolExecutor(4) as pool:
+        loaded = list(pool.map(lambda _: prompts.load(run), range(4)))
+    for p in loaded:
+        np.testing.assert_array_equal(p.take(0, 40)[0], context.astype(np.float32))
+    assert len({p.sha256 for p in loaded}) == 1
+    assert not list((Path(tempfile.gettempdir()) / "ladder-prompts").glob("*.part"))

@@ -5,6 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+FASHION_MNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 
 .PHONY: setup test lint quickstart demo crd clean
 
@@ -33,12 +34,17 @@ quickstart: setup
 	$(BIN)/ladder run examples/quickstart.yaml
 	@echo "report: $(CURDIR)/ladder-runs/quickstart/report.html (and report.md)"
 
-# The latent study (examples/latent-local.yaml): Fashion-MNIST (apt-get install
-# dataset-fashion-mnist), the pretrained MiniLM text encoder, an autoencoder and three U-Nets
+# The latent study (examples/latent-local.yaml): Fashion-MNIST (installed by apt-get when
+# missing), the pretrained MiniLM text encoder, an autoencoder and three U-Nets
 # trained here, samples decoded, scored by FID on the pretrained Inception network, reported. Re-run after an interruption: finished steps
 # are skipped.
-demo: setup
+demo: setup $(FASHION_MNIST)
 	$(BIN)/python hack/latent_demo.py
+
+# Fashion-MNIST is a Debian package (dataset-fashion-mnist); installed here when missing.
+$(FASHION_MNIST):
+	@echo "Fashion-MNIST is not installed: apt-get install -y dataset-fashion-mnist"
+	$(if $(filter 0,$(shell id -u)),,sudo) apt-get install -y dataset-fashion-mnist
 
 crd: setup
 	$(BIN)/ladder crd > charts/ladder/crds/scalingexperiments.ladder.dev.yaml

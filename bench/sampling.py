@@ -1,4 +1,5 @@
-"""Benchmark of the evaluator: sampling throughput and the FID pipeline against clean-fid.
+"""Benchmark of the evaluator: sampling throughput, the FID pipeline against clean-fid, and the whole
+evaluation pipeline (sample + decode + features) with the share of each stage.
 
     .venv/bin/python bench/sampling.py [--width 64] [--latent 32] [--batch 64] [--steps 4] [--repeats 2]
                                        [--fid-images 2000] [--inception-images 200] [--json out.json]

@@ -95,11 +95,13 @@ def bench_resize(n: int) -> dict:
             "clean_resize_images_per_s_pool": round(pool, 1)}
 
 
-def bench_clip(batch: int, repeats: int) -> dict:
+def random_clip(batch: int, mesh=None):
+    """(open_clip's torch scorer, the evaluator's JAX scorer) for ViT-B-32 at random weights (the
+    real ones are not downloadable here): same architecture and host preprocessing, so the same
+    compute as the real model. bench/sampling.py's whole pipeline uses the JAX one."""
     import open_clip
     import torch
 
-    from ladder_api.frozen_cost import CLIP_VIT_B32, vision_tower_flops
     from ladder_evaluator.metrics import clip_convert, clip_jax, clip_preprocess
     from ladder_evaluator.metrics.clip_score import ClipScorer, JaxClipScorer
     from ladder_evaluator.metrics.jax_batches import ShardedBatches
@@ -110,9 +112,15 @@ def bench_clip(batch: int, repeats: int) -> dict:
     tok = open_clip.get_tokenizer("ViT-B-32")
     ref = ClipScorer(model, pre, tok, torch.device("cpu"), "ViT-B-32")
     cfg, params = clip_convert.convert(model)
-    image = ShardedBatches(partial(clip_jax.encode_image, cfg), params["visual"], batch)
-    text = ShardedBatches(partial(clip_jax.encode_text, cfg), params["text"], batch)
-    ours = JaxClipScorer(clip_preprocess.from_open_clip(pre), tok, image, text, "ViT-B-32")
+    image = ShardedBatches(partial(clip_jax.encode_image, cfg), params["visual"], batch, mesh)
+    text = ShardedBatches(partial(clip_jax.encode_text, cfg), params["text"], batch, mesh)
+    return ref, JaxClipScorer(clip_preprocess.from_open_clip(pre), tok, image, text, "ViT-B-32")
+
+
+def bench_clip(batch: int, repeats: int) -> dict:
+    from ladder_api.frozen_cost import CLIP_VIT_B32, vision_tower_flops
+
+    ref, ours = random_clip(batch)
     images = np.random.default_rng(0).uniform(-1, 1, (batch, 256, 256, 3)).astype(np.float32)
     captions = [f"a photo of the digit {i % 10}" for i in range(batch)]
     t_first, t_torch = _best(lambda: ref.score(images, captions, batch), repeats)

@@ -1,7 +1,10 @@
-"""Benchmark of the evaluator: sampling throughput and the FID pipeline against clean-fid.
+"""Benchmark of the evaluator: sampling throughput, the FID pipeline against clean-fid, and the whole
+evaluation pipeline (sample + decode + features) with the share of each stage.
 
     .venv/bin/python bench/sampling.py [--width 64] [--latent 32] [--batch 64] [--steps 4] [--repeats 2]
                                        [--fid-images 2000] [--inception-images 200] [--json out.json]
+                                       [--pipeline-batch 4] [--pipeline-batches 2] [--pipeline-no-clip]
+                                       [--skip-sampling] [--skip-fid] [--skip-pipeline]
 
 1. images/s of DDIM, classifier-free guidance 7.5 (one batched cond+uncond forward per step), for
    the paper's U-Net layout at width c (SD v1.5 blocks, contextDim 1024, 77 tokens), by default
@@ -15,6 +18,30 @@
    PNGs the folder path needs. Two feature models: the offline digits classifier on 8x8 digits, and
    torchvision's Inception-v3 architecture with random weights behind clean-fid's 299x299 "clean"
    resize (the production extractor's compute; the real weights are not downloadable here).
+3. The whole evaluation pipeline, images/s per device (`--skip-pipeline` skips it): the
+   evaluator's own code at one fixed configuration, by default c = 64 (SD v1.5 blocks), 32x32x4
+   latents, DDIM 4 steps, guidance 7.5, batch `--pipeline-batch` 4 (small enough for a 2-core
+   CPU) x `--pipeline-batches` 2 per grid point; the SD-config VAE (random weights, ~84M
+   parameters, saved and loaded as real weights are) decoding to 256x256; the real Inception
+   (default_1.pt) on device (metrics backend jax) behind clean-fid's "clean" resize on the host
+   threads; CLIP ViT-B-32 image and text towers in JAX at random weights (`--pipeline-no-clip`
+   leaves them out); FID against a synthetic reference (mu 0, sigma I, 2048-d). Two measurements:
+   a. Stages one at a time, each waited for, one batch per round (the first round is compile +
+      first run; steady state is the best of `repeats`): sample (evaluate.dispatch), decode
+      (evaluate.arrived: the SD VAE), fid_preprocess (fid.preprocess: uint8 + clean resize),
+      inception (the extractor's batch_features), clip_preprocess and clip_towers
+      (JaxClipScorer.inputs, then its image and text towers). Seconds and share of each in a
+      batch's serial time, compile seconds of the device stages apart, and each device stage's
+      GFLOP/s (ladder_api.frozen_cost) over a 2048^3 matmul timed before and after.
+   b. The evaluator's pipelined loop as evaluate.measure_point runs it (evaluate.generate, one
+      batch in flight, feeding Accumulator.add): images/s, per device, against the stages
+      serially, and the device idle fraction 1 - device busy / wall, busy being the device
+      stages' steady-state seconds (sample, decode, inception, clip_towers) x batches. On a CPU
+      the "device" and the host share the same cores, so idle there mostly measures per-batch
+      overhead and load; bench/sampling_mesh.py measures the overlap of sampling alone.
+   c. Once per grid point, whatever numSamples: statistics (Accumulator.values: the FID with its
+      bootstrap; the CLIP score's mean is not included, CLIP being added to the Scorers after
+      build rather than through a weights file) and write (save_samples), seconds apart.
 """
 
 from __future__ import annotations
@@ -155,6 +182,173 @@ def inception_standin():
     return FeatureExtractor("inception-v3-random", model, build_resizer("clean"), 2048, torch.device("cpu"))
 
 
+DEVICE_STAGES = ("sample", "decode", "inception", "clip_towers")
+
+
+def pipeline_setup(a, workdir: Path):
+    """The evaluator's objects for the whole-pipeline run, built as evaluate.evaluate builds them:
+    the run (sd-vae, Inception FID), its decoder, prompts, Scorers (with a JAX CLIP scorer added
+    unless a.pipeline_no_clip), the U-Net's apply and placed parameters, the mesh and the grid point."""
+    import types
+
+    import jax
+    from sampling_mesh import fake_prompts, make_run  # bench/, beside this script
+
+    from ladder_api.grid import grid_points
+    from ladder_evaluator.decode import decoder
+    from ladder_evaluator.evaluate import Scorers, place_params
+    from ladder_evaluator.metrics import fid, inception_weights
+    from ladder_evaluator.model import make_apply
+    from ladder_trainer.data_mesh import data_mesh
+    from ladder_trainer.diffusion import alphas_cumprod
+    from ladder_trainer.models import autoencoder as ae
+    from ladder_trainer.models import init_params
+    from ladder_trainer.weights import save_autoencoder
+
+    vae = str(workdir / "vae")
+    save_autoencoder(vae, ae.SD_VAE, ae.init_params(ae.SD_VAE, seed=0))
+    stats = str(workdir / "reference-stats.npz")
+    fid.save_stats(stats, np.zeros(fid.INCEPTION_DIM), np.eye(fid.INCEPTION_DIM))
+    cfg = types.SimpleNamespace(width=a.width, latent=a.latent, dtype="float32", steps=a.steps,
+                                guidance=a.guidance, batch=a.pipeline_batch, batches=a.pipeline_batches)
+    run = make_run(
+        cfg, output_uri=str(workdir / "out"),
+        data={"autoencoder": {"kind": "sd-vae", "weightsUri": vae, "scalingFactor": ae.SD_VAE.scaling_factor},
+              "referenceSet": {"name": "bench", "uri": "builtin:digits-test", "statsUri": stats}},
+        fidFeatures="inception", inceptionWeightsUri=str(inception_weights.bundled_path()),
+    )
+    mesh = data_mesh(batch_size=run.evaluation.batch_size)
+    decode = decoder(run)
+    prompts = fake_prompts(run)
+    scorers = Scorers.build(run, prompts, decode.weights_hash)
+    if not a.pipeline_no_clip:
+        from metrics import random_clip  # bench/metrics.py
+
+        scorers.clip = random_clip(run.evaluation.batch_size, mesh)[1]
+    params = place_params(init_params(run.model, jax.random.key(0)), mesh)
+    return types.SimpleNamespace(
+        run=run, mesh=mesh, decode=decode, prompts=prompts, scorers=scorers, params=params,
+        apply=make_apply(run), point=grid_points(run.evaluation)[0],
+        ac=alphas_cumprod(run.training.noise_schedule),
+    )
+
+
+def stage_round(p) -> dict[str, float]:
+    """One batch through every stage of the evaluator's path, each waited for: seconds per stage."""
+    import jax
+
+    from ladder_evaluator.evaluate import arrived, dispatch
+    from ladder_evaluator.metrics import fid
+
+    t: dict[str, float] = {}
+    clock = time.perf_counter()
+
+    def lap(name: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        t[name], clock = now - clock, now
+
+    batch = next(dispatch(p.run, p.apply, p.params, p.point, p.prompts, p.ac, p.mesh))
+    jax.block_until_ready(batch.x)
+    lap("sample")
+    images, captions, _ = arrived(p.decode, batch)
+    lap("decode")
+    resized = fid.preprocess(images, p.scorers.fid_extractor)
+    lap("fid_preprocess")
+    p.scorers.fid_extractor.batch_features(resized)
+    lap("inception")
+    if p.scorers.clip is not None:
+        pixels, tokens = p.scorers.clip.inputs(images, captions)
+        lap("clip_preprocess")
+        p.scorers.clip.image(pixels)
+        p.scorers.clip.text(tokens)
+        lap("clip_towers")
+    return t
+
+
+def point_tail(p, acc, images) -> dict[str, float]:
+    """What evaluate does once per grid point after its batches: the metrics with their bootstrap
+    (Accumulator.values), then the kept sample images (save_samples). Seconds of each."""
+    from ladder_evaluator.evaluate import save_samples
+
+    t0 = time.perf_counter()
+    acc.values()
+    t1 = time.perf_counter()
+    save_samples(p.run, 0, p.point, images, None)
+    return {"statistics": t1 - t0, "write": time.perf_counter() - t1}
+
+
+def pipelined_point(p) -> tuple[float, object, np.ndarray]:
+    """The evaluator's per-point loop (evaluate.measure_point for one noise seed): generate, one
+    batch in flight, feeding Accumulator.add. Wall seconds, the filled accumulator, the images."""
+    from functools import partial
+
+    from ladder_evaluator.evaluate import generate
+
+    acc = p.scorers.accumulator()
+    sample = partial(generate, p.run, p.apply, p.params, p.point, p.prompts, p.ac, p.mesh, decode=p.decode)
+    t0 = time.perf_counter()
+    kept = []
+    for images, captions, labels in sample(0):
+        acc.add(images, captions, labels)
+        kept.append(images)
+    return time.perf_counter() - t0, acc, np.concatenate(kept)
+
+
+def bench_pipeline(a) -> dict:
+    from ladder_api import frozen_cost
+    from ladder_api.frontier import forwards_per_step
+    from ladder_trainer.metrics import matmul_flops_per_s
+
+    with tempfile.TemporaryDirectory() as d:
+        t0 = time.perf_counter()
+        p = pipeline_setup(a, Path(d))
+        setup_s = time.perf_counter() - t0
+        matmul = [matmul_flops_per_s(2048, 2)]
+        rounds = [stage_round(p) for _ in range(1 + a.repeats)]
+        wall, acc, images = pipelined_point(p)
+        tail = point_tail(p, acc, images)
+        matmul.append(matmul_flops_per_s(2048, 2))
+    ev, n_dev = p.run.evaluation, p.mesh.devices.size
+    bs, batches = ev.batch_size, ev.num_samples // ev.batch_size
+    first, best = rounds[0], {k: min(r[k] for r in rounds[1:]) for k in rounds[0]}
+    per_batch = sum(best.values())  # every per-image stage, one after the other
+    point = sum(tail.values())
+    busy = sum(best.get(k, 0.0) for k in DEVICE_STAGES) * batches
+    gflop = {  # per image
+        "sample": p.run.model.gflops_per_forward * a.steps * forwards_per_step(a.guidance),
+        "decode": frozen_cost.decoder_flops(frozen_cost.SD_DECODER, a.latent) / 1e9,
+        "inception": frozen_cost.INCEPTION_V3_FLOPS / 1e9,
+        "clip_towers": frozen_cost.vision_tower_flops(frozen_cost.CLIP_VIT_B32) / 1e9,  # image tower only
+    }
+    rate = float(np.median(matmul))
+    side = p.decode.vae.factor * a.latent
+    n = ev.num_samples
+    return {
+        "config": f"c={a.width}, {a.latent}x{a.latent}x4 latents, DDIM {a.steps} steps, guidance "
+                  f"{a.guidance:g}, batch {bs} x {batches}, SD VAE -> {side}x{side}, Inception (jax)"
+                  + ("" if a.pipeline_no_clip else ", CLIP ViT-B-32 (jax, random weights)"),
+        "device": str(p.mesh.devices.flat[0].device_kind), "devices": n_dev, "images": n,
+        "setup_s": round(setup_s, 1),
+        "compile_s": {k: round(first[k] - best[k], 2) for k in DEVICE_STAGES if k in best},
+        "stage_s_per_batch": {k: round(v, 3) for k, v in best.items()},
+        "stage_share": {k: round(v / per_batch, 3) for k, v in best.items()},
+        "stage_gflop_per_image": {k: round(v, 1) for k, v in gflop.items() if k in best},
+        "stage_utilisation_vs_matmul": {k: round(gflop[k] * 1e9 * bs / best[k] / rate, 3)
+                                        for k in gflop if k in best},
+        "matmul_gflops_per_s": [round(m / 1e9, 1) for m in matmul],
+        # once per grid point, whatever numSamples (the bootstrap grows with it; see metrics.bootstrap)
+        "point_s": {k: round(v, 3) for k, v in tail.items()},
+        "point_share_at_this_num_samples": round(point / (per_batch * batches + point), 3),
+        "serial_loop_s": round(per_batch * batches, 2), "pipelined_loop_s": round(wall, 2),
+        "images_per_s_serial": round(bs / per_batch, 4),
+        "images_per_s": round(n / wall, 4),
+        "images_per_s_per_device": round(n / wall / n_dev, 4),
+        "speedup_pipelined_vs_serial": round(per_batch * batches / wall, 3),
+        "device_idle_pipelined": round(max(0.0, 1 - busy / wall), 3),
+    }
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--width", type=int, default=64)
@@ -168,6 +362,10 @@ def main() -> None:
     p.add_argument("--skip-sampling", action="store_true")
     p.add_argument("--skip-fid", action="store_true")
     p.add_argument("--skip-digits", action="store_true")
+    p.add_argument("--skip-pipeline", action="store_true", help="leave out the whole-pipeline measurement")
+    p.add_argument("--pipeline-batch", type=int, default=4, help="whole pipeline: images per batch")
+    p.add_argument("--pipeline-batches", type=int, default=2, help="whole pipeline: batches per grid point")
+    p.add_argument("--pipeline-no-clip", action="store_true", help="whole pipeline without the CLIP towers")
     p.add_argument("--json", type=Path)
     a = p.parse_args()
     out: dict = {"host": platform.node(), "python": platform.python_version()}
@@ -197,6 +395,12 @@ def main() -> None:
             big[a.inception_images:], 50,
         )
         print(json.dumps(out["fid_inception_standin"]), flush=True)
+    if not a.skip_pipeline:
+        out["pipeline"] = r = bench_pipeline(a)
+        print(json.dumps(r), flush=True)
+        shares = ", ".join(f"{k} {v:.0%}" for k, v in r["stage_share"].items())
+        print(f"whole pipeline ({r['config']}): {r['images_per_s_per_device']} images/s per device; "
+              f"{shares}; device idle {r['device_idle_pipelined']:.0%}", flush=True)
     if a.json:
         a.json.write_text(json.dumps(out, indent=2))
 

@@ -36,22 +36,29 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 
-def make_run(a):
+def make_run(a, data: dict | None = None, output_uri: str | None = None, **evaluation):
+    """The run the benches drive: a.width, a.latent, a.dtype, a.steps, a.guidance, a.batch x
+    a.batches samples; pixel space (identity) and digits features unless `data` (merged into
+    spec.data) and `evaluation` (merged into spec.evaluation) say otherwise (bench/sampling.py's
+    whole pipeline: the SD VAE and Inception)."""
     from ladder_api.plan import expand
     from ladder_api.spec import ScalingExperiment
 
+    spec = {
+        "ladder": {"widths": [a.width], "latentSize": a.latent, "latentChannels": 4,
+                   "contextDim": 1024, "contextTokens": 77},
+        "data": {"trainUri": "gs://unused/", "autoencoder": {"kind": "identity"}, **(data or {})},
+        "training": {"computeDtype": a.dtype},
+        "evaluation": {"samplers": ["ddim"], "steps": [a.steps], "guidanceScales": [a.guidance],
+                       "numSamples": a.batch * a.batches, "batchSize": a.batch,
+                       "metrics": ["fid"], "fidFeatures": "digits-classifier", **evaluation},
+        "resources": {"slices": [{"sliceType": "v5p-8"}]},
+    }
+    if output_uri:
+        spec["storage"] = {"outputUri": output_uri}
     exp = ScalingExperiment.model_validate({
         "apiVersion": "ladder.dev/v1alpha1", "kind": "ScalingExperiment", "metadata": {"name": "bench"},
-        "spec": {
-            "ladder": {"widths": [a.width], "latentSize": a.latent, "latentChannels": 4,
-                       "contextDim": 1024, "contextTokens": 77},
-            "data": {"trainUri": "gs://unused/", "autoencoder": {"kind": "identity"}},
-            "training": {"computeDtype": a.dtype},
-            "evaluation": {"samplers": ["ddim"], "steps": [a.steps], "guidanceScales": [a.guidance],
-                           "numSamples": a.batch * a.batches, "batchSize": a.batch,
-                           "metrics": ["fid"], "fidFeatures": "digits-classifier"},
-            "resources": {"slices": [{"sliceType": "v5p-8"}]},
-        },
+        "spec": spec,
     })
     return expand(exp).runs[0]
 

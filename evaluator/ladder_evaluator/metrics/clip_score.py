@@ -76,14 +76,19 @@ class JaxClipScorer:
     model_name: str
     backend: str = "jax"
 
-    def embeddings(self, images, captions) -> tuple[np.ndarray, np.ndarray]:
-        """Image and caption embeddings (not normalised) of model-space images."""
+    def inputs(self, images, captions) -> tuple[np.ndarray, np.ndarray]:
+        """The host half of `embeddings`: preprocessed pixels [B, S, S, 3] (host threads) and token
+        ids [B, L] int32 (separate so bench/sampling.py can time host and towers apart)."""
         u8 = to_uint8_rgb(images)
         if len(u8) != len(captions):
             raise ValueError(f"{len(u8)} images but {len(captions)} captions")
-        img = self.image(np.stack(host_map(self.preprocess, u8)))
         tokens = self.tokenizer(list(captions)).numpy().astype(np.int32)
-        return img, self.text(tokens)
+        return np.stack(host_map(self.preprocess, u8)), tokens
+
+    def embeddings(self, images, captions) -> tuple[np.ndarray, np.ndarray]:
+        """Image and caption embeddings (not normalised) of model-space images."""
+        pixels, tokens = self.inputs(images, captions)
+        return self.image(pixels), self.text(tokens)
 
     def score(self, images, captions, batch_size: int = 64) -> float:
         """Mean cosine similarity of image and caption embeddings over all pairs given."""

@@ -76,15 +76,18 @@ def inception_extractor(weights_uri: str, device: torch.device | None = None) ->
     return FeatureExtractor("inception", model, build_resizer("clean"), INCEPTION_DIM, device)
 
 
+def preprocess(images, extractor: FeatureExtractor) -> np.ndarray:
+    """The host half of `features`: model-space images [N, H, W, C] in [-1, 1] -> what the feature
+    model takes, as clean-fid's folder path makes it (uint8 RGB as a PNG holds it, then fn_resize
+    on the host threads): float32 [N, S, S, 3] in [0, 255]. Separate so bench/sampling.py can time
+    the host and device halves of the real path apart."""
+    return np.stack(host_map(extractor.fn_resize, to_uint8_rgb(images))).astype(np.float32)
+
+
 def features(images, extractor: FeatureExtractor, batch_size: int = 64) -> np.ndarray:
     """Features of model-space images [N, H, W, C] in [-1, 1], through clean-fid's functions."""
-    u8 = to_uint8_rgb(images)
-    out = []
-    for start in range(0, len(u8), batch_size):
-        chunk = u8[start:start + batch_size]
-        # clean-fid's folder path: HWC uint8 -> fn_resize -> CHW float tensor in [0, 255]
-        resized = np.stack(host_map(extractor.fn_resize, chunk)).astype(np.float32)
-        out.append(extractor.batch_features(resized))
+    out = [extractor.batch_features(preprocess(images[start:start + batch_size], extractor))
+           for start in range(0, len(images), batch_size)]
     return np.concatenate(out) if out else np.zeros((0, extractor.dim), np.float32)
 
 

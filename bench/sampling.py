@@ -34,7 +34,7 @@ sys.path.insert(0, str(REPO))
 
 
 def bench_sampling(width: int, latent: int, batch: int, steps: int, guidance: float, repeats: int,
-                   forward_rows: list[int | None] = (None,), noynn: bool = False) -> dict:
+                   forward_rows: list[int | None] = (None,), xla_defaults: bool = False) -> dict:
     import jax
     import jax.numpy as jnp
 
@@ -61,14 +61,14 @@ def bench_sampling(width: int, latent: int, batch: int, steps: int, guidance: fl
 
     variants, first = {}, {}
     for rows in forward_rows:  # each variant compiled once, then all timed in turns
-        for off in (False, True) if noynn else (False,):
+        for product in (False, True) if xla_defaults else (True,):
             kw = dict(sampler="ddim", steps=steps, guidance=guidance, cond=cond, uncond=uncond,
                       forward_rows=rows)
             args = program_inputs(fn, x, **kw)[0]
             t0 = time.perf_counter()
-            options = {"xla_cpu_experimental_ynn_fusion_type": ""} if off else None
-            compiled = program(fn, x, compiler_options=options, **kw)
-            name = f"rows={rows or 'all'}" + (" ynn-off" if off else "")
+            # the product's options (ladder_trainer.compile_options: YNN off on a CPU) or XLA's defaults
+            compiled = program(fn, x, compiler_options=None if product else {}, **kw)
+            name = f"rows={rows or 'all'}" + ("" if product else " xla-defaults")
             variants[name] = (compiled, args)
             compiled(*args).block_until_ready()
             first[name] = time.perf_counter() - t0
@@ -178,7 +178,8 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--forward-rows", default="all",
                    help="comma-separated rows per U-Net forward to compare (all: the whole batch at once)")
-    p.add_argument("--noynn", action="store_true", help="each variant also with XLA:CPU's YNN fusion off")
+    p.add_argument("--xla-defaults", action="store_true",
+                   help="each variant also with XLA's defaults, not ladder_trainer.compile_options")
     p.add_argument("--fid-images", type=int, default=2000, help="digits images per set (gen and ref)")
     p.add_argument("--inception-images", type=int, default=100, help="images per set, Inception stand-in")
     p.add_argument("--skip-sampling", action="store_true")
@@ -190,7 +191,7 @@ def main() -> None:
     if not a.skip_sampling:
         rows = [None if r == "all" else int(r) for r in a.forward_rows.split(",")]
         out["sampling"] = bench_sampling(a.width, a.latent, a.batch, a.steps, a.guidance, a.repeats, rows,
-                                         a.noynn)
+                                         a.xla_defaults)
         print(json.dumps(out["sampling"]), flush=True)
     if not a.skip_fid:
         import torch

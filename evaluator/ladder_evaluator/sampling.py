@@ -21,9 +21,9 @@ second pass, which is how `ladder_api.frontier.sampling_cost` counts forwards.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
-from functools import partial
 
 import jax
 import jax.numpy as jnp
@@ -33,6 +33,7 @@ from jax.tree_util import Partial
 from ladder_api.spec import NoiseScheduleSpec
 from ladder_evaluator import samplers
 from ladder_evaluator.samplers.base import Tables
+from ladder_trainer import compile_options
 from ladder_trainer.diffusion import alphas_cumprod
 
 EpsFn = Callable[[jax.Array, jax.Array, jax.Array | None], jax.Array]
@@ -115,9 +116,23 @@ def bucket(steps: int) -> int:
     return max(8, 1 << (steps - 1).bit_length())
 
 
-@partial(jax.jit, static_argnames=("sampler_name", "mode", "prediction_type", "forward_rows"))
-def _run(eps_fn, x_T, tables, n, cond, uncond, guidance, key, *, sampler_name, mode, prediction_type,  # noqa: N803
-         forward_rows):
+STATICS = ("sampler_name", "mode", "prediction_type", "forward_rows")
+
+
+@functools.cache
+def _jitted(options: tuple[tuple[str, str], ...]):
+    """The loop jitted with these XLA compiler options (one jit, so one trace cache, per set)."""
+    return jax.jit(_loop, static_argnames=STATICS, compiler_options=dict(options) or None)
+
+
+def _loop_on(x) -> Callable:
+    """The loop compiled with the options of the platform x lives on (ladder_trainer.compile_options)."""
+    platform = next(iter(x.devices())).platform if isinstance(x, jax.Array) else jax.default_backend()
+    return _jitted(tuple(sorted((compile_options.for_platform(platform) or {}).items())))
+
+
+def _loop(eps_fn, x_T, tables, n, cond, uncond, guidance, key, *, sampler_name, mode, prediction_type,  # noqa: N803
+          forward_rows):
     sampler = samplers.get(sampler_name)
     eps_fn = _in_slices(eps_fn, forward_rows)
 
@@ -161,15 +176,18 @@ def sample(
         eps_fn, x_T, sampler=sampler, steps=steps, guidance=guidance, cond=cond, uncond=uncond, key=key,
         schedule=schedule, prediction_type=prediction_type, eta=eta, pad_to=pad_to, forward_rows=forward_rows,
     )
-    return _run(*args, **statics)
+    return _loop_on(x_T)(*args, **statics)
 
 
 def program(*args, compiler_options: dict | None = None, **kwargs):
     """The compiled sampling loop `sample(*args, **kwargs)` runs (same arguments), for what XLA
     reports about it: per-device shapes of a sharded batch, FLOPs (`cost_analysis()`), memory.
-    Call it with `program_inputs(...)[0]`; `compiler_options` lets benchmarks try XLA flags."""
+    Call it with `program_inputs(...)[0]`. compiler_options: instead of the platform's
+    (ladder_trainer.compile_options), these ({} for XLA's defaults), for benchmarks."""
     args, statics = program_inputs(*args, **kwargs)
-    return _run.lower(*args, **statics).compile(compiler_options=compiler_options)
+    options = None if compiler_options is None else tuple(sorted(compiler_options.items()))
+    loop = _loop_on(args[1]) if options is None else _jitted(options)
+    return loop.lower(*args, **statics).compile()
 
 
 def program_inputs(eps_fn, x_T, *, sampler, steps, guidance=None, cond=None, uncond=None, key=None,  # noqa: N803

@@ -19,8 +19,9 @@ from ladder_api.grid import select_checkpoints
 from ladder_api.plan import ModelConfig, RunConfig
 
 # On a CPU, the U-Net forward runs in slices whose level-0 attention scores stay under this many
-# bytes per device (bench/evaluator.md, "Sampling in slices": measured on the 2-core VM).
-CPU_SLICE_BYTES = 256 << 20
+# bytes per device: 16 rows at c = 64 and 32x32 latents, the fastest slice measured on the 2-core
+# VM (bench/evaluator.md, "Sampling in slices, YNN off").
+CPU_SLICE_BYTES = 512 << 20
 
 
 def select_steps(run: RunConfig, checkpoint_uri: str) -> list[int]:
@@ -87,8 +88,8 @@ def forward_rows(model: ModelConfig, platform: str, devices: int) -> int | None:
     forward_rows), or None for the whole batch at once.
 
     On a CPU a forward's time per row grows with its rows once the attention score matrices
-    outgrow the caches (c = 64, 32x32x4 latents: 11.5% of the matmul rate at 128 rows, 37% at 8),
-    so the batch runs in slices of a few rows per device. Accelerators take the whole batch: their
+    outgrow the caches (c = 64, 32x32x4 latents, 128 rows: 16-row slices sample 1.2-1.3x as fast
+    as the whole batch at once), so the batch runs in slices of a few rows per device. Accelerators take the whole batch: their
     matmul units want large operands, and the eval slice's memory is checked at validation
     (ladder_api.eval_memory). A multiple of the device count, so each device keeps its share."""
     from ladder_trainer.models.unet import QUERY_CHUNK

@@ -60,13 +60,13 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 
-def bench_sampling(width: int, latent: int, batch: int, steps: int, guidance: float, repeats: int) -> dict:
+def bench_sampling(width: int, latent: int, batch: int, steps: int, guidance: float, repeats: int,
+                   forward_rows: list[int | None] = (None,), xla_defaults: bool = False) -> dict:
     import jax
     import jax.numpy as jnp
 
     from ladder_api.ladder import PAPER_CONTEXT_DIM, PAPER_CONTEXT_TOKENS, UNetShape, forward_flops
     from ladder_evaluator.model import eps_fn
-    from ladder_evaluator.sampling import sample
     from ladder_trainer.models import build_unet, init_params
 
     shape = UNetShape(base_channels=width)
@@ -82,36 +82,49 @@ def bench_sampling(width: int, latent: int, batch: int, steps: int, guidance: fl
     cond = jax.random.normal(key, (batch, PAPER_CONTEXT_TOKENS, PAPER_CONTEXT_DIM))
     uncond = jnp.zeros_like(cond)
 
-    def run():
-        out = sample(fn, x, sampler="ddim", steps=steps, guidance=guidance, cond=cond, uncond=uncond)
-        return out.block_until_ready()
-
     from ladder_api.frontier import forwards_per_step
+    from ladder_evaluator.sampling import program, program_inputs
     from ladder_trainer.metrics import matmul_flops_per_s
 
-    t0 = time.perf_counter()
-    run()
-    first = time.perf_counter() - t0
-    times, matmul = [], [matmul_flops_per_s(2048, 2)]
-    for _ in range(repeats):  # the reference matmul brackets every timed run: load changes
-        t0 = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - t0)
+    variants, first = {}, {}
+    for rows in forward_rows:  # each variant compiled once, then all timed in turns
+        for product in (False, True) if xla_defaults else (True,):
+            kw = dict(sampler="ddim", steps=steps, guidance=guidance, cond=cond, uncond=uncond,
+                      forward_rows=rows)
+            args = program_inputs(fn, x, **kw)[0]
+            t0 = time.perf_counter()
+            # the product's options (ladder_trainer.compile_options: YNN off on a CPU) or XLA's defaults
+            compiled = program(fn, x, compiler_options=None if product else {}, **kw)
+            name = f"rows={rows or 'all'}" + ("" if product else " xla-defaults")
+            variants[name] = (compiled, args)
+            compiled(*args).block_until_ready()
+            first[name] = time.perf_counter() - t0
+    times = {k: [] for k in variants}
+    matmul = [matmul_flops_per_s(2048, 2)]
+    for _ in range(repeats):  # the reference matmul brackets every round: load changes
+        for k, (compiled, args) in variants.items():
+            t0 = time.perf_counter()
+            compiled(*args).block_until_ready()
+            times[k].append(time.perf_counter() - t0)
         matmul.append(matmul_flops_per_s(2048, 2))
-    best = min(times)
     gflops = forward_flops(shape, latent, PAPER_CONTEXT_TOKENS) / 1e9
-    achieved = gflops * 1e9 * forwards_per_step(guidance) * steps * batch / best
     rate = float(np.median(matmul))
-    return {
+    out = {
         "device": str(jax.devices()[0].device_kind), "platform": jax.devices()[0].platform,
         "width": width, "latent": latent, "batch": batch, "steps": steps, "guidance": guidance,
-        "compile_plus_first_s": round(first, 2), "steady_s": round(best, 3),
-        "images_per_s": round(batch / best, 3),
         "gflops_per_forward": round(gflops, 3),
-        "achieved_gflops_per_s": round(achieved / 1e9, 1),
-        "matmul_gflops_per_s": [round(m / 1e9, 1) for m in matmul],
-        "utilisation_vs_matmul": round(achieved / rate, 3),
+        "matmul_gflops_per_s": [round(m / 1e9, 1) for m in matmul], "variants": {},
     }
+    base = min(times[next(iter(times))])
+    for k, ts in times.items():
+        best = min(ts)
+        achieved = gflops * 1e9 * forwards_per_step(guidance) * steps * batch / best
+        out["variants"][k] = {
+            "compile_plus_first_s": round(first[k], 2), "steady_s": round(best, 3),
+            "images_per_s": round(batch / best, 3), "achieved_gflops_per_s": round(achieved / 1e9, 1),
+            "utilisation_vs_matmul": round(achieved / rate, 3), "speed_vs_first": round(base / best, 2),
+        }
+    return out
 
 
 def _write_pngs(images_u8: np.ndarray, folder: Path) -> None:
@@ -357,6 +370,10 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=4, help="utilisation is per step; 50 for the paper's count")
     p.add_argument("--guidance", type=float, default=7.5)
     p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--forward-rows", default="all",
+                   help="comma-separated rows per U-Net forward to compare (all: the whole batch at once)")
+    p.add_argument("--xla-defaults", action="store_true",
+                   help="each variant also with XLA's defaults, not ladder_trainer.compile_options")
     p.add_argument("--fid-images", type=int, default=2000, help="digits images per set (gen and ref)")
     p.add_argument("--inception-images", type=int, default=100, help="images per set, Inception stand-in")
     p.add_argument("--skip-sampling", action="store_true")
@@ -370,7 +387,9 @@ def main() -> None:
     a = p.parse_args()
     out: dict = {"host": platform.node(), "python": platform.python_version()}
     if not a.skip_sampling:
-        out["sampling"] = bench_sampling(a.width, a.latent, a.batch, a.steps, a.guidance, a.repeats)
+        rows = [None if r == "all" else int(r) for r in a.forward_rows.split(",")]
+        out["sampling"] = bench_sampling(a.width, a.latent, a.batch, a.steps, a.guidance, a.repeats, rows,
+                                         a.xla_defaults)
         print(json.dumps(out["sampling"]), flush=True)
     if not a.skip_fid:
         import torch

@@ -24,6 +24,7 @@ from xla_profile import by_kind, print_top_ops, top_ops  # bench/, beside this s
 
 from ladder_api.plan import expand
 from ladder_api.spec import ScalingExperiment
+from ladder_trainer import compile_options
 from ladder_trainer.metrics import PEAK_FLOPS, matmul_flops_per_s, train_flops_per_example
 from ladder_trainer.train_step import init_state, train_step
 
@@ -53,16 +54,19 @@ def bench_width(width, args, matmul_rate, peak):
         "context": jnp.asarray(rng.standard_normal((args.batch, args.tokens, args.context_dim)), jnp.float32),
     }
     t0 = time.perf_counter()
-    state, m = train_step(state, batch, jax.random.key(0))
+    # the options the trainer compiles with on this platform (sharding.sharded_train_step), or XLA's
+    options = None if args.xla_defaults else compile_options.for_platform(jax.devices()[0].platform)
+    step = train_step.lower(state, batch, jax.random.key(0)).compile(compiler_options=options)
+    state, m = step(state, batch, jax.random.key(0))
     jax.block_until_ready(m)
     compile_s = time.perf_counter() - t0
     for _ in range(args.warmup):
-        state, m = train_step(state, batch, jax.random.key(1))
+        state, m = step(state, batch, jax.random.key(1))
     jax.block_until_ready(m)
     times = []
     for i in range(args.steps):
         t0 = time.perf_counter()
-        state, m = train_step(state, batch, jax.random.key(i))
+        state, m = step(state, batch, jax.random.key(i))
         jax.block_until_ready(m)
         times.append(time.perf_counter() - t0)
     step_s = float(np.median(times))
@@ -100,6 +104,8 @@ def main(argv=None) -> int:
     p.add_argument("--matmul", type=int, default=2048, help="side of the reference matmul")
     p.add_argument("--top-ops", type=int, default=12, help="XLA ops to list per width (0: no profile)")
     p.add_argument("--json", help="also write the rows to this file")
+    p.add_argument("--xla-defaults", action="store_true",
+                   help="XLA's defaults, not the trainer's options (ladder_trainer.compile_options)")
     args = p.parse_args(argv)
 
     dev = jax.devices()[0]

@@ -247,6 +247,7 @@ def dispatch(run: RunConfig, apply: Callable, params, point: GridPoint, prompts:
     n, bs = ev.num_samples, ev.batch_size
     shape = (bs, m.latent_size, m.latent_size, m.latent_channels)
     eps = model.eps_fn(apply, params)
+    slices = model.forward_rows(m, mesh.devices.flat[0].platform, mesh.devices.size)
     base = jax.random.key(ev.seed + seed_index)
     on_rows = rows(mesh)
     uncond = jax.device_put(np.broadcast_to(prompts.uncond, (bs, *prompts.uncond.shape)), on_rows)
@@ -258,7 +259,7 @@ def dispatch(run: RunConfig, apply: Callable, params, point: GridPoint, prompts:
             eps, jax.device_put(jax.random.normal(key, shape, jnp.float32), on_rows), sampler=point.sampler,
             steps=point.steps, guidance=point.guidance, cond=jax.device_put(ctx, on_rows), uncond=uncond,
             key=jax.random.fold_in(key, 1), schedule=alphas_cumprod, eta=ev.ddim_eta, pad_to=pad_to(run),
-            prediction_type=str(run.training.prediction_type),
+            prediction_type=str(run.training.prediction_type), forward_rows=slices,
         )
         x.copy_to_host_async()
         yield Batch(x, caps, labs, min(bs, n - start))

@@ -16,7 +16,12 @@ from jax.tree_util import Partial
 
 from ladder_api.errors import UserError
 from ladder_api.grid import select_checkpoints
-from ladder_api.plan import RunConfig
+from ladder_api.plan import ModelConfig, RunConfig
+
+# On a CPU, the U-Net forward runs in slices whose level-0 attention scores stay under this many
+# bytes per device: 16 rows at c = 64 and 32x32 latents, the fastest slice measured on the 2-core
+# VM (bench/evaluator.md, "Sampling in slices, YNN off").
+CPU_SLICE_BYTES = 512 << 20
 
 
 def select_steps(run: RunConfig, checkpoint_uri: str) -> list[int]:
@@ -76,3 +81,23 @@ def _apply_for(model_json: str, compute_dtype: str, param_dtype: str) -> Callabl
 
 def eps_fn(apply: Callable, params) -> Partial:
     return Partial(apply, params)
+
+
+def forward_rows(model: ModelConfig, platform: str, devices: int) -> int | None:
+    """The most rows one U-Net forward of the sampling loop runs (ladder_evaluator.sampling's
+    forward_rows), or None for the whole batch at once.
+
+    On a CPU a forward's time per row grows with its rows once the attention score matrices
+    outgrow the caches (c = 64, 32x32x4 latents, 128 rows: 16-row slices sample 1.2-1.3x as fast
+    as the whole batch at once), so the batch runs in slices of a few rows per device. Accelerators take the whole batch: their
+    matmul units want large operands, and the eval slice's memory is checked at validation
+    (ladder_api.eval_memory). A multiple of the device count, so each device keeps its share."""
+    from ladder_trainer.models.unet import QUERY_CHUNK
+
+    if platform != "cpu" or not model.attention_levels:
+        return None
+    side = model.latent_size >> min(model.attention_levels)
+    tokens = side * side
+    per_row = 4 * model.num_heads * tokens * min(tokens, QUERY_CHUNK)
+    return max(1, CPU_SLICE_BYTES // per_row) * devices
+

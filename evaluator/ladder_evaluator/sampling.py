@@ -21,8 +21,9 @@ second pass, which is how `ladder_api.frontier.sampling_cost` counts forwards.
 
 from __future__ import annotations
 
+import functools
+import math
 from collections.abc import Callable
-from functools import partial
 
 import jax
 import jax.numpy as jnp
@@ -32,6 +33,7 @@ from jax.tree_util import Partial
 from ladder_api.spec import NoiseScheduleSpec
 from ladder_evaluator import samplers
 from ladder_evaluator.samplers.base import Tables
+from ladder_trainer import compile_options
 from ladder_trainer.diffusion import alphas_cumprod
 
 EpsFn = Callable[[jax.Array, jax.Array, jax.Array | None], jax.Array]
@@ -46,6 +48,33 @@ def guidance_mode(guidance: float | None, cond, uncond) -> str:
     if float(guidance) == 0.0:
         return "uncond"
     return "cfg"
+
+
+def _in_slices(eps_fn, rows: int | None):
+    """eps_fn applied to at most `rows` rows at a time (a `lax.map` over slices of the batch).
+
+    Why: on a CPU the U-Net's time per row grows with the rows of one forward (at c = 64 and
+    32x32 latents each level-0 attention holds a [rows, 8, 1024, 1024] float32 score matrix, GiBs
+    at 128 rows, far past any cache; bench/evaluator.md), so slices of a few rows run faster than
+    the whole batch at once. Rows are independent, so the result is the same. Slice j holds rows
+    j, n + j, 2n + j, ... (n slices): with the batch split over devices in contiguous blocks, every
+    slice keeps the same share on every device and no row crosses devices. A slice's rows divide
+    the batch and are a multiple of gcd(rows, batch) (so of the device count when both are)."""
+    def call(x, t, ctx):
+        total = x.shape[0]
+        if rows is None or total <= rows:
+            return eps_fn(x, t, ctx)
+        unit = math.gcd(rows, total)
+        size = max(d for d in range(unit, rows + 1, unit) if total % d == 0)
+        n = total // size
+
+        def split(a):
+            return None if a is None else jnp.swapaxes(a.reshape(size, n, *a.shape[1:]), 0, 1)
+
+        out = jax.lax.map(lambda a: eps_fn(*a), (split(x), split(t), split(ctx)))
+        return jnp.swapaxes(out, 0, 1).reshape(total, *out.shape[2:])
+
+    return call
 
 
 def _predict_eps(eps_fn, x, t, mode, cond, uncond, guidance, alpha_bar, prediction_type):
@@ -87,9 +116,25 @@ def bucket(steps: int) -> int:
     return max(8, 1 << (steps - 1).bit_length())
 
 
-@partial(jax.jit, static_argnames=("sampler_name", "mode", "prediction_type"))
-def _run(eps_fn, x_T, tables, n, cond, uncond, guidance, key, *, sampler_name, mode, prediction_type):  # noqa: N803
+STATICS = ("sampler_name", "mode", "prediction_type", "forward_rows")
+
+
+@functools.cache
+def _jitted(options: tuple[tuple[str, str], ...]):
+    """The loop jitted with these XLA compiler options (one jit, so one trace cache, per set)."""
+    return jax.jit(_loop, static_argnames=STATICS, compiler_options=dict(options) or None)
+
+
+def _loop_on(x) -> Callable:
+    """The loop compiled with the options of the platform x lives on (ladder_trainer.compile_options)."""
+    platform = next(iter(x.devices())).platform if isinstance(x, jax.Array) else jax.default_backend()
+    return _jitted(tuple(sorted((compile_options.for_platform(platform) or {}).items())))
+
+
+def _loop(eps_fn, x_T, tables, n, cond, uncond, guidance, key, *, sampler_name, mode, prediction_type,  # noqa: N803
+          forward_rows):
     sampler = samplers.get(sampler_name)
+    eps_fn = _in_slices(eps_fn, forward_rows)
 
     def body(i, state):
         eps = _predict_eps(
@@ -116,6 +161,7 @@ def sample(
     prediction_type: str = "epsilon",
     eta: float = 0.0,
     pad_to: int | None = None,
+    forward_rows: int | None = None,
 ) -> jax.Array:
     """Denoise x_T ~ N(0, I) in `steps` steps; returns x_0 (float32).
 
@@ -123,24 +169,29 @@ def sample(
     steps). eta: DDIM only. key: needed by DDPM and DDIM with eta > 0. pad_to: length the
     per-step tables are padded to; the step count is a traced loop bound, so every step count up
     to pad_to runs the same compiled program (the evaluator passes its grid's largest count;
-    default: the next power of two).
+    default: the next power of two). forward_rows: the most rows one U-Net forward runs (the
+    guided forward has 2 x batch rows); more are run in slices of that many (`_in_slices`).
     """
     args, statics = program_inputs(
         eps_fn, x_T, sampler=sampler, steps=steps, guidance=guidance, cond=cond, uncond=uncond, key=key,
-        schedule=schedule, prediction_type=prediction_type, eta=eta, pad_to=pad_to,
+        schedule=schedule, prediction_type=prediction_type, eta=eta, pad_to=pad_to, forward_rows=forward_rows,
     )
-    return _run(*args, **statics)
+    return _loop_on(x_T)(*args, **statics)
 
 
-def program(*args, **kwargs):
+def program(*args, compiler_options: dict | None = None, **kwargs):
     """The compiled sampling loop `sample(*args, **kwargs)` runs (same arguments), for what XLA
-    reports about it: per-device shapes of a sharded batch, FLOPs (`cost_analysis()`), memory."""
+    reports about it: per-device shapes of a sharded batch, FLOPs (`cost_analysis()`), memory.
+    Call it with `program_inputs(...)[0]`. compiler_options: instead of the platform's
+    (ladder_trainer.compile_options), these ({} for XLA's defaults), for benchmarks."""
     args, statics = program_inputs(*args, **kwargs)
-    return _run.lower(*args, **statics).compile()
+    options = None if compiler_options is None else tuple(sorted(compiler_options.items()))
+    loop = _loop_on(args[1]) if options is None else _jitted(options)
+    return loop.lower(*args, **statics).compile()
 
 
 def program_inputs(eps_fn, x_T, *, sampler, steps, guidance=None, cond=None, uncond=None, key=None,  # noqa: N803
-                   schedule=None, prediction_type="epsilon", eta=0.0, pad_to=None):
+                   schedule=None, prediction_type="epsilon", eta=0.0, pad_to=None, forward_rows=None):
     """The jitted loop's arguments and static arguments for `sample`'s parameters."""
     if prediction_type not in ("epsilon", "v"):
         raise ValueError(f"prediction_type must be 'epsilon' or 'v', got {prediction_type!r}")
@@ -160,4 +211,6 @@ def program_inputs(eps_fn, x_T, *, sampler, steps, guidance=None, cond=None, unc
     if length < steps:
         raise ValueError(f"pad_to ({pad_to}) must be at least steps ({steps})")
     args = (eps_fn, x_T, _pad(tables, length), jnp.asarray(steps, jnp.int32), cond, uncond, g, key)
-    return args, {"sampler_name": s.name, "mode": mode, "prediction_type": prediction_type}
+    statics = {"sampler_name": s.name, "mode": mode, "prediction_type": prediction_type,
+               "forward_rows": forward_rows}
+    return args, statics

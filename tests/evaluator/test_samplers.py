@@ -17,9 +17,12 @@ import pytest
 import torch
 
 from ladder_api.spec import NoiseScheduleSpec
+from ladder_evaluator.model import eps_fn, make_apply
 from ladder_evaluator.samplers import base, ddim, dpm_solver
-from ladder_evaluator.sampling import guidance_mode, sample
+from ladder_evaluator.sampling import guidance_mode, program, program_inputs, sample
 from ladder_trainer.diffusion import alphas_cumprod
+from ladder_trainer.models import init_params
+from tests.trainer.conftest import ONE_LEVEL, make_run
 
 MU, S = 0.3, 0.5
 AC = alphas_cumprod(NoiseScheduleSpec())
@@ -106,6 +109,42 @@ def test_guidance_is_one_batched_forward_and_matches_diffusers_cfg():
     assert guidance_mode(1.0, cond, uncond) == "cond" and guidance_mode(0.0, cond, uncond) == "uncond"
     with pytest.raises(ValueError, match="uncond"):
         guidance_mode(3.0, cond, None)
+
+
+@pytest.mark.parametrize("rows, seen", [(4, 4), (5, 4), (6, 6), (12, 12), (None, 12)])
+def test_a_batch_run_in_slices_samples_what_the_whole_batch_does(rows, seen):
+    """forward_rows: the guided forward's 12 rows (6 samples) in slices of at most `rows` rows,
+    the most that divide 12 (5 -> 4)."""
+    rng = np.random.default_rng(2)
+    cond = jnp.asarray(rng.standard_normal((6, 5, 6)).astype(np.float32))
+    calls = []
+
+    def counting_eps(x, t, ctx):
+        calls.append(x.shape[0])
+        return eps_jax(x, t, ctx)
+
+    kw = dict(sampler="dpmpp_2m", steps=4, guidance=5.0, cond=cond, uncond=jnp.zeros_like(cond))
+    whole = sample(eps_jax, jnp.asarray(x_T(6)), **kw)
+    sliced = sample(counting_eps, jnp.asarray(x_T(6)), forward_rows=rows, **kw)
+    assert calls == [seen]  # traced once, at the slice's rows
+    np.testing.assert_allclose(np.asarray(sliced), np.asarray(whole), rtol=1e-6, atol=1e-6)
+
+
+def test_the_sampling_loop_runs_without_ynn_kernels_and_samples_the_same():
+    """On a CPU the loop is compiled with ladder_trainer.compile_options (YNN fusion off):
+    XLA's defaults produce `ynn_fusion` kernels, the loop `sample` runs none; the results agree."""
+    run = make_run(ladder=ONE_LEVEL)
+    fn = eps_fn(make_apply(run), init_params(run.model, jax.random.key(0)))
+    m = run.model
+    x = jax.random.normal(jax.random.key(1), (2, m.latent_size, m.latent_size, m.latent_channels))
+    cond = jax.random.normal(jax.random.key(2), (2, m.context_tokens, m.context_dim))
+    kw = dict(sampler="ddim", steps=2, guidance=3.0, cond=cond, uncond=jnp.zeros_like(cond))
+    ours, xla = program(fn, x, **kw), program(fn, x, compiler_options={}, **kw)
+    assert "ynn_fusion" in xla.as_text()  # so the check below can fail
+    assert "ynn_fusion" not in ours.as_text()
+    args = program_inputs(fn, x, **kw)[0]
+    np.testing.assert_allclose(np.asarray(ours(*args)), np.asarray(xla(*args)), rtol=1e-4, atol=1e-5)
+    np.testing.assert_array_equal(np.asarray(sample(fn, x, **kw)), np.asarray(ours(*args)))  # sample's loop
 
 
 def test_v_prediction_is_converted_to_eps():

@@ -23,6 +23,7 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from ladder_api.errors import TransientError, UserError
+from ladder_trainer import compile_options
 from ladder_trainer.data_mesh import replicated
 
 AXES = ("data", "fsdp")
@@ -133,13 +134,15 @@ def batch_sharding(mesh: Mesh) -> NamedSharding:
 
 
 def sharded_train_step(step_fn, state_shardings, mesh: Mesh):
-    """jit step_fn (the un-jitted train_step) with the state's and the batch's layouts fixed."""
+    """jit step_fn (the un-jitted train_step) with the state's and the batch's layouts fixed, and
+    the compiler options of the mesh's platform (ladder_trainer.compile_options)."""
     batch = {"latents": batch_sharding(mesh), "context": batch_sharding(mesh)}
     return jax.jit(
         step_fn,
         in_shardings=(state_shardings, batch, replicated(mesh)),
         out_shardings=(state_shardings, replicated(mesh)),
         donate_argnums=(0,),
+        compiler_options=compile_options.for_platform(mesh.devices.flat[0].platform),
     )
 
 

@@ -30,6 +30,7 @@ from jax import Array
 
 GN_EPS = 1e-5
 LN_EPS = 1e-5
+QUERY_CHUNK = 1024  # attention queries per chunk above which `attend` chunks them
 
 
 def timestep_embedding(t: Array, dim: int, max_period: float = 10_000.0) -> Array:
@@ -79,7 +80,7 @@ def _attend_dense(q, k, v):
     return jnp.swapaxes(out / e.sum(axis=-1, keepdims=True), 1, 2).astype(v.dtype)
 
 
-def attend(q, k, v, query_chunk: int = 1024):
+def attend(q, k, v, query_chunk: int = QUERY_CHUNK):
     """softmax(q k^T / sqrt(d)) v on [B, N, H, D] inputs.
 
     Above `query_chunk` queries the queries are processed in chunks, each under jax.checkpoint:
@@ -100,7 +101,7 @@ class Attention(nn.Module):
 
     channels: int
     num_heads: int
-    query_chunk: int = 1024
+    query_chunk: int = QUERY_CHUNK
     dtype: jnp.dtype = jnp.float32
     param_dtype: jnp.dtype = jnp.float32
 
@@ -124,7 +125,7 @@ class Attention(nn.Module):
 class BasicTransformerBlock(nn.Module):
     channels: int
     num_heads: int
-    query_chunk: int = 1024
+    query_chunk: int = QUERY_CHUNK
     dtype: jnp.dtype = jnp.float32
     param_dtype: jnp.dtype = jnp.float32
 
@@ -145,7 +146,7 @@ class SpatialTransformer(nn.Module):
     num_heads: int
     norm_groups: int
     depth: int = 1
-    query_chunk: int = 1024
+    query_chunk: int = QUERY_CHUNK
     dtype: jnp.dtype = jnp.float32
     param_dtype: jnp.dtype = jnp.float32
 
@@ -174,7 +175,7 @@ class UNet(nn.Module):
     norm_groups: int = 32
     out_channels: int = 4
     remat: bool = False  # recompute each block's internals in the backward pass (memory for FLOPs)
-    query_chunk: int = 1024
+    query_chunk: int = QUERY_CHUNK
     dtype: jnp.dtype = jnp.float32
     param_dtype: jnp.dtype = jnp.float32
 

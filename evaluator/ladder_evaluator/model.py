@@ -89,9 +89,10 @@ def forward_rows(model: ModelConfig, platform: str, devices: int) -> int | None:
 
     On a CPU a forward's time per row grows with its rows once the attention score matrices
     outgrow the caches (c = 64, 32x32x4 latents, 128 rows: 16-row slices sample 1.2-1.3x as fast
-    as the whole batch at once), so the batch runs in slices of a few rows per device. Accelerators take the whole batch: their
-    matmul units want large operands, and the eval slice's memory is checked at validation
-    (ladder_api.eval_memory). A multiple of the device count, so each device keeps its share."""
+    as the whole batch at once), so the batch runs in slices of a few rows per device.
+    Accelerators take the whole batch: their matmul units want large operands, and the eval
+    slice's memory is checked at validation (ladder_api.eval_memory). A multiple of the device
+    count, so each device keeps its share."""
     from ladder_trainer.models.unet import QUERY_CHUNK
 
     if platform != "cpu" or not model.attention_levels:

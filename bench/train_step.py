@@ -70,11 +70,17 @@ def bench_width(width, args, matmul_rate, peak):
         jax.block_until_ready(m)
         times.append(time.perf_counter() - t0)
     step_s = float(np.median(times))
+    # the reference matmul again after the steps: the ratio uses both, as the load may change
+    before = matmul_rate
+    dtype = jnp.bfloat16 if args.dtype == "bfloat16" else jnp.float32
+    after = matmul_flops_per_s(args.matmul, repeats=5, dtype=dtype)
+    matmul_rate = (before + after) / 2
     flops = train_flops_per_example(run.model.gflops_per_forward) * args.batch
     row = {
         "width": width, "params": run.model.params, "gflops_fwd": run.model.gflops_per_forward,
         "compile_s": compile_s, "step_s": step_s, "steps_per_s": 1.0 / step_s,
         "achieved_tflops": flops / step_s / 1e12, "mfu_vs_matmul": flops / step_s / matmul_rate,
+        "matmul_tflops_before_after": [round(before / 1e12, 3), round(after / 1e12, 3)],
     }
     if peak:
         row["mfu_vs_peak"] = flops / step_s / peak
@@ -82,7 +88,7 @@ def bench_width(width, args, matmul_rate, peak):
         holder = {"state": state}
 
         def one_step():
-            holder["state"], metrics = train_step(holder["state"], batch, jax.random.key(0))
+            holder["state"], metrics = step(holder["state"], batch, jax.random.key(0))
             return metrics
 
         every = top_ops(one_step, calls=2, top=0)

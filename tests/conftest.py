@@ -28,6 +28,14 @@ os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", JAX_CACHE)
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
 if "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
     os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} --xla_backend_optimization_level=0".strip()
+# Python's bytecode likewise. Where the environment says not to write it (PYTHONDONTWRITEBYTECODE,
+# as the development machine and the project's images set; uv installs none), every subprocess
+# compiled the source of JAX, Flax, torch and transformers again on import: about a third of the
+# CPU of the demo's miniature (tests/demo, six processes). The session's subprocesses share one
+# bytecode cache per machine in the temp dir instead; nothing is written into the venv.
+PYCACHE = os.path.join(tempfile.gettempdir(), f"ladder-test-pycache-{os.getuid()}")
+if os.environ.pop("PYTHONDONTWRITEBYTECODE", None):
+    os.environ.setdefault("PYTHONPYCACHEPREFIX", PYCACHE)
 
 
 def shared_dir() -> Path:

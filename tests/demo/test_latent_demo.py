@@ -21,7 +21,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -56,9 +55,12 @@ def fashion_subset(folder: Path) -> Path:
     return folder
 
 
-def run_demo(tmp_path: Path, *flags: str) -> tuple[Path, str]:
-    source = fashion_subset(tmp_path / "fashion")
-    out = tmp_path / "out"
+def run_demo(tmp: Path, *flags: str) -> tuple[Path, str]:
+    """hack/latent_demo.py --mini in tmp (its IDX subset made on the first call): (out, stdout)."""
+    source = tmp / "fashion"
+    if not source.exists():
+        fashion_subset(source)
+    out = tmp / "out"
     # XLA's unoptimised backend: compiling (of the autoencoder, trainers, evaluators) is nearly all
     # the miniature costs, and the computation is the same.
     env = {**os.environ, "XLA_FLAGS": "--xla_backend_optimization_level=0"}
@@ -69,19 +71,22 @@ def run_demo(tmp_path: Path, *flags: str) -> tuple[Path, str]:
     return out, proc.stdout
 
 
-def test_latent_demo_data_path(tmp_path):
-    """make test's part: IDX -> folders -> train-autoencoder -> text-image -> reference -> the spec
-    naming what was made (a trainer and evaluator per size are minutes of compiling: below)."""
+def test_latent_demo_miniature(tmp_path):
+    """The whole path in one test (one miniature: xdist would run two tests sharing it on two
+    workers): `--prepare-only` first, checked as `ladder run` will read it; then the same command
+    without it, which resumes in the same folder: the finished preparation is skipped, two U-Nets
+    are trained on the latents, samples decoded, FID computed, the report written."""
     out, stdout = run_demo(tmp_path, "--prepare-only")
     assert f"spec: {out / 'latent-mini-data' / 'latent-mini.yaml'}" in stdout
+    for step in ("train-autoencoder", "text-image", "reference"):
+        assert f"$ ladder prepare {step} " in stdout
+    assert "$ ladder run" not in stdout
     check_data(out / "latent-mini-data")
     assert not (out / "latent-mini" / "status.json").exists()  # nothing trained (only the classifier cache)
 
-
-@pytest.mark.slow
-def test_latent_demo_miniature(tmp_path):
-    """The whole path: two U-Nets trained on the latents, samples decoded, FID, the report."""
     out, stdout = run_demo(tmp_path)
+    assert "$ ladder prepare" not in stdout  # each finished step is skipped on a re-run
+    assert "$ ladder run" in stdout
     assert f"report: {out / 'latent-mini' / 'report.html'}" in stdout
     check_outputs(out)
 

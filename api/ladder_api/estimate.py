@@ -45,8 +45,12 @@ if TYPE_CHECKING:  # pragma: no cover
     from ladder_api.plan import Plan, RunConfig
     from ladder_api.spec import SliceRequest
 
-DEFAULT_TRAIN_MFU = 0.35
-DEFAULT_EVAL_MFU = 0.05
+# Utilisation defaults, from bench/ (2026-12-02, the 2-core VM with nothing else running, against a
+# matmul timed in the same process; no accelerator was lent): the train step at c = 128 in fp32
+# 45.5% (bench/trainer.md), the sampling loop at c = 64, 32x32x4, batch 64 with guidance 43.8%
+# (bench/evaluator.md). Rounded down; the chart's defaults.costEstimate equals them (a chart test).
+DEFAULT_TRAIN_MFU = 0.45
+DEFAULT_EVAL_MFU = 0.4
 TRAIN_FLOPS_PER_FORWARD = 3.0  # forward + backward (twice the forward)
 DATA_BYTES = 2  # float16 latents and embeddings in the training shards
 SECONDS_PER_HOUR = 3600.0

@@ -282,7 +282,7 @@ def test_operator_defaults_carry_images_queue_priority_and_bucket():
         "queue": "tpu-v5e",
         "priorityClass": "high",
         "outputUri": "gs://b/p/",
-        "costEstimate": {"trainMfu": 0.35, "evalMfu": 0.05, "pricePerChipHour": 1.5},
+        "costEstimate": {"trainMfu": 0.45, "evalMfu": 0.4, "pricePerChipHour": 1.5},
         "workloads": {"gcpServiceAccount": None, "serviceAccountAnnotations": {},
                       "nodeSelector": {"pool": "tpu"}, "tolerations": [{"key": "k", "operator": "Exists"}]},
         "policy": {"allowedImageRepositories": [], "allowedStoragePrefixes": [],

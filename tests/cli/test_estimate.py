@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from ladder_api.estimate import DEFAULT_TRAIN_MFU
 from ladder_cli.main import main
 from tests.conftest import EXAMPLES
 
@@ -53,7 +54,8 @@ def test_price_adds_money_and_size_selects_one_row(capsys):
     rows = table(out)
     assert list(rows) == ["c320", "total"]
     assert number(rows["total"][-1]) == pytest.approx(2 * number(rows["total"][-2]), abs=2)
-    assert "600,000,000 examples" in out and "training 35%, evaluation 10%" in out
+    train = f"training {DEFAULT_TRAIN_MFU:.0%}, evaluation 10%"  # the default, and the flag's
+    assert "600,000,000 examples" in out and train in out
 
 
 @pytest.mark.parametrize(

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from ladder_api.errors import UserError
+from ladder_api.estimate import DEFAULT_EVAL_MFU, DEFAULT_TRAIN_MFU
 from ladder_operator import defaults
 from ladder_operator.reconcile import ApplyShared, Create, Observed, reconcile
 from tests.conftest import validate_manifest
@@ -120,12 +121,14 @@ def test_the_operator_refuses_what_only_ladder_run_can_execute():
 
 def test_the_sites_cost_assumptions_reach_the_status_estimate(tmp_path):
     site = defaults.SiteDefaults.from_json({"costEstimate": {"trainMfu": 0.5, "pricePerChipHour": 1.5}})
-    assert (site.cost.train_mfu, site.cost.eval_mfu, site.cost.price_per_chip_hour) == (0.5, 0.05, 1.5)
+    cost = site.cost
+    assert (cost.train_mfu, cost.eval_mfu, cost.price_per_chip_hour) == (0.5, DEFAULT_EVAL_MFU, 1.5)
     status = reconcile(experiment(), Observed(), NOW, site).status
     default = reconcile(experiment(), Observed(), NOW).status
     cost, plain = status["cost"], default["cost"]
     assert cost["trainMfu"] == 0.5 and cost["cost"] == pytest.approx(1.5 * cost["chipHours"], rel=1e-3)
-    assert cost["trainChipHours"] == pytest.approx(plain["trainChipHours"] * 0.35 / 0.5, rel=1e-3)
+    expected = plain["trainChipHours"] * DEFAULT_TRAIN_MFU / 0.5
+    assert cost["trainChipHours"] == pytest.approx(expected, rel=1e-3)
     assert plain["trainChipHours"] > 0
     assert plain.get("cost") is None and plain["spentChipHours"] == 0
     path = tmp_path / "defaults.json"

@@ -2,10 +2,10 @@
 per platform: the one place that chooses them.
 
 On CPUs XLA's YNNPACK fusion (`xla_cpu_experimental_ynn_fusion_type`) is turned off for these
-programs: it fuses the attention's products and the convolutions into kernels that ran the
-U-Net's sampling loop at half the speed of XLA's own emitters on the 2-core VM (c = 64, 32x32x4
-latents, batch 64 with guidance: 2.0x faster with it off, bench/evaluator.md, "Sampling in slices
-and YNN"), and the train step likewise (bench/trainer.md). Options are set per program (jax.jit's
+programs: its kernels ran the U-Net's sampling loop at 0.6x the speed of XLA's own emitters on the
+2-core VM (c = 64, 32x32x4 latents, batch 64 with guidance: 1.66x faster with it off,
+bench/evaluator.md, "Sampling in slices, YNN off") and the train step at 0.88x (c = 128: 1.13x
+with it off, bench/trainer.md). Options are set per program (jax.jit's
 compiler_options), not process-wide through XLA_FLAGS, so the other programs of a process (the
 autoencoder, Inception, CLIP) keep XLA's defaults. Accelerators get XLA's defaults: nothing was
 measured on one here.

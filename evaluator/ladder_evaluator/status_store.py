@@ -45,7 +45,11 @@ def manager_base(width: int) -> str:
 
 
 def now_rfc3339() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """Now in RFC 3339 with microseconds. The operator re-reads a size's results when the report
+    it sees changed (ladder_operator.results), so two writers of one size reporting the same
+    count must not write the same report: with whole seconds they did within one second, and the
+    second writer's results stayed unread until the evaluation JobSet changed."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def progress_fragment(width: int, recorded: int, written_at: str) -> dict:

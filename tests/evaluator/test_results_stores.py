@@ -161,6 +161,22 @@ def test_the_old_pod_reporting_late_after_a_restart_never_reverts_the_new_report
     assert _reports(api, experiment)[16]["recorded"] == 4, "the new pod's count (2 found + 2 written)"
 
 
+def test_a_second_writer_reporting_the_same_count_still_changes_the_report(api, experiment, tmp_path):
+    """Two evaluator workers of one size, each one result, one right after the other (the same
+    second): the operator re-reads a size's results when the report it sees changed
+    (ladder_operator.results), so the second report must differ from the first although its count
+    is the same; with whole-second times it did not, and the second writer's result stayed out of
+    the digest until the evaluation JobSet changed."""
+    first = _store(api, experiment, 32, tmp_path, incarnation=new_incarnation(now=1_800_000_000))
+    second = _store(api, experiment, 32, tmp_path, incarnation=new_incarnation(now=1_800_000_001))
+    first.write([res(32, 0)])
+    seen = _reports(api, experiment)[32]
+    second.write([res(32, 1)])
+    now = _reports(api, experiment)[32]
+    assert seen["recorded"] == now["recorded"] == 1
+    assert now != seen
+
+
 def test_reports_are_rate_limited_and_flushed_at_the_end(api, experiment, tmp_path):
     store = _store(api, experiment, 24, tmp_path, every_s=3600.0)
     store.write([res(24, 0)])  # the first write reports at once

@@ -30,12 +30,12 @@ from ladder_kube.errors import ApiError
 log = logging.getLogger("ladder_evaluator")
 
 
-def make_store(run: RunConfig, mode: str, results: str | None) -> ResultStore:
+def make_store(run: RunConfig, mode: str, results: str | None, worker: int = 0) -> ResultStore:
     in_cluster = bool(os.environ.get("KUBERNETES_SERVICE_HOST"))
     if mode == "cluster" or (mode == "auto" and in_cluster and not results):
         from ladder_evaluator import status_store
 
-        return status_store.from_environment(run, results)
+        return status_store.from_environment(run, results, worker)
     return ResultsStore(results or run.paths.results)
 
 
@@ -97,11 +97,11 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("absl").setLevel(logging.WARNING)  # orbax logs every restore at INFO
     try:
         run = load_run_config(args.config)
-        store = make_store(run, args.status, args.results)
+        worker = worker_of_pod(os.environ) if args.worker is None else args.worker
+        store = make_store(run, args.status, args.results, worker)
         try:
             written = evaluate(run, args.checkpoint, store, force=args.force,
-                               progress=RichProgress(enabled=not args.no_progress),
-                               worker=worker_of_pod(os.environ) if args.worker is None else args.worker)
+                               progress=RichProgress(enabled=not args.no_progress), worker=worker)
         finally:
             store.flush()
         log.info("c%d: %d results written", run.width, len(written))

@@ -8,9 +8,10 @@ take the object past etcd's 1.5 MiB limit and send megabytes to every watcher on
 After a write, the evaluator reports its progress in its size's status entry,
 `sizes[width].evaluator` = {recorded, writtenAt}: a few bytes that wake the operator, which then
 reads the new result objects and updates the digest (ladder_api.digest). The report goes through
-ladder_kube's StatusWriter under a field manager of this process, `ladder-evaluator-c<width>-<random>`
-(ladder_kube.status: a restarted pod and the old one in its grace period never remove each
-other's fields), at most every `report_every_s` and once more at the end (`flush`).
+ladder_kube's StatusWriter under a field manager of this process,
+`ladder-evaluator-c<width>-w<worker>-<random>` (ladder_kube.status: a restarted pod and the old
+one in its grace period never remove each other's fields; each of a size's evaluation workers has
+its own base, `manager_base`), at most every `report_every_s` and once more at the end (`flush`).
 
 A report is a wake-up call, not a record: when it fails (API server away longer than its short
 retries) the evaluation goes on, since the results are safe in storage and the evaluation
@@ -40,8 +41,15 @@ REPORT_EVERY_S = 10.0
 USER_AGENT = f"ladder-evaluator/{CODE_VERSION}"
 
 
-def manager_base(width: int) -> str:
-    return f"ladder-evaluator-c{width}"
+def manager_base(width: int, worker: int = 0) -> str:
+    """The field manager of an evaluator worker, before its incarnation: one per worker of the
+    size. The writers of one base are incarnations of one process (a restarted pod): the newest
+    wins a field, so an old pod's late report never reverts its replacement's. The workers of a
+    size (evaluation.workers) run side by side, so each has its own base and the last report wins
+    the size's `evaluator` field, whichever worker started first: under one shared base the
+    earlier-started worker's reports were dropped and its results not read until the evaluation
+    JobSet changed."""
+    return f"ladder-evaluator-c{width}-w{worker}"
 
 
 def now_rfc3339() -> str:
@@ -108,13 +116,14 @@ class ClusterStore:
             log.warning("progress report to the experiment's status failed (%s); results are in storage", err)
 
 
-def from_environment(run: RunConfig, results: str | None = None) -> ClusterStore:
+def from_environment(run: RunConfig, results: str | None = None, worker: int = 0) -> ClusterStore:
     """Results under `results` (default run.paths.results); the status through credentials as
-    kubectl resolves them (the pod's service account in a cluster)."""
+    kubectl resolves them (the pod's service account in a cluster), as evaluation worker `worker`."""
     from ladder_kube.client import Client
     from ladder_kube.credentials import load_credentials
 
     exp = run.experiment
     client = Client(load_credentials(), user_agent=USER_AGENT)
-    writer = StatusWriter(client, exp.namespace, exp.name, manager_base(run.width), backoff=RETRY)
+    writer = StatusWriter(client, exp.namespace, exp.name, manager_base(run.width, worker),
+                         backoff=RETRY)
     return ClusterStore(ResultsStore(results or run.paths.results), writer, run.width)

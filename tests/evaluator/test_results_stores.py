@@ -78,8 +78,9 @@ def _client(api):
     return Client(load_credentials(str(api.kubeconfig)), user_agent="ladder-evaluator/test")
 
 
-def _store(api, name, width, folder, *, incarnation=None, every_s=0.0, backoff=None) -> ClusterStore:
-    writer = StatusWriter(_client(api), "default", name, manager_base(width), incarnation=incarnation,
+def _store(api, name, width, folder, *, incarnation=None, every_s=0.0, backoff=None,
+           worker=0) -> ClusterStore:
+    writer = StatusWriter(_client(api), "default", name, manager_base(width, worker), incarnation=incarnation,
                           backoff=backoff)
     return ClusterStore(artifacts.ResultsStore(str(folder / f"c{width}" / "results")), writer, width,
                         report_every_s=every_s)
@@ -141,7 +142,7 @@ def test_sixteen_concurrent_evaluators_lose_nothing_and_the_status_holds_only_pr
     assert len(merged) == 7 and merged[res(16, 0).id].value == 42.0
     after = _reports(api, experiment)
     assert after[16]["recorded"] == 7 and after[8] == reports[8]
-    assert again.manager.startswith(manager_base(16) + "-") and manager_base(16) == "ladder-evaluator-c16"
+    assert again.manager.startswith(manager_base(16) + "-") and manager_base(16) == "ladder-evaluator-c16-w0"
 
 
 def test_the_old_pod_reporting_late_after_a_restart_never_reverts_the_new_report(api, experiment, tmp_path):
@@ -175,6 +176,23 @@ def test_a_second_writer_reporting_the_same_count_still_changes_the_report(api, 
     now = _reports(api, experiment)[32]
     assert seen["recorded"] == now["recorded"] == 1
     assert now != seen
+
+
+def test_every_worker_of_a_size_wakes_the_operator_whichever_started_first(api, experiment, tmp_path):
+    """evaluation.workers: two workers of one size side by side. The one started earlier reports
+    after the later one: its report must still land (the operator re-reads the size's results when
+    the report changes). Under one field manager base the later-started worker counted as the
+    newer incarnation and the earlier one's report was dropped."""
+    early = _store(api, experiment, 40, tmp_path, worker=1, incarnation=new_incarnation(now=1_800_000_000))
+    late = _store(api, experiment, 40, tmp_path, worker=0, incarnation=new_incarnation(now=1_800_000_300))
+    late.write([res(40, 0), res(40, 1)])
+    assert _reports(api, experiment)[40]["recorded"] == 2
+    early.write([res(40, 2)])
+    assert _reports(api, experiment)[40]["recorded"] == 1, "the last report wins, whoever wrote it"
+    late.write([res(40, 3)])
+    assert _reports(api, experiment)[40]["recorded"] == 3
+    assert {r.id for r in artifacts.read_results(str(tmp_path / "c40" / "results"))} == {
+        res(40, i).id for i in range(4)}
 
 
 def test_reports_are_rate_limited_and_flushed_at_the_end(api, experiment, tmp_path):

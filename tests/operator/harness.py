@@ -310,16 +310,17 @@ class Cluster:
         spec = self.experiment(exp)["spec"]
         return artifacts.size_paths(storage.join(spec["storage"]["outputUri"], exp), width).results
 
-    def evaluator_writes(self, exp: str, width: int, results: list[dict]) -> None:
-        """What an evaluator pod does after a grid point: its results to storage, then its
-        progress report into the status (ladder_evaluator.status_store, a process of its own)."""
+    def evaluator_writes(self, exp: str, width: int, results: list[dict], worker: int = 0) -> None:
+        """What evaluation worker `worker`'s pod does after a grid point: its results to storage,
+        then its progress report into the status (ladder_evaluator.status_store, a process of its
+        own)."""
         from ladder_evaluator.status_store import ClusterStore, manager_base
         from ladder_kube.client import Client
         from ladder_kube.credentials import load_credentials
         from ladder_kube.status import StatusWriter
 
         client = Client(load_credentials(str(self.kubeconfig)), user_agent="ladder-evaluator/test")
-        writer = StatusWriter(client, self.ns, exp, manager_base(width))
+        writer = StatusWriter(client, self.ns, exp, manager_base(width, worker))
         store = ClusterStore(artifacts.ResultsStore(self.results_prefix(exp, width)), writer, width,
                              report_every_s=0.0)
         store.existing()

@@ -53,13 +53,13 @@ def test_quickstart_runs_to_the_frontier(operator_process, cluster):
     wait_for("eval JobSet", lambda: f"{js[w[0]]}-eval" in cluster.jobsets(name))
     wait_for("third started", lambda: js[w[2]] in cluster.jobsets(name))
     assert cluster.sizes(name)[w[0]]["step"] == 200, "the trainer's fields survive the operator's writes"
-    # Results from many writers at once (two evaluator processes per size), all kept in storage;
+    # Results from many writers at once (two evaluation workers per size), all kept in storage;
     # the status holds only their progress reports and the operator's digest.
     threads = []
     for width in w:
-        for sampler in ("ddim", "dpmpp_2m"):
+        for worker, sampler in enumerate(("ddim", "dpmpp_2m")):
             rs = results_for(width, 300, 100.0 * 64 / width, samplers=(sampler,))  # the final step
-            threads.append(threading.Thread(target=cluster.evaluator_writes, args=(name, width, rs)))
+            threads.append(threading.Thread(target=cluster.evaluator_writes, args=(name, width, rs, worker)))
     for t in threads:
         t.start()
     for t in threads:

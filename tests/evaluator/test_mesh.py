@@ -52,6 +52,17 @@ hlo = sampling.program(model.eps_fn(apply, E.place_params(params, mesh)), x, sam
                        guidance=3.0, cond=ctx, uncond=ctx, schedule=ac, pad_to=2).as_text()
 assert "f32[2,8,8,16]" in hlo, "no per-device share of the first convolution's output"
 assert "f32[16,8,8,16]" not in hlo, "the whole batch is computed on a device"
+# in slices of 8 rows (the CPU's forward_rows): each slice keeps one row on every device, no row
+# moves between devices, and the images are those of the whole batch at once
+kw = dict(sampler="ddim", steps=2, guidance=3.0, cond=ctx, uncond=ctx, schedule=ac, pad_to=2)
+fn = model.eps_fn(apply, E.place_params(params, mesh))
+sliced = sampling.program(fn, x, forward_rows=8, **kw).as_text()
+assert "f32[1,8,8,16]" in sliced and "f32[2,8,8,16]" not in sliced, "not one row per device per slice"
+for op in ("all-gather", "all-to-all", "collective-permute", "all-reduce"):
+    assert op not in sliced, f"{op} in the sliced loop: rows cross devices"
+x1 = jax.device_put(np.random.default_rng(0).standard_normal((8, 8, 8, 1)).astype(np.float32), rows(mesh))
+np.testing.assert_allclose(np.asarray(sampling.sample(fn, x1, forward_rows=8, **kw)),
+                           np.asarray(sampling.sample(fn, x1, **kw)), rtol=1e-5, atol=1e-6)
 np.savez(sys.argv[1], one=out[1], eight=out[8], labels=labels)
 print("MESH-OK")
 """

@@ -183,8 +183,24 @@ def started_defaults(exp: ScalingExperiment, recorded: dict[str, object] | None)
 
 def keep_started_defaults(exp: ScalingExperiment, recorded: dict[str, object] | None) -> ScalingExperiment:
     """`exp` with started_defaults applied: what both backends plan a started experiment with."""
+    return _with_values(exp, started_defaults(exp, recorded))
+
+
+def legacy_candidates(exp: ScalingExperiment) -> list[ScalingExperiment]:
+    """`exp` as each Ladder version before its LEGACY fields would have planned it: with the legacy
+    value of every subset of the LEGACY fields its spec leaves unset, fewest first (`exp` itself
+    first). For an experiment whose recorded recipe is lost, the one whose recipe hashes match its
+    started JobSets' is the one it started with."""
+    from itertools import combinations
+
+    legacy = started_defaults(exp, {"": None})  # a recorded recipe that predates every LEGACY field
+    return [_with_values(exp, {p: legacy[p] for p in subset})
+            for n in range(len(legacy) + 1) for subset in combinations(legacy, n)]
+
+
+def _with_values(exp: ScalingExperiment, values: dict[str, object]) -> ScalingExperiment:
     spec = exp.spec
-    for path, value in started_defaults(exp, recorded).items():
+    for path, value in values.items():
         section, *rest = path.split(".")
         part = _SECTIONS[section]
         spec = spec.model_copy(update={part: _with_value(getattr(spec, part), rest, value)})

@@ -10,6 +10,7 @@ from pathlib import Path
 import yaml
 
 from ladder_api.recipe import LEGACY
+from ladder_operator.labels import RECIPE_HASH
 from ladder_operator.reconcile import (
     EVAL_HASH_ANNOTATION,
     FINALIZER,
@@ -474,6 +475,38 @@ def test_jobset_annotations_stand_in_for_a_lost_state_annotation():
     degraded = next(c for c in out.status["conditions"] if c["type"] == "Degraded")
     assert degraded["reason"] == "SpecChangeRefused" and "c32" in degraded["message"]
     assert creates(out) == []
+
+
+def test_a_size_started_before_the_versioned_defaults_is_not_refused_without_a_recorded_recipe():
+    """An experiment an operator started before training.initialization and training.ema.warmup
+    existed (its JobSets' recipe hashes are of the legacy math), whose state annotation holds no
+    recipe (that operator predates it, or it was lost): the JobSets' hashes tell which defaults it
+    started with, so nothing is refused and the next size trains the same math as the first."""
+    legacy = experiment(scheduling__maxConcurrent=1,
+                        training__initialization=LEGACY["training.initialization"])
+    legacy["spec"]["training"]["ema"]["warmup"] = LEGACY["training.ema.warmup"]
+    js = next(a.obj for a in run_once(legacy).actions if isinstance(a, Create))
+    exp = experiment(scheduling__maxConcurrent=1)  # the fields unset: the new defaults would differ
+    obs = Observed(jobsets={"quickstart-c32": js}, workloads={})
+    out = run_once(exp, obs)
+    assert conditions(out).get("Degraded", ("False", ""))[0] == "False", out.status["conditions"]
+    done = copy.deepcopy(js) | {"status": jobset("quickstart-c32", "completed")["status"]}
+    out = run_once(after(exp, out), Observed(jobsets={"quickstart-c32": done}, workloads={}))
+    (c64,) = [a.obj for a in out.actions
+              if isinstance(a, Create) and a.obj["metadata"]["name"] == "quickstart-c64"]
+    assert c64["metadata"]["annotations"][RECIPE_HASH] == _legacy_hash(legacy, 64)  # what the old one made
+    assert _legacy_hash(legacy, 64) != _legacy_hash(exp, 64)  # so the check above can fail
+    # an edit that changes the math is still refused
+    exp["spec"]["training"]["steps"] = 700
+    refused = run_once(exp, Observed(jobsets={"quickstart-c32": js}, workloads={}))
+    assert conditions(refused)["Degraded"] == ("True", "SpecChangeRefused")
+
+
+def _legacy_hash(doc: dict, width: int) -> str:
+    from ladder_api.plan import expand
+    from ladder_api.spec import ScalingExperiment
+
+    return expand(ScalingExperiment.model_validate(doc)).run(width).recipe_hash
 
 
 def _c32_done_c64_training(max_concurrent: int = 2):

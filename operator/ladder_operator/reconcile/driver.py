@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from ladder_api.plan import Plan, expand
-from ladder_api.recipe import keep_started_defaults
+from ladder_api.recipe import keep_started_defaults, legacy_candidates
 from ladder_api.spec import ScalingExperiment
 from ladder_operator import names
 from ladder_operator.defaults import SiteDefaults, decorate
@@ -55,12 +55,29 @@ def reconcile(raw: dict, observed: Observed, now: str, defaults: SiteDefaults | 
     world = observe(observed)
     state = with_children(read_state(raw), obj.name, world.jobsets.values())
     # A started experiment keeps the defaults it started with (ladder_api.recipe).
-    checked = keep_started_defaults(checked, state.recipe)
-    plan = expand(checked)
+    checked, plan = _as_started(keep_started_defaults(checked, state.recipe), state)
     if obj.deleting:
         return deletion_outcome(obj, checked, plan, state)
     return _running(obj, checked, plan, world, state, now, defaults, observed.rejected,
                     observed.data_prepared)
+
+
+def _as_started(exp: ScalingExperiment, state: OperatorState) -> tuple[ScalingExperiment, Plan]:
+    """`exp` and its plan, as the experiment started. Without a recorded recipe (an operator
+    before the state annotation recorded one, or the annotation lost) the started JobSets' recipe
+    hashes tell which of the versioned defaults it started with (ladder_api.recipe's
+    legacy_candidates); when none matches, the spec as it is (and the edit is refused)."""
+    started = state.started()
+    if state.recipe is not None or not started:
+        return exp, expand(exp)
+    first = None
+    for candidate in legacy_candidates(exp):
+        plan = expand(candidate)
+        first = first or (candidate, plan)
+        widths = {run.width for run in plan.runs}
+        if all(plan.run(w).recipe_hash == h for w, h in started.items() if w in widths):
+            return candidate, plan
+    return first
 
 
 def _running(

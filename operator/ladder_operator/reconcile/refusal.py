@@ -2,7 +2,8 @@
 
 The rule is ladder_api.recipe's, the one `ladder run` applies: the recorded recipe names each
 changed field. Without it (the annotation was lost) the started JobSets' recipe hashes still
-tell that something changed.
+tell that something changed, after the driver chose the versioned defaults those hashes match
+(driver._as_started).
 """
 
 from __future__ import annotations

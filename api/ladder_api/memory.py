@@ -38,6 +38,17 @@ def _bytes(dtype: str) -> int:  # a spec Precision is a StrEnum, so it is the st
 QUERY_CHUNK = 1024  # the trainer's memory-efficient attention chunk (ladder_trainer.models.unet)
 
 
+def score_bytes_per_row(shape: UNetShape, latent_size: int) -> int:
+    """Float32 bytes of the largest self-attention score matrix one row of a forward holds at once:
+    the highest-resolution attention level, its queries in chunks of QUERY_CHUNK (0 without
+    attention). What ladder_evaluator.model.forward_rows bounds on a CPU."""
+    if not shape.attention_levels:
+        return 0
+    side = latent_size // 2 ** min(min(shape.attention_levels), len(shape.level_channels) - 1)
+    tokens = side * side
+    return 4 * shape.num_heads * tokens * min(tokens, QUERY_CHUNK)
+
+
 def block_activations(shape: UNetShape, latent_size: int, context_tokens: int) -> list[tuple[int, int, int]]:
     """Per U-Net block: (elements its backward keeps, elements of its input, float32 attention
     score elements it keeps). Scores are kept only where attention is not chunked (at most

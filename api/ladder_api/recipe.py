@@ -170,10 +170,16 @@ def started_defaults(exp: ScalingExperiment, recorded: dict[str, object] | None)
     existed, and its spec leaves unset. Empty for a new experiment."""
     if not recorded:
         return {}
+    return {path: value for path, value in _unset_new_defaults(exp).items() if path not in recorded}
+
+
+def _unset_new_defaults(exp: ScalingExperiment) -> dict[str, object]:
+    """The LEGACY fields (path -> legacy value) `exp` leaves unset and whose default differs from
+    the legacy value: what an experiment started before them would keep at the legacy value."""
     out = {}
     for path, value in LEGACY.items():
         section, *rest = path.split(".")
-        if path in recorded or not rest:
+        if not rest:
             continue
         part = getattr(exp.spec, _SECTIONS[section])
         if not _user_set(part, rest) and _value(part, rest) != value:
@@ -193,7 +199,7 @@ def legacy_candidates(exp: ScalingExperiment) -> list[ScalingExperiment]:
     started JobSets' is the one it started with."""
     from itertools import combinations
 
-    legacy = started_defaults(exp, {"": None})  # a recorded recipe that predates every LEGACY field
+    legacy = _unset_new_defaults(exp)
     return [_with_values(exp, {p: legacy[p] for p in subset})
             for n in range(len(legacy) + 1) for subset in combinations(legacy, n)]
 

@@ -16,6 +16,7 @@ from jax.tree_util import Partial
 
 from ladder_api.errors import UserError
 from ladder_api.grid import select_checkpoints
+from ladder_api.memory import score_bytes_per_row
 from ladder_api.plan import ModelConfig, RunConfig
 
 # On a CPU, the U-Net forward runs in slices whose level-0 attention scores stay under this many
@@ -93,12 +94,7 @@ def forward_rows(model: ModelConfig, platform: str, devices: int) -> int | None:
     Accelerators take the whole batch: their matmul units want large operands, and the eval
     slice's memory is checked at validation (ladder_api.eval_memory). A multiple of the device
     count, so each device keeps its share."""
-    from ladder_trainer.models.unet import QUERY_CHUNK
-
-    if platform != "cpu" or not model.attention_levels:
+    per_row = score_bytes_per_row(model.shape(), model.latent_size)
+    if platform != "cpu" or not per_row:
         return None
-    side = model.latent_size >> min(model.attention_levels)
-    tokens = side * side
-    per_row = 4 * model.num_heads * tokens * min(tokens, QUERY_CHUNK)
     return max(1, CPU_SLICE_BYTES // per_row) * devices
-

@@ -28,9 +28,10 @@ import jax
 import jax.numpy as jnp
 from jax import Array
 
+from ladder_api.memory import QUERY_CHUNK  # attention queries per chunk above which `attend` chunks
+
 GN_EPS = 1e-5
 LN_EPS = 1e-5
-QUERY_CHUNK = 1024  # attention queries per chunk above which `attend` chunks them
 
 
 def timestep_embedding(t: Array, dim: int, max_period: float = 10_000.0) -> Array:

@@ -80,9 +80,11 @@ def valid_document(draw) -> dict:
             },
             "training": {"steps": draw(st.integers(1, 10**6)), "lrSchedule": {"warmupSteps": 0}},
             "evaluation": {
-                "checkpoints": draw(
-                    st.one_of(st.sampled_from(["final", "all"]), st.lists(st.integers(1, 10**6), min_size=1))
-                )
+                # at most 4 listed steps: with 5 widths and the default grid that stays inside the
+                # replicates one experiment may record (ladder_api.limits), which validation refuses
+                # past (hypothesis once drew 40 steps: 4.1M replicates, a SpecError, not a valid spec)
+                "checkpoints": draw(st.one_of(st.sampled_from(["final", "all"]),
+                                              st.lists(st.integers(1, 10**6), min_size=1, max_size=4)))
             },
             "resources": resources,
             "scheduling": scheduling,
